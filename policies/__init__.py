@@ -1,0 +1,73 @@
+"""Scaling policies: small pure modules, plus the registry that finds them.
+
+A policy is a class with a ``name``, a pydantic ``Config`` model and ``recommend(ctx)``
+(see ``scaler.core.types.ScalingPolicy``). Built-ins are registered here explicitly; third-party
+packages add theirs through the ``cvi_autoscaler.policies`` entry-point group, each entry point
+naming the policy class. A config entry ``{type = "NAME", ...}`` picks the class by ``NAME`` and
+validates the rest against its ``Config``.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import Any, ClassVar, Protocol, cast
+
+from pydantic import BaseModel
+
+from policies.target_tracking import TargetTracking
+from scaler.core.types import PolicyContext, Recommendation, ScalingPolicy
+
+ENTRY_POINT_GROUP = "cvi_autoscaler.policies"
+
+BUILTINS: dict[str, type[Any]] = {TargetTracking.name: TargetTracking}
+
+
+class PolicyClass(Protocol):
+    """What the registry needs of a policy class."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[BaseModel]]
+
+    def __call__(self, config: Any) -> ScalingPolicy: ...
+
+    def recommend(self, ctx: PolicyContext) -> Recommendation | None: ...
+
+
+class RegistryError(ValueError):
+    """A policy name is unknown, or two policies claim the same name."""
+
+
+def discover() -> dict[str, type[Any]]:
+    """All policy classes by name: built-ins plus entry points.
+
+    Two *different* classes under one name is an error (the operator could not tell which runs);
+    the built-ins' own entry points (this distribution registers them too) are not duplicates.
+    """
+    found: dict[str, type[Any]] = dict(BUILTINS)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        cls = ep.load()
+        name = getattr(cls, "name", None)
+        if name != ep.name:
+            raise RegistryError(
+                f"entry point {ep.name!r} ({ep.value}) names a class whose name is {name!r}"
+            )
+        if name in found and found[name] is not cls:
+            raise RegistryError(
+                f"policy name {name!r} is registered twice: {found[name].__module__} and "
+                f"{cls.__module__}"
+            )
+        found[name] = cls
+    return found
+
+
+def build(type_name: str, options: dict[str, Any], registry: dict[str, type[Any]]) -> ScalingPolicy:
+    """Build one policy from its config table (``type`` removed). Raises ``RegistryError`` for an
+    unknown name and pydantic's ``ValidationError`` for bad options."""
+    cls = registry.get(type_name)
+    if cls is None:
+        raise RegistryError(f"unknown policy {type_name!r} (known: {', '.join(sorted(registry))})")
+    config = cast(type[BaseModel], cls.Config).model_validate(options)
+    return cast(ScalingPolicy, cls(config))
+
+
+__all__ = ["BUILTINS", "ENTRY_POINT_GROUP", "RegistryError", "build", "discover"]

@@ -1,0 +1,481 @@
+"""The configuration: one TOML file, validated once at start-up.
+
+Every problem is reported with its key path and the bad value, e.g.
+``pools[1].max: must be >= min (2), got 1``, and the CLI exits 2 before touching Azure.
+Any key can be overridden from the environment: ``CVI_AUTOSCALER__AZURE__LOCATION=westeurope``,
+``CVI_AUTOSCALER__POOLS__0__MAX=12`` (list items by index). Override values are read as TOML
+literals when they parse as one (``12``, ``true``, ``"x"``) and as plain strings otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from scaler.core.types import Behavior, DirectionBehavior, PoolLimits, ScalingPolicy
+from scaler.errors import ConfigError
+
+ENV_PREFIX = "CVI_AUTOSCALER__"
+STATIC_TOKEN_ENV = "CVI_AUTOSCALER_STATIC_TOKEN"
+
+PUBLIC_ARM_HOSTS = frozenset(
+    {"management.azure.com", "management.usgovcloudapi.net", "management.chinacloudapi.cn"}
+)
+PUBLIC_METRICS_SUFFIXES = (
+    ".metrics.monitor.azure.com",
+    ".metrics.monitor.azure.us",
+    ".metrics.monitor.azure.cn",
+)
+
+_VMSS_ID = re.compile(
+    r"^/subscriptions/(?P<sub>[0-9a-fA-F-]{36})/resourceGroups/(?P<rg>[-\w._()]+)"
+    r"/providers/Microsoft\.Compute/virtualMachineScaleSets/(?P<name>[-\w._]+)$",
+    re.IGNORECASE,
+)
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_NAME = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,62}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DaemonConfig(_Strict):
+    """``[daemon]``: the loop."""
+
+    interval_seconds: float = Field(default=30.0, ge=1.0, le=3600.0)
+    dry_run: bool = False
+    shutdown_deadline_seconds: float = Field(default=20.0, gt=0.0, le=600.0)
+    """SIGTERM to exit, at most; keep below systemd's ``TimeoutStopSec``."""
+    once_wait_seconds: float = Field(default=900.0, ge=0.0)
+    """``once`` waits this long for its resizes to finish before reporting."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+
+class AzureConfig(_Strict):
+    """``[azure]``: where and as whom the daemon talks to Azure."""
+
+    subscription_id: str = ""
+    location: str = ""
+    resource_manager_url: str = "https://management.azure.com"
+    resource_manager_audience: str = ""
+    """Token audience for ARM; empty: ``https://management.azure.com`` for public Azure, else the
+    ``resource_manager_url`` itself."""
+    metrics_url: str = ""
+    """Metrics data-plane endpoint; may contain ``{location}``. Empty: public Azure's regional
+    ``https://{location}.metrics.monitor.azure.com``."""
+    metrics_audience: str = "https://metrics.monitor.azure.com"
+    credential: Literal[
+        "default", "managed-identity", "workload-identity", "azure-cli", "static-token"
+    ] = "default"
+    managed_identity_client_id: str = ""
+    ca_bundle: Path | None = None
+    timeout_seconds: float = Field(default=30.0, gt=0.0, le=600.0)
+    retry_total: int = Field(default=3, ge=0, le=10)
+    polling_interval_seconds: float | None = Field(default=None, ge=0.0)
+    """LRO polling interval when Azure sends no ``Retry-After``; empty: the SDK's default."""
+
+    @field_validator("subscription_id")
+    @classmethod
+    def _guid(cls, v: str) -> str:
+        if v and not _GUID.match(v):
+            raise ValueError("must be a subscription GUID")
+        return v
+
+    @field_validator("resource_manager_url", "metrics_url")
+    @classmethod
+    def _https(cls, v: str) -> str:
+        if v and urlparse(v.replace("{location}", "x")).scheme != "https":
+            raise ValueError("must be an https:// URL (Azure refuses bearer tokens over http)")
+        return v.rstrip("/")
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _exists(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.is_file():
+            raise ValueError("file not found")
+        return v
+
+    @property
+    def is_public_cloud(self) -> bool:
+        arm_host = urlparse(self.resource_manager_url).hostname or ""
+        metrics_host = urlparse(self.metrics_url.replace("{location}", "x")).hostname or ""
+        return (
+            arm_host in PUBLIC_ARM_HOSTS
+            or not self.metrics_url
+            or (metrics_host.endswith(PUBLIC_METRICS_SUFFIXES))
+        )
+
+    def metrics_endpoint(self, location: str) -> str:
+        template = self.metrics_url or "https://{location}.metrics.monitor.azure.com"
+        return template.replace("{location}", location)
+
+    def arm_audience(self) -> str:
+        if self.resource_manager_audience:
+            return self.resource_manager_audience
+        host = urlparse(self.resource_manager_url).hostname or ""
+        if host in PUBLIC_ARM_HOSTS:
+            return f"https://{host}"
+        return self.resource_manager_url
+
+
+class MetricConfig(_Strict):
+    """``[pools.metric]``: where a pool's call load is read and how it becomes calls."""
+
+    source: Literal["azure-monitor"] = "azure-monitor"
+    resource_id: str = ""
+    """Resource the metric lives on; empty: the pool's own ``resource_id``."""
+    namespace: str = "Pexip/CVI"
+    name: str = "ActiveCalls"
+    aggregation: Literal["Average", "Maximum", "Minimum", "Total", "Count"] = "Maximum"
+    filter: str = ""
+    """Dimension filter, e.g. ``VMName eq '*'`` (series are summed per minute)."""
+    meaning: Literal["calls", "calls_per_instance", "percent_of_capacity"] = "calls"
+    """``calls``: the value is the pool's concurrent calls. ``calls_per_instance``: multiply by
+    the current instances. ``percent_of_capacity`` (a CPU-style proxy): value/100 × current ×
+    calls_per_instance."""
+    window_minutes: int = Field(default=5, ge=1, le=60)
+    lag_minutes: int = Field(default=3, ge=0, le=30)
+    """Buckets newer than this are still filling and ignored (Azure Monitor is 1–3 min late)."""
+    reduce: Literal["last", "max", "mean"] = "max"
+    """How the window's complete buckets become one number."""
+    history_minutes: int = Field(default=0, ge=0, le=60 * 24 * 35)
+    """Extra history handed to policies that look back (0: none)."""
+
+
+class DirectionConfig(_Strict):
+    stabilization_seconds: float = Field(default=0.0, ge=0.0, le=86400.0)
+    max_instances: int | None = Field(default=None, ge=0)
+    max_percent: float | None = Field(default=None, ge=0.0)
+    period_seconds: float = Field(default=60.0, gt=0.0, le=86400.0)
+    select: Literal["max", "min"] = "max"
+
+    def to_core(self) -> DirectionBehavior:
+        return DirectionBehavior(
+            self.stabilization_seconds,
+            self.max_instances,
+            self.max_percent,
+            self.period_seconds,
+            self.select,
+        )
+
+
+class BehaviorConfig(_Strict):
+    """``[pools.behavior]``: HPA-style tolerance, stabilisation and rate limits."""
+
+    tolerance: float = Field(default=0.1, ge=0.0, lt=1.0)
+    scale_up: DirectionConfig = DirectionConfig(
+        stabilization_seconds=0, max_instances=4, max_percent=100, period_seconds=60
+    )
+    scale_down: DirectionConfig = DirectionConfig(
+        stabilization_seconds=300, max_percent=100, period_seconds=60
+    )
+    missing_data_floor: int | None = Field(default=None, ge=0)
+
+    def to_core(self) -> Behavior:
+        return Behavior(
+            tolerance=self.tolerance,
+            scale_up=self.scale_up.to_core(),
+            scale_down=self.scale_down.to_core(),
+            missing_data_floor=self.missing_data_floor,
+        )
+
+
+class PoolConfig(_Strict):
+    """``[[pools]]``: one scale set the daemon sizes."""
+
+    name: str
+    kind: Literal["vmss"] = "vmss"
+    resource_id: str
+    location: str = ""
+    """Region of the pool; empty: ``[azure] location``."""
+    vcpus_per_instance: int = Field(ge=1, le=1024)
+    quota_family: str = Field(min_length=1)
+    calls_per_instance: float = Field(default=15.0, gt=0.0, le=10000.0)
+    min: int = Field(ge=0)
+    max: int = Field(ge=0)
+    boot_minutes: float = Field(default=20.0, ge=0.0, le=240.0)
+    priority: int = 0
+    metric: MetricConfig = MetricConfig()
+    behavior: BehaviorConfig = BehaviorConfig()
+    policies: list[dict[str, Any]] = Field(min_length=1)
+
+    _built: tuple[ScalingPolicy, ...] = PrivateAttr(default=())
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("must be 1-63 letters, digits, '-', '_' or '.'")
+        return v
+
+    @field_validator("resource_id")
+    @classmethod
+    def _vmss_id(cls, v: str) -> str:
+        if not _VMSS_ID.match(v):
+            raise ValueError(
+                "must be a scale set id /subscriptions/<guid>/resourceGroups/<rg>/providers/"
+                "Microsoft.Compute/virtualMachineScaleSets/<name>"
+            )
+        return v
+
+    @field_validator("max")
+    @classmethod
+    def _max_ge_min(cls, v: int, info: ValidationInfo) -> int:
+        lo = info.data.get("min")
+        if lo is not None and v < lo:
+            raise ValueError(f"must be >= min ({lo})")
+        return v
+
+    @field_validator("policies")
+    @classmethod
+    def _policy_types(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for i, entry in enumerate(v):
+            if not isinstance(entry.get("type"), str):
+                raise ValueError(f"policies[{i}] needs a 'type' naming the policy")
+        return v
+
+    @property
+    def subscription_id(self) -> str:
+        m = _VMSS_ID.match(self.resource_id)
+        return m.group("sub") if m else ""
+
+    @property
+    def resource_group(self) -> str:
+        m = _VMSS_ID.match(self.resource_id)
+        return m.group("rg") if m else ""
+
+    @property
+    def scale_set_name(self) -> str:
+        m = _VMSS_ID.match(self.resource_id)
+        return m.group("name") if m else ""
+
+    @property
+    def metric_resource_id(self) -> str:
+        return self.metric.resource_id or self.resource_id
+
+    @property
+    def policies_built(self) -> tuple[ScalingPolicy, ...]:
+        return self._built
+
+    def limits(self, default_location: str) -> PoolLimits:
+        return PoolLimits(
+            name=self.name,
+            min=self.min,
+            max=self.max,
+            calls_per_instance=self.calls_per_instance,
+            vcpus_per_instance=self.vcpus_per_instance,
+            quota_family=self.quota_family,
+            location=self.location or default_location,
+            priority=self.priority,
+        )
+
+
+class Config(_Strict):
+    """The whole file."""
+
+    daemon: DaemonConfig = DaemonConfig()
+    azure: AzureConfig = AzureConfig()
+    pools: Annotated[list[PoolConfig], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Config:
+        problems: list[str] = []
+        seen: dict[str, int] = {}
+        for i, pool in enumerate(self.pools):
+            if pool.name in seen:
+                problems.append(
+                    f"pools[{i}].name: duplicate of pools[{seen[pool.name]}].name, "
+                    f"got {pool.name!r}"
+                )
+            seen.setdefault(pool.name, i)
+            if not (pool.location or self.azure.location):
+                problems.append(f"pools[{i}].location: required when azure.location is empty")
+            sub = self.azure.subscription_id
+            if sub and pool.subscription_id.lower() != sub.lower():
+                problems.append(
+                    f"pools[{i}].resource_id: must be in azure.subscription_id ({sub}), "
+                    f"got {pool.resource_id!r}"
+                )
+        if self.azure.credential == "static-token":
+            if self.azure.is_public_cloud:
+                problems.append(
+                    "azure.credential: static-token is accepted only with non-public "
+                    "resource_manager_url and metrics_url, got 'static-token'"
+                )
+            elif not os.environ.get(STATIC_TOKEN_ENV):
+                problems.append(
+                    f"azure.credential: static-token needs the environment variable "
+                    f"{STATIC_TOKEN_ENV}, got 'static-token'"
+                )
+        if problems:
+            raise ConfigError(problems)
+        return self
+
+    @property
+    def subscription_id(self) -> str:
+        return self.azure.subscription_id or self.pools[0].subscription_id
+
+    def location_of(self, pool: PoolConfig) -> str:
+        return pool.location or self.azure.location
+
+    def pool_limits(self) -> list[PoolLimits]:
+        return [p.limits(self.azure.location) for p in self.pools]
+
+
+def load_config(
+    path: Path | str,
+    *,
+    environ: Mapping[str, str] | None = None,
+    dry_run: bool | None = None,
+) -> Config:
+    """Read, override from the environment, validate and build the policies. Raises
+    ``ConfigError`` listing every problem found."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: file not found") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    return parse_config(raw, environ=environ, dry_run=dry_run)
+
+
+def parse_config(
+    raw: dict[str, Any],
+    *,
+    environ: Mapping[str, str] | None = None,
+    dry_run: bool | None = None,
+) -> Config:
+    """Validate an already-parsed TOML document (see ``load_config``)."""
+    from policies import RegistryError, build, discover
+
+    data = apply_env_overrides(raw, os.environ if environ is None else environ)
+    if dry_run:
+        data.setdefault("daemon", {})
+        if isinstance(data["daemon"], dict):
+            data["daemon"]["dry_run"] = True
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from exc
+    except ConfigError:
+        raise
+
+    try:
+        registry = discover()
+    except RegistryError as exc:
+        raise ConfigError(f"policies: {exc}") from exc
+    problems: list[str] = []
+    for i, pool in enumerate(config.pools):
+        built: list[ScalingPolicy] = []
+        for j, entry in enumerate(pool.policies):
+            options = {k: v for k, v in entry.items() if k != "type"}
+            where = f"pools[{i}].policies[{j}]"
+            try:
+                built.append(build(entry["type"], options, registry))
+            except RegistryError as exc:
+                problems.append(f"{where}.type: {exc}, got {entry['type']!r}")
+            except ValidationError as exc:
+                problems.extend(format_validation_error(exc, prefix=where))
+        names = [p.name for p in built]
+        for name in {n for n in names if names.count(n) > 1}:
+            problems.append(f"pools[{i}].policies: policy {name!r} is listed twice")
+        pool._built = tuple(built)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with ``CVI_AUTOSCALER__A__B=v`` set at ``a.b``."""
+    data: dict[str, Any] = json.loads(json.dumps(raw, default=str))
+    for key in sorted(environ):
+        if not key.startswith(ENV_PREFIX):
+            continue
+        parts = [p.lower() for p in key[len(ENV_PREFIX) :].split("__") if p]
+        if not parts:
+            continue
+        node: Any = data
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            value: Any = _env_value(environ[key]) if last else {}
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(
+                        f"{key}: no list item {part!r} at {'.'.join(parts[:depth]) or 'top'}"
+                    )
+                if last:
+                    node[int(part)] = value
+                else:
+                    node = node[int(part)]
+            elif isinstance(node, dict):
+                if last:
+                    node[part] = value
+                else:
+                    node = node.setdefault(part, value)
+            else:
+                raise ConfigError(f"{key}: {'.'.join(parts[:depth])} is not a table")
+    return data
+
+
+def _env_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def format_validation_error(exc: ValidationError, *, prefix: str = "") -> list[str]:
+    """pydantic's errors as ``key.path[i].name: message, got value`` lines."""
+    lines = []
+    for err in exc.errors():
+        path = prefix
+        for part in err["loc"]:
+            if isinstance(part, int):
+                path += f"[{part}]"
+            else:
+                path += f".{part}" if path else str(part)
+        msg = str(err["msg"])
+        for lead in ("Value error, ", "Assertion failed, "):
+            if msg.startswith(lead):
+                msg = msg[len(lead) :]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            lines.append(f"{path or '(top)'}: required key is missing")
+            continue
+        msg = msg[:1].lower() + msg[1:]
+        lines.append(f"{path or '(top)'}: {msg}, got {_show(err.get('input'))}")
+    return lines
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    try:
+        text = json.dumps(value, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,303 @@
+"""``decide()``: from one pool's observation to its desired capacity, through fixed clamps.
+
+The order is a contract (it is what the ``steps`` of a decision and the README list):
+
+1. **policy**        every policy recommends; the highest recommendation wins, so a pool scales
+                     in only when all its policies agree (and never on stale or missing data)
+2. **tolerance**     within ±``tolerance`` of the target utilisation the pool holds (HPA)
+3. **stabilisation** scale up to the *lowest* recommendation of the up-window, down to the
+                     *highest* of the down-window (HPA ``behavior``)
+4. **rate limit**    at most N instances or P % per period, per direction (HPA ``behavior``)
+5. **min/max**       the pool's bounds
+6. **quota**         a scale-up fits the vCPU headroom of the quota family *and* the regional
+                     ``cores`` total, shared by every pool of the region in priority order
+
+A resize still in flight or a pool that could not be read holds outright. Each stage that changes
+the value gives its ``Reason``; the decision's reason is that of the last stage that changed it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from scaler.core.types import (
+    Behavior,
+    Decision,
+    DirectionBehavior,
+    MetricStatus,
+    Observation,
+    PolicyContext,
+    PoolLimits,
+    PoolPlan,
+    PoolState,
+    QuotaUsage,
+    Reason,
+    Recommendation,
+    ScalingPolicy,
+    Step,
+)
+
+REGIONAL_QUOTA = "cores"
+"""The ``usage.list`` line that caps all vCPUs of a region, whatever their family."""
+
+
+def decide(
+    *,
+    pool: PoolLimits,
+    behavior: Behavior,
+    policies: Sequence[ScalingPolicy],
+    observation: Observation,
+    state: PoolState,
+    now: float,
+    headroom_vcpus: int | None = None,
+) -> Decision:
+    """Decide one pool's desired capacity. Pure: the same inputs always give the same output.
+
+    ``headroom_vcpus`` is the quota still free for this pool (``None``: unknown, not clamped;
+    Azure itself refuses a resize beyond quota). ``now`` is in seconds since the epoch.
+    """
+    current = observation.current
+    metric = observation.metric
+    usable = metric.status is MetricStatus.OK
+    calls = metric.calls if usable else None
+    steps: list[Step] = []
+
+    # 1. policy
+    ctx = PolicyContext(
+        now=now, current=current, calls=calls, pool=pool, metric=metric, state=state
+    )
+    best: Recommendation | None = None
+    winner: str | None = None
+    for policy in policies:
+        rec = policy.recommend(ctx)
+        if rec is not None and (best is None or rec.desired > best.desired):
+            best, winner = rec, policy.name
+    recommended = best.desired if best is not None else None
+
+    def finish(value: int, reason: Reason, new_state: PoolState, detail: str = "") -> Decision:
+        return Decision(
+            pool=pool.name,
+            current=current,
+            desired=value,
+            reason=reason,
+            recommended=recommended,
+            policy=winner,
+            calls=calls,
+            metric_status=metric.status,
+            steps=tuple(steps),
+            state=new_state,
+            detail=detail,
+        )
+
+    if observation.in_flight:
+        steps.append(Step("policy", current, Reason.RESIZE_IN_FLIGHT))
+        return finish(current, Reason.RESIZE_IN_FLIGHT, state)
+
+    state = _prune(state, behavior, now)
+    if not usable:
+        # Rule: missing or stale data never shrinks anything; it holds or rises to a safe floor.
+        stale = metric.status is MetricStatus.STALE
+        reason = Reason.METRICS_STALE if stale else Reason.METRICS_MISSING
+        value = max(current, recommended or 0, behavior.missing_data_floor or 0)
+        steps.append(Step("policy", value, reason))
+    elif best is None:
+        reason = Reason.NO_RECOMMENDATION
+        value = current
+        steps.append(Step("policy", value, reason))
+    else:
+        reason = Reason.DESIRED_WITHIN_RANGE
+        value = best.desired
+        steps.append(Step("policy", value, reason))
+
+        # 2. tolerance
+        ratio = best.utilization_ratio
+        within = ratio is not None and current > 0 and abs(ratio - 1.0) <= behavior.tolerance
+        if within and value != current:
+            value, reason = current, Reason.WITHIN_TOLERANCE
+            steps.append(Step("tolerance", value, reason))
+
+        # 3. stabilisation
+        stabilized = _stabilize(state.recommendations, value, current, behavior, now)
+        state = _with_recommendation(state, now, value)
+        if stabilized != value:
+            reason = Reason.SCALE_UP_STABILIZED if value > current else Reason.SCALE_DOWN_STABILIZED
+            value = stabilized
+            steps.append(Step("stabilisation", value, reason))
+
+    # 4. rate limit
+    if value > current:
+        limit = _up_limit(state.scale_events, current, behavior.scale_up, now)
+        if value > limit:
+            value, reason = max(current, limit), Reason.SCALE_UP_LIMIT
+            steps.append(Step("rate_limit", value, reason))
+    elif value < current:
+        limit = _down_limit(state.scale_events, current, behavior.scale_down, now)
+        if value < limit:
+            value, reason = min(current, limit), Reason.SCALE_DOWN_LIMIT
+            steps.append(Step("rate_limit", value, reason))
+
+    # 5. min/max (with unusable metrics, max only stops a rise: it never forces a scale-in)
+    if value < pool.min:
+        value, reason = pool.min, Reason.TOO_FEW_INSTANCES
+        steps.append(Step("bounds", value, reason))
+    elif value > pool.max:
+        ceiling = pool.max if usable else max(pool.max, current)
+        if value > ceiling:
+            value, reason = ceiling, Reason.TOO_MANY_INSTANCES
+            steps.append(Step("bounds", value, reason))
+
+    # 6. quota
+    detail = ""
+    if value > current and headroom_vcpus is not None:
+        allowed = current + max(0, headroom_vcpus) // max(1, pool.vcpus_per_instance)
+        if value > allowed:
+            detail = (
+                f"needs {(value - current) * pool.vcpus_per_instance} vCPUs, "
+                f"headroom {max(0, headroom_vcpus)} vCPUs"
+            )
+            value, reason = allowed, Reason.QUOTA_LIMITED
+            steps.append(Step("quota", value, reason))
+
+    return finish(value, reason, state, detail)
+
+
+def plan_tick(
+    *,
+    pools: Sequence[PoolPlan],
+    usage: Mapping[str, Mapping[str, QuotaUsage]],
+    now: float,
+) -> list[Decision]:
+    """Decide every pool of a tick, sharing each region's vCPU quota between them.
+
+    ``usage`` maps a location to its ``usage.list`` lines by name; a location that is absent
+    (its read failed) leaves scale-ups there unclamped. Pools are served in priority order
+    (higher first, then by name), so scarce headroom is split deterministically and the pools
+    that lost out say ``QuotaLimited``. Decisions come back in the order of ``pools``.
+    """
+    granted: dict[tuple[str, str], int] = {}
+    order = sorted(
+        range(len(pools)), key=lambda i: (-pools[i].limits.priority, pools[i].limits.name)
+    )
+    out: dict[int, Decision] = {}
+    for i in order:
+        p = pools[i]
+        lim = p.limits
+        lines = usage.get(lim.location)
+        headroom: int | None = None
+        if lines is not None:
+            candidates = []
+            for quota_name in (lim.quota_family, REGIONAL_QUOTA):
+                line = lines.get(quota_name)
+                if line is not None:
+                    candidates.append(line.headroom - granted.get((lim.location, quota_name), 0))
+            headroom = min(candidates) if candidates else None
+        d = decide(
+            pool=lim,
+            behavior=p.behavior,
+            policies=p.policies,
+            observation=p.observation,
+            state=p.state,
+            now=now,
+            headroom_vcpus=headroom,
+        )
+        if d.desired > d.current:
+            need = (d.desired - d.current) * lim.vcpus_per_instance
+            for quota_name in {lim.quota_family, REGIONAL_QUOTA}:
+                key = (lim.location, quota_name)
+                granted[key] = granted.get(key, 0) + need
+        out[i] = d
+    return [out[i] for i in range(len(pools))]
+
+
+def record_scale(state: PoolState, *, now: float, change: int) -> PoolState:
+    """Return ``state`` with an applied resize of ``change`` instances recorded (rate limits)."""
+    if change == 0:
+        return state
+    return PoolState(
+        recommendations=state.recommendations,
+        scale_events=(*state.scale_events, (now, change)),
+        last_scale_up=now if change > 0 else state.last_scale_up,
+        last_scale_down=now if change < 0 else state.last_scale_down,
+    )
+
+
+def _prune(state: PoolState, behavior: Behavior, now: float) -> PoolState:
+    up, down = behavior.scale_up, behavior.scale_down
+    keep_recs = max(up.stabilization_seconds, down.stabilization_seconds)
+    keep_events = max(up.period_seconds, down.period_seconds)
+    recs = state.recommendations
+    events = state.scale_events
+    if recs and recs[0][0] <= now - keep_recs:
+        recs = tuple(r for r in recs if r[0] > now - keep_recs)
+    if events and events[0][0] <= now - keep_events:
+        events = tuple(e for e in events if e[0] > now - keep_events)
+    if recs is state.recommendations and events is state.scale_events:
+        return state
+    return PoolState(recs, events, state.last_scale_up, state.last_scale_down)
+
+
+def _with_recommendation(state: PoolState, now: float, value: int) -> PoolState:
+    return PoolState(
+        (*state.recommendations, (now, value)),
+        state.scale_events,
+        state.last_scale_up,
+        state.last_scale_down,
+    )
+
+
+def _stabilize(
+    history: Sequence[tuple[float, int]], value: int, current: int, behavior: Behavior, now: float
+) -> int:
+    """HPA's rule: up to the lowest recommendation of the up-window, down to the highest of the
+    down-window, so a brief dip or spike does not move the pool."""
+    up_cut = now - behavior.scale_up.stabilization_seconds
+    down_cut = now - behavior.scale_down.stabilization_seconds
+    up_rec = down_rec = value
+    for t, rec in history:
+        if t > up_cut and rec < up_rec:
+            up_rec = rec
+        if t > down_cut and rec > down_rec:
+            down_rec = rec
+    result = current
+    if result < up_rec:
+        result = up_rec
+    if result > down_rec:
+        result = down_rec
+    return result
+
+
+def _changed_in_period(
+    events: Sequence[tuple[float, int]], rule: DirectionBehavior, now: float, sign: int
+) -> int:
+    cut = now - rule.period_seconds
+    return sum(c * sign for t, c in events if t > cut and c * sign > 0)
+
+
+def _up_limit(
+    events: Sequence[tuple[float, int]], current: int, rule: DirectionBehavior, now: float
+) -> int:
+    if rule.max_instances is None and rule.max_percent is None:
+        return 1 << 30
+    start = current - _changed_in_period(events, rule, now, +1)
+    limits = []
+    if rule.max_instances is not None:
+        limits.append(start + rule.max_instances)
+    if rule.max_percent is not None:
+        limits.append(math.ceil(start * (1.0 + rule.max_percent / 100.0)))
+    return max(limits) if rule.select == "max" else min(limits)
+
+
+def _down_limit(
+    events: Sequence[tuple[float, int]], current: int, rule: DirectionBehavior, now: float
+) -> int:
+    if rule.max_instances is None and rule.max_percent is None:
+        return 0
+    start = current + _changed_in_period(events, rule, now, -1)
+    limits = []
+    if rule.max_instances is not None:
+        limits.append(start - rule.max_instances)
+    if rule.max_percent is not None:
+        limits.append(math.floor(start * (1.0 - rule.max_percent / 100.0)))
+    # "max" allows the bigger change, which for scale-in is the lower limit.
+    return min(limits) if rule.select == "max" else max(limits)

@@ -1,0 +1,102 @@
+"""Turning a metric's buckets into one reading, and a reading into calls. Pure.
+
+Azure Monitor publishes a minute's bucket 1–3 minutes late and the newest buckets are often
+null or still filling. So: buckets newer than ``now - lag`` are ignored, a null bucket is
+*unknown* (never zero), and a window with no known bucket is ``STALE`` (or ``MISSING`` when the
+source returned no series at all). Nothing here guesses a value it did not see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from scaler.core.types import MetricReading, MetricStatus
+
+Bucket = tuple[float, float | None]
+"""(bucket start, seconds since the epoch; value or ``None`` for an unknown bucket)."""
+
+
+def merge_series(series: Iterable[Sequence[Bucket]]) -> list[Bucket]:
+    """Sum several series (one per dimension value, e.g. per VM) bucket by bucket.
+
+    A bucket is known when every series that has it reports a value; one null among them makes
+    the sum unknown rather than an undercount.
+    """
+    totals: dict[float, float | None] = {}
+    for points in series:
+        for t, v in points:
+            if t in totals:
+                prev = totals[t]
+                totals[t] = None if prev is None or v is None else prev + v
+            else:
+                totals[t] = v
+    return sorted(totals.items())
+
+
+def reduce_window(
+    points: Sequence[Bucket] | None,
+    *,
+    now: float,
+    window_seconds: float,
+    lag_seconds: float,
+    reduce: str = "max",
+    bucket_seconds: float = 60.0,
+    history_seconds: float = 0.0,
+) -> MetricReading:
+    """One reading from the complete buckets of ``[now - lag - window, now - lag)``.
+
+    ``points is None`` means the source had no series at all (``MISSING``). Values that are not
+    finite or are negative are treated as unknown.
+    """
+    if points is None:
+        return MetricReading.missing("no time series")
+    newest_complete = now - lag_seconds - bucket_seconds
+    oldest = newest_complete - window_seconds + bucket_seconds
+    known: list[float] = []
+    as_of: float | None = None
+    history: list[Bucket] = []
+    oldest_history = newest_complete - history_seconds
+    for t, v in points:
+        if t > newest_complete:
+            continue
+        good = v is not None and v >= 0.0 and v != float("inf")
+        if history_seconds and t > oldest_history:
+            history.append((t, v if good else None))
+        if t < oldest or not good or v is None:
+            continue
+        known.append(v)
+        as_of = t if as_of is None or t > as_of else as_of
+    if not known:
+        return MetricReading(
+            MetricStatus.STALE, None, None, "no known bucket in window", tuple(history)
+        )
+    if reduce == "last":
+        value = known[-1]
+    elif reduce == "mean":
+        value = sum(known) / len(known)
+    else:
+        value = max(known)
+    return MetricReading(MetricStatus.OK, value, as_of, "", tuple(history))
+
+
+def to_calls(
+    reading: MetricReading, *, meaning: str, current: int, calls_per_instance: float
+) -> MetricReading:
+    """Convert a reading's value to concurrent calls for the pool (see ``MetricConfig.meaning``)."""
+    if reading.calls is None or meaning == "calls":
+        return reading
+    if meaning == "calls_per_instance":
+        factor = float(current)
+    else:  # percent_of_capacity
+        factor = current * calls_per_instance / 100.0
+
+    def conv(v: float | None) -> float | None:
+        return None if v is None else v * factor
+
+    return MetricReading(
+        reading.status,
+        conv(reading.calls),
+        reading.as_of,
+        reading.detail,
+        tuple((t, conv(v)) for t, v in reading.history),
+    )

@@ -1,0 +1,245 @@
+"""Frozen value types shared by the core, the policies, the adapters and the simulator.
+
+Units, once for the whole module: times are seconds since the Unix epoch (UTC) as ``float``,
+durations are seconds, load is *concurrent calls*, capacity is *instances*, quota is *vCPUs*.
+Plain floats instead of ``datetime`` keep ``decide()`` cheap enough for month-long backtests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import ClassVar, Protocol, runtime_checkable
+
+
+class Reason(StrEnum):
+    """Why a pool's desired capacity is what it is.
+
+    The names are a contract: they appear verbatim in logs, ``once --json``, ``/status`` and
+    backtest reports. Add new ones; never rename.
+    """
+
+    DESIRED_WITHIN_RANGE = "DesiredWithinRange"
+    """The policies' answer stood unchanged (which may equal the current capacity)."""
+    NO_RECOMMENDATION = "NoRecommendation"
+    """No policy had an opinion; the pool holds."""
+    WITHIN_TOLERANCE = "WithinTolerance"
+    """Load is within the tolerance band around the target; the pool holds."""
+    SCALE_UP_STABILIZED = "ScaleUpStabilized"
+    SCALE_DOWN_STABILIZED = "ScaleDownStabilized"
+    SCALE_UP_LIMIT = "ScaleUpLimit"
+    SCALE_DOWN_LIMIT = "ScaleDownLimit"
+    TOO_FEW_INSTANCES = "TooFewInstances"
+    """Raised to the pool's ``min``."""
+    TOO_MANY_INSTANCES = "TooManyInstances"
+    """Lowered to the pool's ``max``."""
+    QUOTA_LIMITED = "QuotaLimited"
+    """A scale-up was cut to the vCPU headroom of the quota family or the regional total."""
+    METRICS_STALE = "MetricsStale"
+    """The metric has a series but no usable recent value; the pool never scales in."""
+    METRICS_MISSING = "MetricsMissing"
+    """The metric has no series at all; the pool never scales in."""
+    RESIZE_IN_FLIGHT = "ResizeInFlight"
+    """A resize of the pool has not finished; nothing new is asked until it has."""
+    OBSERVE_FAILED = "ObserveFailed"
+    """The pool's own state could not be read; nothing is decided for it this tick."""
+
+
+class MetricStatus(StrEnum):
+    """Quality of a metric reading. Only ``OK`` readings may ever lead to a scale-in."""
+
+    OK = "ok"
+    STALE = "stale"
+    MISSING = "missing"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricReading:
+    """A pool's load as read from a metric source, already converted to concurrent calls.
+
+    ``history`` holds older complete buckets (oldest first) for policies that look back;
+    ``None`` in it is an unknown bucket, never zero.
+    """
+
+    status: MetricStatus
+    calls: float | None = None
+    as_of: float | None = None
+    detail: str = ""
+    history: tuple[tuple[float, float | None], ...] = ()
+
+    @staticmethod
+    def ok(calls: float, as_of: float | None = None) -> MetricReading:
+        return MetricReading(MetricStatus.OK, calls, as_of)
+
+    @staticmethod
+    def stale(detail: str = "") -> MetricReading:
+        return MetricReading(MetricStatus.STALE, None, None, detail)
+
+    @staticmethod
+    def missing(detail: str = "") -> MetricReading:
+        return MetricReading(MetricStatus.MISSING, None, None, detail)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolLimits:
+    """The parts of a pool's configuration the core needs."""
+
+    name: str
+    min: int
+    max: int
+    calls_per_instance: float
+    vcpus_per_instance: int
+    quota_family: str
+    location: str
+    priority: int = 0
+    """Higher goes first when pools compete for scarce quota; ties go by name."""
+
+
+@dataclass(frozen=True, slots=True)
+class DirectionBehavior:
+    """Stabilisation and rate limit for one direction, as Kubernetes HPA ``behavior`` has them.
+
+    Within ``period_seconds`` the pool may change by ``max_instances`` or by ``max_percent`` of
+    its size at the start of the period; ``select`` picks the policy that allows the bigger
+    (``"max"``) or the smaller (``"min"``) change. Both ``None`` means no rate limit; both ``0``
+    disables the direction.
+    """
+
+    stabilization_seconds: float = 0.0
+    max_instances: int | None = None
+    max_percent: float | None = None
+    period_seconds: float = 60.0
+    select: str = "max"
+
+
+@dataclass(frozen=True, slots=True)
+class Behavior:
+    """How eagerly a pool follows its policies (applies to every policy of the pool)."""
+
+    tolerance: float = 0.1
+    scale_up: DirectionBehavior = field(
+        default_factory=lambda: DirectionBehavior(0.0, 4, 100.0, 60.0, "max")
+    )
+    scale_down: DirectionBehavior = field(
+        default_factory=lambda: DirectionBehavior(300.0, None, 100.0, 60.0, "max")
+    )
+    missing_data_floor: int | None = None
+    """With stale or missing metrics, scale out to at least this many instances (never in)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PoolState:
+    """History the core needs between ticks; returned updated by ``decide()``.
+
+    ``recommendations``: (time, instances) after tolerance, for stabilisation windows.
+    ``scale_events``: (time, signed change in instances) actually applied, for rate limits.
+    """
+
+    recommendations: tuple[tuple[float, int], ...] = ()
+    scale_events: tuple[tuple[float, int], ...] = ()
+    last_scale_up: float | None = None
+    last_scale_down: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What the daemon saw of one pool this tick (level-triggered: re-read every tick)."""
+
+    current: int
+    """Instances the pool has now (the scale set's capacity): whatever Azure says is the truth."""
+    metric: MetricReading
+    in_flight: bool = False
+    """A resize (ours or anyone's) has not finished."""
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyContext:
+    """Everything a policy may look at. ``calls`` is ``None`` when the metric is not usable."""
+
+    now: float
+    current: int
+    calls: float | None
+    pool: PoolLimits
+    metric: MetricReading
+    state: PoolState
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    """A policy's answer: the instances it wants.
+
+    ``utilization_ratio`` (observed utilisation ÷ target) lets the core apply the HPA tolerance
+    band; policies that do not track a target leave it ``None``.
+    """
+
+    desired: int
+    utilization_ratio: float | None = None
+    note: str = ""
+
+
+@runtime_checkable
+class ScalingPolicy(Protocol):
+    """A pure scaling policy: no I/O, no clock, no randomness.
+
+    Policies are built from their typed config by the registry in ``policies``; ``recommend``
+    returns ``None`` when the policy has no opinion (for example no usable metric).
+    """
+
+    name: ClassVar[str]
+
+    def recommend(self, ctx: PolicyContext) -> Recommendation | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One stage of the clamp pipeline: the value after it and the reason it gave."""
+
+    stage: str
+    value: int
+    reason: Reason
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of ``decide()`` for one pool at one tick."""
+
+    pool: str
+    current: int
+    desired: int
+    reason: Reason
+    recommended: int | None
+    policy: str | None
+    calls: float | None
+    metric_status: MetricStatus
+    steps: tuple[Step, ...]
+    state: PoolState
+    detail: str = ""
+
+    @property
+    def change(self) -> int:
+        return self.desired - self.current
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaUsage:
+    """One quota line of ``usage.list(location)``: vCPUs in use and allowed."""
+
+    name: str
+    current: int
+    limit: int
+
+    @property
+    def headroom(self) -> int:
+        return max(0, self.limit - self.current)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolPlan:
+    """All inputs ``plan_tick()`` needs for one pool."""
+
+    limits: PoolLimits
+    behavior: Behavior
+    policies: Sequence[ScalingPolicy]
+    observation: Observation
+    state: PoolState

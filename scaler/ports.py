@@ -1,0 +1,71 @@
+"""The small protocols between the daemon and the world.
+
+The real Azure adapters, the in-memory simulator and test fakes all implement these, so the
+daemon loop is the same code in production, in the demo and in tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from scaler.config import PoolConfig
+from scaler.core.types import MetricReading, QuotaUsage
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStatus:
+    """A pool as Azure reports it now."""
+
+    capacity: int
+    """Instances requested (the scale set's ``sku.capacity``)."""
+    provisioning_state: str = "Succeeded"
+    """``Updating`` etc. means someone's change is still running."""
+
+    @property
+    def in_flight(self) -> bool:
+        return self.provisioning_state.lower() not in ("succeeded", "failed", "canceled")
+
+
+class Clock(Protocol):
+    """Wall time in seconds since the epoch (virtual in the simulator)."""
+
+    def now(self) -> float: ...
+
+
+class MetricsSource(Protocol):
+    """Reads every pool's load in as few calls as possible.
+
+    Returns a reading per pool name, in the metric's own unit (``MetricConfig.meaning``); a pool
+    whose read failed gets a ``MISSING`` reading with the error as detail, never an exception.
+    """
+
+    def read(self, pools: Sequence[PoolConfig], now: float) -> Mapping[str, MetricReading]: ...
+
+
+class ResizeHandle(Protocol):
+    """A resize that has been started and may still be running."""
+
+    def done(self) -> bool: ...
+
+    def result(self, timeout: float | None = None) -> None:
+        """Wait up to ``timeout`` seconds; raise ``AdapterError`` if the resize failed and
+        ``TimeoutError`` if it is still running."""
+        ...
+
+    def continuation_token(self) -> str | None: ...
+
+
+class PoolActuator(Protocol):
+    """Reads and changes a pool's capacity."""
+
+    def observe(self, pool: PoolConfig) -> PoolStatus: ...
+
+    def resize(self, pool: PoolConfig, capacity: int) -> ResizeHandle: ...
+
+
+class QuotaReader(Protocol):
+    """vCPU usage and limits of a region, by quota name (``cores``, ``standardFSv2Family``…)."""
+
+    def usage(self, location: str) -> Mapping[str, QuotaUsage]: ...
