@@ -1,0 +1,217 @@
+"""Command line: ``run``, ``once``, ``validate``, ``demo`` (and ``backtest``).
+
+Exit codes are a contract: 0 ok, 2 bad config or usage, 1 anything else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from scaler.config import Config, load_config
+from scaler.errors import ConfigError, ScalerError
+from scaler.logs import configure, get_logger
+
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="TOML configuration file.",
+)
+dry_run_option = click.option(
+    "--dry-run", is_flag=True, help="Read and decide for real, write nothing to Azure."
+)
+
+
+def _fail_config(err: ConfigError) -> NoReturn:
+    for line in err.problems:
+        click.echo(f"config error: {line}", err=True)
+    sys.exit(EXIT_CONFIG)
+
+
+def _load(path: Path, dry_run: bool = False) -> Config:
+    try:
+        return load_config(path, dry_run=dry_run or None)
+    except ConfigError as err:
+        _fail_config(err)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="cvi-autoscaler")
+def main() -> None:
+    """cvi-autoscaler: size Pexip CVI Teams Connector scale sets to their call load."""
+
+
+@main.command()
+@config_option
+def validate(config_path: Path) -> None:
+    """Check a configuration file; exit 0 when valid, 2 naming each bad key when not."""
+    config = _load(config_path)
+    pools = ", ".join(f"{p.name} ({p.min}-{p.max})" for p in config.pools)
+    click.echo(f"{config_path}: valid; {len(config.pools)} pool(s): {pools}")
+
+
+def _install_stop_signals(stop: threading.Event) -> None:
+    def handler(signum: int, _frame: Any) -> None:
+        get_logger().info("daemon.signal", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _with_adapters(config: Config, body: Callable[[Any], int]) -> int:
+    from scaler.adapters.azure import AzureAdapters
+
+    try:
+        adapters = AzureAdapters(config)
+    except ConfigError as err:
+        _fail_config(err)
+    try:
+        return body(adapters)
+    finally:
+        adapters.close()
+
+
+def _clock() -> Any:
+    import time
+
+    class WallClock:
+        def now(self) -> float:
+            return time.time()
+
+    return WallClock()
+
+
+@main.command()
+@config_option
+@dry_run_option
+def run(config_path: Path, dry_run: bool) -> None:
+    """Run the daemon until SIGTERM or SIGINT."""
+    from scaler.daemon import Daemon
+
+    config = _load(config_path, dry_run)
+    configure(config.daemon.log_level, config.daemon.log_format)
+    stop = threading.Event()
+    _install_stop_signals(stop)
+
+    def body(adapters: Any) -> int:
+        daemon = Daemon(
+            config=config,
+            metrics=adapters.metrics,
+            actuator=adapters.compute,
+            quota=adapters.compute,
+            clock=_clock(),
+        )
+        clean = daemon.run(stop)
+        return EXIT_OK if clean else EXIT_FAILURE
+
+    code = _with_adapters(config, body)
+    sys.stdout.flush()
+    if code != EXIT_OK:
+        os._exit(code)  # a tick is stuck past the deadline: do not wait for its thread
+    sys.exit(code)
+
+
+@main.command()
+@config_option
+@dry_run_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per pool on stdout.")
+def once(config_path: Path, dry_run: bool, as_json: bool) -> None:
+    """One observe → decide → act pass, waiting for the resizes it starts."""
+    from scaler.daemon import Daemon
+
+    config = _load(config_path, dry_run)
+    configure(config.daemon.log_level, config.daemon.log_format, stream=sys.stderr)
+
+    def body(adapters: Any) -> int:
+        daemon = Daemon(
+            config=config,
+            metrics=adapters.metrics,
+            actuator=adapters.compute,
+            quota=adapters.compute,
+            clock=_clock(),
+        )
+        outcomes = daemon.tick()
+        results = daemon.wait_for_resizes(config.daemon.once_wait_seconds)
+        code = EXIT_OK
+        for o in outcomes:
+            record = o.to_json()
+            if o.pool in results and results[o.pool] is not None:
+                record["applied"] = False
+                record["error"] = results[o.pool]
+            if record["error"]:
+                code = EXIT_FAILURE
+            if as_json:
+                click.echo(json.dumps(record))
+            else:
+                move = f"{o.current} -> {o.desired}" if o.current != o.desired else f"{o.current}"
+                state = "applied" if record["applied"] else ("dry-run" if o.dry_run else "")
+                extra = f" error: {record['error']}" if record["error"] else ""
+                click.echo(f"{o.pool}: {move} {o.reason} {state}{extra}".rstrip())
+        return code
+
+    sys.exit(_with_adapters(config, body))
+
+
+@main.command()
+@click.option("--speed", default=1080.0, show_default=True, help="Simulated seconds per second.")
+@click.option("--start-hour", default=5, show_default=True, help="First simulated hour (UTC).")
+@click.option("--end-hour", default=23, show_default=True, help="Last simulated hour (UTC).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Demo configuration (default: the bundled one).",
+)
+@click.option(
+    "--trace",
+    "trace_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Trace CSV of the day (default: the bundled one).",
+)
+def demo(
+    speed: float,
+    start_hour: int,
+    end_hour: int,
+    config_path: Path | None,
+    trace_path: Path | None,
+) -> None:
+    """The daemon on the embedded simulator with a bundled day of call load; no Azure needed."""
+    from scaler.demo import run_demo
+
+    if not 0 <= start_hour < end_hour <= 24:
+        raise click.UsageError("--start-hour must be before --end-hour, both within 0-24")
+    if speed <= 0:
+        raise click.UsageError("--speed must be positive")
+    configure("error", "console", stream=sys.stderr)
+    stop = threading.Event()
+    _install_stop_signals(stop)
+    try:
+        run_demo(
+            out=sys.stdout,
+            speed=speed,
+            start_hour=start_hour,
+            end_hour=end_hour,
+            config_path=config_path,
+            trace_path=trace_path,
+            stop=stop,
+        )
+    except ConfigError as err:
+        _fail_config(err)
+    except (ScalerError, ValueError) as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(EXIT_FAILURE)

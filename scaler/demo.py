@@ -1,0 +1,129 @@
+"""``cvi-autoscaler demo``: the real daemon loop on the simulator, a working day in a minute.
+
+The loop, the scheduler, ``decide()`` and the policies are exactly those of ``run``; only the
+adapters are the simulator's and the clock runs ``speed`` times faster than real time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import TextIO
+
+from scaler.adapters.sim import SimCloud, VirtualClock
+from scaler.config import load_config
+from scaler.daemon import Daemon, PoolOutcome
+from scaler.traces import load_trace
+
+DEMO_QUOTA = {"cores": 160, "standardFSv2Family": 120}
+
+
+@dataclass(frozen=True, slots=True)
+class DemoSummary:
+    pools: int
+    resizes: int
+    instance_hours: float
+    vcpu_hours: float
+    call_minutes: float
+    unserved_call_minutes: float
+    peak_instances: int
+    real_seconds: float
+
+    def line(self, start: datetime, end: datetime) -> str:
+        share = 100.0 * self.unserved_call_minutes / self.call_minutes if self.call_minutes else 0
+        return (
+            f"day done ({start:%H:%M}-{end:%H:%M} UTC in {self.real_seconds:.0f} s): "
+            f"{self.pools} pools, {self.resizes} resizes, {self.instance_hours:.1f} "
+            f"instance-hours ({self.vcpu_hours:.0f} vCPU-hours), peak {self.peak_instances} "
+            f"instances, {self.unserved_call_minutes:,.0f} of {self.call_minutes:,.0f} "
+            f"call-minutes unserved ({share:.1f}%)"
+        )
+
+
+def _data(name: str) -> Path:
+    return Path(str(resources.files("scaler") / "data" / name))
+
+
+def run_demo(
+    *,
+    out: TextIO,
+    speed: float = 1080.0,
+    start_hour: int = 5,
+    end_hour: int = 23,
+    config_path: Path | None = None,
+    trace_path: Path | None = None,
+    stop: threading.Event | None = None,
+) -> DemoSummary:
+    """Run the day from ``start_hour`` to ``end_hour`` (UTC) and print decisions as they
+    happen. 18 simulated hours at the default speed take one real minute."""
+    config = load_config(config_path or _data("demo.toml"), environ={})
+    names = [p.name for p in config.pools]
+    trace = load_trace(trace_path or _data("demo-day.csv"), known_pools=names)
+    day = trace.start.replace(hour=0, minute=0, second=0, microsecond=0)
+    start = day + timedelta(hours=start_hour)
+    end = day + timedelta(hours=end_hour)
+    clock = VirtualClock(start.timestamp(), speed)
+    cloud = SimCloud(
+        config, trace, clock=clock, quota_limits=DEMO_QUOTA, account_from=start.timestamp()
+    )
+    width = max(len(n) for n in names)
+    last_report = [start.timestamp() - 3600.0]
+
+    def show(now: float, outcomes: Sequence[PoolOutcome]) -> None:
+        cloud.account(now)
+        hourly = now - last_report[0] >= 3600.0
+        if hourly:
+            last_report[0] = now - (now % 3600.0)
+        stamp = datetime.fromtimestamp(now, UTC).strftime("%H:%M")
+        for o in outcomes:
+            if not (hourly or o.applied):
+                continue
+            sim = cloud.pools[o.pool]
+            calls = cloud.demand(o.pool, now)
+            seen = (
+                "   ?"
+                if o.decision is None or o.decision.calls is None
+                else (f"{o.decision.calls:4.0f}")
+            )
+            move = f"{o.current:>2} -> {o.desired:<2}" if o.applied else f"{o.current:>2}      "
+            out.write(
+                f"{stamp}  {o.pool:<{width}}  calls {calls:4.0f} (seen {seen})  "
+                f"ready {sim.ready(now):>2}/{sim.capacity:<2}  {move}  {o.reason}\n"
+            )
+        out.flush()
+
+    out.write(
+        f"cvi-autoscaler demo: {len(names)} pools on the simulator, {start:%Y-%m-%d} "
+        f"{start:%H:%M}-{end:%H:%M} UTC, one tick every {config.daemon.interval_seconds:.0f} "
+        f"simulated seconds ({speed:.0f}x real time)\n"
+        f"{'time':5}  {'pool':<{width}}  {'load':18}  {'ready/capacity':14}  {'resize':7}  "
+        f"reason\n"
+    )
+    daemon = Daemon(
+        config=config, metrics=cloud, actuator=cloud, quota=cloud, clock=clock, on_tick=show
+    )
+    began = time.monotonic()
+    daemon.run(
+        stop or threading.Event(),
+        period_seconds=config.daemon.interval_seconds / speed,
+        until=lambda: clock.now() >= end.timestamp(),
+    )
+    cloud.account(min(clock.now(), end.timestamp()))
+    totals = cloud.totals.values()
+    summary = DemoSummary(
+        pools=len(names),
+        resizes=sum(s.resizes for s in cloud.pools.values()),
+        instance_hours=sum(t.instance_minutes for t in totals) / 60.0,
+        vcpu_hours=sum(t.vcpu_minutes for t in totals) / 60.0,
+        call_minutes=sum(t.call_minutes for t in totals),
+        unserved_call_minutes=sum(t.unserved_call_minutes for t in totals),
+        peak_instances=max(t.max_instances for t in totals),
+        real_seconds=time.monotonic() - began,
+    )
+    out.write(summary.line(start, end) + "\n")
+    return summary
