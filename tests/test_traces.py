@@ -1,0 +1,238 @@
+"""Trace CSV loading: validation messages, round trips and the bundled traces."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scaler.traces import Trace, TraceError, load_trace, write_trace
+
+ROOT = Path(__file__).resolve().parent.parent
+POOLS = ("teams-connector", "teams-connector-us")
+T0 = datetime(2026, 11, 18, 9, tzinfo=UTC)
+
+H = "timestamp,pool,calls\n"
+R1 = "2026-11-18T09:00:00Z,a,1\n"
+R2 = "2026-11-18T09:01:00Z,a,2\n"
+
+
+def write(tmp_path: Path, text: str, name: str = "trace.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+BAD = [
+    # (what, file contents, known pools, line, phrase)
+    ("empty file", "", None, 1, "file is empty"),
+    ("header only", H, None, 2, "no data rows"),
+    ("wrong header", "time,pool,calls\n" + R1, None, 1, "header must contain timestamp,pool,calls"),
+    (
+        "unknown pool",
+        H + R1 + "2026-11-18T09:00:00Z,x,1\n",
+        ("a", "b"),
+        3,
+        "unknown pool 'x' (config has: a, b)",
+    ),
+    ("garbage timestamp", H + R1 + "yesterday,a,1\n", None, 3, "timestamp is not ISO-8601"),
+    ("non-UTC offset", H + "2026-11-18T10:00:00+01:00,a,1\n", None, 2, "must be UTC"),
+    (
+        "negative calls",
+        H + R1 + "2026-11-18T09:01:00Z,a,-3\n",
+        None,
+        3,
+        "calls must be a non-negative number, got '-3'",
+    ),
+    ("NaN calls", H + "2026-11-18T09:00:00Z,a,nan\n", None, 2, "non-negative number, got 'nan'"),
+    ("infinite calls", H + "2026-11-18T09:00:00Z,a,inf\n", None, 2, "got 'inf'"),
+    ("text calls", H + R1 + R2 + "2026-11-18T09:02:00Z,a,lots\n", None, 4, "got 'lots'"),
+    ("out of order", H + R2 + R1, None, 3, "earlier than the previous row"),
+    (
+        "duplicate",
+        H + R1 + "2026-11-18T09:00:00Z,b,1\n" + R1,
+        None,
+        4,
+        "duplicate row for pool 'a' at 2026-11-18T09:00:00Z (first on line 2)",
+    ),
+    (
+        "off the grid",
+        H + R1 + R2 + "2026-11-18T09:02:17Z,a,2\n2026-11-18T09:03:00Z,a,2\n"
+        "2026-11-18T09:04:00Z,a,2\n",
+        None,
+        4,
+        "timestamp 2026-11-18T09:02:17Z is off the 60 s step grid starting at 2026-11-18T09:00:00Z",
+    ),
+    ("short row", H + R1 + "2026-11-18T09:01:00Z,a\n", None, 3, "expected at least 3 columns"),
+    ("empty pool", H + "2026-11-18T09:00:00Z,,1\n", None, 2, "pool is empty"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "known", "line", "phrase"), [b[1:] for b in BAD], ids=[b[0] for b in BAD]
+)
+def test_bad_trace_names_file_line_and_problem(
+    tmp_path: Path, text: str, known: tuple[str, ...] | None, line: int, phrase: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(TraceError) as err:
+        load_trace(path, known_pools=known)
+    assert str(err.value).startswith(f"{path} line {line}: ")
+    assert phrase in str(err.value)
+    assert isinstance(err.value, ValueError)
+
+
+def test_round_trip_through_write_trace(tmp_path: Path) -> None:
+    rows: list[tuple[datetime, str, float | None]] = []
+    for i in range(5):
+        ts = T0 + timedelta(minutes=i)
+        rows += [(ts, "lon", i * 10), (ts, "nyc", None if i == 2 else 2.5 * i)]
+    path = tmp_path / "t.csv"
+    assert write_trace(path, rows) == 10
+    trace = load_trace(path, known_pools=["nyc", "lon"])
+    assert trace.start == T0
+    assert trace.step_seconds == 60
+    assert trace.pools == ("lon", "nyc")
+    assert trace.length == 5
+    assert list(trace.calls["lon"]) == [0, 10, 20, 30, 40]
+    assert list(trace.calls["nyc"]) == [0, 2.5, None, 7.5, 10]
+    assert trace.timestamp(4) == T0 + timedelta(minutes=4)
+    assert trace.end == T0 + timedelta(minutes=5)
+    with pytest.raises(IndexError):
+        trace.timestamp(5)
+
+
+def test_write_trace_refuses_values_it_could_not_load_back(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="non-negative"):
+        write_trace(tmp_path / "t.csv", [(T0, "a", -1.0)])
+
+
+def test_tolerates_bom_extra_columns_other_column_order_and_utc_spellings(
+    tmp_path: Path,
+) -> None:
+    text = (
+        "\ufeffpool,calls,timestamp,comment\n"
+        "a,1,2026-11-18T09:00:00Z,first\n"
+        "a, 2 ,2026-11-18T09:01:00+00:00,offset\n"
+        "a,3,2026-11-18 09:02:00,naive means UTC\n"
+        "\n"
+    )
+    trace = load_trace(write(tmp_path, text))
+    assert trace.start == T0
+    assert trace.start.tzinfo is not None
+    assert list(trace.calls["a"]) == [1, 2, 3]
+
+
+def test_missing_rows_and_empty_cells_load_as_unavailable(tmp_path: Path) -> None:
+    text = H + (
+        "2026-11-18T09:00:00Z,a,5\n"
+        "2026-11-18T09:00:00Z,b,6\n"
+        "2026-11-18T09:01:00Z,a,\n"  # empty cell
+        "2026-11-18T09:02:00Z,b,7\n"  # row for a missing
+        "2026-11-18T09:03:00Z,a,8\n"
+        "2026-11-18T09:03:00Z,b,9\n"
+    )
+    trace = load_trace(write(tmp_path, text))
+    assert trace.calls["a"] == (5, None, None, 8)
+    assert trace.calls["b"] == (6, None, 7, 9)
+
+
+def test_step_is_the_most_common_difference(tmp_path: Path) -> None:
+    stamps = ["09:00", "09:05", "09:10", "09:20", "09:25"]  # 09:15 missing entirely
+    text = H + "".join(f"2026-11-18T{s}:00Z,a,1\n" for s in stamps)
+    trace = load_trace(write(tmp_path, text))
+    assert trace.step_seconds == 300
+    assert trace.calls["a"] == (1, 1, 1, None, 1, 1)
+
+
+def test_single_timestamp_defaults_to_one_minute_step(tmp_path: Path) -> None:
+    trace = load_trace(write(tmp_path, H + R1))
+    assert (trace.step_seconds, trace.length, trace.calls["a"]) == (60, 1, (1,))
+
+
+@st.composite
+def traces(draw: st.DrawFn) -> tuple[list[str], int, list[list[float | None]], list[list[bool]]]:
+    """Pools, step, per-pool values and whether each None is written as a missing row."""
+    pools = draw(
+        st.lists(st.text("abcxyz-_", min_size=1, max_size=6), min_size=1, max_size=3, unique=True)
+    )
+    step = draw(st.sampled_from([1, 30, 60, 300, 3600]))
+    length = draw(st.integers(1, 30))
+    value = st.one_of(
+        st.none(),
+        st.integers(0, 10_000).map(float),
+        st.floats(0, 1e6, allow_nan=False, allow_infinity=False),
+    )
+    values = [draw(st.lists(value, min_size=length, max_size=length)) for _ in pools]
+    omit = [draw(st.lists(st.booleans(), min_size=length, max_size=length)) for _ in pools]
+    return pools, step, values, omit
+
+
+@settings(max_examples=60, deadline=None)
+@given(traces())
+def test_any_valid_trace_loads_back_the_same(
+    tmp_path_factory: pytest.TempPathFactory,
+    case: tuple[list[str], int, list[list[float | None]], list[list[bool]]],
+) -> None:
+    pools, step, values, omit = case
+    rows: list[tuple[datetime, str, float | None]] = []
+    for i in range(len(values[0])):
+        ts = T0 + timedelta(seconds=step * i)
+        for k, pool in enumerate(pools):
+            # The first pool always has a row, so every timestamp appears, and every pool
+            # has its first row, so pools appear in order: a missing row is only dropped
+            # where the trace shape stays unambiguous.
+            dropped = values[k][i] is None and omit[k][i] and k > 0 and i > 0
+            if not dropped:
+                rows.append((ts, pool, values[k][i]))
+    path = tmp_path_factory.mktemp("prop") / "trace.csv"
+    write_trace(path, rows)
+    trace = load_trace(path, known_pools=pools)
+    assert trace.start == T0
+    assert trace.pools == tuple(pools)
+    assert trace.length == len(values[0])
+    if trace.length > 1:
+        assert trace.step_seconds == step
+    for k, pool in enumerate(pools):
+        assert list(trace.calls[pool]) == values[k]
+
+
+def _count(trace: Trace, pool: str) -> tuple[int, float]:
+    series = trace.calls[pool]
+    return sum(v is None for v in series), max(v for v in series if v is not None)
+
+
+def test_bundled_demo_day_is_one_clean_wednesday() -> None:
+    trace = load_trace(ROOT / "scaler" / "data" / "demo-day.csv", known_pools=POOLS)
+    assert trace.start == datetime(2026, 11, 18, tzinfo=UTC)
+    assert (trace.step_seconds, trace.length, trace.pools) == (60, 1440, POOLS)
+    london_missing, london_peak = _count(trace, "teams-connector")
+    us_missing, us_peak = _count(trace, "teams-connector-us")
+    assert london_missing == us_missing == 0
+    assert 120 < london_peak < 190
+    assert 70 < us_peak < 120
+
+
+def test_bundled_five_week_trace_matches_its_readme() -> None:
+    trace = load_trace(ROOT / "examples" / "traces" / "two-regions-5w.csv", known_pools=POOLS)
+    assert trace.start == datetime(2026, 10, 5, tzinfo=UTC)
+    assert (trace.step_seconds, trace.length, trace.pools) == (60, 35 * 1440, POOLS)
+    assert _count(trace, "teams-connector")[0] == 50
+    assert _count(trace, "teams-connector-us")[0] == 32
+
+    def day(pool: str, when: datetime) -> list[float]:
+        i = (when - trace.start) // timedelta(minutes=1)
+        return [v for v in trace.calls[pool][i : i + 1440] if v is not None]
+
+    holiday = datetime(2026, 10, 19, tzinfo=UTC)
+    assert max(day("teams-connector", holiday)) < 15
+    assert max(day("teams-connector-us", holiday)) > 60
+    spike = datetime(2026, 10, 29, 14, 20, tzinfo=UTC)
+    i = (spike - trace.start) // timedelta(minutes=1)
+    us = trace.calls["teams-connector-us"]
+    before, during = us[i - 10 : i], us[i : i + 45]
+    assert all(v is not None for v in (*before, *during))
+    assert min(v or 0 for v in during) > 2 * max(v or 0 for v in before)
