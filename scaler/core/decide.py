@@ -112,7 +112,7 @@ def decide(
 
         # 2. tolerance
         ratio = best.utilization_ratio
-        within = ratio is not None and current > 0 and abs(ratio - 1.0) <= behavior.tolerance
+        within = ratio is not None and current > 0 and abs(ratio - 1.0) <= behavior.tolerance + 1e-9
         if within and value != current:
             value, reason = current, Reason.WITHIN_TOLERANCE
             steps.append(Step("tolerance", value, reason))
