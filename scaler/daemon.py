@@ -28,10 +28,14 @@ from scaler.core import (
     plan_tick,
     record_scale,
 )
+from scaler.core.history import ArrayHistory
 from scaler.core.metrics import to_calls
 from scaler.errors import AdapterError
 from scaler.logs import get_logger
 from scaler.ports import Clock, MetricsSource, PoolActuator, PoolStatus, QuotaReader, ResizeHandle
+
+HISTORY_MINUTES = 5 * 7 * 24 * 60
+"""Minutes of load kept per pool for policies that look back (five weeks, ~400 kB a pool)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +108,10 @@ class Daemon:
         self._tick_lock = threading.Lock()
         self._limits = {p.name: p.limits(config.azure.location) for p in config.pools}
         self._behaviors = {p.name: p.behavior.to_core() for p in config.pools}
+        self.history = {
+            p.name: ArrayHistory(start=clock.now() // 60.0 * 60.0, capacity=HISTORY_MINUTES)
+            for p in config.pools
+        }
         self.log = get_logger()
 
     # -- one pass -----------------------------------------------------------------------------
@@ -145,6 +153,7 @@ class Daemon:
                 current=status.capacity,
                 calls_per_instance=pool.calls_per_instance,
             )
+            self._remember(pool.name, reading)
             plans.append(
                 PoolPlan(
                     limits=self._limits[pool.name],
@@ -156,6 +165,7 @@ class Daemon:
                         in_flight=status.in_flight or pool.name in self.inflight,
                     ),
                     state=self.states[pool.name],
+                    history=self.history[pool.name],
                 )
             )
         decisions = plan_tick(pools=plans, usage=self.usage, now=now)
@@ -184,6 +194,15 @@ class Daemon:
         if self.on_tick is not None:
             self.on_tick(now, outcomes)
         return outcomes
+
+    def _remember(self, pool: str, reading: MetricReading) -> None:
+        """Feed the pool's rolling history with what this tick's reading saw."""
+        store = self.history[pool]
+        for t, v in reading.history:
+            if v is not None:
+                store.put(t, v)
+        if reading.as_of is not None and reading.calls is not None:
+            store.put(reading.as_of, reading.calls)
 
     def _read_quota(self, pools: Sequence[PoolConfig]) -> dict[str, Mapping[str, QuotaUsage]]:
         usage: dict[str, Mapping[str, QuotaUsage]] = {}

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from scaler.core.history import LoadHistory
 from scaler.core.types import (
     Behavior,
     Decision,
@@ -51,6 +52,7 @@ def decide(
     state: PoolState,
     now: float,
     headroom_vcpus: int | None = None,
+    history: LoadHistory | None = None,
 ) -> Decision:
     """Decide one pool's desired capacity. Pure: the same inputs always give the same output.
 
@@ -65,7 +67,13 @@ def decide(
 
     # 1. policy
     ctx = PolicyContext(
-        now=now, current=current, calls=calls, pool=pool, metric=metric, state=state
+        now=now,
+        current=current,
+        calls=calls,
+        pool=pool,
+        metric=metric,
+        state=state,
+        history=history,
     )
     best: Recommendation | None = None
     winner: str | None = None
@@ -200,6 +208,7 @@ def plan_tick(
             state=p.state,
             now=now,
             headroom_vcpus=headroom,
+            history=p.history,
         )
         if d.desired > d.current:
             need = (d.desired - d.current) * lim.vcpus_per_instance

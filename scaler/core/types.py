@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from scaler.core.history import LoadHistory
 
 
 class Reason(StrEnum):
@@ -155,7 +158,11 @@ class Observation:
 
 @dataclass(frozen=True, slots=True)
 class PolicyContext:
-    """Everything a policy may look at. ``calls`` is ``None`` when the metric is not usable."""
+    """Everything a policy may look at. ``calls`` is ``None`` when the metric is not usable.
+
+    ``history`` is the pool's past load (calls per minute) as the daemon or backtest has seen
+    it, or ``None`` where none is kept.
+    """
 
     now: float
     current: int
@@ -163,6 +170,7 @@ class PolicyContext:
     pool: PoolLimits
     metric: MetricReading
     state: PoolState
+    history: LoadHistory | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,3 +251,4 @@ class PoolPlan:
     policies: Sequence[ScalingPolicy]
     observation: Observation
     state: PoolState
+    history: LoadHistory | None = None

@@ -1,0 +1,113 @@
+"""Load history on a regular minute grid, for policies that look back (forecasts, step rules).
+
+``decide()`` stays pure: the history is an input like any other. ``LoadHistory`` is the read-only
+view a policy gets; ``ArrayHistory`` is the one implementation, used by the daemon (a rolling
+store fed by each tick's readings) and by backtests (a trace, cut at what would be visible).
+Unknown buckets are ``None``, never zero.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+_NAN = float("nan")
+
+
+@runtime_checkable
+class LoadHistory(Protocol):
+    """Calls per bucket, oldest first; lookups past ``visible_until`` are unknown."""
+
+    @property
+    def step_seconds(self) -> float: ...
+
+    @property
+    def visible_until(self) -> float:
+        """End (exclusive, epoch seconds) of the newest bucket a policy may see."""
+        ...
+
+    def value_at(self, t: float) -> float | None:
+        """Calls in the bucket holding ``t``; ``None`` when unknown, not yet visible or not kept."""
+        ...
+
+    def values(self, start: float, end: float) -> Sequence[float | None]:
+        """Buckets from the one holding ``start`` up to (not including) the one holding ``end``."""
+        ...
+
+
+class ArrayHistory:
+    """A fixed-step series in a compact ``array('d')`` (NaN = unknown).
+
+    ``capacity`` buckets are kept; appending beyond drops the oldest (a rolling store). A
+    backtest wraps a whole trace and moves ``visible_until`` forward instead of copying.
+    """
+
+    __slots__ = ("_capacity", "_start", "_step", "_values", "visible_until")
+
+    def __init__(
+        self,
+        *,
+        start: float,
+        step_seconds: float = 60.0,
+        values: Sequence[float | None] = (),
+        capacity: int | None = None,
+        visible_until: float | None = None,
+    ) -> None:
+        self._step = float(step_seconds)
+        self._start = float(start)
+        self._values = array("d", (_NAN if v is None else float(v) for v in values))
+        self._capacity = capacity
+        self.visible_until = (
+            visible_until
+            if visible_until is not None
+            else self._start + len(self._values) * self._step
+        )
+
+    @property
+    def step_seconds(self) -> float:
+        return self._step
+
+    @property
+    def start(self) -> float:
+        return self._start
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def _index(self, t: float) -> int:
+        return int((t - self._start) // self._step)
+
+    def value_at(self, t: float) -> float | None:
+        if t >= self.visible_until:
+            return None
+        i = self._index(t)
+        if i < 0 or i >= len(self._values):
+            return None
+        v = self._values[i]
+        return None if math.isnan(v) else v
+
+    def values(self, start: float, end: float) -> list[float | None]:
+        out: list[float | None] = []
+        t = self._start + self._index(start) * self._step
+        while t < end:
+            out.append(self.value_at(t))
+            t += self._step
+        return out
+
+    def put(self, t: float, value: float | None) -> None:
+        """Record the bucket holding ``t`` (a later value for the same bucket wins); gaps up to
+        it become unknown. Older buckets beyond ``capacity`` are dropped."""
+        i = self._index(t)
+        if i < 0:
+            return
+        if i >= len(self._values):
+            self._values.extend([_NAN] * (i + 1 - len(self._values)))
+        self._values[i] = _NAN if value is None else float(value)
+        if self._capacity is not None and len(self._values) > self._capacity:
+            drop = len(self._values) - self._capacity
+            del self._values[:drop]
+            self._start += drop * self._step
+        end = self._start + len(self._values) * self._step
+        self.visible_until = max(self.visible_until, min(end, self._start + (i + 1) * self._step))
