@@ -113,7 +113,8 @@ def test_bad_environment_override_names_the_variable() -> None:
     assert found[0].startswith("CVI_AUTOSCALER__POOLS__3__MAX: no list item '3'")
     found = problems(config_doc(), {"CVI_AUTOSCALER__POOLS__0__MAX": "lots"})
     assert found == [
-        'pools[0].max: input should be a valid integer, unable to parse string as an integer, got "lots"'
+        "pools[0].max: input should be a valid integer, unable to parse string as an integer, "
+        'got "lots"'
     ]
 
 
@@ -150,5 +151,5 @@ def test_unreadable_or_invalid_file(tmp_path: Path) -> None:
 
 def test_bundled_examples_are_valid() -> None:
     root = Path(__file__).resolve().parent.parent
-    for path in sorted((root / "examples").glob("*.toml")) + [root / "scaler/data/demo.toml"]:
+    for path in [*sorted((root / "examples").glob("*.toml")), root / "scaler/data/demo.toml"]:
         load_config(path, environ={})

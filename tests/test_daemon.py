@@ -62,7 +62,7 @@ def test_metric_gap_holds_instead_of_scaling_in() -> None:
 
 
 def test_quota_limits_the_scale_up() -> None:
-    daemon, cloud, _ = make([240.0] * 60, quota={"cores": 12, "standardFSv2Family": 100})
+    daemon, _cloud, _ = make([240.0] * 60, quota={"cores": 12, "standardFSv2Family": 100})
     (o,) = daemon.tick()
     assert (o.current, o.desired, o.reason) == (1, 3, "QuotaLimited")
 

@@ -30,6 +30,7 @@ NO_LIMITS = Behavior(
     scale_down=DirectionBehavior(0, None, None, 60),
 )
 NOW = 1_800_000_000.0
+EMPTY = PoolState()
 
 
 def run(
@@ -37,7 +38,7 @@ def run(
     calls: float | None,
     *,
     behavior: Behavior = NO_LIMITS,
-    state: PoolState = PoolState(),
+    state: PoolState = EMPTY,
     pool: PoolLimits = POOL,
     headroom: int | None = None,
     in_flight: bool = False,

@@ -1,0 +1,146 @@
+"""The commands as a user runs them: subprocesses, exit codes, stdout and stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.azure_env import TOKEN_ENV, AzureEnv, azure_env
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **TOKEN_ENV, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "scaler", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=full_env,
+        stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[AzureEnv]:
+    with azure_env(tmp_path) as e:
+        yield e
+
+
+def test_validate_accepts_the_bundled_example() -> None:
+    proc = cli("validate", "--config", "examples/azure.toml")
+    assert proc.returncode == 0, proc.stderr
+    assert "valid" in proc.stdout and "teams-connector (2-20)" in proc.stdout
+
+
+def test_validate_names_the_bad_key_and_value(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    text = (ROOT / "examples/azure.toml").read_text().replace("max = 20", "max = 1", 1)
+    bad.write_text(text)
+    proc = cli("validate", "--config", str(bad))
+    assert proc.returncode == 2
+    assert "pools[0].max: must be >= min (2), got 1" in proc.stderr
+
+
+def test_validate_usage_errors_exit_2(tmp_path: Path) -> None:
+    assert cli("validate").returncode == 2
+    proc = cli("validate", "--config", str(tmp_path / "nope.toml"))
+    assert proc.returncode == 2 and "file not found" in proc.stderr
+
+
+def test_once_json_resizes_through_the_real_sdk(env: AzureEnv) -> None:
+    pool = env.pool("tc", capacity=2)
+    env.calls(pool["resource_id"], {"vm0": [30.0] * 8 + [None] * 2, "vm1": [30.0] * 8 + [None] * 2})
+    proc = cli("once", "--config", str(env.write_config(pool)), "--json")
+    assert proc.returncode == 0, proc.stderr
+    (record,) = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert {k: record[k] for k in ("pool", "current", "desired", "reason", "applied")} == {
+        "pool": "tc",
+        "current": 2,
+        "desired": 5,
+        "reason": "DesiredWithinRange",
+        "applied": True,
+    }
+    assert record["calls"] == 60.0 and record["policy"] == "target-tracking"
+    assert env.fake.vmss_capacity("cvi", "tc") == 5
+    # logs go to stderr as JSON lines, one decision.made per pool
+    events = [
+        json.loads(line)["event"] for line in proc.stderr.splitlines() if line.startswith("{")
+    ]
+    assert events.count("decision.made") == 1 and "scale.applied" in events
+
+
+def test_once_dry_run_writes_nothing(env: AzureEnv) -> None:
+    pool = env.pool("tc", capacity=2)
+    env.calls(pool["resource_id"], {"vm0": [60.0] * 10})
+    proc = cli("once", "--config", str(env.write_config(pool)), "--json", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(proc.stdout)
+    assert (record["desired"], record["applied"], record["dry_run"]) == (5, False, True)
+    assert env.fake.writes() == []
+    assert any('"scale.dry_run"' in line for line in proc.stderr.splitlines())
+
+
+def test_invalid_config_exits_2_before_any_request(env: AzureEnv) -> None:
+    pool = env.pool("tc", capacity=2, min=5, max=3)
+    env.fake.clear_requests()
+    proc = cli("once", "--config", str(env.write_config(pool)), "--json")
+    assert proc.returncode == 2
+    assert "pools[0].max: must be >= min (5), got 3" in proc.stderr
+    assert proc.stdout == ""
+    assert env.fake.requests == []
+
+
+def test_refused_resize_exits_1_and_says_why(env: AzureEnv) -> None:
+    pool = env.pool("tc", capacity=2)
+    env.calls(pool["resource_id"], {"vm0": [60.0] * 10})
+    env.fake.fail_next_operation()
+    proc = cli("once", "--config", str(env.write_config(pool)), "--json")
+    assert proc.returncode == 1
+    record = json.loads(proc.stdout)
+    assert record["applied"] is False and "OperationNotAllowed" in record["error"]
+
+
+def test_example_config_against_a_local_fake_azure(env: AzureEnv) -> None:
+    """The README's example, pointed at the fake with endpoint and credential overrides."""
+    rg, name = "pexip-tc-westeurope-RG", "pexip-tc-westeurope-vmss"
+    rid = env.fake.add_vmss(rg, name, capacity=2)
+    env.calls(rid, {"vm0": [40.0] * 10, "vm1": [50.0] * 10})  # 90 calls → ceil(90 / 10.5) = 9
+    env.fake.set_usage("westeurope", "cores", current=10, limit=34)  # 24 vCPUs = 6 more
+    env.fake.set_usage("westeurope", "standardFSv2Family", current=8, limit=100)
+    sub = env.fake.subscription_id
+    overrides = {
+        "CVI_AUTOSCALER__AZURE__SUBSCRIPTION_ID": sub,
+        "CVI_AUTOSCALER__AZURE__RESOURCE_MANAGER_URL": env.fake.url,
+        "CVI_AUTOSCALER__AZURE__METRICS_URL": env.fake.url,
+        "CVI_AUTOSCALER__AZURE__CREDENTIAL": "static-token",
+        "CVI_AUTOSCALER__AZURE__CA_BUNDLE": env.fake.ca_file,
+        "CVI_AUTOSCALER__AZURE__POLLING_INTERVAL_SECONDS": "0",
+        "CVI_AUTOSCALER__POOLS__0__RESOURCE_ID": rid,
+    }
+    proc = cli("once", "--config", "examples/azure.toml", "--json", env=overrides)
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(proc.stdout)
+    assert (record["current"], record["desired"], record["reason"]) == (2, 6, "ScaleUpLimit")
+    assert env.fake.vmss_capacity(rg, name) == 6
+    # the next pass is limited by the quota: 24 - 16 = 8 vCPUs left = 2 instances
+    proc = cli("once", "--config", "examples/azure.toml", "--json", env=overrides)
+    record = json.loads(proc.stdout)
+    assert (record["current"], record["desired"], record["reason"]) == (6, 8, "QuotaLimited")
+    assert env.fake.vmss_capacity(rg, name) == 8
+
+
+def test_once_human_output(env: AzureEnv) -> None:
+    pool = env.pool("tc", capacity=3)
+    env.calls(pool["resource_id"], {"vm0": [36.0] * 10})
+    proc = cli("once", "--config", str(env.write_config(pool)))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "tc: 3 DesiredWithinRange"
