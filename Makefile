@@ -4,6 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+LINTED := scaler policies tests $(wildcard tools bench)
 
 .PHONY: install demo test lint typecheck unit bench clean
 
@@ -19,8 +20,8 @@ demo: install
 	$(BIN)/cvi-autoscaler demo
 
 lint: install
-	$(BIN)/ruff check scaler policies tests tools bench
-	$(BIN)/ruff format --check scaler policies tests tools bench
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 typecheck: install
 	$(BIN)/mypy
