@@ -3,12 +3,15 @@
 The order is a contract (it is what the ``steps`` of a decision and the README list):
 
 1. **policy**        every policy recommends; the highest recommendation wins, so a pool scales
-                     in only when all its policies agree (and never on stale or missing data)
+                     in only when all its policies agree (and never on stale or missing data);
+                     the decision names the winner (``composite:predictive`` when a combining
+                     policy says which of its parts won through ``Recommendation.source``)
 2. **tolerance**     within ±``tolerance`` of the target utilisation the pool holds (HPA)
 3. **stabilisation** scale up to the *lowest* recommendation of the up-window, down to the
                      *highest* of the down-window (HPA ``behavior``)
 4. **rate limit**    at most N instances or P % per period, per direction (HPA ``behavior``)
-5. **min/max**       the pool's bounds
+5. **min/max**       the pool's bounds, ``max`` narrowed by the lowest ``ceiling`` a policy
+                     gave (a schedule's ``max``), never below ``min``
 6. **quota**         a scale-up fits the vCPU headroom of the quota family *and* the regional
                      ``cores`` total, shared by every pool of the region in priority order
 
@@ -77,10 +80,16 @@ def decide(
     )
     best: Recommendation | None = None
     winner: str | None = None
+    ceiling: int | None = None
     for policy in policies:
         rec = policy.recommend(ctx)
-        if rec is not None and (best is None or rec.desired > best.desired):
-            best, winner = rec, policy.name
+        if rec is None:
+            continue
+        if rec.ceiling is not None and (ceiling is None or rec.ceiling < ceiling):
+            ceiling = rec.ceiling
+        if best is None or rec.desired > best.desired:
+            best = rec
+            winner = policy.name if rec.source is None else f"{policy.name}:{rec.source}"
     recommended = best.desired if best is not None else None
 
     def finish(value: int, reason: Reason, new_state: PoolState, detail: str = "") -> Decision:
@@ -145,14 +154,16 @@ def decide(
             value, reason = min(current, limit), Reason.SCALE_DOWN_LIMIT
             steps.append(Step("rate_limit", value, reason))
 
-    # 5. min/max (with unusable metrics, max only stops a rise: it never forces a scale-in)
+    # 5. min/max (with unusable metrics, max only stops a rise: it never forces a scale-in).
+    # A policy's ceiling (a schedule's max) narrows max while it stands, never below min.
+    top = pool.max if ceiling is None else max(pool.min, min(pool.max, ceiling))
     if value < pool.min:
         value, reason = pool.min, Reason.TOO_FEW_INSTANCES
         steps.append(Step("bounds", value, reason))
-    elif value > pool.max:
-        ceiling = pool.max if usable else max(pool.max, current)
-        if value > ceiling:
-            value, reason = ceiling, Reason.TOO_MANY_INSTANCES
+    elif value > top:
+        cap = top if usable else max(top, current)
+        if value > cap:
+            value, reason = cap, Reason.TOO_MANY_INSTANCES
             steps.append(Step("bounds", value, reason))
 
     # 6. quota

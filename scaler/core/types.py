@@ -97,6 +97,8 @@ class PoolLimits:
     location: str
     priority: int = 0
     """Higher goes first when pools compete for scarce quota; ties go by name."""
+    boot_minutes: float = 20.0
+    """Minutes before a new instance takes calls (for policies that look ahead)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +186,13 @@ class Recommendation:
     desired: int
     utilization_ratio: float | None = None
     note: str = ""
+    source: str | None = None
+    """Which part of a combining policy produced ``desired`` (e.g. ``"predictive"`` for a
+    composite); the decision then names the policy ``composite:predictive``."""
+    ceiling: int | None = None
+    """A cap on the pool while this answer stands (a schedule's ``max``). The core applies the
+    lowest ceiling of all answers together with the pool's ``max`` (stage 5), never below the
+    pool's ``min`` and, like ``max``, never as a scale-in on unusable metrics."""
 
 
 @runtime_checkable
