@@ -287,6 +287,7 @@ class PoolConfig(_Strict):
             quota_family=self.quota_family,
             location=self.location or default_location,
             priority=self.priority,
+            boot_minutes=self.boot_minutes,
         )
 
 
