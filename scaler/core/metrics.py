@@ -99,4 +99,5 @@ def to_calls(
         reading.as_of,
         reading.detail,
         tuple((t, conv(v)) for t, v in reading.history),
+        reading.by_instance,
     )

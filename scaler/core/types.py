@@ -47,6 +47,12 @@ class Reason(StrEnum):
     """A resize of the pool has not finished; nothing new is asked until it has."""
     OBSERVE_FAILED = "ObserveFailed"
     """The pool's own state could not be read; nothing is decided for it this tick."""
+    WAITING_FOR_IDLE = "WaitingForIdle"
+    """A call-safe scale-in removes only idle instances; the rest of it waits for calls to end."""
+    DRAIN_TIMED_OUT = "DrainTimedOut"
+    """The configured maximum drain time passed; the least-loaded busy instances are removed."""
+    NO_SPARE_INSTANCES = "NoSpareInstances"
+    """A ``vm-set`` pool has no deallocated VM left to start."""
 
 
 class MetricStatus(StrEnum):
@@ -70,6 +76,9 @@ class MetricReading:
     as_of: float | None = None
     detail: str = ""
     history: tuple[tuple[float, float | None], ...] = ()
+    by_instance: tuple[tuple[str, float | None], ...] = ()
+    """Calls per instance (node or VM name, calls) at ``as_of`` where the source splits them;
+    drain-aware pools choose their scale-in victims from it."""
 
     @staticmethod
     def ok(calls: float, as_of: float | None = None) -> MetricReading:
