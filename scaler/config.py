@@ -141,7 +141,16 @@ class AzureConfig(_Strict):
 class MetricConfig(_Strict):
     """``[pools.metric]``: where a pool's call load is read and how it becomes calls."""
 
-    source: Literal["azure-monitor"] = "azure-monitor"
+    source: Literal["azure-monitor", "pexip"] = "azure-monitor"
+    """``azure-monitor`` (below), or ``pexip``: the Management Node's status API (Teams
+    Connector ``call_count`` per instance; Conferencing Node media load in HD calls)."""
+    fallback: Literal["none", "azure-monitor"] = "none"
+    """With ``source = "pexip"``: read Azure Monitor when the Management Node cannot be read."""
+    locations: list[str] = []
+    """``pexip`` source on a ``vm-set`` pool: Pexip system locations whose load counts. The pool
+    then sees the load beyond ``base_fill`` of the other nodes' capacity there; empty: only the
+    pool's own nodes."""
+    base_fill: float = Field(default=0.8, ge=0.0, le=1.0)
     resource_id: str = ""
     """Resource the metric lives on; empty: the pool's own ``resource_id``."""
     namespace: str = "Pexip/CVI"
@@ -184,6 +193,47 @@ class BehaviorConfig(_Strict):
 
     tolerance: float = Field(default=0.1, ge=0.0, lt=1.0)
     scale_up: DirectionConfig = DirectionConfig(
+class PexipConfig(_Strict):
+    """``[pexip]``: the Pexip Infinity Management Node (status and configuration API)."""
+
+    url: str = ""
+    """``https://<management node>``; empty: no Pexip integration."""
+    username: str = ""
+    password_file: Path | None = None
+    """File holding the password (first line); else the environment variable ``password_env``."""
+    password_env: str = "CVI_AUTOSCALER_PEXIP_PASSWORD"
+    ca_bundle: Path | None = None
+    """Extra trusted CA file (PEM) for the Management Node's certificate."""
+    timeout_seconds: float = Field(default=10.0, gt=0.0, le=300.0)
+    page_size: int = Field(default=100, ge=1, le=1000)
+    """``limit`` of each list request; further pages follow ``meta.next``."""
+    publish_metrics: bool = False
+    """Republish Pexip's call counts to Azure Monitor (``Pexip/CVI`` ``ActiveCalls`` by
+    ``VMName``) on the resource of each pool whose metric source is ``pexip``."""
+    publish_url: str = ""
+    """Custom-metrics ingestion endpoint; may contain ``{location}``. Empty: public Azure's
+    ``https://{location}.monitoring.azure.com``."""
+    publish_audience: str = "https://monitoring.azure.com/"
+
+    @field_validator("url", "publish_url")
+    @classmethod
+    def _https_pexip(cls, v: str) -> str:
+        if v and urlparse(v.replace("{location}", "x")).scheme != "https":
+            raise ValueError("must be an https:// URL")
+        return v.rstrip("/")
+
+    @field_validator("password_file", "ca_bundle")
+    @classmethod
+    def _file_exists(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.is_file():
+            raise ValueError("file not found")
+        return v
+
+    def publish_endpoint(self, location: str) -> str:
+        template = self.publish_url or "https://{location}.monitoring.azure.com"
+        return template.replace("{location}", location)
+
+
         stabilization_seconds=0, max_instances=4, max_percent=100, period_seconds=60
     )
     scale_down: DirectionConfig = DirectionConfig(
@@ -201,11 +251,14 @@ class BehaviorConfig(_Strict):
 
 
 class PoolConfig(_Strict):
-    """``[[pools]]``: one scale set the daemon sizes."""
+    """``[[pools]]``: one pool the daemon sizes (see ``kind``)."""
 
     name: str
-    kind: Literal["vmss"] = "vmss"
-    resource_id: str
+    kind: Literal["vmss", "pexip-teams", "vm-set"] = "vmss"
+    """``vmss``: a scale set resized through ``sku.capacity`` (call-safe with ``drain``);
+    ``pexip-teams``: a Teams Connector sized through Pexip's ``min_number_of_instances``;
+    ``vm-set``: pre-provisioned Conferencing Node VMs started and deallocated."""
+    resource_id: str = ""
     location: str = ""
     """Region of the pool; empty: ``[azure] location``."""
     vcpus_per_instance: int = Field(ge=1, le=1024)
@@ -231,7 +284,7 @@ class PoolConfig(_Strict):
     @field_validator("resource_id")
     @classmethod
     def _vmss_id(cls, v: str) -> str:
-        if not _VMSS_ID.match(v):
+        if v and not _VMSS_ID.match(v):
             raise ValueError(
                 "must be a scale set id /subscriptions/<guid>/resourceGroups/<rg>/providers/"
                 "Microsoft.Compute/virtualMachineScaleSets/<name>"
@@ -245,6 +298,28 @@ class PoolConfig(_Strict):
         if lo is not None and v < lo:
             raise ValueError(f"must be >= min ({lo})")
         return v
+
+class VmSetConfig(_Strict):
+    """``[pools.vm_set]``: the pre-provisioned VMs of a ``vm-set`` (burst node) pool."""
+
+    resource_group: str = ""
+    tag: str = ""
+    """``key=value``: VMs of ``resource_group`` carrying this tag belong to the pool."""
+    min_lifetime_minutes: float = Field(default=50.0, ge=0.0, le=1440.0)
+    """A started node is kept at least this long (hourly billing)."""
+
+    @field_validator("tag")
+    @classmethod
+    def _tag(cls, v: str) -> str:
+        if v and ("=" not in v or not v.split("=", 1)[0].strip()):
+            raise ValueError("must be key=value")
+        return v
+
+    @property
+    def tag_pair(self) -> tuple[str, str]:
+        key, _, value = self.tag.partition("=")
+        return key.strip(), value.strip()
+
 
     @field_validator("policies")
     @classmethod
@@ -264,6 +339,14 @@ class PoolConfig(_Strict):
         m = _VMSS_ID.match(self.resource_id)
         return m.group("rg") if m else ""
 
+    drain: bool | None = None
+    """``vmss``: scale in only idle instances, deleted by id. Empty: on when per-instance call
+    counts exist (``pexip`` source, or an Azure Monitor filter on ``VMName``)."""
+    max_drain_minutes: float | None = Field(default=None, gt=0.0)
+    """How long a scale-in waits for busy instances; empty: for ever (never drop calls)."""
+    teams_proxy: str = ""
+    """``pexip-teams``: the Teams Connector's name or id in Pexip's configuration."""
+    vm_set: VmSetConfig = VmSetConfig()
     @property
     def scale_set_name(self) -> str:
         m = _VMSS_ID.match(self.resource_id)
@@ -307,12 +390,29 @@ class Config(_Strict):
                 problems.append(
                     f"pools[{i}].name: duplicate of pools[{seen[pool.name]}].name, "
                     f"got {pool.name!r}"
+        if self.kind == "vm-set":
+            return self.vm_set.resource_group
                 )
             seen.setdefault(pool.name, i)
             if not (pool.location or self.azure.location):
                 problems.append(f"pools[{i}].location: required when azure.location is empty")
+    def drain_enabled(self) -> bool:
+        """Whether scale-in of this ``vmss`` pool removes only idle instances, by id."""
+        if self.kind != "vmss":
+            return False
+        if self.drain is not None:
+            return self.drain
+        return self.metric.source == "pexip" or "vmname" in self.metric.filter.lower()
+
+    @property
+    def calls_per_instance_from_nodes(self) -> bool:
+        """A ``vm-set`` pool without ``calls_per_instance`` takes it from its nodes'
+        ``max_hd_calls``."""
+        return self.kind == "vm-set" and "calls_per_instance" not in self.model_fields_set
+
+    @property
             sub = self.azure.subscription_id
-            if sub and pool.subscription_id.lower() != sub.lower():
+            if sub and pool.subscription_id and pool.subscription_id.lower() != sub.lower():
                 problems.append(
                     f"pools[{i}].resource_id: must be in azure.subscription_id ({sub}), "
                     f"got {pool.resource_id!r}"
@@ -334,7 +434,9 @@ class Config(_Strict):
 
     @property
     def subscription_id(self) -> str:
-        return self.azure.subscription_id or self.pools[0].subscription_id
+        return self.azure.subscription_id or next(
+            (p.subscription_id for p in self.pools if p.subscription_id), ""
+        )
 
     def location_of(self, pool: PoolConfig) -> str:
         return pool.location or self.azure.location
@@ -342,6 +444,7 @@ class Config(_Strict):
     def pool_limits(self) -> list[PoolLimits]:
         return [p.limits(self.azure.location) for p in self.pools]
 
+    pexip: PexipConfig = PexipConfig()
 
 def load_config(
     path: Path | str,
@@ -359,6 +462,7 @@ def load_config(
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
     except tomllib.TOMLDecodeError as exc:
+            problems.extend(_kind_problems(i, pool, self))
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
     return parse_config(raw, environ=environ, dry_run=dry_run)
 
@@ -400,6 +504,44 @@ def parse_config(
                 problems.append(f"{where}.type: {exc}, got {entry['type']!r}")
             except ValidationError as exc:
                 problems.extend(format_validation_error(exc, prefix=where))
+
+
+def _kind_problems(i: int, pool: PoolConfig, config: Config) -> list[str]:
+    """What each pool kind needs, with the key path of what is missing or wrong."""
+    at = f"pools[{i}]"
+    out: list[str] = []
+    if pool.kind == "vmss" and not pool.resource_id:
+        out.append(f"{at}.resource_id: required for kind 'vmss', got ''")
+    if pool.kind == "pexip-teams" and not pool.teams_proxy:
+        out.append(f"{at}.teams_proxy: required for kind 'pexip-teams', got ''")
+    if pool.kind == "vm-set":
+        if pool.resource_id:
+            out.append(
+                f"{at}.resource_id: not used by kind 'vm-set' (set vm_set.resource_group and "
+                f"vm_set.tag), got {pool.resource_id!r}"
+            )
+        for key in ("resource_group", "tag"):
+            if not getattr(pool.vm_set, key):
+                out.append(f"{at}.vm_set.{key}: required for kind 'vm-set', got ''")
+        if not config.azure.subscription_id:
+            out.append("azure.subscription_id: required with a 'vm-set' pool, got ''")
+    if pool.kind != "vm-set" and pool.metric.locations:
+        out.append(f"{at}.metric.locations: only for kind 'vm-set', got {pool.metric.locations}")
+    needs_pexip = pool.kind in ("pexip-teams", "vm-set") or pool.metric.source == "pexip"
+    if needs_pexip and not config.pexip.url:
+        out.append(f"pexip.url: required by pools[{i}] (kind {pool.kind!r}), got ''")
+    if (
+        config.pexip.publish_metrics
+        and pool.metric.source == "pexip"
+        and pool.kind != "vm-set"
+        and not pool.metric_resource_id
+    ):
+        out.append(
+            f"{at}.metric.resource_id: publish_metrics needs a resource to publish on, got ''"
+        )
+    if pool.drain and pool.kind != "vmss":
+        out.append(f"{at}.drain: only for kind 'vmss' (the others always drain), got true")
+    return out
         names = [p.name for p in built]
         for name in {n for n in names if names.count(n) > 1}:
             problems.append(f"pools[{i}].policies: policy {name!r} is listed twice")
