@@ -138,6 +138,47 @@ class AzureConfig(_Strict):
         return self.resource_manager_url
 
 
+class PexipConfig(_Strict):
+    """``[pexip]``: the Pexip Infinity Management Node (status and configuration API)."""
+
+    url: str = ""
+    """``https://<management node>``; empty: no Pexip integration."""
+    username: str = ""
+    password_file: Path | None = None
+    """File holding the password (first line); else the environment variable ``password_env``."""
+    password_env: str = "CVI_AUTOSCALER_PEXIP_PASSWORD"
+    ca_bundle: Path | None = None
+    """Extra trusted CA file (PEM) for the Management Node's certificate."""
+    timeout_seconds: float = Field(default=10.0, gt=0.0, le=300.0)
+    page_size: int = Field(default=100, ge=1, le=1000)
+    """``limit`` of each list request; further pages follow ``meta.next``."""
+    publish_metrics: bool = False
+    """Republish Pexip's call counts to Azure Monitor (``Pexip/CVI`` ``ActiveCalls`` by
+    ``VMName``) on the resource of each pool whose metric source is ``pexip``."""
+    publish_url: str = ""
+    """Custom-metrics ingestion endpoint; may contain ``{location}``. Empty: public Azure's
+    ``https://{location}.monitoring.azure.com``."""
+    publish_audience: str = "https://monitoring.azure.com/"
+
+    @field_validator("url", "publish_url")
+    @classmethod
+    def _https_pexip(cls, v: str) -> str:
+        if v and urlparse(v.replace("{location}", "x")).scheme != "https":
+            raise ValueError("must be an https:// URL")
+        return v.rstrip("/")
+
+    @field_validator("password_file", "ca_bundle")
+    @classmethod
+    def _file_exists(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.is_file():
+            raise ValueError("file not found")
+        return v
+
+    def publish_endpoint(self, location: str) -> str:
+        template = self.publish_url or "https://{location}.monitoring.azure.com"
+        return template.replace("{location}", location)
+
+
 class MetricConfig(_Strict):
     """``[pools.metric]``: where a pool's call load is read and how it becomes calls."""
 
@@ -193,47 +234,6 @@ class BehaviorConfig(_Strict):
 
     tolerance: float = Field(default=0.1, ge=0.0, lt=1.0)
     scale_up: DirectionConfig = DirectionConfig(
-class PexipConfig(_Strict):
-    """``[pexip]``: the Pexip Infinity Management Node (status and configuration API)."""
-
-    url: str = ""
-    """``https://<management node>``; empty: no Pexip integration."""
-    username: str = ""
-    password_file: Path | None = None
-    """File holding the password (first line); else the environment variable ``password_env``."""
-    password_env: str = "CVI_AUTOSCALER_PEXIP_PASSWORD"
-    ca_bundle: Path | None = None
-    """Extra trusted CA file (PEM) for the Management Node's certificate."""
-    timeout_seconds: float = Field(default=10.0, gt=0.0, le=300.0)
-    page_size: int = Field(default=100, ge=1, le=1000)
-    """``limit`` of each list request; further pages follow ``meta.next``."""
-    publish_metrics: bool = False
-    """Republish Pexip's call counts to Azure Monitor (``Pexip/CVI`` ``ActiveCalls`` by
-    ``VMName``) on the resource of each pool whose metric source is ``pexip``."""
-    publish_url: str = ""
-    """Custom-metrics ingestion endpoint; may contain ``{location}``. Empty: public Azure's
-    ``https://{location}.monitoring.azure.com``."""
-    publish_audience: str = "https://monitoring.azure.com/"
-
-    @field_validator("url", "publish_url")
-    @classmethod
-    def _https_pexip(cls, v: str) -> str:
-        if v and urlparse(v.replace("{location}", "x")).scheme != "https":
-            raise ValueError("must be an https:// URL")
-        return v.rstrip("/")
-
-    @field_validator("password_file", "ca_bundle")
-    @classmethod
-    def _file_exists(cls, v: Path | None) -> Path | None:
-        if v is not None and not v.is_file():
-            raise ValueError("file not found")
-        return v
-
-    def publish_endpoint(self, location: str) -> str:
-        template = self.publish_url or "https://{location}.monitoring.azure.com"
-        return template.replace("{location}", location)
-
-
         stabilization_seconds=0, max_instances=4, max_percent=100, period_seconds=60
     )
     scale_down: DirectionConfig = DirectionConfig(
@@ -248,6 +248,28 @@ class PexipConfig(_Strict):
             scale_down=self.scale_down.to_core(),
             missing_data_floor=self.missing_data_floor,
         )
+
+
+class VmSetConfig(_Strict):
+    """``[pools.vm_set]``: the pre-provisioned VMs of a ``vm-set`` (burst node) pool."""
+
+    resource_group: str = ""
+    tag: str = ""
+    """``key=value``: VMs of ``resource_group`` carrying this tag belong to the pool."""
+    min_lifetime_minutes: float = Field(default=50.0, ge=0.0, le=1440.0)
+    """A started node is kept at least this long (hourly billing)."""
+
+    @field_validator("tag")
+    @classmethod
+    def _tag(cls, v: str) -> str:
+        if v and ("=" not in v or not v.split("=", 1)[0].strip()):
+            raise ValueError("must be key=value")
+        return v
+
+    @property
+    def tag_pair(self) -> tuple[str, str]:
+        key, _, value = self.tag.partition("=")
+        return key.strip(), value.strip()
 
 
 class PoolConfig(_Strict):
@@ -271,6 +293,14 @@ class PoolConfig(_Strict):
     metric: MetricConfig = MetricConfig()
     behavior: BehaviorConfig = BehaviorConfig()
     policies: list[dict[str, Any]] = Field(min_length=1)
+    drain: bool | None = None
+    """``vmss``: scale in only idle instances, deleted by id. Empty: on when per-instance call
+    counts exist (``pexip`` source, or an Azure Monitor filter on ``VMName``)."""
+    max_drain_minutes: float | None = Field(default=None, gt=0.0)
+    """How long a scale-in waits for busy instances; empty: for ever (never drop calls)."""
+    teams_proxy: str = ""
+    """``pexip-teams``: the Teams Connector's name or id in Pexip's configuration."""
+    vm_set: VmSetConfig = VmSetConfig()
 
     _built: tuple[ScalingPolicy, ...] = PrivateAttr(default=())
 
@@ -299,28 +329,6 @@ class PoolConfig(_Strict):
             raise ValueError(f"must be >= min ({lo})")
         return v
 
-class VmSetConfig(_Strict):
-    """``[pools.vm_set]``: the pre-provisioned VMs of a ``vm-set`` (burst node) pool."""
-
-    resource_group: str = ""
-    tag: str = ""
-    """``key=value``: VMs of ``resource_group`` carrying this tag belong to the pool."""
-    min_lifetime_minutes: float = Field(default=50.0, ge=0.0, le=1440.0)
-    """A started node is kept at least this long (hourly billing)."""
-
-    @field_validator("tag")
-    @classmethod
-    def _tag(cls, v: str) -> str:
-        if v and ("=" not in v or not v.split("=", 1)[0].strip()):
-            raise ValueError("must be key=value")
-        return v
-
-    @property
-    def tag_pair(self) -> tuple[str, str]:
-        key, _, value = self.tag.partition("=")
-        return key.strip(), value.strip()
-
-
     @field_validator("policies")
     @classmethod
     def _policy_types(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -336,17 +344,26 @@ class VmSetConfig(_Strict):
 
     @property
     def resource_group(self) -> str:
+        if self.kind == "vm-set":
+            return self.vm_set.resource_group
         m = _VMSS_ID.match(self.resource_id)
         return m.group("rg") if m else ""
 
-    drain: bool | None = None
-    """``vmss``: scale in only idle instances, deleted by id. Empty: on when per-instance call
-    counts exist (``pexip`` source, or an Azure Monitor filter on ``VMName``)."""
-    max_drain_minutes: float | None = Field(default=None, gt=0.0)
-    """How long a scale-in waits for busy instances; empty: for ever (never drop calls)."""
-    teams_proxy: str = ""
-    """``pexip-teams``: the Teams Connector's name or id in Pexip's configuration."""
-    vm_set: VmSetConfig = VmSetConfig()
+    @property
+    def drain_enabled(self) -> bool:
+        """Whether scale-in of this ``vmss`` pool removes only idle instances, by id."""
+        if self.kind != "vmss":
+            return False
+        if self.drain is not None:
+            return self.drain
+        return self.metric.source == "pexip" or "vmname" in self.metric.filter.lower()
+
+    @property
+    def calls_per_instance_from_nodes(self) -> bool:
+        """A ``vm-set`` pool without ``calls_per_instance`` takes it from its nodes'
+        ``max_hd_calls``."""
+        return self.kind == "vm-set" and "calls_per_instance" not in self.model_fields_set
+
     @property
     def scale_set_name(self) -> str:
         m = _VMSS_ID.match(self.resource_id)
@@ -379,6 +396,7 @@ class Config(_Strict):
 
     daemon: DaemonConfig = DaemonConfig()
     azure: AzureConfig = AzureConfig()
+    pexip: PexipConfig = PexipConfig()
     pools: Annotated[list[PoolConfig], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -390,27 +408,11 @@ class Config(_Strict):
                 problems.append(
                     f"pools[{i}].name: duplicate of pools[{seen[pool.name]}].name, "
                     f"got {pool.name!r}"
-        if self.kind == "vm-set":
-            return self.vm_set.resource_group
                 )
             seen.setdefault(pool.name, i)
             if not (pool.location or self.azure.location):
                 problems.append(f"pools[{i}].location: required when azure.location is empty")
-    def drain_enabled(self) -> bool:
-        """Whether scale-in of this ``vmss`` pool removes only idle instances, by id."""
-        if self.kind != "vmss":
-            return False
-        if self.drain is not None:
-            return self.drain
-        return self.metric.source == "pexip" or "vmname" in self.metric.filter.lower()
-
-    @property
-    def calls_per_instance_from_nodes(self) -> bool:
-        """A ``vm-set`` pool without ``calls_per_instance`` takes it from its nodes'
-        ``max_hd_calls``."""
-        return self.kind == "vm-set" and "calls_per_instance" not in self.model_fields_set
-
-    @property
+            problems.extend(_kind_problems(i, pool, self))
             sub = self.azure.subscription_id
             if sub and pool.subscription_id and pool.subscription_id.lower() != sub.lower():
                 problems.append(
@@ -444,7 +446,44 @@ class Config(_Strict):
     def pool_limits(self) -> list[PoolLimits]:
         return [p.limits(self.azure.location) for p in self.pools]
 
-    pexip: PexipConfig = PexipConfig()
+
+def _kind_problems(i: int, pool: PoolConfig, config: Config) -> list[str]:
+    """What each pool kind needs, with the key path of what is missing or wrong."""
+    at = f"pools[{i}]"
+    out: list[str] = []
+    if pool.kind == "vmss" and not pool.resource_id:
+        out.append(f"{at}.resource_id: required for kind 'vmss', got ''")
+    if pool.kind == "pexip-teams" and not pool.teams_proxy:
+        out.append(f"{at}.teams_proxy: required for kind 'pexip-teams', got ''")
+    if pool.kind == "vm-set":
+        if pool.resource_id:
+            out.append(
+                f"{at}.resource_id: not used by kind 'vm-set' (set vm_set.resource_group and "
+                f"vm_set.tag), got {pool.resource_id!r}"
+            )
+        for key in ("resource_group", "tag"):
+            if not getattr(pool.vm_set, key):
+                out.append(f"{at}.vm_set.{key}: required for kind 'vm-set', got ''")
+        if not config.azure.subscription_id:
+            out.append("azure.subscription_id: required with a 'vm-set' pool, got ''")
+    if pool.kind != "vm-set" and pool.metric.locations:
+        out.append(f"{at}.metric.locations: only for kind 'vm-set', got {pool.metric.locations}")
+    needs_pexip = pool.kind in ("pexip-teams", "vm-set") or pool.metric.source == "pexip"
+    if needs_pexip and not config.pexip.url:
+        out.append(f"pexip.url: required by pools[{i}] (kind {pool.kind!r}), got ''")
+    if (
+        config.pexip.publish_metrics
+        and pool.metric.source == "pexip"
+        and pool.kind != "vm-set"
+        and not pool.metric_resource_id
+    ):
+        out.append(
+            f"{at}.metric.resource_id: publish_metrics needs a resource to publish on, got ''"
+        )
+    if pool.drain and pool.kind != "vmss":
+        out.append(f"{at}.drain: only for kind 'vmss' (the others always drain), got true")
+    return out
+
 
 def load_config(
     path: Path | str,
@@ -462,7 +501,6 @@ def load_config(
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
     except tomllib.TOMLDecodeError as exc:
-            problems.extend(_kind_problems(i, pool, self))
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
     return parse_config(raw, environ=environ, dry_run=dry_run)
 
@@ -504,44 +542,6 @@ def parse_config(
                 problems.append(f"{where}.type: {exc}, got {entry['type']!r}")
             except ValidationError as exc:
                 problems.extend(format_validation_error(exc, prefix=where))
-
-
-def _kind_problems(i: int, pool: PoolConfig, config: Config) -> list[str]:
-    """What each pool kind needs, with the key path of what is missing or wrong."""
-    at = f"pools[{i}]"
-    out: list[str] = []
-    if pool.kind == "vmss" and not pool.resource_id:
-        out.append(f"{at}.resource_id: required for kind 'vmss', got ''")
-    if pool.kind == "pexip-teams" and not pool.teams_proxy:
-        out.append(f"{at}.teams_proxy: required for kind 'pexip-teams', got ''")
-    if pool.kind == "vm-set":
-        if pool.resource_id:
-            out.append(
-                f"{at}.resource_id: not used by kind 'vm-set' (set vm_set.resource_group and "
-                f"vm_set.tag), got {pool.resource_id!r}"
-            )
-        for key in ("resource_group", "tag"):
-            if not getattr(pool.vm_set, key):
-                out.append(f"{at}.vm_set.{key}: required for kind 'vm-set', got ''")
-        if not config.azure.subscription_id:
-            out.append("azure.subscription_id: required with a 'vm-set' pool, got ''")
-    if pool.kind != "vm-set" and pool.metric.locations:
-        out.append(f"{at}.metric.locations: only for kind 'vm-set', got {pool.metric.locations}")
-    needs_pexip = pool.kind in ("pexip-teams", "vm-set") or pool.metric.source == "pexip"
-    if needs_pexip and not config.pexip.url:
-        out.append(f"pexip.url: required by pools[{i}] (kind {pool.kind!r}), got ''")
-    if (
-        config.pexip.publish_metrics
-        and pool.metric.source == "pexip"
-        and pool.kind != "vm-set"
-        and not pool.metric_resource_id
-    ):
-        out.append(
-            f"{at}.metric.resource_id: publish_metrics needs a resource to publish on, got ''"
-        )
-    if pool.drain and pool.kind != "vmss":
-        out.append(f"{at}.drain: only for kind 'vmss' (the others always drain), got true")
-    return out
         names = [p.name for p in built]
         for name in {n for n in names if names.count(n) > 1}:
             problems.append(f"pools[{i}].policies: policy {name!r} is listed twice")
