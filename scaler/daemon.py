@@ -334,6 +334,7 @@ class Daemon:
         """Tick every ``period_seconds`` (default ``[daemon] interval_seconds``) until ``stop``
         is set (by a signal) or ``until()`` says so. Returns ``False`` if a tick was still
         running when the shutdown deadline passed."""
+        from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
         from apscheduler.schedulers.background import BackgroundScheduler
         from apscheduler.triggers.interval import IntervalTrigger
 
@@ -347,6 +348,11 @@ class Daemon:
                 stop.set()
 
         scheduler = BackgroundScheduler(timezone=UTC)
+
+        def overrun(event: Any) -> None:
+            self.log.warning("tick.overrun", period_seconds=period)
+
+        scheduler.add_listener(overrun, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
         scheduler.add_job(
             job,
             IntervalTrigger(seconds=period, timezone=UTC),

@@ -72,9 +72,16 @@ def run_demo(
         config, trace, clock=clock, quota_limits=DEMO_QUOTA, account_from=start.timestamp()
     )
     width = max(len(n) for n in names)
+    stop = stop or threading.Event()
     last_report = [start.timestamp() - 3600.0]
 
     def show(now: float, outcomes: Sequence[PoolOutcome]) -> None:
+        try:
+            report(now, outcomes)
+        except (BrokenPipeError, ValueError):  # the reader went away (`| head`): end quietly
+            stop.set()
+
+    def report(now: float, outcomes: Sequence[PoolOutcome]) -> None:
         cloud.account(now)
         hourly = now - last_report[0] >= 3600.0
         if hourly:
@@ -101,15 +108,16 @@ def run_demo(
         f"cvi-autoscaler demo: {len(names)} pools on the simulator, {start:%Y-%m-%d} "
         f"{start:%H:%M}-{end:%H:%M} UTC, one tick every {config.daemon.interval_seconds:.0f} "
         f"simulated seconds ({speed:.0f}x real time)\n"
-        f"{'time':5}  {'pool':<{width}}  {'load':18}  {'ready/capacity':14}  {'resize':7}  "
-        f"reason\n"
+        f"{'time':5}  {'pool':<{width}}  {'calls (metric seen)':22}  {'ready/cap':11}  "
+        f"{'resize':8}  reason\n"
     )
     daemon = Daemon(
         config=config, metrics=cloud, actuator=cloud, quota=cloud, clock=clock, on_tick=show
     )
     began = time.monotonic()
+    clock.restart()
     daemon.run(
-        stop or threading.Event(),
+        stop,
         period_seconds=config.daemon.interval_seconds / speed,
         until=lambda: clock.now() >= end.timestamp(),
     )
@@ -125,5 +133,10 @@ def run_demo(
         peak_instances=max(t.max_instances for t in totals),
         real_seconds=time.monotonic() - began,
     )
-    out.write(summary.line(start, end) + "\n")
+    if not out.closed:
+        try:
+            out.write(summary.line(start, end) + "\n")
+            out.flush()
+        except BrokenPipeError:
+            pass
     return summary

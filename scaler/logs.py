@@ -26,6 +26,8 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
         if as_json
         else structlog.dev.ConsoleRenderer(colors=out.isatty())
     )
+    # APScheduler reports overruns through stdlib logging; the daemon logs them as `tick.overrun`.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -55,6 +55,10 @@ class VirtualClock:
     def now(self) -> float:
         return self.start + (time.monotonic() - self._t0) * self.speed
 
+    def restart(self) -> None:
+        """Begin again at ``start`` (call right before the loop starts)."""
+        self._t0 = time.monotonic()
+
 
 @dataclass(slots=True)
 class SimPool:
