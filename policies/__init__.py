@@ -14,12 +14,18 @@ from typing import Any, ClassVar, Protocol, cast
 
 from pydantic import BaseModel
 
+from policies.composite import Composite
+from policies.predictive import Predictive
+from policies.schedule import Schedule
+from policies.step import StepRules
 from policies.target_tracking import TargetTracking
 from scaler.core.types import PolicyContext, Recommendation, ScalingPolicy
 
 ENTRY_POINT_GROUP = "cvi_autoscaler.policies"
 
-BUILTINS: dict[str, type[Any]] = {TargetTracking.name: TargetTracking}
+BUILTINS: dict[str, type[Any]] = {
+    cls.name: cls for cls in (TargetTracking, StepRules, Schedule, Predictive, Composite)
+}
 
 
 class PolicyClass(Protocol):

@@ -1,0 +1,133 @@
+"""Composite: several policies as one, with the decision naming the one that won.
+
+``desired`` is the highest of the parts' recommendations, so the pool scales out as soon as any
+part asks for it and scales in only when every part agrees (the anchors' rule, the same the core
+applies between a pool's top-level policies). The winning part's name goes into
+``Recommendation.source``; the core then reports the decision's policy as
+``composite:predictive`` (nested composites give ``composite:composite:schedule``). The lowest
+``ceiling`` of any part (a schedule's ``max``) is passed on. A part with no opinion is skipped;
+with none at all, the composite has none.
+
+Parts are ordinary ``{type = "...", ...}`` tables, built with the same registry as top-level
+policies (so third-party policies work here too), and their config errors name their full key
+path: ``pools[0].policies[0].policies[1].target_utilization: …``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from scaler.core.types import PolicyContext, Recommendation, ScalingPolicy
+
+
+class CompositeConfig(BaseModel):
+    """``[[pools.policies]] type = "composite"`` with ``[[pools.policies.policies]]`` parts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    policies: tuple[dict[str, Any], ...] = Field(min_length=1)
+
+    _built: tuple[ScalingPolicy, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="after")
+    def _build_parts(self) -> CompositeConfig:
+        # Imported here: the registry imports this module to list it as a built-in.
+        from policies import RegistryError, build, discover
+
+        errors: list[InitErrorDetails] = []
+        built: list[ScalingPolicy] = []
+        registry: dict[str, type[Any]] | None = None
+        for i, entry in enumerate(self.policies):
+            type_name = entry.get("type")
+            if not isinstance(type_name, str):
+                errors.append(_error((i, "type"), "needs a 'type' naming the policy", type_name))
+                continue
+            if registry is None:
+                try:
+                    registry = discover()
+                except RegistryError as exc:
+                    errors.append(_error((i, "type"), str(exc), type_name))
+                    break
+            options = {k: v for k, v in entry.items() if k != "type"}
+            try:
+                built.append(build(type_name, options, registry))
+            except RegistryError as exc:
+                errors.append(_error((i, "type"), str(exc), type_name))
+            except ValidationError as exc:
+                for err in exc.errors():
+                    errors.append(
+                        InitErrorDetails(
+                            type=PydanticCustomError(
+                                "policy_option", "{detail}", {"detail": _msg(err)}
+                            ),
+                            loc=("policies", i, *err["loc"]),
+                            input=err.get("input"),
+                        )
+                    )
+        names = [p.name for p in built]
+        for name in sorted({n for n in names if names.count(n) > 1}):
+            errors.append(_error((), f"policy {name!r} is listed twice", name, root=True))
+        if errors:
+            raise ValidationError.from_exception_data("CompositeConfig", errors)
+        self._built = tuple(built)
+        return self
+
+    @property
+    def parts(self) -> tuple[ScalingPolicy, ...]:
+        return self._built
+
+
+def _error(
+    loc: tuple[int | str, ...], message: str, value: Any, *, root: bool = False
+) -> InitErrorDetails:
+    where: tuple[int | str, ...] = ("policies",) if root else ("policies", *loc)
+    return InitErrorDetails(
+        type=PydanticCustomError("policy_config", "{detail}", {"detail": message}),
+        loc=where,
+        input=value,
+    )
+
+
+def _msg(err: Any) -> str:
+    if err.get("type") == "extra_forbidden":
+        return "unknown key"
+    if err.get("type") == "missing":
+        return "required key is missing"
+    return str(err.get("msg", ""))
+
+
+class Composite:
+    """Max of the parts' recommendations; ``source`` names the winning part."""
+
+    name: ClassVar[str] = "composite"
+    Config: ClassVar[type[CompositeConfig]] = CompositeConfig
+
+    def __init__(self, config: CompositeConfig) -> None:
+        self.config = config
+        self.parts = config.parts
+
+    def recommend(self, ctx: PolicyContext) -> Recommendation | None:
+        best: Recommendation | None = None
+        source = ""
+        ceiling: int | None = None
+        for part in self.parts:
+            rec = part.recommend(ctx)
+            if rec is None:
+                continue
+            if rec.ceiling is not None and (ceiling is None or rec.ceiling < ceiling):
+                ceiling = rec.ceiling
+            if best is None or rec.desired > best.desired:
+                best = rec
+                source = part.name if rec.source is None else f"{part.name}:{rec.source}"
+        if best is None:
+            return None
+        return Recommendation(
+            desired=best.desired,
+            utilization_ratio=best.utilization_ratio,
+            note=best.note,
+            source=source,
+            ceiling=ceiling,
+        )
