@@ -98,26 +98,30 @@ def _clock() -> Any:
 @config_option
 @dry_run_option
 def run(config_path: Path, dry_run: bool) -> None:
-    """Run the daemon until SIGTERM or SIGINT."""
+    """Run the daemon until SIGTERM or SIGINT; SIGHUP re-reads the configuration."""
     from scaler.daemon import Daemon
+    from scaler.service import run_service
 
     config = _load(config_path, dry_run)
     configure(config.daemon.log_level, config.daemon.log_format)
     stop = threading.Event()
     _install_stop_signals(stop)
 
-    def body(adapters: Any) -> int:
-        daemon = Daemon(
-            config=config,
-            metrics=adapters.metrics,
-            actuator=adapters.compute,
-            quota=adapters.compute,
-            clock=_clock(),
-        )
-        clean = daemon.run(stop)
-        return EXIT_OK if clean else EXIT_FAILURE
+    def on_daemon(daemon: Daemon) -> None:
+        def reload(signum: int, _frame: Any) -> None:
+            get_logger().info("daemon.signal", signal=signal.Signals(signum).name)
+            daemon.request_reload()
 
-    code = _with_adapters(config, body)
+        signal.signal(signal.SIGHUP, reload)
+
+    def reload_config() -> Config:
+        return load_config(config_path, dry_run=dry_run or None)
+
+    try:
+        clean = run_service(config, stop=stop, reload_config=reload_config, on_daemon=on_daemon)
+    except ConfigError as err:
+        _fail_config(err)
+    code = EXIT_OK if clean else EXIT_FAILURE
     sys.stdout.flush()
     if code != EXIT_OK:
         os._exit(code)  # a tick is stuck past the deadline: do not wait for its thread

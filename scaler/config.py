@@ -69,6 +69,52 @@ class DaemonConfig(_Strict):
     """``once`` waits this long for its resizes to finish before reporting."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
+    state_dir: Path | None = None
+    """Where the state file lives; empty: ``$STATE_DIRECTORY`` (systemd's ``StateDirectory``),
+    and no local state when neither is set."""
+
+
+class HttpConfig(_Strict):
+    """``[http]``: the read-only health, status and Prometheus endpoint."""
+
+    enabled: bool = False
+    bind: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=0, le=65535)
+    """TCP port; 0 picks a free one (logged as ``http.listening``)."""
+
+
+class HaConfig(_Strict):
+    """``[ha]``: leader election between replicas through an Azure Blob lease."""
+
+    enabled: bool = False
+    account_url: str = ""
+    """``https://<account>.blob.core.windows.net``, reached with the ``[azure]`` credential."""
+    connection_string: str = ""
+    """Instead of ``account_url`` (Azurite, shared keys); better set through the environment
+    (``CVI_AUTOSCALER__HA__CONNECTION_STRING``) than written in the file."""
+    container: str = Field(default="cvi-autoscaler", min_length=3, max_length=63)
+    blob: str = Field(default="leader", min_length=1)
+    state_blob: str = Field(default="state.json", min_length=1)
+    lease_seconds: int = Field(default=30, ge=15, le=60)
+    """Blob lease period (Azure allows 15–60 s); a standby takes over about this long after
+    the leader stops renewing."""
+    renew_seconds: float | None = Field(default=None, gt=0.0)
+    """How often the leader renews; empty: a third of ``lease_seconds``."""
+    margin_seconds: float = Field(default=3.0, ge=0.0)
+    """Leadership is trusted only until last renewal + lease − margin (clock drift, latency)."""
+    identity: str = ""
+    """This replica's name in logs and the lease blob; empty: ``hostname:pid``."""
+
+    @field_validator("account_url")
+    @classmethod
+    def _https_account(cls, v: str) -> str:
+        if v and urlparse(v).scheme != "https":
+            raise ValueError("must be an https:// URL")
+        return v.rstrip("/")
+
+    @property
+    def renew_every(self) -> float:
+        return self.renew_seconds or self.lease_seconds / 3.0
 
 
 class AzureConfig(_Strict):
@@ -397,6 +443,8 @@ class Config(_Strict):
     daemon: DaemonConfig = DaemonConfig()
     azure: AzureConfig = AzureConfig()
     pexip: PexipConfig = PexipConfig()
+    http: HttpConfig = HttpConfig()
+    ha: HaConfig = HaConfig()
     pools: Annotated[list[PoolConfig], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -419,6 +467,17 @@ class Config(_Strict):
                     f"pools[{i}].resource_id: must be in azure.subscription_id ({sub}), "
                     f"got {pool.resource_id!r}"
                 )
+        ha = self.ha
+        if ha.enabled and bool(ha.account_url) == bool(ha.connection_string):
+            problems.append(
+                "ha.account_url: exactly one of ha.account_url and ha.connection_string is "
+                f"needed when ha.enabled, got {ha.account_url!r}"
+            )
+        if ha.enabled and ha.renew_every + ha.margin_seconds >= ha.lease_seconds:
+            problems.append(
+                f"ha.renew_seconds: renew + margin must be well inside lease_seconds "
+                f"({ha.lease_seconds}), got {ha.renew_every}"
+            )
         if self.azure.credential == "static-token":
             if self.azure.is_public_cloud:
                 problems.append(

@@ -5,11 +5,17 @@ simply the new truth), reads all metrics in batches and each region's quota once
 core decide, and writes only where the decision differs from what Azure has. A resize is started
 and not waited for: while it runs the pool holds (``ResizeInFlight``), so one slow scale set never
 stalls the others. Errors of one pool never stop the loop.
+
+Operations hooks, each optional so the loop reads the same without them: a ``LeaderLease``
+(only the leader writes; leadership is re-checked right before every write), a ``StateStore``
+(stabilisation history, cooldowns, in-flight resizes and drains survive a restart), a systemd
+``Notifier`` (``READY``/``WATCHDOG``/``STOPPING``/``STATUS``) and ``reload_config`` (SIGHUP).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,9 +36,19 @@ from scaler.core import (
 )
 from scaler.core.history import ArrayHistory
 from scaler.core.metrics import to_calls
-from scaler.errors import AdapterError
+from scaler.errors import AdapterError, ConfigError
 from scaler.logs import get_logger
-from scaler.ports import Clock, MetricsSource, PoolActuator, PoolStatus, QuotaReader, ResizeHandle
+from scaler.ports import (
+    Clock,
+    LeaderLease,
+    MetricsSource,
+    PoolActuator,
+    PoolStatus,
+    QuotaReader,
+    ResizeHandle,
+)
+from scaler.sdnotify import Notifier
+from scaler.state import InFlightRecord, PoolSnapshot, Snapshot, StateStore, hold_one_window
 
 HISTORY_MINUTES = 5 * 7 * 24 * 60
 """Minutes of load kept per pool for policies that look back (five weeks, ~400 kB a pool)."""
@@ -90,6 +106,11 @@ class Daemon:
         clock: Clock,
         dry_run: bool | None = None,
         on_tick: Callable[[float, Sequence[PoolOutcome]], None] | None = None,
+        leader: LeaderLease | None = None,
+        store: StateStore | None = None,
+        notifier: Notifier | None = None,
+        reload_config: Callable[[], Config] | None = None,
+        identity: str = "",
     ) -> None:
         self.config = config
         self.metrics = metrics
@@ -97,6 +118,7 @@ class Daemon:
         self.quota = quota
         self.clock = clock
         self.dry_run = config.daemon.dry_run if dry_run is None else dry_run
+        self._dry_run_arg = dry_run
         self.on_tick = on_tick
         self.states: dict[str, PoolState] = {p.name: PoolState() for p in config.pools}
         self.inflight: dict[str, _InFlight] = {}
@@ -106,6 +128,19 @@ class Daemon:
         self.last_tick_at: float | None = None
         self.stopping = threading.Event()
         self._tick_lock = threading.Lock()
+        self.leader = leader
+        self.store = store
+        self.notifier = notifier
+        self.reload_config = reload_config
+        self.identity = identity
+        self.read_failures: list[str] = []
+        """What the last tick could not read (pools, metrics, quota); empty when all worked."""
+        self.pending_drains: dict[str, list[dict[str, Any]]] = {}
+        """Per pool, instances picked for removal and not yet removed; persisted as is."""
+        self.started_at = clock.now()
+        self._reload_requested = threading.Event()
+        self._pending_config: Config | None = None
+        self._was_leader = False
         self._limits = {p.name: p.limits(config.azure.location) for p in config.pools}
         self._behaviors = {p.name: p.behavior.to_core() for p in config.pools}
         self.history = {
@@ -122,15 +157,19 @@ class Daemon:
             return self._tick()
 
     def _tick(self) -> list[PoolOutcome]:
+        self._apply_pending_config()
         now = self.clock.now()
         pools = self.config.pools
+        self._check_promotion(now)
         statuses: dict[str, PoolStatus] = {}
         failed: dict[str, str] = {}
+        read_failures: list[str] = []
         for pool in pools:
             try:
                 statuses[pool.name] = self.actuator.observe(pool)
             except AdapterError as err:
                 failed[pool.name] = str(err)
+                read_failures.append(f"pool {pool.name}")
                 self.log.warning("pool.observe_failed", pool=pool.name, error=str(err))
         self._reap_finished()
 
@@ -140,8 +179,15 @@ class Daemon:
             try:
                 readings = self.metrics.read(readable, now)
             except AdapterError as err:
+                read_failures.append("metrics")
                 self.log.warning("metrics.read_failed", error=str(err))
         self.usage = self._read_quota(readable)
+        read_failures += [
+            f"quota {loc}"
+            for loc in sorted({self.config.location_of(p) for p in readable})
+            if loc not in self.usage
+        ]
+        self.read_failures = read_failures
 
         plans = []
         for pool in readable:
@@ -191,6 +237,7 @@ class Daemon:
             self.last[o.pool] = o
         self.ticks += 1
         self.last_tick_at = now
+        self.persist()
         if self.on_tick is not None:
             self.on_tick(now, outcomes)
         return outcomes
@@ -255,6 +302,9 @@ class Daemon:
         if self.stopping.is_set():
             self.log.info("scale.skipped_stopping", pool=pool.name, desired=d.desired)
             return base
+        if self.leader is not None and not self.leader.is_leader():  # fencing, right before
+            self.log.info("scale.skipped_standby", pool=pool.name, desired=d.desired)
+            return base
         try:
             handle = self.actuator.resize(pool, d.desired)
         except AdapterError as err:
@@ -317,12 +367,184 @@ class Daemon:
 
     # -- the loop -----------------------------------------------------------------------------
 
-    def safe_tick(self) -> None:
-        """A tick that never raises: the loop must survive anything one tick meets."""
+    def safe_tick(self) -> bool:
+        """A tick that never raises: the loop must survive anything one tick meets. Returns
+        whether the tick ran to its end."""
         try:
             self.tick()
         except Exception:
             self.log.exception("tick.failed")
+            return False
+        return True
+
+    # -- operations: role, health, state, reload ------------------------------------------------
+
+    @property
+    def role(self) -> str:
+        """``leader`` (also without HA: the only replica), ``standby`` or ``unknown``."""
+        return "leader" if self.leader is None else self.leader.role
+
+    def ticking_healthy(self) -> tuple[bool, float]:
+        """Whether the loop has completed a tick within 3 intervals; and the age in seconds.
+        Gates ``/healthz`` and systemd's ``WATCHDOG=1``."""
+        ref = self.last_tick_at if self.last_tick_at is not None else self.started_at
+        age = max(0.0, self.clock.now() - ref)
+        return age <= 3 * self._period(), age
+
+    def _period(self) -> float:
+        return getattr(self, "period", None) or self.config.daemon.interval_seconds
+
+    def status_line(self) -> str:
+        """A one-line summary for systemd's ``STATUS=``."""
+        parts = []
+        for name, o in self.last.items():
+            move = f"{o.current}" if o.current == o.desired else f"{o.current}->{o.desired}"
+            parts.append(f"{name} {move} {o.reason}")
+        return f"{self.role}; {len(self.config.pools)} pools; " + "; ".join(parts)
+
+    def snapshot(self) -> Snapshot:
+        pools = {}
+        for pool in self.config.pools:
+            op = self.inflight.get(pool.name)
+            record = None
+            if op is not None:
+                record = InFlightRecord(op.target, op.started, op.handle.continuation_token())
+            pools[pool.name] = PoolSnapshot(
+                state=self.states.get(pool.name, PoolState()),
+                inflight=record,
+                drains=tuple(self.pending_drains.get(pool.name, ())),
+            )
+        return Snapshot(saved_at=self.clock.now(), writer=self.identity, pools=pools)
+
+    def persist(self) -> None:
+        """Save the state locally, and to the shared blob when this replica leads."""
+        if self.store is not None:
+            self.store.save(
+                self.snapshot(), shared=self.leader is not None and self.role == "leader"
+            )
+
+    def restore(self) -> None:
+        """Load the saved state; without a usable one, hold one down-stabilisation window."""
+        if self.store is None:
+            return
+        now = self.clock.now()
+        snap = self.store.load()
+        if snap is None:
+            for pool in self.config.pools:
+                self.states[pool.name] = hold_one_window(max_instances=pool.max, now=now)
+            self.log.info("state.safe_defaults", hold="one scale-down stabilisation window")
+            return
+        self._adopt(snap, full=True, now=now)
+
+    def _adopt(self, snap: Snapshot, *, full: bool, now: float) -> None:
+        """Take a snapshot's state: all of it at start-up (``full``), or, on becoming leader,
+        the predecessor's scale events, cooldowns, in-flight resizes and drains."""
+        resumed = []
+        for pool in self.config.pools:
+            saved = snap.pools.get(pool.name)
+            if saved is None:
+                if full:
+                    self.states[pool.name] = hold_one_window(max_instances=pool.max, now=now)
+                continue
+            mine = self.states.get(pool.name, PoolState())
+            self.states[pool.name] = (
+                saved.state
+                if full
+                else PoolState(
+                    recommendations=mine.recommendations,
+                    scale_events=saved.state.scale_events,
+                    last_scale_up=_latest(mine.last_scale_up, saved.state.last_scale_up),
+                    last_scale_down=_latest(mine.last_scale_down, saved.state.last_scale_down),
+                )
+            )
+            if saved.drains:
+                self.pending_drains[pool.name] = [dict(d) for d in saved.drains]
+            inflight = saved.inflight
+            if inflight and pool.name not in self.inflight and self._resume(pool, inflight):
+                resumed.append(pool.name)
+        self.log.info(
+            "state.restored",
+            saved_at=snap.saved_at,
+            writer=snap.writer or None,
+            age_seconds=round(now - snap.saved_at, 1),
+            resumed=resumed,
+            adopted_from_leader=not full,
+        )
+
+    def _resume(self, pool: PoolConfig, rec: InFlightRecord) -> bool:
+        resume = getattr(self.actuator, "resume", None)
+        if rec.token is None or resume is None:
+            self.log.info("scale.not_resumable", pool=pool.name, desired=rec.target)
+            return False
+        try:
+            handle = resume(pool, rec.token)
+        except AdapterError as err:
+            self.log.warning("scale.resume_failed", pool=pool.name, error=str(err))
+            return False
+        self.inflight[pool.name] = _InFlight(handle, rec.target, rec.started)
+        self.log.info("scale.resumed", pool=pool.name, desired=rec.target)
+        return True
+
+    def _check_promotion(self, now: float) -> None:
+        if self.leader is None:
+            return
+        leading = self.leader.is_leader()
+        if leading and not self._was_leader and self.store is not None and self.ticks > 0:
+            snap = self.store.load_shared()
+            if snap is not None:
+                self._adopt(snap, full=False, now=now)
+        self._was_leader = leading
+
+    def request_reload(self) -> None:
+        """SIGHUP: re-read the config soon (the signal handler must not do the work)."""
+        self._reload_requested.set()
+
+    def check_reload(self) -> None:
+        """Validate a requested reload now; a valid config takes effect at the next tick, an
+        invalid one is rejected and the running one stays in force."""
+        if not self._reload_requested.is_set() or self.reload_config is None:
+            return
+        self._reload_requested.clear()
+        try:
+            new = self.reload_config()
+        except ConfigError as err:
+            self.log.error("config.reload_rejected", problems=err.problems)
+            return
+        problems = [
+            f"{section}: changes need a restart, the running [{section}] stays in force"
+            for section in ("azure", "ha", "http")
+            if getattr(new, section) != getattr(self.config, section)
+        ]
+        if problems:
+            self.log.error("config.reload_rejected", problems=problems)
+            return
+        self._pending_config = new
+
+    def _apply_pending_config(self) -> None:
+        new, self._pending_config = self._pending_config, None
+        if new is None:
+            return
+        now = self.clock.now()
+        self.config = new
+        self.dry_run = new.daemon.dry_run if self._dry_run_arg is None else self._dry_run_arg
+        self._limits = {p.name: p.limits(new.azure.location) for p in new.pools}
+        self._behaviors = {p.name: p.behavior.to_core() for p in new.pools}
+        names = {p.name for p in new.pools}
+        for pool in new.pools:
+            self.states.setdefault(pool.name, PoolState())
+            if pool.name not in self.history:
+                self.history[pool.name] = ArrayHistory(
+                    start=now // 60.0 * 60.0, capacity=HISTORY_MINUTES
+                )
+        for table in (self.states, self.history, self.last):
+            for name in [n for n in table if n not in names]:
+                del table[name]
+        self.log.info(
+            "config.reloaded",
+            pools=[p.name for p in new.pools],
+            interval_seconds=new.daemon.interval_seconds,
+            dry_run=self.dry_run,
+        )
 
     def run(
         self,
@@ -339,11 +561,19 @@ class Daemon:
         from apscheduler.triggers.interval import IntervalTrigger
 
         period = period_seconds or self.config.daemon.interval_seconds
+        self.period = period_seconds
+        notifier = self.notifier
+        self.restore()
 
         def job() -> None:
             if stop.is_set():
                 return
-            self.safe_tick()
+            if self.safe_tick() and notifier is not None:
+                status = self.status_line()
+                if notifier.ready_sent:
+                    notifier.send(WATCHDOG="1", STATUS=status)
+                else:
+                    notifier.ready(status)
             if until is not None and until():
                 stop.set()
 
@@ -369,15 +599,33 @@ class Daemon:
             interval_seconds=self.config.daemon.interval_seconds,
             dry_run=self.dry_run,
         )
+        watchdog_every = (notifier.watchdog_seconds or 0.0) / 2.0 if notifier else 0.0
+        last_ping = time.monotonic()
         try:
             while not stop.wait(0.5):
-                pass
+                self.check_reload()
+                wanted = period_seconds or self.config.daemon.interval_seconds
+                if wanted != period:
+                    period = wanted
+                    scheduler.reschedule_job("tick", trigger=IntervalTrigger(seconds=period))
+                if (
+                    notifier is not None
+                    and watchdog_every
+                    and notifier.ready_sent
+                    and time.monotonic() - last_ping >= watchdog_every
+                    and self.ticking_healthy()[0]
+                ):
+                    notifier.watchdog()
+                    last_ping = time.monotonic()
         finally:
             self.stopping.set()
+            if notifier is not None:
+                notifier.stopping(f"stopping; {self.status_line()}")
             scheduler.shutdown(wait=False)
         finished = self._tick_lock.acquire(timeout=self.config.daemon.shutdown_deadline_seconds)
         if finished:
             self._tick_lock.release()
+        self.persist()  # records resizes still in flight, to resume after the restart
         self.log.info(
             "daemon.stopped",
             ticks=self.ticks,
@@ -385,3 +633,7 @@ class Daemon:
             resizes_in_flight=sorted(self.inflight),
         )
         return finished
+
+
+def _latest(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else max(a, b)

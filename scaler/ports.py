@@ -69,3 +69,37 @@ class QuotaReader(Protocol):
     """vCPU usage and limits of a region, by quota name (``cores``, ``standardFSv2Family``…)."""
 
     def usage(self, location: str) -> Mapping[str, QuotaUsage]: ...
+
+
+class ResumableActuator(Protocol):
+    """An actuator that can pick up a resize started before a restart."""
+
+    def resume(self, pool: PoolConfig, token: str) -> ResizeHandle:
+        """A handle on the resize saved as ``token`` (``ResizeHandle.continuation_token()``);
+        raises ``AdapterError`` when the token is no longer usable."""
+        ...
+
+
+class LeaderLease(Protocol):
+    """Who may write: only the leader among replicas actuates.
+
+    ``is_leader`` must be cheap and time-bounded, because the daemon asks it right before every
+    write (fencing): it is true only while now < last successful renewal + lease − margin.
+    """
+
+    @property
+    def role(self) -> str:
+        """``leader``, ``standby``, or ``unknown`` before the first attempt."""
+        ...
+
+    def is_leader(self) -> bool: ...
+
+
+class SharedState(Protocol):
+    """A small document the replicas share (the daemon's state, written by the leader)."""
+
+    def load(self) -> bytes | None:
+        """The document, ``None`` if there is none; raises ``AdapterError`` when unreadable."""
+        ...
+
+    def save(self, data: bytes) -> None: ...

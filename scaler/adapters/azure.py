@@ -357,6 +357,24 @@ class AzureCompute:
             )
         return AzureResize(poller, "vmss.update", self._calls)
 
+    def resume(self, pool: PoolConfig, token: str) -> AzureResize:
+        """Pick up a resize started before a restart from its continuation token (no write is
+        sent: the poller only goes on polling the operation Azure already runs)."""
+        try:
+            with self._calls.call("vmss.resume_update"):
+                poller = self._client.virtual_machine_scale_sets.begin_update(
+                    pool.resource_group,
+                    pool.scale_set_name,
+                    VirtualMachineScaleSetUpdate(),
+                    continuation_token=token,
+                )
+        except (ValueError, TypeError) as exc:  # not a token this SDK can read
+            raise PermanentError(
+                f"vmss.resume_update: unusable continuation token ({exc})",
+                operation="vmss.resume_update",
+            ) from exc
+        return AzureResize(poller, "vmss.update", self._calls)
+
     def usage(self, location: str) -> Mapping[str, QuotaUsage]:
         out: dict[str, QuotaUsage] = {}
         with self._calls.call("usage.list"):
