@@ -1,0 +1,279 @@
+"""Leader election on a real Blob lease: Azurite (the npm package, started here on a free loopback
+port) for the lease, the HTTPS fake of Azure for the scale set, the real SDK clients for both."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.storage.blob import BlobLeaseClient, BlobServiceClient
+
+from scaler.adapters.azure import AzureAdapters
+from scaler.adapters.azure_lease import BlobLeader, BlobSharedState
+from scaler.config import Config, HaConfig, parse_config
+from scaler.daemon import Daemon, PoolOutcome
+from scaler.state import StateStore
+from tests.conftest import config_doc, pool_table, vmss_id
+from tests.fakeazure import FakeAzure
+
+ROOT = Path(__file__).resolve().parent.parent
+AZURITE = ROOT / "node_modules" / ".bin" / "azurite-blob"
+ACCOUNT_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+"""Azurite's well-known development key (public, emulator only)."""
+LEASE = 15  # Azure's shortest lease, seconds
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A running Azurite blob service; yields its connection string."""
+    if not AZURITE.exists() or shutil.which("node") is None:
+        pytest.skip("Azurite is not installed: run `npm ci` (make test does)")
+    port = _free_port()
+    workdir = tmp_path_factory.mktemp("azurite")
+    proc = subprocess.Popen(
+        [
+            str(AZURITE),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            "--inMemoryPersistence",
+            "--skipApiVersionCheck",
+            "--disableTelemetry",
+            "--silent",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=workdir,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    err = proc.stderr.read().decode() if proc.stderr else ""
+                    pytest.fail(f"Azurite did not start: {err[-2000:]}")
+                time.sleep(0.1)
+        yield (
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+            f"AccountKey={ACCOUNT_KEY};BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
+        )
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def fake(tmp_path: Path) -> Iterator[FakeAzure]:
+    with FakeAzure(tmp_path / "azure") as azure:
+        azure.add_vmss("cvi", "tc", capacity=3)
+        set_load(azure, 100.0)
+        yield azure
+
+
+def set_load(fake: FakeAzure, calls: float) -> None:
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    points = [(now + timedelta(minutes=m), calls) for m in range(-30, 30)]
+    fake.set_metric(vmss_id("tc"), "Pexip/CVI", "ActiveCalls", points)
+
+
+class Replica:
+    """One daemon with its own adapters, lease and state store, as ``run`` wires them."""
+
+    def __init__(self, config: Config, ha: HaConfig) -> None:
+        self.adapters = AzureAdapters(config)
+        self.lease = BlobLeader(ha)
+        self.store = StateStore(shared=BlobSharedState(self.lease, ha.state_blob))
+        self.applied: list[float] = []
+        self.daemon = Daemon(
+            config=config,
+            metrics=self.adapters.metrics,
+            actuator=self.adapters.compute,
+            quota=self.adapters.compute,
+            clock=_Wall(),
+            leader=self.lease,
+            store=self.store,
+            identity=ha.identity,
+            on_tick=self._seen,
+        )
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def _seen(self, now: float, outcomes: Sequence[PoolOutcome]) -> None:
+        if any(o.applied for o in outcomes):
+            self.applied.append(time.monotonic())
+
+    def run(self) -> None:
+        self.thread = threading.Thread(target=self.daemon.run, args=(self.stop,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=10)
+        self.lease.stop(release=True)
+        self.lease.close()
+        self.adapters.close()
+
+
+class _Wall:
+    def now(self) -> float:
+        return time.time()
+
+
+@pytest.fixture
+def pair(
+    azurite: str, fake: FakeAzure, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Replica, Replica, HaConfig]]:
+    monkeypatch.setenv("CVI_AUTOSCALER_STATIC_TOKEN", "x")
+    doc = config_doc(
+        pool_table(behavior={"scale_up": {"period_seconds": 1}}, metric={"lag_minutes": 1}),
+        daemon={"interval_seconds": 1, "shutdown_deadline_seconds": 5},
+    )
+    doc["azure"].update(
+        resource_manager_url=fake.url,
+        metrics_url=fake.url,
+        credential="static-token",
+        ca_bundle=fake.ca_file,
+        polling_interval_seconds=0,
+        retry_total=0,
+    )
+    container = f"ha-{uuid.uuid4().hex[:12]}"
+    ha: dict[str, Any] = {
+        "enabled": True,
+        "connection_string": azurite,
+        "container": container,
+        "lease_seconds": LEASE,
+    }
+    doc["ha"] = ha
+    config = parse_config(doc, environ={})
+    a = Replica(config, HaConfig(**ha, identity="a"))
+    b = Replica(config, HaConfig(**ha, identity="b"))
+    try:
+        yield a, b, config.ha
+    finally:
+        a.close()
+        b.close()
+
+
+def test_exactly_one_of_two_replicas_actuates(
+    pair: tuple[Replica, Replica, HaConfig], fake: FakeAzure
+) -> None:
+    a, b, _ha = pair
+    a.lease.start()
+    b.lease.start()
+    assert (a.lease.role, b.lease.role) == ("leader", "standby")
+    for _ in range(4):
+        for replica in (b, a):
+            replica.daemon.tick()
+        time.sleep(0.3)
+    assert a.applied and not b.applied
+    patches = [w for w in fake.writes() if w.method == "PATCH"]
+    assert len(patches) == len(a.applied) >= 1
+    assert fake.vmss_capacity("cvi", "tc") == 9  # ceil(100 / (15 × 0.8))
+    assert (a.daemon.last["tc"].desired, b.daemon.last["tc"].desired) == (9, 9)
+
+    shared = b.store.load_shared()  # the leader's state, in the blob next to the lease
+    assert shared is not None and shared.writer == "a"
+    assert len(shared.pools["tc"].state.scale_events) == len(a.applied)
+
+
+def test_the_standby_takes_over_within_a_lease_period_when_the_leader_dies(
+    pair: tuple[Replica, Replica, HaConfig], fake: FakeAzure
+) -> None:
+    a, b, ha = pair
+    a.lease.start()
+    b.lease.start()
+    a.run()
+    b.run()
+    deadline = time.monotonic() + 20
+    while fake.vmss_capacity("cvi", "tc") != 9 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert fake.vmss_capacity("cvi", "tc") == 9 and not b.applied
+
+    killed = time.monotonic()
+    a.lease.stop(release=False)  # as if the process died: the lease just runs out
+    a.stop.set()
+    set_load(fake, 200.0)  # the standby has work to do as soon as it leads
+    limit = ha.lease_seconds + ha.renew_every / 2 + 2 * 1.0 + 1.0
+    while not b.applied and time.monotonic() - killed < limit + 5:
+        time.sleep(0.1)
+    assert b.applied, "the standby never took over"
+    took = b.applied[0] - killed
+    print(f"takeover after {took:.1f} s (lease {ha.lease_seconds} s)")
+    assert took <= limit
+    assert b.lease.role == "leader"
+    deadline = time.monotonic() + 10
+    while fake.vmss_capacity("cvi", "tc") != 17 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert fake.vmss_capacity("cvi", "tc") == 17
+
+
+def test_a_leader_whose_renewal_fails_stops_writing(
+    pair: tuple[Replica, Replica, HaConfig], fake: FakeAzure, azurite: str
+) -> None:
+    a, _, ha = pair
+    assert a.lease.step() and a.lease.is_leader()
+    (o,) = a.daemon.tick()
+    assert o.applied
+    writes = len(fake.writes())
+    time.sleep(0.3)
+
+    # Someone breaks the lease (an operator, or the storage account failing over).
+    service = BlobServiceClient.from_connection_string(azurite)
+    blob = service.get_container_client(ha.container).get_blob_client(ha.blob)
+    BlobLeaseClient(blob).break_lease(lease_break_period=0)
+    assert a.lease.step() is False  # the renewal fails …
+    assert not a.lease.is_leader() and a.lease.role == "standby"  # … and leadership ends at once
+    set_load(fake, 200.0)
+    for _ in range(3):
+        (o,) = a.daemon.tick()
+        assert not o.applied and o.desired > o.current
+        time.sleep(0.3)
+    assert len(fake.writes()) == writes
+    service.close()
+
+
+def test_leadership_is_trusted_only_inside_the_lease(azurite: str) -> None:
+    now = [1000.0]
+    ha = HaConfig(
+        enabled=True,
+        connection_string=azurite,
+        container=f"ha-{uuid.uuid4().hex[:12]}",
+        lease_seconds=LEASE,
+        margin_seconds=3,
+    )
+    lease = BlobLeader(ha, monotonic=lambda: now[0])
+    try:
+        assert lease.step() and lease.is_leader()
+        now[0] += LEASE - 3 - 0.1
+        assert lease.is_leader()
+        now[0] += 0.2  # no renewal seen in time: not leader, without asking the network
+        assert not lease.is_leader()
+    finally:
+        lease.stop(release=True)
+        lease.close()
