@@ -87,27 +87,36 @@ class PredictiveConfig(BaseModel):
         return self
 
 
-_Seasonal = tuple[float | None, int]
-"""(blended seasonal calls or ``None``, number of weeks that had a value)."""
-
-
 class Predictive:
     """Seasonal forecast over the boot horizon, never below the reactive answer."""
 
     name: ClassVar[str] = "predictive"
     Config: ClassVar[type[PredictiveConfig]] = PredictiveConfig
 
-    _CACHE_LIMIT = 20_000
-    """Buckets kept before the cache is pruned to the ones still ahead."""
+    _KEEP = 40_000
+    """Buckets kept in the caches (about four weeks of minutes) before the oldest half goes."""
+    _FRESH = 2
+    """The newest visible buckets are re-read every call: a late metric may still revise them."""
 
     def __init__(self, config: PredictiveConfig | None = None) -> None:
         self.config = config or PredictiveConfig()
         self._tz = ZoneInfo(self.config.timezone) if self.config.timezone else None
-        self._owner: LoadHistory | None = None
-        self._step = 60.0
-        self._seasonal: dict[int, _Seasonal] = {}
-        self._actual: dict[int, float | None] = {}
-        self._offsets: dict[int, float] = {}
+        self._shifts: dict[int, tuple[float, ...]] = {}
+        self._reset(None, 60.0, 0)
+
+    def _reset(self, owner: LoadHistory | None, step: float, base: int) -> None:
+        self._owner = owner
+        self._step = step
+        # Per bucket from ``_base`` on: the blended seasonal calls (-1: unknown) and how many
+        # weeks had a value; filled forward, one new bucket per minute of time passing.
+        self._base = base
+        self._sea: list[float] = []
+        self._cnt: list[int] = []
+        # Prefix sums, over settled buckets from ``_base`` on, of actual and seasonal calls and
+        # of the number of buckets where both are known (for the level adjustment).
+        self._pa: list[float] = [0.0]
+        self._ps: list[float] = [0.0]
+        self._pn: list[int] = [0]
 
     # -- forecast -------------------------------------------------------------------------------
 
@@ -116,110 +125,137 @@ class Predictive:
         h = ctx.history
         if h is None:
             return None, 0
-        self._adopt(h)
         cfg = self.config
-        step = self._step
+        step = h.step_seconds
         boot = ctx.pool.boot_minutes if cfg.boot_minutes is None else cfg.boot_minutes
         first = math.floor(ctx.now / step)
-        count = max(1, math.ceil((boot + cfg.margin_minutes) * 60.0 / step))
+        end = first + max(1, math.ceil((boot + cfg.margin_minutes) * 60.0 / step))
         visible = h.visible_until
-        peak: float | None = None
-        weeks = 0
-        seasonal = self._seasonal
-        for b in range(first, first + count):
-            entry = seasonal.get(b)
-            if entry is None:
-                entry = self._blend(h, b, visible)
-            value, n = entry
-            if n > weeks:
-                weeks = n
-            if value is not None and (peak is None or value > peak):
-                peak = value
-        if peak is None or weeks < cfg.min_history_weeks:
+        last = math.floor(visible / step)  # first bucket not yet visible
+        recent = max(0, math.ceil(cfg.recent_minutes * 60.0 / step))
+        lo = min(first, last - recent)
+        if (
+            h is not self._owner
+            or step != self._step
+            or lo < self._base
+            or lo > self._base + len(self._sea) + 1440
+        ):
+            self._reset(h, step, lo)
+        elif len(self._sea) > self._KEEP and lo - self._base > self._KEEP // 2:
+            self._trim(self._KEEP // 2)
+
+        filled = self._fill(h, end, visible)
+        base = self._base
+        if filled >= end:
+            peak = max(self._sea[first - base : end - base])
+            weeks = max(self._cnt[first - base : end - base])
+        else:  # sources not visible yet (a history that lags by a week): no caching
+            pairs = [self._seasonal(h, b, visible) for b in range(first, end)]
+            peak = max(p[0] for p in pairs)
+            weeks = max(p[1] for p in pairs)
+        if peak < 0.0 or weeks < cfg.min_history_weeks:
             return None, weeks
-        return peak * self._level(ctx, h, visible), weeks
+        return peak * self._level(ctx, h, last, recent, visible), weeks
 
-    def _adopt(self, h: LoadHistory) -> None:
-        if h is not self._owner or h.step_seconds != self._step:
-            self._owner = h
-            self._step = h.step_seconds
-            self._seasonal.clear()
-            self._actual.clear()
-        elif len(self._seasonal) + len(self._actual) > self._CACHE_LIMIT:
-            # Keep only the newest half: lookups move forward in time.
-            for cache in (self._seasonal, self._actual):
-                keys = sorted(cache)
-                for k in keys[: len(keys) // 2]:
-                    del cache[k]
+    def _trim(self, drop: int) -> None:
+        self._base += drop
+        del self._sea[:drop], self._cnt[:drop]
+        if len(self._pa) > drop:
+            del self._pa[:drop], self._ps[:drop], self._pn[:drop]
+        else:
+            self._pa, self._ps, self._pn = [0.0], [0.0], [0]
 
-    def _blend(self, h: LoadHistory, bucket: int, visible: float) -> _Seasonal:
+    def _fill(self, h: LoadHistory, end: int, visible: float) -> int:
+        """Extend the seasonal cache up to bucket ``end`` (exclusive) as far as its sources are
+        visible; returns the first bucket not cached."""
+        sea, cnt = self._sea, self._cnt
+        b = self._base + len(sea)
+        while b < end:
+            value, n, settled = self._seasonal(h, b, visible)
+            if not settled:
+                break
+            sea.append(value)
+            cnt.append(n)
+            b += 1
+        return b
+
+    def _seasonal(self, h: LoadHistory, bucket: int, visible: float) -> tuple[float, int, bool]:
+        """(blend of the same minute in earlier weeks or -1, weeks found, all sources visible)."""
         step = self._step
         mid = (bucket + 0.5) * step
         found: list[float] = []
         settled = True
-        for w in range(1, self.config.weeks + 1):
-            t = mid - w * WEEK_SECONDS + self._shift(mid, w)
-            if t + step / 2 > visible:
+        t = mid
+        for shift in self._shift(mid):
+            t -= WEEK_SECONDS
+            if t + shift + step / 2 > visible:
                 settled = False
                 continue
-            v = h.value_at(t)
+            v = h.value_at(t + shift)
             if v is not None:
                 found.append(v)
-        entry: _Seasonal = (_reduce(found, self.config.blend), len(found))
-        if settled:
-            self._seasonal[bucket] = entry
-        return entry
+        return _reduce(found, self.config.blend), len(found), settled
 
-    def _shift(self, t: float, weeks: int) -> float:
-        """Seconds to add to ``t - weeks`` so it is the same local time (0 in UTC weeks)."""
-        if self._tz is None:
-            return 0.0
-        return self._offset(t) - self._offset(t - weeks * WEEK_SECONDS)
+    def _shift(self, t: float) -> tuple[float, ...]:
+        """Per week back, seconds to add to ``t - w weeks`` to land on the same local time."""
+        hour = math.floor(t / 3600.0)
+        found = self._shifts.get(hour)
+        if found is None:
+            weeks = range(1, self.config.weeks + 1)
+            if self._tz is None:
+                found = tuple(0.0 for _ in weeks)
+            else:
+                now = self._offset(hour * 3600.0)
+                found = tuple(now - self._offset(hour * 3600.0 - w * WEEK_SECONDS) for w in weeks)
+            if len(self._shifts) > 4096:
+                self._shifts.clear()
+            self._shifts[hour] = found
+        return found
 
     def _offset(self, t: float) -> float:
-        hour = math.floor(t / 3600.0)
-        off = self._offsets.get(hour)
-        if off is None:
-            delta = datetime.fromtimestamp(hour * 3600.0, self._tz).utcoffset()
-            off = delta.total_seconds() if delta is not None else 0.0
-            if len(self._offsets) > 4096:
-                self._offsets.clear()
-            self._offsets[hour] = off
-        return off
+        delta = datetime.fromtimestamp(t, self._tz).utcoffset()
+        return delta.total_seconds() if delta is not None else 0.0
 
-    def _level(self, ctx: PolicyContext, h: LoadHistory, visible: float) -> float:
+    def _level(
+        self, ctx: PolicyContext, h: LoadHistory, last: int, recent: int, visible: float
+    ) -> float:
         """Recent actual ÷ recent seasonal, smoothed by one instance of calls and bounded."""
         cfg = self.config
-        if cfg.recent_minutes <= 0:
+        if recent <= 0:
             return 1.0
-        step = self._step
-        last = math.floor(visible / step)  # first bucket not yet visible
-        n = max(1, math.ceil(cfg.recent_minutes * 60.0 / step))
-        fresh = last - 5  # the newest buckets may still be revised: read them every time
+        step, base = self._step, self._base
+        lo = last - recent
+        fresh = max(lo, last - self._FRESH)
+        # Settled buckets: prefix sums, extended to ``fresh``.
+        pa, ps, pn = self._pa, self._ps, self._pn
+        b = base + len(pa) - 1
+        while b < fresh and b - base < len(self._sea):
+            s = self._sea[b - base]
+            a = h.value_at((b + 0.5) * step)
+            both = a is not None and s >= 0.0
+            pa.append(pa[-1] + (a if both and a is not None else 0.0))
+            ps.append(ps[-1] + (s if both else 0.0))
+            pn.append(pn[-1] + both)
+            b += 1
+        stop = min(fresh, b)
         actual_sum = seasonal_sum = 0.0
         pairs = 0
-        for b in range(last - n, last):
-            if b >= fresh:
-                a = h.value_at((b + 0.5) * step)
-            elif b in self._actual:
-                a = self._actual[b]
-            else:
-                a = self._actual[b] = h.value_at((b + 0.5) * step)
-            if a is None:
-                continue
-            entry = self._seasonal.get(b)
-            if entry is None:
-                entry = self._blend(h, b, visible)
-            s = entry[0]
-            if s is None:
-                continue
-            actual_sum += a
-            seasonal_sum += s
-            pairs += 1
+        if stop > lo:
+            i, j = lo - base, stop - base
+            actual_sum, seasonal_sum, pairs = pa[j] - pa[i], ps[j] - ps[i], pn[j] - pn[i]
+        # Newest buckets (and any the caches do not hold yet): read every time.
+        for b in range(max(lo, stop), last):
+            a = h.value_at((b + 0.5) * step)
+            k = b - base
+            s = self._sea[k] if k < len(self._sea) else self._seasonal(h, b, visible)[0]
+            if a is not None and s >= 0.0:
+                actual_sum += a
+                seasonal_sum += s
+                pairs += 1
         if not pairs:
             return 1.0
-        k = ctx.pool.calls_per_instance
-        ratio = (actual_sum / pairs + k) / (seasonal_sum / pairs + k)
+        k1 = ctx.pool.calls_per_instance
+        ratio = (actual_sum / pairs + k1) / (seasonal_sum / pairs + k1)
         return min(cfg.adjust_max, max(cfg.adjust_min, ratio))
 
     # -- policy ---------------------------------------------------------------------------------
@@ -247,9 +283,10 @@ class Predictive:
         )
 
 
-def _reduce(values: list[float], how: str) -> float | None:
+def _reduce(values: list[float], how: str) -> float:
+    """Blend of the weeks' values; -1 when there are none (calls are never negative)."""
     if not values:
-        return None
+        return -1.0
     if how == "max":
         return max(values)
     if how == "mean":
