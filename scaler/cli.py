@@ -1,4 +1,4 @@
-"""Command line: ``run``, ``once``, ``validate``, ``demo`` (and ``backtest``).
+"""Command line: ``run``, ``once``, ``validate``, ``demo`` and ``backtest``.
 
 Exit codes are a contract: 0 ok, 2 bad config or usage, 1 anything else.
 """
@@ -219,3 +219,89 @@ def demo(
     except (ScalerError, ValueError) as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(EXIT_FAILURE)
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_paths",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="TOML configuration file (repeat to compare several).",
+)
+@click.option(
+    "--compare",
+    "compare_paths",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Another configuration scored on the same trace, side by side (repeatable).",
+)
+@click.option(
+    "--trace",
+    "trace_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Trace CSV (timestamp,pool,calls).",
+)
+@click.option("--json", "as_json", is_flag=True, help="The backtest JSON on stdout.")
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Write charts (PNG) and a self-contained HTML page to this directory.",
+)
+@click.option(
+    "--warmup-days",
+    type=click.FloatRange(min=0.0),
+    default=7.0,
+    show_default=True,
+    help="Leading days of the trace that are history only (not scored).",
+)
+@click.option(
+    "--scale-in",
+    type=click.Choice(["drop", "drain"]),
+    default=None,
+    help="Busy instances removed by a scale-in: calls dropped, or drained (billed until "
+    "empty). Default: by pool (a plain vmss drops).",
+)
+@click.option(
+    "--cpu-idle-percent",
+    type=click.FloatRange(min=0.0, max=99.0),
+    default=10.0,
+    show_default=True,
+    help="CPU % of a ready instance without calls (model of percent_of_capacity metrics).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes replaying pools (default: up to 2 for long runs).",
+)
+def backtest(
+    config_paths: tuple[Path, ...],
+    compare_paths: tuple[Path, ...],
+    trace_path: Path,
+    as_json: bool,
+    report_dir: Path | None,
+    warmup_days: float,
+    scale_in: str | None,
+    cpu_idle_percent: float,
+    workers: int | None,
+) -> None:
+    """Replay a call-load trace through the policies and score cost against unserved calls."""
+    from scaler.backtest.command import run_command
+
+    sys.exit(
+        run_command(
+            config_paths=[*config_paths, *compare_paths],
+            trace_path=trace_path,
+            as_json=as_json,
+            report_dir=report_dir,
+            warmup_days=warmup_days,
+            scale_in="drain" if scale_in == "drain" else ("drop" if scale_in else None),
+            cpu_idle_percent=cpu_idle_percent,
+            workers=workers,
+        )
+    )

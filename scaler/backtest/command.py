@@ -1,0 +1,151 @@
+"""The body of ``cvi-autoscaler backtest`` (the click command itself lives in ``scaler.cli``).
+
+Exit codes: 0 done; 2 a bad config, trace or option (the message names the key path or the
+trace's line); 1 anything else (e.g. the report could not be written).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, TextIO
+
+from scaler.backtest.engine import ScaleIn
+from scaler.backtest.results import BacktestResult, summary_text
+from scaler.backtest.runner import BacktestError, Options, run_backtest
+from scaler.config import Config, load_config
+from scaler.errors import ConfigError
+from scaler.traces import Trace, TraceError, load_trace
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+PROGRESS_MIN_STEPS = 50_000
+"""Runs shorter than this (pool-buckets) show no progress bar."""
+
+
+def run_command(
+    *,
+    config_paths: Sequence[Path],
+    trace_path: Path,
+    as_json: bool,
+    report_dir: Path | None,
+    warmup_days: float,
+    scale_in: ScaleIn | None,
+    cpu_idle_percent: float,
+    workers: int | None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Run the backtests and print them; returns the exit code."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+
+    def fail(code: int, lines: Sequence[str], kind: str) -> int:
+        for line in lines:
+            print(f"{kind}: {line}", file=err)
+        return code
+
+    configs: list[tuple[str, Config]] = []
+    for path in config_paths:
+        try:
+            configs.append((str(path), load_config(path)))
+        except ConfigError as exc:
+            return fail(EXIT_USAGE, [f"{path}: {p}" for p in exc.problems], "config error")
+    traces: dict[frozenset[str], Trace] = {}
+    options = Options(
+        warmup_days=warmup_days,
+        scale_in=scale_in,
+        cpu_idle_percent=cpu_idle_percent,
+        workers=workers,
+    )
+    results: list[BacktestResult] = []
+    for name, config in configs:
+        pools = frozenset(p.name for p in config.pools)
+        try:
+            trace = traces.get(pools)
+            if trace is None:
+                trace = traces[pools] = load_trace(trace_path, known_pools=pools)
+        except TraceError as exc:
+            prefix = f"{name}: " if len(configs) > 1 else ""
+            return fail(EXIT_USAGE, [f"{prefix}{exc}"], "trace error")
+        except OSError as exc:
+            return fail(EXIT_USAGE, [f"{trace_path}: {exc.strerror}"], "trace error")
+        try:
+            with _progress_bar(config, trace, name, err) as bar:
+                results.append(
+                    run_backtest(
+                        config,
+                        trace,
+                        options=options,
+                        config_name=name,
+                        trace_name=str(trace_path),
+                        progress=bar,
+                    )
+                )
+        except BacktestError as exc:
+            return fail(EXIT_USAGE, [f"{name}: {p}" for p in exc.problems], "error")
+
+    if as_json:
+        doc: dict[str, Any]
+        if len(results) == 1:
+            doc = results[0].to_json()
+        else:
+            doc = {r.config: r.to_json() for r in results}
+        print(json.dumps(doc, indent=2), file=out)
+    else:
+        print(summary_text(results), file=out)
+
+    if report_dir is not None:
+        from scaler.backtest.report import ReportError, write_report
+
+        try:
+            written = write_report(results, report_dir)
+        except ReportError as exc:
+            return fail(EXIT_FAILURE, [str(exc)], "error")
+        print(f"report: {', '.join(str(p) for p in written)}", file=err)
+    return EXIT_OK
+
+
+class _Bar:
+    """A tqdm bar fed by the runner's progress callback (pool-buckets done)."""
+
+    def __init__(self, bar: Any) -> None:
+        self._bar = bar
+
+    def __call__(self, n: int) -> None:
+        self._bar.update(n)
+
+
+def _progress_bar(config: Config, trace: Trace, name: str, err: TextIO) -> Any:
+    steps = trace.length * len(config.pools)
+    if steps < PROGRESS_MIN_STEPS or not _is_terminal(err):
+        return nullcontext(None)
+    from tqdm import tqdm
+
+    class _Context:
+        def __enter__(self) -> Callable[[int], None]:
+            self.bar = tqdm(
+                total=steps,
+                desc=Path(name).stem,
+                unit=" pool-min",
+                unit_scale=True,
+                file=err,
+                leave=False,
+                dynamic_ncols=True,
+            )
+            return _Bar(self.bar)
+
+        def __exit__(self, *exc: object) -> None:
+            self.bar.close()
+
+    return _Context()
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

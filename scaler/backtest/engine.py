@@ -1,0 +1,404 @@
+"""The replay of one pool over a trace: the daemon's own ``decide()`` on a minute-by-minute model.
+
+This is the backtest semantics of DESIGN.md §3, in one place:
+
+* **Time.** The trace's buckets (normally one minute) are the model's minutes; the policy ticks
+  every ``[daemon] interval_seconds`` from the first timestamp. Ticks that fall on a minute run
+  before that minute is served, so an instance asked for at minute *t* with ``boot_minutes = 0``
+  serves minute *t*.
+* **What the policy sees.** At a tick at time *now* it gets ``reduce_window()`` of the buckets
+  that would be visible live: complete buckets older than ``now - lag_minutes``, over
+  ``window_minutes``, reduced by ``reduce`` (``max``/``mean``/``last``), converted to calls by
+  ``to_calls()`` for the pool's ``metric.meaning``. A trace gap is a null bucket. Look-back
+  policies get an ``ArrayHistory`` over the trace whose ``visible_until`` is ``now - lag``.
+* **Demand.** The trace's calls; in a gap the demand carries on at the last known value (only
+  the *metric* is missing), and before the first known value it is zero.
+* **Capacity.** An instance requested at *t* is billed from *t* and serves calls from
+  *t + boot_minutes*. The pool serves ``ready × calls_per_instance`` calls a minute; demand above
+  what it can hold is unserved that minute (and asks again the next minute). The start of the
+  trace has ``min`` instances, ready.
+* **Calls on instances.** Calls are spread evenly over the ready instances (Teams Connector's
+  load balancer sends each new call to a ready instance with room). Every minute a share
+  ``1 - exp(-1 / mean_call_minutes)`` of the calls in progress ends (about 1/53: meetings last
+  about 53 minutes), more when demand falls faster; new calls fill the room that is left.
+* **Scale-in.** Instances still booting go first (they hold no calls), then ready ones:
+  ``drop`` (a plain ``vmss`` pool: Azure deletes the instances at once, without draining) counts
+  the calls on the removed instances as *dropped calls*; they ask again the next minute like any
+  unserved call. ``drain`` (a pool whose scale-in waits for calls to end, e.g. Pexip-managed
+  scaling or a call-safe scale-in) takes the removed instances out of the load balancer: they
+  take no new calls, keep serving the ones they hold, and are billed every minute until their
+  last call ends (fewer than half a call left) or, with ``max_drain_minutes``, until that time
+  is up (then its remaining calls are dropped). Draining instances are not counted in the
+  capacity the policy sees.
+* **Platform metrics.** A pool whose metric means ``percent_of_capacity`` is fed an
+  Azure-style ``Percentage CPU`` averaged over its ready instances:
+  ``cpu% = idle% + (100 - idle%) × calls_per_ready_instance ÷ calls_per_instance``
+  (at most 100; ``idle%`` defaults to 10); ``calls_per_instance`` means the served calls per
+  ready instance. Both are null in trace gaps and while no instance is ready.
+* **Resizes** take effect at the tick (no operation stays in flight) and quota is not modelled.
+
+Accounting covers the scored window only: instance-hours are the time integral of the requested
+capacity (the scale set's size) plus the minutes draining instances are kept.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from scaler.core.decide import decide, record_scale
+from scaler.core.history import ArrayHistory
+from scaler.core.metrics import reduce_window, to_calls
+from scaler.core.types import Behavior, Observation, PoolLimits, PoolState, ScalingPolicy
+
+ScaleIn = Literal["drop", "drain"]
+SCALE_IN_MODES: tuple[ScaleIn, ...] = ("drop", "drain")
+
+MEAN_CALL_MINUTES = 53.0
+"""Average Teams meeting length (DESIGN.md §1.1), the churn of calls on an instance."""
+DEFAULT_CPU_IDLE_PERCENT = 10.0
+"""``Percentage CPU`` of a ready Teams Connector instance carrying no call (the model's floor)."""
+EMPTY_BELOW_CALLS = 0.5
+"""A draining instance holding fewer calls than this is empty and released."""
+
+
+@dataclass(frozen=True, slots=True)
+class Grid:
+    """The trace's time grid. ``scored_index``: first scored bucket (after the warm-up)."""
+
+    start: float
+    step_seconds: float
+    length: int
+    scored_index: int
+    interval_seconds: float
+
+    @property
+    def scored_from(self) -> float:
+        return self.start + self.scored_index * self.step_seconds
+
+    @property
+    def end(self) -> float:
+        return self.start + self.length * self.step_seconds
+
+    @property
+    def scored_steps(self) -> int:
+        return self.length - self.scored_index
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSpec:
+    """What the replay needs of one configured pool (built by ``runner.pool_specs``)."""
+
+    limits: PoolLimits
+    behavior: Behavior
+    policies: tuple[ScalingPolicy, ...]
+    boot_seconds: float
+    window_seconds: float
+    lag_seconds: float
+    reduce: str
+    meaning: str
+    history_seconds: float = 0.0
+    scale_in: ScaleIn = "drop"
+    max_drain_seconds: float | None = None
+    """``drain``: after this long a draining instance is deleted and its calls are dropped."""
+    cpu_idle_percent: float = DEFAULT_CPU_IDLE_PERCENT
+    mean_call_minutes: float = MEAN_CALL_MINUTES
+
+    @property
+    def name(self) -> str:
+        return self.limits.name
+
+
+@dataclass(slots=True)
+class PoolTotals:
+    """One pool's figures over the scored window (raw units; ``Metrics`` rounds them)."""
+
+    instance_seconds: float = 0.0
+    """Integral of the requested capacity (instances × seconds)."""
+    drain_instance_seconds: float = 0.0
+    """Instance-seconds of instances kept only to drain their calls."""
+    call_minutes: float = 0.0
+    served_call_minutes: float = 0.0
+    unserved_call_minutes: float = 0.0
+    dropped_calls: float = 0.0
+    peak_shortfall_calls: float = 0.0
+    scale_actions: int = 0
+    min_instances: int = 0
+    max_instances: int = 0
+
+
+@dataclass(slots=True)
+class PoolSeries:
+    """Per scored bucket: demand (calls), ready and requested instances, unserved calls."""
+
+    demand: array[float] = field(default_factory=lambda: array("d"))
+    ready: array[float] = field(default_factory=lambda: array("d"))
+    requested: array[float] = field(default_factory=lambda: array("d"))
+    unserved: array[float] = field(default_factory=lambda: array("d"))
+    draining: array[float] = field(default_factory=lambda: array("d"))
+
+
+@dataclass(slots=True)
+class PoolRun:
+    """The outcome of replaying one pool."""
+
+    name: str
+    totals: PoolTotals
+    series: PoolSeries
+    reasons: dict[str, int]
+    """How often each decision reason was given over the scored window (ticks)."""
+
+
+def carry_demand(calls: Sequence[float | None]) -> list[float]:
+    """Demand per bucket: the trace's calls, a gap carrying the last known value (0 at first)."""
+    out: list[float] = []
+    last = 0.0
+    for v in calls:
+        if v is not None:
+            last = v
+        out.append(last)
+    return out
+
+
+def replay_pool(
+    spec: PoolSpec,
+    calls: Sequence[float | None],
+    grid: Grid,
+    *,
+    progress: Callable[[int], None] | None = None,
+    progress_every: int = 1440,
+) -> PoolRun:
+    """Replay one pool over its trace column ``calls`` (``None``: metric unavailable).
+
+    Calls ``progress(n)`` every ``progress_every`` buckets with the buckets done since the last
+    call. Cost: one ``decide()`` per tick plus a few float operations per bucket.
+    """
+    n = grid.length
+    s = grid.step_seconds
+    start = grid.start
+    scored_i = grid.scored_index
+    scored_t = grid.scored_from
+    interval = grid.interval_seconds
+    minutes_per_step = s / 60.0
+
+    limits = spec.limits
+    behavior = spec.behavior
+    policies = spec.policies
+    cpi = limits.calls_per_instance
+    boot = spec.boot_seconds
+    lag = spec.lag_seconds
+    window = spec.window_seconds
+    reduce = spec.reduce
+    meaning = spec.meaning
+    history_seconds = spec.history_seconds
+    drain = spec.scale_in == "drain"
+    idle = spec.cpu_idle_percent
+    churn = 1.0 - math.exp(-minutes_per_step / spec.mean_call_minutes)
+    busy_span = 100.0 - idle
+
+    times = [start + i * s for i in range(n)]
+    demand = carry_demand(calls)
+    as_calls = meaning == "calls"
+    # What the metric source would publish per bucket: the trace itself, or a platform metric
+    # derived from the model as it runs (filled in as each bucket is served).
+    metric: list[float | None] = list(calls) if as_calls else [None] * n
+    history = ArrayHistory(start=start, step_seconds=s, values=metric if as_calls else ())
+    history.visible_until = start
+    # (time, value) per bucket, built once: each tick hands reduce_window() a slice of it
+    points_all: list[tuple[float, float | None]] = list(zip(times, metric, strict=True))
+    reach = window + history_seconds
+
+    cap = limits.min  # requested instances (the scale set's size)
+    ready = limits.min  # ready, taking calls
+    pending: deque[list[float]] = deque()  # [ready at, count], oldest first
+    active_calls = 0.0  # calls on the ready instances, spread evenly
+    draining: list[float] = []  # calls held by each draining instance
+    drain_deadline: list[float] = []  # when each is deleted regardless (max_drain_seconds)
+    max_drain = spec.max_drain_seconds
+    state = PoolState()
+
+    totals = PoolTotals(min_instances=cap, max_instances=cap)
+    series = PoolSeries()
+    reasons: dict[str, int] = {}
+    last_change = start  # billing: time since which ``cap`` has held
+
+    next_tick = start
+    done_since_progress = 0
+    for i in range(n):
+        t = times[i]
+        scored = i >= scored_i
+        # -- ticks due by the start of this bucket --------------------------------------------
+        while next_tick <= t:
+            now = next_tick
+            next_tick += interval
+            # buckets of [now - lag - window (- history), now - lag), complete ones only
+            hi = math.floor((now - lag - s - start) / s)
+            lo = math.ceil((now - lag - reach - start) / s)
+            if lo < 0:
+                lo = 0
+            reading = reduce_window(
+                points_all[lo : hi + 1] if hi >= 0 else (),
+                now=now,
+                window_seconds=window,
+                lag_seconds=lag,
+                reduce=reduce,
+                bucket_seconds=s,
+                history_seconds=history_seconds,
+            )
+            if not as_calls:
+                reading = to_calls(reading, meaning=meaning, current=cap, calls_per_instance=cpi)
+            history.visible_until = now - lag
+            d = decide(
+                pool=limits,
+                behavior=behavior,
+                policies=policies,
+                observation=Observation(cap, reading),
+                state=state,
+                now=now,
+                history=history,
+            )
+            state = d.state
+            on_score = now >= scored_t
+            if on_score:
+                key = d.reason.value
+                reasons[key] = reasons.get(key, 0) + 1
+            desired = d.desired
+            if desired == cap:
+                continue
+            change = desired - cap
+            state = record_scale(state, now=now, change=change)
+            # billing of the capacity that held until now
+            seg = last_change if last_change > scored_t else scored_t
+            if now > seg:
+                totals.instance_seconds += cap * (now - seg)
+            last_change = now
+            if change > 0:
+                pending.append([now + boot, float(change)])
+            else:
+                remove = -change
+                while remove and pending:  # the newest, still booting, go first
+                    last = pending[-1]
+                    take = min(remove, int(last[1]))
+                    last[1] -= take
+                    remove -= take
+                    if not last[1]:
+                        pending.pop()
+                if remove:
+                    per = active_calls / ready if ready else 0.0
+                    moved = per * remove
+                    active_calls -= moved
+                    if active_calls < 0.0:
+                        active_calls = 0.0
+                    ready -= remove
+                    if drain:
+                        if per >= EMPTY_BELOW_CALLS:
+                            draining.extend([per] * remove)
+                            deadline = now + max_drain if max_drain is not None else math.inf
+                            drain_deadline.extend([deadline] * remove)
+                    elif on_score:
+                        totals.dropped_calls += moved
+            cap = desired
+            if on_score:
+                totals.scale_actions += 1
+                if cap > totals.max_instances:
+                    totals.max_instances = cap
+                if cap < totals.min_instances:
+                    totals.min_instances = cap
+        if i == scored_i:
+            totals.min_instances = totals.max_instances = cap
+
+        # -- instances that finished booting ---------------------------------------------------
+        while pending and pending[0][0] <= t:
+            ready += int(pending.popleft()[1])
+
+        # -- calls: some end, the rest stay where they are, new ones fill the room ------------
+        want = demand[i]
+        held = active_calls
+        if draining:
+            held += sum(draining)
+        if held > 0.0:
+            end_share = churn
+            if want < held:
+                drop_share = (held - want) / held
+                if drop_share > end_share:
+                    end_share = drop_share
+            keep = 1.0 - end_share
+            active_calls *= keep
+            if draining:
+                kept: list[float] = []
+                kept_deadline: list[float] = []
+                for c, deadline in zip(draining, drain_deadline, strict=True):
+                    c *= keep
+                    if c < EMPTY_BELOW_CALLS:
+                        continue
+                    if deadline <= t:
+                        if scored:
+                            totals.dropped_calls += c
+                        continue
+                    kept.append(c)
+                    kept_deadline.append(deadline)
+                draining, drain_deadline = kept, kept_deadline
+                held = active_calls + sum(draining)
+            else:
+                held = active_calls
+        room = ready * cpi
+        new = want - held
+        unserved = 0.0
+        if new > 0.0:
+            space = room - active_calls
+            if new > space:
+                unserved = new - space
+                new = space if space > 0.0 else 0.0
+            active_calls += new
+
+        if not as_calls:
+            if calls[i] is None or ready == 0:
+                value: float | None = None
+            elif meaning == "percent_of_capacity":
+                value = idle + busy_span * active_calls / room
+                if value > 100.0:
+                    value = 100.0
+            else:  # calls_per_instance
+                value = active_calls / ready
+            metric[i] = value
+            points_all[i] = (t, value)
+            if value is not None:
+                history.put(t, to_calls_value(value, meaning, cap, cpi))
+
+        if scored:
+            totals.call_minutes += want * minutes_per_step
+            totals.unserved_call_minutes += unserved * minutes_per_step
+            totals.served_call_minutes += (want - unserved) * minutes_per_step
+            if unserved > totals.peak_shortfall_calls:
+                totals.peak_shortfall_calls = unserved
+            if draining:
+                totals.drain_instance_seconds += len(draining) * s
+            series.demand.append(want)
+            series.ready.append(ready)
+            series.requested.append(cap)
+            series.unserved.append(unserved)
+            series.draining.append(len(draining))
+
+        if progress is not None:
+            done_since_progress += 1
+            if done_since_progress >= progress_every:
+                progress(done_since_progress)
+                done_since_progress = 0
+
+    seg = last_change if last_change > scored_t else scored_t
+    if grid.end > seg:
+        totals.instance_seconds += cap * (grid.end - seg)
+    if progress is not None and done_since_progress:
+        progress(done_since_progress)
+    return PoolRun(spec.name, totals, series, reasons)
+
+
+def to_calls_value(value: float, meaning: str, current: int, calls_per_instance: float) -> float:
+    """One bucket of a platform metric as the daemon's history would hold it (calls)."""
+    if meaning == "calls_per_instance":
+        return value * current
+    return value / 100.0 * current * calls_per_instance

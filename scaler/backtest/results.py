@@ -1,0 +1,263 @@
+"""Backtest results: the figures of DESIGN.md's backtest JSON, and their table.
+
+Every figure covers the scored window alone (after the warm-up). Units: hours of instances and
+of vCPUs, minutes of calls (one call unserved for one minute is one unserved call-minute), calls.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from scaler.backtest.engine import PoolRun, PoolTotals
+from scaler.traces import format_timestamp
+
+METRIC_KEYS = (
+    "vcpu_hours",
+    "instance_hours",
+    "call_minutes",
+    "served_call_minutes",
+    "unserved_call_minutes",
+    "dropped_calls",
+    "peak_shortfall_calls",
+    "scale_actions",
+    "min_instances",
+    "max_instances",
+    "drain_instance_hours",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """The contract's ``M``: cost and service of one pool, or of all of them (``total``)."""
+
+    vcpu_hours: float
+    instance_hours: float
+    call_minutes: float
+    served_call_minutes: float
+    unserved_call_minutes: float
+    dropped_calls: float
+    peak_shortfall_calls: float
+    scale_actions: int
+    min_instances: int
+    max_instances: int
+    drain_instance_hours: float = 0.0
+    """Part of ``instance_hours``: instances kept only to let their calls end (``drain``)."""
+
+    @staticmethod
+    def of(totals: PoolTotals, *, vcpus_per_instance: int) -> Metrics:
+        hours = (totals.instance_seconds + totals.drain_instance_seconds) / 3600.0
+        return Metrics(
+            vcpu_hours=hours * vcpus_per_instance,
+            instance_hours=hours,
+            call_minutes=totals.call_minutes,
+            served_call_minutes=totals.served_call_minutes,
+            unserved_call_minutes=totals.unserved_call_minutes,
+            dropped_calls=totals.dropped_calls,
+            peak_shortfall_calls=totals.peak_shortfall_calls,
+            scale_actions=totals.scale_actions,
+            min_instances=totals.min_instances,
+            max_instances=totals.max_instances,
+            drain_instance_hours=totals.drain_instance_seconds / 3600.0,
+        )
+
+    def to_json(self) -> dict[str, float | int]:
+        """Rounded for reading and for stable golden files (0.001 h, 0.01 call-minutes)."""
+        return {
+            "vcpu_hours": round(self.vcpu_hours, 3),
+            "instance_hours": round(self.instance_hours, 3),
+            "call_minutes": round(self.call_minutes, 2),
+            "served_call_minutes": round(self.served_call_minutes, 2),
+            "unserved_call_minutes": round(self.unserved_call_minutes, 2),
+            "dropped_calls": round(self.dropped_calls, 2),
+            "peak_shortfall_calls": round(self.peak_shortfall_calls, 2),
+            "scale_actions": self.scale_actions,
+            "min_instances": self.min_instances,
+            "max_instances": self.max_instances,
+            "drain_instance_hours": round(self.drain_instance_hours, 3),
+        }
+
+
+def combine(
+    parts: Sequence[Metrics],
+    *,
+    requested: Sequence[Sequence[float]],
+    unserved: Sequence[Sequence[float]] | None = None,
+) -> Metrics:
+    """All pools together. Sums, except: ``peak_shortfall_calls`` is the worst minute of the
+    summed shortfall, ``min/max_instances`` the extremes of the summed requested capacity."""
+    total_req = _sum_series(requested)
+    total_short = _sum_series(unserved) if unserved is not None else []
+    return Metrics(
+        vcpu_hours=sum(m.vcpu_hours for m in parts),
+        instance_hours=sum(m.instance_hours for m in parts),
+        call_minutes=sum(m.call_minutes for m in parts),
+        served_call_minutes=sum(m.served_call_minutes for m in parts),
+        unserved_call_minutes=sum(m.unserved_call_minutes for m in parts),
+        dropped_calls=sum(m.dropped_calls for m in parts),
+        peak_shortfall_calls=max(total_short, default=0.0),
+        scale_actions=sum(m.scale_actions for m in parts),
+        min_instances=int(min(total_req, default=0)),
+        max_instances=int(max(total_req, default=0)),
+        drain_instance_hours=sum(m.drain_instance_hours for m in parts),
+    )
+
+
+def _sum_series(series: Sequence[Sequence[float]]) -> list[float]:
+    if not series:
+        return []
+    out = list(series[0])
+    for other in series[1:]:
+        for i, v in enumerate(other):
+            out[i] += v
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class PoolResult:
+    """One pool: the policy's run and the two baselines on the same demand."""
+
+    name: str
+    vcpus_per_instance: int
+    calls_per_instance: float
+    metrics: Metrics
+    oracle: Metrics
+    static_peak: Metrics
+    run: PoolRun
+    oracle_sizes: array[float]
+    reasons: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestResult:
+    """A whole backtest of one config on one trace."""
+
+    config: str
+    trace: str
+    scored_from: datetime
+    scored_until: datetime
+    step_seconds: float
+    warmup_days: float
+    pools: dict[str, PoolResult]
+    total: Metrics
+    oracle: Metrics
+    static_peak: Metrics
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def times(self) -> list[datetime]:
+        """UTC start of each scored bucket."""
+        start = self.scored_from.timestamp()
+        n = len(next(iter(self.pools.values())).run.series.demand) if self.pools else 0
+        return [datetime.fromtimestamp(start + i * self.step_seconds, UTC) for i in range(n)]
+
+    def to_json(self) -> dict[str, Any]:
+        """DESIGN.md's backtest JSON, plus per-pool baselines and what was run."""
+        return {
+            "scored_from": format_timestamp(self.scored_from),
+            "scored_until": format_timestamp(self.scored_until),
+            "config": self.config,
+            "trace": self.trace,
+            "warmup_days": self.warmup_days,
+            "options": dict(self.options),
+            "pools": {name: p.metrics.to_json() for name, p in self.pools.items()},
+            "total": self.total.to_json(),
+            "baselines": {
+                "oracle": {
+                    **self.oracle.to_json(),
+                    "pools": {name: p.oracle.to_json() for name, p in self.pools.items()},
+                },
+                "static_peak": {
+                    **self.static_peak.to_json(),
+                    "pools": {name: p.static_peak.to_json() for name, p in self.pools.items()},
+                },
+            },
+            "reasons": {name: dict(sorted(p.reasons.items())) for name, p in self.pools.items()},
+        }
+
+
+# -- tables -----------------------------------------------------------------------------------
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("vCPU-h", "vcpu_hours"),
+    ("× oracle", "ratio"),
+    ("inst-h", "instance_hours"),
+    ("call-min", "call_minutes"),
+    ("unserved", "unserved_call_minutes"),
+    ("dropped", "dropped_calls"),
+    ("peak short", "peak_shortfall_calls"),
+    ("actions", "scale_actions"),
+    ("min", "min_instances"),
+    ("max", "max_instances"),
+)
+
+
+def _cell(m: Metrics, key: str, floor: Metrics) -> str:
+    if key == "ratio":
+        return f"{m.vcpu_hours / floor.vcpu_hours:.2f}" if floor.vcpu_hours > 0 else "-"
+    value = getattr(m, key)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if key in ("dropped_calls", "peak_shortfall_calls"):
+        return f"{value:,.1f}"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}"
+
+
+def table_rows(result: BacktestResult, *, label: str = "") -> list[tuple[str, Metrics, Metrics]]:
+    """(row label, figures, oracle to compare with) for the pools, the total and the baselines."""
+    rows: list[tuple[str, Metrics, Metrics]] = []
+    prefix = f"{label} " if label else ""
+    for name, p in result.pools.items():
+        rows.append((f"{prefix}{name}", p.metrics, p.oracle))
+    rows.append((f"{prefix}total", result.total, result.oracle))
+    return rows
+
+
+def render_table(rows: Sequence[tuple[str, Metrics, Metrics]], *, title: str = "") -> str:
+    """A plain-text table, right-aligned numbers."""
+    header = ["", *[c for c, _ in COLUMNS]]
+    body = [[label, *[_cell(m, key, floor) for _, key in COLUMNS]] for label, m, floor in rows]
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    lines = [title] if title else []
+
+    def fmt(row: Sequence[str]) -> str:
+        first = row[0].ljust(widths[0])
+        rest = "  ".join(v.rjust(w) for v, w in zip(row[1:], widths[1:], strict=True))
+        return f"{first}  {rest}".rstrip()
+
+    lines.append(fmt(header))
+    lines.append("-" * len(fmt(header)))
+    for row in body:
+        lines.append(fmt(row))
+    return "\n".join(lines)
+
+
+def summary_text(results: Sequence[BacktestResult]) -> str:
+    """The readable output of ``backtest`` for one config or several (``--compare``)."""
+    first = results[0]
+    days = (first.scored_until - first.scored_from).total_seconds() / 86400.0
+    lines = [
+        f"trace {first.trace}: scored {format_timestamp(first.scored_from)} to "
+        f"{format_timestamp(first.scored_until)} ({days:g} days after {first.warmup_days:g} "
+        f"warm-up days)",
+        "",
+    ]
+    rows: list[tuple[str, Metrics, Metrics]] = []
+    if len(results) == 1:
+        rows += table_rows(first)
+    else:
+        for r in results:
+            rows += table_rows(r, label=r.config)
+    rows.append(("oracle (cost floor)", first.oracle, first.oracle))
+    rows.append(("static_peak", first.static_peak, first.oracle))
+    title = f"config {first.config}" if len(results) == 1 else "configs compared"
+    lines.append(render_table(rows, title=title))
+    lines.append("")
+    lines.append(
+        "vCPU-h and inst-h: cost; × oracle: vCPU-hours over the perfect-foresight floor; "
+        "unserved: call-minutes without capacity; dropped: calls cut by a scale-in; "
+        "peak short: worst minute's unserved calls."
+    )
+    return "\n".join(lines)

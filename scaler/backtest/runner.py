@@ -1,0 +1,273 @@
+"""Run a backtest: one config on one trace, every pool replayed by ``engine.replay_pool``.
+
+Pools are independent (quota is not modelled), so a long backtest replays them in up to two
+forked worker processes; short ones stay in this process. Results are identical either way.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from scaler.backtest.baselines import oracle, static_peak
+from scaler.backtest.engine import (
+    DEFAULT_CPU_IDLE_PERCENT,
+    MEAN_CALL_MINUTES,
+    SCALE_IN_MODES,
+    Grid,
+    PoolRun,
+    PoolSpec,
+    ScaleIn,
+    carry_demand,
+    replay_pool,
+)
+from scaler.backtest.results import BacktestResult, Metrics, PoolResult, combine
+from scaler.config import Config, PoolConfig
+from scaler.errors import ConfigError
+from scaler.traces import Trace
+
+PARALLEL_MIN_STEPS = 150_000
+"""Below this many pool-steps a backtest stays in one process (forking costs more)."""
+
+
+class BacktestError(ConfigError):
+    """The trace and the config (or the options) do not fit together: exit 2."""
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Knobs of the model (see ``engine``); the defaults are the documented ones."""
+
+    warmup_days: float = 7.0
+    scale_in: ScaleIn | None = None
+    """``drop`` or ``drain`` for every pool; ``None``: by pool (``scale_in_mode``)."""
+    cpu_idle_percent: float = DEFAULT_CPU_IDLE_PERCENT
+    mean_call_minutes: float = MEAN_CALL_MINUTES
+    workers: int | None = None
+    """Processes for the replay; ``None``: up to 2 when the run is long enough."""
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "scale_in": self.scale_in or "by pool",
+            "cpu_idle_percent": self.cpu_idle_percent,
+            "mean_call_minutes": self.mean_call_minutes,
+        }
+
+
+def scale_in_mode(pool: PoolConfig) -> ScaleIn:
+    """How a pool's scale-in treats busy instances when the options do not say.
+
+    A plain ``vmss`` pool is resized through ``sku.capacity`` and Azure deletes instances without
+    draining: ``drop``. Pools that remove only idle instances (``drain``, or per-instance call
+    counts, see ``PoolConfig.drain_enabled``) and the kinds Pexip drains itself (``pexip-teams``,
+    ``vm-set``) drain: ``drain``.
+    """
+    if getattr(pool, "kind", "vmss") != "vmss":
+        return "drain"
+    if getattr(pool, "drain_enabled", False) is True:
+        return "drain"
+    return "drop"
+
+
+def _max_drain_seconds(pool: PoolConfig) -> float | None:
+    minutes = getattr(pool, "max_drain_minutes", None)
+    return None if minutes is None else float(minutes) * 60.0
+
+
+def grid_for(config: Config, trace: Trace, warmup_days: float) -> Grid:
+    step = float(trace.step_seconds)
+    scored = math.ceil(round(warmup_days * 86400.0 / step, 9))
+    if scored >= trace.length:
+        days = trace.length * step / 86400.0
+        raise BacktestError(
+            f"--warmup-days: the trace covers {days:g} days, so a warm-up of "
+            f"{warmup_days:g} days leaves nothing to score"
+        )
+    return Grid(
+        start=trace.start.timestamp(),
+        step_seconds=step,
+        length=trace.length,
+        scored_index=scored,
+        interval_seconds=float(config.daemon.interval_seconds),
+    )
+
+
+def pool_specs(config: Config, options: Options) -> list[PoolSpec]:
+    specs = []
+    for pool in config.pools:
+        m = pool.metric
+        specs.append(
+            PoolSpec(
+                limits=pool.limits(config.azure.location),
+                behavior=pool.behavior.to_core(),
+                policies=tuple(pool.policies_built),
+                boot_seconds=pool.boot_minutes * 60.0,
+                window_seconds=m.window_minutes * 60.0,
+                lag_seconds=m.lag_minutes * 60.0,
+                reduce=m.reduce,
+                meaning=m.meaning,
+                history_seconds=m.history_minutes * 60.0,
+                scale_in=options.scale_in or scale_in_mode(pool),
+                max_drain_seconds=_max_drain_seconds(pool),
+                cpu_idle_percent=options.cpu_idle_percent,
+                mean_call_minutes=options.mean_call_minutes,
+            )
+        )
+    return specs
+
+
+def check_pools(config: Config, trace: Trace) -> None:
+    """Every pool of the config needs its column in the trace (the reverse is ``load_trace``'s
+    ``known_pools`` check, which names the line)."""
+    missing = [p.name for p in config.pools if p.name not in trace.calls]
+    if missing:
+        have = ", ".join(trace.pools) or "none"
+        raise BacktestError(
+            f"trace has no rows for pool(s) {', '.join(map(repr, missing))} of the config "
+            f"(trace has: {have})"
+        )
+
+
+def run_backtest(
+    config: Config,
+    trace: Trace,
+    *,
+    options: Options | None = None,
+    config_name: str = "",
+    trace_name: str = "",
+    progress: Callable[[int], None] | None = None,
+) -> BacktestResult:
+    """Replay ``trace`` through ``config``'s pools and policies and score it.
+
+    ``progress(n)`` is called with the number of pool-buckets done since its last call.
+    """
+    options = options or Options()
+    if options.scale_in is not None and options.scale_in not in SCALE_IN_MODES:
+        raise BacktestError(f"--scale-in: must be one of {', '.join(SCALE_IN_MODES)}")
+    check_pools(config, trace)
+    grid = grid_for(config, trace, options.warmup_days)
+    specs = pool_specs(config, options)
+    columns = [trace.calls[s.name] for s in specs]
+    runs = _replay_all(specs, columns, grid, options.workers, progress)
+
+    pools: dict[str, PoolResult] = {}
+    oracle_sizes = []
+    for spec, column, run in zip(specs, columns, runs, strict=True):
+        lim = spec.limits
+        demand = carry_demand(column)
+        o_totals, o_sizes = oracle(
+            demand,
+            grid,
+            calls_per_instance=lim.calls_per_instance,
+            minimum=0,
+            boot_minutes=spec.boot_seconds / 60.0,
+        )
+        s_totals = static_peak(demand, grid, calls_per_instance=lim.calls_per_instance, minimum=0)
+        vcpus = lim.vcpus_per_instance
+        pools[spec.name] = PoolResult(
+            name=spec.name,
+            vcpus_per_instance=vcpus,
+            calls_per_instance=lim.calls_per_instance,
+            metrics=Metrics.of(run.totals, vcpus_per_instance=vcpus),
+            oracle=Metrics.of(o_totals, vcpus_per_instance=vcpus),
+            static_peak=Metrics.of(s_totals, vcpus_per_instance=vcpus),
+            run=run,
+            oracle_sizes=o_sizes,
+            reasons=run.reasons,
+        )
+        oracle_sizes.append(o_sizes)
+
+    results = list(pools.values())
+    n = grid.scored_steps
+    total = combine(
+        [p.metrics for p in results],
+        requested=[p.run.series.requested for p in results],
+        unserved=[p.run.series.unserved for p in results],
+    )
+    oracle_total = combine([p.oracle for p in results], requested=oracle_sizes)
+    static_total = combine(
+        [p.static_peak for p in results],
+        requested=[[float(p.static_peak.max_instances)] * n for p in results],
+    )
+    return BacktestResult(
+        config=config_name,
+        trace=trace_name,
+        scored_from=datetime.fromtimestamp(grid.scored_from, UTC),
+        scored_until=datetime.fromtimestamp(grid.end, UTC),
+        step_seconds=grid.step_seconds,
+        warmup_days=options.warmup_days,
+        pools=pools,
+        total=total,
+        oracle=oracle_total,
+        static_peak=static_total,
+        options=options.describe(),
+    )
+
+
+# -- running the pools ------------------------------------------------------------------------
+
+_FORKED: tuple[Sequence[PoolSpec], Sequence[Sequence[float | None]], Grid] | None = None
+_COUNTER: Any = None
+
+
+def _replay_forked(index: int) -> PoolRun:
+    assert _FORKED is not None
+    specs, columns, grid = _FORKED
+    counter = _COUNTER
+
+    def tick(n: int) -> None:
+        if counter is not None:
+            with counter.get_lock():
+                counter.value += n
+
+    return replay_pool(specs[index], columns[index], grid, progress=tick)
+
+
+def _replay_all(
+    specs: Sequence[PoolSpec],
+    columns: Sequence[Sequence[float | None]],
+    grid: Grid,
+    workers: int | None,
+    progress: Callable[[int], None] | None,
+) -> list[PoolRun]:
+    steps = grid.length * len(specs)
+    if workers is None:
+        workers = min(2, os.cpu_count() or 1) if steps >= PARALLEL_MIN_STEPS else 1
+    workers = min(workers, len(specs))
+    forkable = "fork" in multiprocessing.get_all_start_methods()
+    if workers <= 1 or not forkable or threading.active_count() > 1:
+        return [
+            replay_pool(spec, column, grid, progress=progress)
+            for spec, column in zip(specs, columns, strict=True)
+        ]
+
+    global _FORKED, _COUNTER
+    ctx = multiprocessing.get_context("fork")
+    _FORKED = (specs, columns, grid)
+    _COUNTER = ctx.Value("q", 0)
+    reported = 0
+    try:
+        with ctx.Pool(workers) as pool:
+            pending = pool.map_async(_replay_forked, range(len(specs)), chunksize=1)
+            while not pending.ready():
+                pending.wait(0.2)
+                if progress is not None:
+                    done = int(_COUNTER.value)
+                    if done > reported:
+                        progress(done - reported)
+                        reported = done
+            runs: list[PoolRun] = pending.get()
+    finally:
+        _FORKED = None
+        _COUNTER = None
+    if progress is not None and steps > reported:
+        progress(steps - reported)
+    sys.stderr.flush()
+    return runs
