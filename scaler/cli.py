@@ -72,10 +72,10 @@ def _install_stop_signals(stop: threading.Event) -> None:
 
 
 def _with_adapters(config: Config, body: Callable[[Any], int]) -> int:
-    from scaler.adapters.azure import AzureAdapters
+    from scaler.adapters.pools import build_adapters
 
     try:
-        adapters = AzureAdapters(config)
+        adapters = build_adapters(config, clock=_clock())
     except ConfigError as err:
         _fail_config(err)
     try:

@@ -340,8 +340,8 @@ class PoolConfig(_Strict):
     behavior: BehaviorConfig = BehaviorConfig()
     policies: list[dict[str, Any]] = Field(min_length=1)
     drain: bool | None = None
-    """``vmss``: scale in only idle instances, deleted by id. Empty: on when per-instance call
-    counts exist (``pexip`` source, or an Azure Monitor filter on ``VMName``)."""
+    """``vmss``: scale in only idle instances, deleted by id. Empty: on with the ``pexip``
+    source (per-instance call counts); set it for an Azure Monitor metric split by ``VMName``."""
     max_drain_minutes: float | None = Field(default=None, gt=0.0)
     """How long a scale-in waits for busy instances; empty: for ever (never drop calls)."""
     teams_proxy: str = ""
@@ -402,7 +402,7 @@ class PoolConfig(_Strict):
             return False
         if self.drain is not None:
             return self.drain
-        return self.metric.source == "pexip" or "vmname" in self.metric.filter.lower()
+        return self.metric.source == "pexip"
 
     @property
     def calls_per_instance_from_nodes(self) -> bool:

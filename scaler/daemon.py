@@ -14,6 +14,7 @@ Operations hooks, each optional so the loop reads the same without them: a ``Lea
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -36,7 +37,15 @@ from scaler.core import (
 )
 from scaler.core.history import ArrayHistory
 from scaler.core.metrics import to_calls
-from scaler.errors import AdapterError, ConfigError
+from scaler.core.victims import (
+    DrainState,
+    InstanceActions,
+    draining_detail,
+    plan_drain,
+    plan_vm_set,
+    with_loads,
+)
+from scaler.errors import AdapterError, ConfigError, PermanentError
 from scaler.logs import get_logger
 from scaler.ports import (
     Clock,
@@ -193,16 +202,19 @@ class Daemon:
         for pool in readable:
             status = statuses[pool.name]
             reading = readings.get(pool.name) or MetricReading.missing("no reading")
+            limits = self._limits[pool.name]
+            if status.calls_per_instance:  # a vm-set's nodes report their own capacity
+                limits = dataclasses.replace(limits, calls_per_instance=status.calls_per_instance)
             reading = to_calls(
                 reading,
                 meaning=pool.metric.meaning,
                 current=status.capacity,
-                calls_per_instance=pool.calls_per_instance,
+                calls_per_instance=limits.calls_per_instance,
             )
             self._remember(pool.name, reading)
             plans.append(
                 PoolPlan(
-                    limits=self._limits[pool.name],
+                    limits=limits,
                     behavior=self._behaviors[pool.name],
                     policies=pool.policies_built,
                     observation=Observation(
@@ -219,7 +231,11 @@ class Daemon:
         by_name = {p.name: p for p in pools}
         outcomes: list[PoolOutcome] = []
         for decision in decisions:
-            outcomes.append(self._act(by_name[decision.pool], decision, now))
+            pool = by_name[decision.pool]
+            decision, actions = self._per_instance(
+                pool, decision, statuses[pool.name], readings.get(pool.name), now
+            )
+            outcomes.append(self._act(pool, decision, now, actions))
         for name, error in failed.items():
             prev = self.last.get(name)
             outcomes.append(
@@ -260,7 +276,59 @@ class Daemon:
                 self.log.warning("quota.read_failed", location=location, error=str(err))
         return usage
 
-    def _act(self, pool: PoolConfig, d: Decision, now: float) -> PoolOutcome:
+    def _per_instance(
+        self,
+        pool: PoolConfig,
+        d: Decision,
+        status: PoolStatus,
+        reading: MetricReading | None,
+        now: float,
+    ) -> tuple[Decision, InstanceActions | None]:
+        """For pools that act per instance, the pure planners choose which instances move:
+        only idle ones are removed (``vmss`` with drain), burst nodes drain before they stop
+        (``vm-set``). Returns the decision as it will really happen and the writes."""
+        if status.instances is None:
+            return d, None
+        loads = dict(reading.by_instance) if reading is not None else {}
+        instances = with_loads(status.instances, loads)
+        if pool.kind == "vm-set":
+            lifetime = pool.vm_set.min_lifetime_minutes * 60.0
+            plan = plan_vm_set(
+                decision=d, instances=instances, now=now, min_lifetime_seconds=lifetime
+            )
+            waiting = draining_detail(instances, now=now, min_lifetime_seconds=lifetime)
+            if waiting:
+                self.log.info("drain.waiting", pool=pool.name, detail=waiting)
+            return plan.decision, plan.actions
+        saved = (self.pending_drains.get(pool.name) or [{}])[0]
+        state = DrainState(
+            pending_since=saved.get("pending_since"),
+            protected=frozenset(saved.get("protected", ())),
+        )
+        max_drain = pool.max_drain_minutes * 60.0 if pool.max_drain_minutes else None
+        plan = plan_drain(
+            decision=d, instances=instances, state=state, now=now, max_drain_seconds=max_drain
+        )
+        if plan.state == DrainState():
+            self.pending_drains.pop(pool.name, None)
+        else:
+            self.pending_drains[pool.name] = [
+                {
+                    "pending_since": plan.state.pending_since,
+                    "protected": sorted(plan.state.protected),
+                }
+            ]
+        if plan.decision.reason is Reason.WAITING_FOR_IDLE:
+            self.log.info("drain.waiting", pool=pool.name, detail=plan.decision.detail)
+        return plan.decision, plan.actions
+
+    def _act(
+        self,
+        pool: PoolConfig,
+        d: Decision,
+        now: float,
+        actions: InstanceActions | None = None,
+    ) -> PoolOutcome:
         self.states[pool.name] = d.state
         self.log.info(
             "decision.made",
@@ -286,7 +354,7 @@ class Daemon:
                 detail=d.detail,
             )
         base = PoolOutcome(pool.name, d.current, d.desired, str(d.reason), decision=d)
-        if d.desired == d.current:
+        if d.desired == d.current and (actions is None or actions.empty):
             return base
         if self.dry_run:
             self.log.info(
@@ -295,6 +363,7 @@ class Daemon:
                 current=d.current,
                 desired=d.desired,
                 reason=str(d.reason),
+                actions=_describe(actions),
             )
             return PoolOutcome(
                 pool.name, d.current, d.desired, str(d.reason), dry_run=True, decision=d
@@ -306,7 +375,13 @@ class Daemon:
             self.log.info("scale.skipped_standby", pool=pool.name, desired=d.desired)
             return base
         try:
-            handle = self.actuator.resize(pool, d.desired)
+            if actions is not None:
+                apply = getattr(self.actuator, "apply", None)
+                if apply is None:
+                    raise PermanentError(f"pool {pool.name}: the actuator cannot act per instance")
+                handle: ResizeHandle = apply(pool, actions)
+            else:
+                handle = self.actuator.resize(pool, d.desired)
         except AdapterError as err:
             self.log.error(
                 "scale.failed",
@@ -319,14 +394,18 @@ class Daemon:
             return PoolOutcome(
                 pool.name, d.current, d.desired, str(d.reason), error=str(err), decision=d
             )
-        self.inflight[pool.name] = _InFlight(handle, d.desired, now)
-        self.states[pool.name] = record_scale(d.state, now=now, change=d.change)
+        changed = getattr(handle, "changed", True)  # False: the target was already set
+        if actions is None or actions.changes_capacity:
+            self.inflight[pool.name] = _InFlight(handle, d.desired, now)
+        if changed:
+            self.states[pool.name] = record_scale(d.state, now=now, change=d.change)
         self.log.info(
-            "scale.applied",
+            "scale.applied" if changed else "scale.unchanged",
             pool=pool.name,
             current=d.current,
             desired=d.desired,
             reason=str(d.reason),
+            actions=_describe(actions),
         )
         return PoolOutcome(pool.name, d.current, d.desired, str(d.reason), applied=True, decision=d)
 
@@ -637,3 +716,14 @@ class Daemon:
 
 def _latest(a: float | None, b: float | None) -> float | None:
     return b if a is None else a if b is None else max(a, b)
+
+
+def _describe(actions: InstanceActions | None) -> dict[str, Any] | None:
+    """Per-instance writes for the log (only the non-empty ones)."""
+    if actions is None:
+        return None
+    return {
+        f.name: getattr(actions, f.name)
+        for f in dataclasses.fields(actions)
+        if getattr(actions, f.name) not in (None, ())
+    }

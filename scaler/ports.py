@@ -12,6 +12,7 @@ from typing import Protocol
 
 from scaler.config import PoolConfig
 from scaler.core.types import MetricReading, QuotaUsage
+from scaler.core.victims import Instance, InstanceActions
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,12 @@ class PoolStatus:
     """Instances requested (the scale set's ``sku.capacity``)."""
     provisioning_state: str = "Succeeded"
     """``Updating`` etc. means someone's change is still running."""
+    instances: tuple[Instance, ...] | None = None
+    """Per-instance view of pools that act per instance (drain-aware ``vmss``, ``vm-set``);
+    ``None`` for pools resized as a whole."""
+    calls_per_instance: float | None = None
+    """Calls one instance carries, when the pool itself says (``vm-set``: its nodes'
+    ``max_hd_calls``); ``None``: the configured ``calls_per_instance``."""
 
     @property
     def in_flight(self) -> bool:
@@ -63,6 +70,17 @@ class PoolActuator(Protocol):
     def observe(self, pool: PoolConfig) -> PoolStatus: ...
 
     def resize(self, pool: PoolConfig, capacity: int) -> ResizeHandle: ...
+
+
+class InstanceActuator(Protocol):
+    """An actuator of pools that act per instance (their ``PoolStatus.instances`` is set).
+
+    The daemon hands it the writes a pure planner chose (``scaler.core.victims``): instances to
+    protect, delete, start, put into maintenance or deallocate; it carries them out in order and
+    returns a handle on whatever keeps running.
+    """
+
+    def apply(self, pool: PoolConfig, actions: InstanceActions) -> ResizeHandle: ...
 
 
 class QuotaReader(Protocol):

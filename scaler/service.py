@@ -39,12 +39,12 @@ def run_service(
 ) -> bool:
     """Run until ``stop`` is set; ``False`` if a tick was stuck past the shutdown deadline.
     Raises ``ConfigError`` for settings only found wrong when the clients are built."""
-    from scaler.adapters.azure import AzureAdapters
+    from scaler.adapters.pools import build_adapters
 
     registry = CollectorRegistry()
     calls = CallMetrics(registry)
     notifier = Notifier()
-    adapters = AzureAdapters(config, observer=calls)
+    adapters = build_adapters(config, clock=WallClock(), observer=calls)
     leader = None
     shared: SharedState | None = None
     identity = config.ha.identity or f"{socket.gethostname()}:{os.getpid()}"

@@ -237,6 +237,8 @@ class _Route:
     pattern: re.Pattern[str]
     handler: Callable[[_Request, re.Match[str]], _Response]
     arm: bool = True
+    api_version: bool = True
+    """Whether the endpoint insists on ``api-version`` (custom-metrics ingestion does not)."""
 
 
 _SUB = r"/subscriptions/(?P<sub>[^/]+)"
@@ -634,7 +636,7 @@ class FakeAzure:
                     "InvalidRequestContent",
                     "The request content was invalid and could not be deserialized.",
                 )
-            if not request.param("api-version"):
+            if route.api_version and not request.param("api-version"):
                 raise _ArmError(
                     400,
                     "MissingApiVersionParameter",
@@ -684,6 +686,15 @@ class FakeAzure:
                 re.compile(_SUB + r"/metrics:getBatch/?", re.IGNORECASE),
                 self._metrics_batch,
                 arm=False,
+            )
+        )
+        routes.append(
+            _Route(
+                "POST",
+                re.compile(r"(?P<resource>/subscriptions/[^/]+/resourceGroups/.+)/metrics/?", re.I),
+                self._ingest_metric,
+                arm=False,
+                api_version=False,
             )
         )
         return routes
@@ -1090,6 +1101,39 @@ class FakeAzure:
             for rid in resource_ids
         ]
         return _Response(200, {"values": values})
+
+    def _ingest_metric(self, request: _Request, match: re.Match[str]) -> _Response:
+        """POST {resourceId}/metrics: custom-metrics ingestion (``Monitoring Metrics Publisher``).
+
+        Each series' ``max`` is stored at its minute, per dimension value, so the metrics
+        endpoint serves back what was published.
+        """
+        body = _require_object(request.body)
+        base = (
+            (body.get("data") or {}).get("baseData") if isinstance(body.get("data"), dict) else None
+        )
+        if not isinstance(base, dict) or not isinstance(body.get("time"), str):
+            raise _bad_request("time and data.baseData are required.")
+        moment = _parse_time(body["time"]).replace(second=0, microsecond=0)
+        namespace, metric = str(base.get("namespace", "")), str(base.get("metric", ""))
+        dim_names = base.get("dimNames") or []
+        resource = match["resource"]
+        key = (resource.lower(), namespace.lower(), metric.lower())
+        for series in base.get("series") or []:
+            values = series.get("dimValues") or []
+            dim = (str(dim_names[0]), str(values[0])) if dim_names and values else None
+            table = self._series.setdefault(key, {})
+            stored = table.get(dim[1] if dim else None)
+            if stored is None:
+                stored = _Series(
+                    metric, "Count", dim[0] if dim else None, dim[1] if dim else None, []
+                )
+                table[dim[1] if dim else None] = stored
+            stored.points = sorted(
+                [p for p in stored.points if p[0] != moment] + [(moment, float(series["max"]))],
+                key=lambda p: p[0],
+            )
+        return _Response(200, None)
 
     def _metric_json(
         self,

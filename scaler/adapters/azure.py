@@ -11,6 +11,7 @@ holds until the next tick, which is the daemon's natural backoff.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -34,7 +35,7 @@ from azure.monitor.querymetrics import MetricsClient
 
 from scaler.config import STATIC_TOKEN_ENV, AzureConfig, Config, PoolConfig
 from scaler.core.metrics import Bucket, merge_series, reduce_window
-from scaler.core.types import MetricReading, QuotaUsage
+from scaler.core.types import MetricReading, MetricStatus, QuotaUsage
 from scaler.errors import AdapterError, ConfigError, PermanentError, TransientError
 from scaler.ports import PoolStatus
 
@@ -237,22 +238,27 @@ class AzureMonitorMetrics:
             return {p.name: MetricReading.missing(str(err)) for p in pools}
 
         series: dict[str, list[list[Bucket]] | None] = {}
+        split: dict[str, list[tuple[str, list[Bucket]]]] = {}
         attr = aggregation.lower()
         for index, result in enumerate(results):
             for metric in result.metrics:
                 rid = _resource_of(metric.id) or (ids[index] if index < len(ids) else "")
                 found: list[list[Bucket]] = []
                 for ts in metric.timeseries or []:
-                    found.append(
-                        [(v.timestamp.timestamp(), getattr(v, attr, None)) for v in ts.data or []]
-                    )
+                    buckets: list[Bucket] = [
+                        (v.timestamp.timestamp(), getattr(v, attr, None)) for v in ts.data or []
+                    ]
+                    found.append(buckets)
+                    vm_name = _vm_name(ts.metadata_values)
+                    if vm_name:
+                        split.setdefault(rid.lower(), []).append((vm_name, buckets))
                 series[rid.lower()] = found or None
         out: dict[str, MetricReading] = {}
         for pool in pools:
             m = pool.metric
             found_series = series.get(pool.metric_resource_id.lower())
             points = merge_series(found_series) if found_series else None
-            out[pool.name] = reduce_window(
+            reading = reduce_window(
                 points,
                 now=now,
                 window_seconds=m.window_minutes * 60,
@@ -260,12 +266,35 @@ class AzureMonitorMetrics:
                 reduce=m.reduce,
                 history_seconds=m.history_minutes * 60,
             )
+            per_vm = split.get(pool.metric_resource_id.lower())
+            if per_vm and reading.status is MetricStatus.OK:
+                # Each VM's newest complete minute: what a call-safe scale-in chooses from.
+                last = []
+                for vm_name, vm_points in per_vm:
+                    one = reduce_window(
+                        vm_points,
+                        now=now,
+                        window_seconds=m.window_minutes * 60,
+                        lag_seconds=m.lag_minutes * 60,
+                        reduce="last",
+                    )
+                    last.append((vm_name, one.calls))
+                reading = dataclasses.replace(reading, by_instance=tuple(last))
+            out[pool.name] = reading
         return out
 
     def close(self) -> None:
         for client in self._clients.values():
             client.close()
         self._clients.clear()
+
+
+def _vm_name(metadata: Mapping[str, str] | None) -> str:
+    """The ``VMName`` dimension value of a series (Azure may lower-case the name)."""
+    for key, value in (metadata or {}).items():
+        if key.lower() == "vmname" and value:
+            return str(value)
+    return ""
 
 
 def _resource_of(metric_id: str | None) -> str:
@@ -330,6 +359,15 @@ class AzureCompute:
         )
         self._calls = _Calls(observer)
         self._skus: dict[str, tuple[str | None, str | None]] = {}
+
+    @property
+    def client(self) -> ComputeManagementClient:
+        """The process's one compute client (shared with the per-instance adapters)."""
+        return self._client
+
+    @property
+    def calls(self) -> _Calls:
+        return self._calls
 
     def observe(self, pool: PoolConfig) -> PoolStatus:
         with self._calls.call("vmss.get"):

@@ -56,11 +56,14 @@ def decide(
     now: float,
     headroom_vcpus: int | None = None,
     history: LoadHistory | None = None,
+    quota_note: str = "",
 ) -> Decision:
     """Decide one pool's desired capacity. Pure: the same inputs always give the same output.
 
     ``headroom_vcpus`` is the quota still free for this pool (``None``: unknown, not clamped;
     Azure itself refuses a resize beyond quota). ``now`` is in seconds since the epoch.
+    ``quota_note`` says which quota line binds and which pools were served first; it is added
+    to the detail of a ``QuotaLimited`` decision.
     """
     current = observation.current
     metric = observation.metric
@@ -175,6 +178,8 @@ def decide(
                 f"needs {(value - current) * pool.vcpus_per_instance} vCPUs, "
                 f"headroom {max(0, headroom_vcpus)} vCPUs"
             )
+            if quota_note:
+                detail += f" ({quota_note})"
             value, reason = allowed, Reason.QUOTA_LIMITED
             steps.append(Step("quota", value, reason))
 
@@ -195,6 +200,7 @@ def plan_tick(
     that lost out say ``QuotaLimited``. Decisions come back in the order of ``pools``.
     """
     granted: dict[tuple[str, str], int] = {}
+    takers: dict[tuple[str, str], list[str]] = {}
     order = sorted(
         range(len(pools)), key=lambda i: (-pools[i].limits.priority, pools[i].limits.name)
     )
@@ -204,13 +210,20 @@ def plan_tick(
         lim = p.limits
         lines = usage.get(lim.location)
         headroom: int | None = None
+        note = ""
         if lines is not None:
             candidates = []
             for quota_name in (lim.quota_family, REGIONAL_QUOTA):
                 line = lines.get(quota_name)
                 if line is not None:
-                    candidates.append(line.headroom - granted.get((lim.location, quota_name), 0))
-            headroom = min(candidates) if candidates else None
+                    key = (lim.location, quota_name)
+                    candidates.append((line.headroom - granted.get(key, 0), quota_name))
+            if candidates:
+                headroom, binding = min(candidates)
+                first = takers.get((lim.location, binding), [])
+                note = f"{binding} in {lim.location}" + (
+                    f", after {', '.join(first)} (served first)" if first else ""
+                )
         d = decide(
             pool=lim,
             behavior=p.behavior,
@@ -220,12 +233,14 @@ def plan_tick(
             now=now,
             headroom_vcpus=headroom,
             history=p.history,
+            quota_note=note,
         )
         if d.desired > d.current:
             need = (d.desired - d.current) * lim.vcpus_per_instance
             for quota_name in {lim.quota_family, REGIONAL_QUOTA}:
                 key = (lim.location, quota_name)
                 granted[key] = granted.get(key, 0) + need
+                takers.setdefault(key, []).append(f"{lim.name} +{need} vCPUs")
         out[i] = d
     return [out[i] for i in range(len(pools))]
 

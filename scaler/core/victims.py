@@ -287,12 +287,14 @@ def plan_vm_set(
     minimum lifetime first); they are stopped on a later tick, once empty.
     """
     current, desired = decision.current, decision.desired
+    if decision.reason is Reason.RESIZE_IN_FLIGHT:
+        return InstancePlan(decision, InstanceActions(), DrainState())
     draining = [i for i in instances if i.draining and i.allocated]
     undrain: list[str] = []
     start: list[str] = []
     drain: list[str] = []
     out = decision
-    if decision.reason is not Reason.RESIZE_IN_FLIGHT and desired > current:
+    if desired > current:
         want = desired - current
         # Busiest draining nodes first: taking them back saves the most calls from moving.
         for inst in sorted(draining, key=lambda i: (-(i.calls or 0.0), i.id))[:want]:
@@ -309,7 +311,7 @@ def plan_vm_set(
                 Reason.NO_SPARE_INSTANCES,
                 f"{short} more wanted but the set has no deallocated VM left",
             )
-    elif decision.reason is not Reason.RESIZE_IN_FLIGHT and desired < current:
+    elif desired < current:
         serving = [i for i in instances if i.allocated and not i.draining and not i.maintenance]
 
         def remaining(i: Instance) -> float:

@@ -1,0 +1,152 @@
+"""Azure per-instance operations: scale set instances (protection, deletion by id) and the
+stand-alone VMs of a ``vm-set`` pool (list by tag, power state, start, deallocate).
+
+Translates only, like ``scaler.adapters.azure`` whose client, call timing and error translation
+it shares: SDK models become ``scaler.core.victims.Instance`` records, SDK errors our error tree.
+Which instance to touch is decided in ``scaler.core.victims``, never here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from azure.mgmt.compute import ComputeManagementClient
+from azure.mgmt.compute.models import (
+    VirtualMachineScaleSetVMInstanceRequiredIDs,
+    VirtualMachineScaleSetVMProtectionPolicy,
+)
+
+from scaler.adapters.azure import AzureCompute, AzureResize
+from scaler.config import PoolConfig
+from scaler.core.victims import Instance
+
+
+@dataclass(frozen=True, slots=True)
+class VmInfo:
+    """One stand-alone VM of a ``vm-set`` pool."""
+
+    name: str
+    power_state: str
+    """``running``, ``starting``, ``deallocated``, ``deallocating``, ``stopped``… (lower case)."""
+    provisioning_state: str = "Succeeded"
+    time_created: float | None = None
+
+
+class AzureScaleSetInstances:
+    """Instance-level view and writes of a uniform scale set."""
+
+    def __init__(self, compute: AzureCompute) -> None:
+        self._compute = compute
+
+    @property
+    def _client(self) -> ComputeManagementClient:
+        return self._compute.client
+
+    def list(self, pool: PoolConfig) -> list[Instance]:
+        """Every instance with the names its load may be reported under."""
+        out = []
+        with self._compute.calls.call("vmss_vms.list"):
+            for vm in self._client.virtual_machine_scale_set_vms.list(
+                pool.resource_group, pool.scale_set_name
+            ):
+                if vm.instance_id is None:
+                    continue
+                names = [n for n in (vm.name,) if n]
+                computer = vm.os_profile.computer_name if vm.os_profile is not None else None
+                if computer:
+                    names.append(computer)
+                state = str(vm.provisioning_state or "Succeeded").lower()
+                policy = vm.protection_policy
+                protected = bool(
+                    policy is not None
+                    and (policy.protect_from_scale_in or policy.protect_from_scale_set_actions)
+                )
+                created = vm.time_created.timestamp() if vm.time_created is not None else None
+                out.append(
+                    Instance(
+                        id=str(vm.instance_id),
+                        names=tuple(names),
+                        state="deleting" if state == "deleting" else "running",
+                        protected=protected,
+                        started_at=created,
+                    )
+                )
+        return out
+
+    def set_protection(self, pool: PoolConfig, instance_ids: Sequence[str], on: bool) -> None:
+        """Set ``protect_from_scale_in`` on each instance and wait for it to apply."""
+        vms = self._client.virtual_machine_scale_set_vms
+        pollers = []
+        for instance_id in instance_ids:
+            with self._compute.calls.call("vmss_vms.get"):
+                vm = vms.get(pool.resource_group, pool.scale_set_name, instance_id)
+            vm.protection_policy = VirtualMachineScaleSetVMProtectionPolicy(
+                protect_from_scale_in=on,
+                protect_from_scale_set_actions=(
+                    vm.protection_policy.protect_from_scale_set_actions
+                    if vm.protection_policy is not None
+                    else None
+                ),
+            )
+            with self._compute.calls.call("vmss_vms.begin_update"):
+                poller = vms.begin_update(pool.resource_group, pool.scale_set_name, instance_id, vm)
+            pollers.append(AzureResize(poller, "vmss_vms.update", self._compute.calls))
+        for handle in pollers:
+            handle.result()
+
+    def delete(self, pool: PoolConfig, instance_ids: Sequence[str]) -> AzureResize:
+        """Remove exactly these instances (``deleteInstances``); returns the running operation."""
+        ids = VirtualMachineScaleSetVMInstanceRequiredIDs(instance_ids=list(instance_ids))
+        with self._compute.calls.call("vmss.begin_delete_instances"):
+            poller = self._client.virtual_machine_scale_sets.begin_delete_instances(
+                pool.resource_group, pool.scale_set_name, ids
+            )
+        return AzureResize(poller, "vmss.delete_instances", self._compute.calls)
+
+
+class AzureVmSet:
+    """The stand-alone VMs of a resource group carrying a tag, and their power operations."""
+
+    def __init__(self, compute: AzureCompute) -> None:
+        self._compute = compute
+
+    @property
+    def _client(self) -> ComputeManagementClient:
+        return self._compute.client
+
+    def list(self, pool: PoolConfig) -> list[VmInfo]:
+        key, value = pool.vm_set.tag_pair
+        rg = pool.vm_set.resource_group
+        machines = self._client.virtual_machines
+        out = []
+        with self._compute.calls.call("vm.list"):
+            listed = [
+                vm for vm in machines.list(rg) if vm.name and (vm.tags or {}).get(key) == value
+            ]
+        for vm in sorted(listed, key=lambda v: str(v.name)):
+            with self._compute.calls.call("vm.instance_view"):
+                view = machines.instance_view(rg, str(vm.name))
+            power = "unknown"
+            provisioning = "Succeeded"
+            for status in view.statuses or []:
+                code = status.code or ""
+                if code.startswith("PowerState/"):
+                    power = code.split("/", 1)[1].lower()
+                elif code.startswith("ProvisioningState/"):
+                    provisioning = code.split("/", 1)[1]
+            created = vm.time_created.timestamp() if vm.time_created is not None else None
+            out.append(VmInfo(str(vm.name), power, provisioning, created))
+        return out
+
+    def start(self, pool: PoolConfig, name: str) -> AzureResize:
+        with self._compute.calls.call("vm.begin_start"):
+            poller = self._client.virtual_machines.begin_start(pool.vm_set.resource_group, name)
+        return AzureResize(poller, "vm.start", self._compute.calls)
+
+    def deallocate(self, pool: PoolConfig, name: str) -> AzureResize:
+        with self._compute.calls.call("vm.begin_deallocate"):
+            poller = self._client.virtual_machines.begin_deallocate(
+                pool.vm_set.resource_group, name
+            )
+        return AzureResize(poller, "vm.deallocate", self._compute.calls)
