@@ -4,7 +4,9 @@
 part asks for it and scales in only when every part agrees (the anchors' rule, the same the core
 applies between a pool's top-level policies). The winning part's name goes into
 ``Recommendation.source``; the core then reports the decision's policy as
-``composite:predictive`` (nested composites give ``composite:composite:schedule``). The lowest
+``composite:predictive`` (nested composites give ``composite:composite:schedule``); on a tie
+the part listed first wins, so list the reactive base before parts that only sometimes add to it
+(a predictive part that merely echoes the reactive answer then does not claim the win). The lowest
 ``ceiling`` of any part (a schedule's ``max``) is passed on. A part with no opinion is skipped;
 with none at all, the composite has none.
 

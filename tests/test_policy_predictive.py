@@ -1,0 +1,211 @@
+"""Predictive policy: pre-warms before a recurring step, never below reactive, falls back."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from policies.predictive import WEEK_SECONDS, Predictive, PredictiveConfig
+from policies.target_tracking import TargetTracking
+from scaler.core import MetricReading, PoolLimits, PoolState
+from scaler.core.history import ArrayHistory
+from scaler.core.types import PolicyContext
+
+POOL = PoolLimits("tc", 1, 50, 15.0, 4, "standardFSv2Family", "westeurope", boot_minutes=20)
+LAG = 3 * 60.0
+
+
+def at(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC).timestamp()
+
+
+def office_load(t: float, *, step_utc_hour: float = 9.0, tz_shift: float = 0.0) -> float:
+    """10 calls all day; 120 calls from ``step_utc_hour`` to 12:00 (shifted by ``tz_shift``
+    hours) on weekdays."""
+    local = t + tz_shift * 3600.0
+    day = datetime.fromtimestamp(local, UTC)
+    hour = day.hour + day.minute / 60.0
+    if day.weekday() < 5 and step_utc_hour <= hour < 12.0:
+        return 120.0
+    return 10.0
+
+
+def history_of(start: float, end: float, load: Any = office_load) -> ArrayHistory:
+    n = int((end - start) // 60)
+    return ArrayHistory(start=start, values=[load(start + 60.0 * i) for i in range(n)])
+
+
+def ask(
+    policy: Predictive, now: float, history: ArrayHistory | None, calls: float | None = None
+) -> Any:
+    if history is not None:
+        history.visible_until = now - LAG
+    if calls is None and history is not None:
+        calls = history.value_at(now - LAG - 60)
+    reading = MetricReading.ok(calls) if calls is not None else MetricReading.stale()
+    ctx = PolicyContext(now, 2, calls, POOL, reading, PoolState(), history)
+    return policy.recommend(ctx)
+
+
+WED = "2026-10-28"  # weeks before it: three ordinary ones
+
+
+@pytest.mark.parametrize(
+    ("clock", "desired", "why"),
+    [
+        ("08:29", 1, "09:00 is beyond the 30-minute horizon"),
+        ("08:31", 10, "09:00 is within boot (20) + margin (10): pre-warm 120 calls / 12"),
+        ("08:45", 10, "still ahead of the step"),
+        ("12:20", 1, "the step is over in every earlier week"),
+    ],
+)
+def test_prewarms_before_a_recurring_0900_step_seen_in_earlier_weeks(
+    clock: str, desired: int, why: str
+) -> None:
+    now = at(f"{WED}T{clock}Z")
+    h = history_of(now - 3 * WEEK_SECONDS, now + 3600)
+    rec = ask(Predictive(PredictiveConfig()), now, h)
+    assert rec.desired == desired, why
+    reactive = TargetTracking().recommend(
+        PolicyContext(now, 2, 10.0, POOL, MetricReading.ok(10.0), PoolState())
+    )
+    assert reactive is not None and reactive.desired == 1  # what reacting alone would do
+
+
+@pytest.mark.parametrize(
+    ("days_of_history", "min_weeks", "desired"),
+    [
+        (3, 1, 1),  # shorter than a week: plain target tracking
+        (8, 1, 10),
+        (8, 2, 1),  # one week is not enough when two are required
+        (15, 2, 10),
+    ],
+)
+def test_falls_back_to_reactive_when_history_is_short(
+    days_of_history: int, min_weeks: int, desired: int
+) -> None:
+    now = at(f"{WED}T08:45Z")
+    h = history_of(now - days_of_history * 86400.0, now + 3600)
+    rec = ask(Predictive(PredictiveConfig(min_history_weeks=min_weeks)), now, h)
+    assert rec.desired == desired
+    if desired == 1:
+        assert rec.note.startswith("reactive")
+
+
+def test_without_history_it_is_target_tracking() -> None:
+    p = Predictive(PredictiveConfig(target_utilization=0.5))
+    assert ask(p, at(f"{WED}T08:45Z"), None, calls=30.0).desired == 4
+    assert ask(p, at(f"{WED}T08:45Z"), None, calls=None) is None
+
+
+@pytest.mark.parametrize("calls", [0.0, 50.0, 119.0, 300.0, 1000.0])
+def test_never_below_the_reactive_answer(calls: float) -> None:
+    now = at(f"{WED}T08:45Z")
+    h = history_of(now - 3 * WEEK_SECONDS, now + 3600)
+    rec = ask(Predictive(PredictiveConfig()), now, h, calls=calls)
+    assert rec.desired == max(10, math.ceil(calls / 12))
+
+
+def test_forecast_still_raises_when_the_metric_is_unusable() -> None:
+    now = at(f"{WED}T08:45Z")
+    h = history_of(now - 3 * WEEK_SECONDS, now + 3600)
+    h.visible_until = now - LAG
+    ctx = PolicyContext(now, 2, None, POOL, MetricReading.stale(), PoolState(), h)
+    rec = Predictive(PredictiveConfig()).recommend(ctx)
+    assert rec is not None and rec.desired == 10
+
+
+def test_recent_level_lifts_the_forecast_within_bounds() -> None:
+    now = at(f"{WED}T08:45Z")
+    # Today runs at twice last weeks' level: 20 calls instead of 10 before the step.
+    start = now - 3 * WEEK_SECONDS
+
+    def busier(t: float) -> float:
+        return office_load(t) * (2.0 if t > now - 86400 else 1.0)
+
+    h = history_of(start, now + 3600, busier)
+    plain = ask(Predictive(PredictiveConfig(recent_minutes=0)), now, h).desired
+    lifted = ask(Predictive(PredictiveConfig()), now, h).desired
+    capped = ask(Predictive(PredictiveConfig(adjust_max=1.1)), now, h).desired
+    # (20 + 15) / (10 + 15) = 1.4: 120 calls become 168, i.e. 14 instances; capped at 1.1: 11.
+    assert (plain, lifted, capped) == (10, 14, 11)
+
+
+def test_blend_median_ignores_one_odd_week() -> None:
+    now = at(f"{WED}T10:15Z")
+    start = now - 4 * WEEK_SECONDS
+
+    def spike_two_weeks_ago(t: float) -> float:
+        week = int((now - t) // WEEK_SECONDS)
+        return 600.0 if week == 2 and 10 <= datetime.fromtimestamp(t, UTC).hour < 11 else 120.0
+
+    h = history_of(start, now + 3600, spike_two_weeks_ago)
+    by_max = ask(Predictive(PredictiveConfig(recent_minutes=0)), now, h, calls=120.0).desired
+    by_median = ask(
+        Predictive(PredictiveConfig(blend="median", recent_minutes=0)), now, h, calls=120.0
+    ).desired
+    assert (by_max, by_median) == (50, 10)
+
+
+def test_local_weeks_keep_a_0900_step_at_0900_across_dst() -> None:
+    # London: 09:00 local is 08:00Z in summer time, 09:00Z from Sunday 2026-10-25.
+    def london(t: float) -> float:
+        shift = 1.0 if t < at("2026-10-25T01:00Z") else 0.0
+        return office_load(t, tz_shift=shift)
+
+    mon = "2026-10-26"
+    h = history_of(at(mon + "T00:00Z") - 3 * WEEK_SECONDS, at(mon + "T12:00Z"), london)
+    local = Predictive(PredictiveConfig(timezone="Europe/London"))
+    utc = Predictive(PredictiveConfig())
+    early, on_time = at(mon + "T07:35Z"), at(mon + "T08:35Z")
+    assert ask(local, early, h, calls=10.0).desired == 1  # no hour-early pre-warm
+    assert ask(local, on_time, h, calls=10.0).desired == 10
+    assert ask(utc, early, h, calls=10.0).desired == 10  # UTC weeks: an hour early
+
+
+def test_cache_gives_the_same_answers_as_a_fresh_instance() -> None:
+    now0 = at(f"{WED}T07:00Z")
+    h = history_of(now0 - 3 * WEEK_SECONDS, now0 + 6 * 3600)
+    kept = Predictive(PredictiveConfig(timezone="Europe/London"))
+    for minute in range(0, 300, 7):
+        now = now0 + 60.0 * minute
+        fresh = Predictive(PredictiveConfig(timezone="Europe/London"))
+        assert ask(kept, now, h) == ask(fresh, now, h)
+    # Going back in time, or to another history, starts over.
+    assert ask(kept, now0, h) == ask(Predictive(kept.config), now0, h)
+
+
+FOUR_WEEKS = history_of(at("2026-10-05T00:00Z"), at("2026-11-09T02:00Z"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    calls=st.one_of(st.none(), st.floats(0, 2000)),
+    minute=st.integers(0, 7 * 1440 - 1),
+    weeks=st.integers(1, 5),
+    blend=st.sampled_from(["max", "median", "mean"]),
+)
+def test_property_never_below_target_tracking(
+    calls: float | None, minute: int, weeks: int, blend: str
+) -> None:
+    now = at("2026-11-02T00:00Z") + 60.0 * minute
+    h = FOUR_WEEKS
+    cfg = PredictiveConfig(weeks=weeks, blend=blend)  # type: ignore[arg-type]
+    rec = ask(Predictive(cfg), now, h, calls=calls)
+    if calls is None:
+        assert rec is not None and rec.desired >= 1
+    else:
+        assert rec.desired >= math.ceil(round(calls / 12, 9))
+        assert rec.desired <= max(10, math.ceil(round(calls / 12, 9)))
+
+
+def test_config_rejects_more_required_weeks_than_blended() -> None:
+    with pytest.raises(ValueError, match=r"min_history_weeks \(3\) must be <= weeks \(2\)"):
+        PredictiveConfig(weeks=2, min_history_weeks=3)
+    with pytest.raises(ValueError, match="unknown time zone 'Mars/Base'"):
+        PredictiveConfig(timezone="Mars/Base")
