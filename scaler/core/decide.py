@@ -183,6 +183,8 @@ def decide(
             value, reason = allowed, Reason.QUOTA_LIMITED
             steps.append(Step("quota", value, reason))
 
+    if not usable and not detail:
+        detail = metric.detail  # why the metric is unusable (e.g. the node that failed)
     return finish(value, reason, state, detail)
 
 

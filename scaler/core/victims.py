@@ -252,7 +252,7 @@ def plan_drain(
         )
     elif short:
         busy_desc = ", ".join(
-            f"{i.id}={'?' if i.calls is None else f'{i.calls:g}'}"
+            f"{_label(i)}={'?' if i.calls is None else f'{i.calls:g}'}"
             for i in instances
             if i.allocated and i.id not in removed and not i.idle
         )
@@ -358,6 +358,11 @@ def _amend(decision: Decision, value: int, reason: Reason, detail: str) -> Decis
     return dataclasses.replace(
         decision, desired=value, reason=reason, steps=(*decision.steps, step), detail=joined
     )
+
+
+def _label(i: Instance) -> str:
+    """An instance as operators know it: id and, when different, its last (computer) name."""
+    return f"{i.id}/{i.names[-1]}" if i.names and i.names[-1] != i.id else i.id
 
 
 def _id_key(value: str) -> tuple[int, int, str]:
