@@ -47,6 +47,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.skip("Azurite is not installed: run `npm ci` (make test does)")
     port = _free_port()
     workdir = tmp_path_factory.mktemp("azurite")
+    log = (workdir / "azurite.log").open("wb")
     proc = subprocess.Popen(
         [
             str(AZURITE),
@@ -59,8 +60,8 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "--disableTelemetry",
             "--silent",
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         cwd=workdir,
     )
     try:
@@ -71,7 +72,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    err = proc.stderr.read().decode() if proc.stderr else ""
+                    err = (workdir / "azurite.log").read_text(errors="replace")
                     pytest.fail(f"Azurite did not start: {err[-2000:]}")
                 time.sleep(0.1)
         yield (
@@ -85,6 +86,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.close()
 
 
 @pytest.fixture

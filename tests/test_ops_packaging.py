@@ -39,7 +39,7 @@ def test_the_unit_asks_for_what_the_daemon_does() -> None:
     assert s["Type"] == ["notify"] and s["NotifyAccess"] == ["main"]
     assert s["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
     stop = int(s["TimeoutStopSec"][0])
-    assert stop > DaemonConfig().shutdown_deadline_seconds + 10  # deadline + lease release
+    assert stop >= DaemonConfig().shutdown_deadline_seconds + 30  # + state save, lease release
     assert int(s["WatchdogSec"][0]) >= 3 * DaemonConfig().interval_seconds
     for key in ("DynamicUser", "NoNewPrivileges", "PrivateTmp", "MemoryDenyWriteExecute"):
         assert s[key] == ["yes"], key

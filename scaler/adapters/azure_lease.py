@@ -59,7 +59,7 @@ class BlobLeader:
         self.identity = cfg.identity or default_identity()
         self._observer = observer
         self._monotonic = monotonic
-        timeout = max(1.0, cfg.lease_seconds / 5.0)
+        timeout = min(5.0, cfg.lease_seconds / 5.0)  # a renewal must not outlast the lease
         kwargs: dict[str, Any] = {
             "retry_total": 1,
             "connection_timeout": timeout,
@@ -127,6 +127,8 @@ class BlobLeader:
             except AdapterError as err:
                 self._valid_until = 0.0
                 contended = err.status == 409  # someone else holds the lease
+                if contended and self._role != "standby":
+                    self.log.info("leader.standby", error=str(err))
                 if contended or self._role == "leader":
                     self._role = "standby"
                 if was:
@@ -184,20 +186,32 @@ class BlobLeader:
 
     def stop(self, *, release: bool = True) -> None:
         """Stop renewing; with ``release`` hand the lease back so a standby takes over at once.
-        ``release=False`` is what a crash looks like: the lease runs out on its own."""
+        ``release=False`` is what a crash looks like: the lease runs out on its own. Bounded to
+        a few seconds, as it runs inside systemd's stop timeout: if an attempt is still hanging,
+        the lease is left to run out."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=self.cfg.lease_seconds)
-        with self._lock:
+            self._thread.join(timeout=2.0)
+        if not self._lock.acquire(timeout=3.0):
+            self._valid_until = 0.0
+            return
+        try:
             held = self.is_leader()
             self._valid_until = 0.0
             self._role = "standby"
             if release and held:
                 try:
-                    self._call("lease.release", self.lease.release)
+                    self._call(
+                        "lease.release",
+                        lambda: self.lease.release(
+                            connection_timeout=2, read_timeout=2, retry_total=0
+                        ),
+                    )
                     self.log.info("leader.released")
                 except AdapterError as err:
                     self.log.warning("leader.release_failed", error=str(err))
+        finally:
+            self._lock.release()
 
     def close(self) -> None:
         self.service.close()
