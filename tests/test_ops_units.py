@@ -166,6 +166,43 @@ def test_a_standby_decides_but_never_writes() -> None:
     assert (o.desired, o.applied) == (5, True) and cloud.pools["tc"].resizes == 1
 
 
+class Shared:
+    def __init__(self) -> None:
+        self.data: bytes | None = None
+
+    def load(self) -> bytes | None:
+        return self.data
+
+    def save(self, data: bytes) -> None:
+        self.data = data
+
+
+def test_a_new_leader_adopts_its_predecessors_scale_events() -> None:
+    shared = Shared()
+    config = _config()
+    first, cloud, clock = _sim([120.0] * 180, config, leader=Lease(True))
+    first.store = StateStore(shared=shared)
+    (o,) = first.tick()
+    assert o.applied and shared.data is not None
+    standby_lease = Lease(False)
+    second = Daemon(
+        config=config,
+        metrics=cloud,
+        actuator=cloud,
+        quota=cloud,
+        clock=clock,
+        leader=standby_lease,
+        store=StateStore(shared=shared),
+    )
+    second.tick()
+    assert second.states["tc"].scale_events == ()
+    standby_lease.leading = True  # the first one died; the lease is ours
+    clock.advance(5)
+    second.tick()
+    assert second.states["tc"].scale_events == first.states["tc"].scale_events
+    assert second.states["tc"].last_scale_up == first.states["tc"].last_scale_up
+
+
 def test_restart_keeps_cooldowns_and_unreadable_state_holds_one_window(tmp_path: Path) -> None:
     config = _config(behavior={"scale_down": {"stabilization_seconds": 600}})
     store = StateStore(local=StateFile(tmp_path))
