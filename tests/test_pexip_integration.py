@@ -392,3 +392,58 @@ def test_pexip_counts_are_published_and_read_back_from_azure_monitor(env: Env) -
     finally:
         adapters.close()
     assert os.environ["CVI_AUTOSCALER_PEXIP_PASSWORD"] == "s3cret"
+
+
+def test_drain_from_azure_monitor_split_by_vm_name(env: Env) -> None:
+    """Without the Management Node: each instance's calls from the metric's VMName series."""
+    import time
+    from datetime import timedelta
+
+    rid = env.azure.add_vmss(RG, "tc", capacity=3)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    for vm, calls in {"tc_0": 6.0, "tc_1": 0.0, "tc_2": 0.0}.items():
+        points = [(now - timedelta(minutes=9 - i), calls) for i in range(10)]
+        env.azure.set_metric(rid, "Pexip/CVI", "ActiveCalls", points, dimension=("VMName", vm))
+    pool = teams_pool(
+        rid,
+        drain=True,
+        metric={"filter": "VMName eq '*'", "window_minutes": 5, "lag_minutes": 2},
+    )
+
+    class WallClock:
+        def now(self) -> float:
+            return time.time()
+
+    adapters = build_adapters(env.config(pool), clock=WallClock())
+    daemon = Daemon(
+        config=env.config(pool),
+        metrics=adapters.metrics,
+        actuator=adapters.compute,
+        quota=adapters.compute,
+        clock=WallClock(),
+    )
+    try:
+        (o,) = daemon.tick()
+        daemon.wait_for_resizes(10)
+    finally:
+        adapters.close()
+    assert (o.current, o.desired, o.reason) == (3, 1, "DesiredWithinRange")
+    (delete,) = [w for w in env.azure_writes() if w.path.endswith("/delete")]
+    assert sorted(delete.body["instanceIds"]) == ["1", "2"]
+    assert env.azure.vmss_instance_ids(RG, "tc") == ["0"]
+
+
+def test_the_backtest_drains_the_pools_that_drain() -> None:
+    from scaler.backtest.runner import scale_in_mode
+    from tests.conftest import config_doc, pool_table
+
+    vm_set = {"resource_group": "rg", "tag": "role=burst"}
+    doc = config_doc(
+        pool_table("plain"),
+        pool_table("drained", metric={"source": "pexip"}),
+        pool_table("teams", kind="pexip-teams", teams_proxy="t"),
+        pool_table("burst", kind="vm-set", resource_id="", vm_set=vm_set),
+        pexip={"url": "https://pexip.example.com"},
+    )
+    config = parse_config(doc, environ={})
+    assert [scale_in_mode(p) for p in config.pools] == ["drop", "drain", "drain", "drain"]
