@@ -25,11 +25,12 @@ from scaler.backtest.engine import Grid, PoolTotals
 
 
 def need(demand: Sequence[float], *, calls_per_instance: float, minimum: int) -> list[int]:
-    """Instances each bucket's demand needs, at least ``minimum``."""
-    out = []
-    for d in demand:
-        k = math.ceil(round(d / calls_per_instance, 9))
-        out.append(k if k > minimum else minimum)
+    """Instances each bucket's demand needs, at least ``minimum`` (1e-9 absorbs float noise)."""
+    ceil = math.ceil
+    cpi = calls_per_instance
+    out = [ceil(d / cpi - 1e-9) for d in demand]
+    if minimum > 0:
+        out = [k if k > minimum else minimum for k in out]
     return out
 
 
@@ -89,8 +90,8 @@ def static_peak(
     """The peak need of the scored window, held for all of it."""
     first = grid.scored_index
     scored = demand[first:]
-    needs = need(scored, calls_per_instance=calls_per_instance, minimum=minimum)
-    peak = max(needs, default=minimum)
+    busiest = max(scored, default=0.0)
+    peak = need([busiest], calls_per_instance=calls_per_instance, minimum=minimum)[0]
     totals = _served_in_full(scored, grid.step_seconds)
     totals.instance_seconds = peak * len(scored) * grid.step_seconds
     totals.min_instances = totals.max_instances = peak

@@ -53,7 +53,14 @@ from typing import Literal
 from scaler.core.decide import decide, record_scale
 from scaler.core.history import ArrayHistory
 from scaler.core.metrics import reduce_window, to_calls
-from scaler.core.types import Behavior, Observation, PoolLimits, PoolState, ScalingPolicy
+from scaler.core.types import (
+    Behavior,
+    Observation,
+    PoolLimits,
+    PoolState,
+    Reason,
+    ScalingPolicy,
+)
 
 ScaleIn = Literal["drop", "drain"]
 SCALE_IN_MODES: tuple[ScaleIn, ...] = ("drop", "drain")
@@ -223,8 +230,19 @@ def replay_pool(
 
     totals = PoolTotals(min_instances=cap, max_instances=cap)
     series = PoolSeries()
-    reasons: dict[str, int] = {}
+    # bound methods and locals: this loop runs ~half a million times in a month of 10 pools
+    put_demand = series.demand.append
+    put_ready = series.ready.append
+    put_requested = series.requested.append
+    put_unserved = series.unserved.append
+    put_draining = series.draining.append
+    reasons: dict[Reason, int] = {}
+    instance_seconds = 0.0
+    dropped = 0.0
+    actions = 0
     last_change = start  # billing: time since which ``cap`` has held
+    hi_base = start + lag + s  # bucket index arithmetic, see the tick below
+    lo_base = start + lag + reach
 
     next_tick = start
     done_since_progress = 0
@@ -236,8 +254,8 @@ def replay_pool(
             now = next_tick
             next_tick += interval
             # buckets of [now - lag - window (- history), now - lag), complete ones only
-            hi = math.floor((now - lag - s - start) / s)
-            lo = math.ceil((now - lag - reach - start) / s)
+            hi = int((now - hi_base) // s)
+            lo = -int((lo_base - now) // s)
             if lo < 0:
                 lo = 0
             reading = reduce_window(
@@ -264,8 +282,7 @@ def replay_pool(
             state = d.state
             on_score = now >= scored_t
             if on_score:
-                key = d.reason.value
-                reasons[key] = reasons.get(key, 0) + 1
+                reasons[d.reason] = reasons.get(d.reason, 0) + 1
             desired = d.desired
             if desired == cap:
                 continue
@@ -274,7 +291,7 @@ def replay_pool(
             # billing of the capacity that held until now
             seg = last_change if last_change > scored_t else scored_t
             if now > seg:
-                totals.instance_seconds += cap * (now - seg)
+                instance_seconds += cap * (now - seg)
             last_change = now
             if change > 0:
                 pending.append([now + boot, float(change)])
@@ -300,10 +317,10 @@ def replay_pool(
                             deadline = now + max_drain if max_drain is not None else math.inf
                             drain_deadline.extend([deadline] * remove)
                     elif on_score:
-                        totals.dropped_calls += moved
+                        dropped += moved
             cap = desired
             if on_score:
-                totals.scale_actions += 1
+                actions += 1
                 if cap > totals.max_instances:
                     totals.max_instances = cap
                 if cap < totals.min_instances:
@@ -337,7 +354,7 @@ def replay_pool(
                         continue
                     if deadline <= t:
                         if scored:
-                            totals.dropped_calls += c
+                            dropped += c
                         continue
                     kept.append(c)
                     kept_deadline.append(deadline)
@@ -370,18 +387,11 @@ def replay_pool(
                 history.put(t, to_calls_value(value, meaning, cap, cpi))
 
         if scored:
-            totals.call_minutes += want * minutes_per_step
-            totals.unserved_call_minutes += unserved * minutes_per_step
-            totals.served_call_minutes += (want - unserved) * minutes_per_step
-            if unserved > totals.peak_shortfall_calls:
-                totals.peak_shortfall_calls = unserved
-            if draining:
-                totals.drain_instance_seconds += len(draining) * s
-            series.demand.append(want)
-            series.ready.append(ready)
-            series.requested.append(cap)
-            series.unserved.append(unserved)
-            series.draining.append(len(draining))
+            put_demand(want)
+            put_ready(ready)
+            put_requested(cap)
+            put_unserved(unserved)
+            put_draining(len(draining))
 
         if progress is not None:
             done_since_progress += 1
@@ -391,10 +401,18 @@ def replay_pool(
 
     seg = last_change if last_change > scored_t else scored_t
     if grid.end > seg:
-        totals.instance_seconds += cap * (grid.end - seg)
+        instance_seconds += cap * (grid.end - seg)
     if progress is not None and done_since_progress:
         progress(done_since_progress)
-    return PoolRun(spec.name, totals, series, reasons)
+    totals.instance_seconds = instance_seconds
+    totals.dropped_calls = dropped
+    totals.scale_actions = actions
+    totals.call_minutes = sum(series.demand) * minutes_per_step
+    totals.unserved_call_minutes = sum(series.unserved) * minutes_per_step
+    totals.served_call_minutes = totals.call_minutes - totals.unserved_call_minutes
+    totals.peak_shortfall_calls = max(series.unserved, default=0.0)
+    totals.drain_instance_seconds = sum(series.draining) * s
+    return PoolRun(spec.name, totals, series, {r.value: k for r, k in reasons.items()})
 
 
 def to_calls_value(value: float, meaning: str, current: int, calls_per_instance: float) -> float:

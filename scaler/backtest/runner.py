@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import sys
 import threading
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from scaler.backtest.engine import (
     Grid,
     PoolRun,
     PoolSpec,
+    PoolTotals,
     ScaleIn,
     carry_demand,
     replay_pool,
@@ -155,21 +157,12 @@ def run_backtest(
     grid = grid_for(config, trace, options.warmup_days)
     specs = pool_specs(config, options)
     columns = [trace.calls[s.name] for s in specs]
-    runs = _replay_all(specs, columns, grid, options.workers, progress)
+    scored_pools = _replay_all(specs, columns, grid, options.workers, progress)
 
     pools: dict[str, PoolResult] = {}
     oracle_sizes = []
-    for spec, column, run in zip(specs, columns, runs, strict=True):
+    for spec, (run, o_totals, o_sizes, s_totals) in zip(specs, scored_pools, strict=True):
         lim = spec.limits
-        demand = carry_demand(column)
-        o_totals, o_sizes = oracle(
-            demand,
-            grid,
-            calls_per_instance=lim.calls_per_instance,
-            minimum=0,
-            boot_minutes=spec.boot_seconds / 60.0,
-        )
-        s_totals = static_peak(demand, grid, calls_per_instance=lim.calls_per_instance, minimum=0)
         vcpus = lim.vcpus_per_instance
         pools[spec.name] = PoolResult(
             name=spec.name,
@@ -213,11 +206,32 @@ def run_backtest(
 
 # -- running the pools ------------------------------------------------------------------------
 
+Scored = tuple[PoolRun, PoolTotals, "array[float]", PoolTotals]
+"""A pool's run, the oracle's totals and sizes, and the static-peak totals."""
+
+
+def _score_pool(
+    spec: PoolSpec,
+    column: Sequence[float | None],
+    grid: Grid,
+    progress: Callable[[int], None] | None,
+) -> Scored:
+    """Replay one pool and compute its baselines (in a worker when there are workers)."""
+    run = replay_pool(spec, column, grid, progress=progress)
+    demand = carry_demand(column)
+    cpi = spec.limits.calls_per_instance
+    o_totals, o_sizes = oracle(
+        demand, grid, calls_per_instance=cpi, minimum=0, boot_minutes=spec.boot_seconds / 60.0
+    )
+    s_totals = static_peak(demand, grid, calls_per_instance=cpi, minimum=0)
+    return run, o_totals, o_sizes, s_totals
+
+
 _FORKED: tuple[Sequence[PoolSpec], Sequence[Sequence[float | None]], Grid] | None = None
 _COUNTER: Any = None
 
 
-def _replay_forked(index: int) -> PoolRun:
+def _replay_forked(index: int) -> Scored:
     assert _FORKED is not None
     specs, columns, grid = _FORKED
     counter = _COUNTER
@@ -227,7 +241,7 @@ def _replay_forked(index: int) -> PoolRun:
             with counter.get_lock():
                 counter.value += n
 
-    return replay_pool(specs[index], columns[index], grid, progress=tick)
+    return _score_pool(specs[index], columns[index], grid, tick)
 
 
 def _replay_all(
@@ -236,7 +250,7 @@ def _replay_all(
     grid: Grid,
     workers: int | None,
     progress: Callable[[int], None] | None,
-) -> list[PoolRun]:
+) -> list[Scored]:
     steps = grid.length * len(specs)
     if workers is None:
         workers = min(2, os.cpu_count() or 1) if steps >= PARALLEL_MIN_STEPS else 1
@@ -244,7 +258,7 @@ def _replay_all(
     forkable = "fork" in multiprocessing.get_all_start_methods()
     if workers <= 1 or not forkable or threading.active_count() > 1:
         return [
-            replay_pool(spec, column, grid, progress=progress)
+            _score_pool(spec, column, grid, progress)
             for spec, column in zip(specs, columns, strict=True)
         ]
 
@@ -263,7 +277,7 @@ def _replay_all(
                     if done > reported:
                         progress(done - reported)
                         reported = done
-            runs: list[PoolRun] = pending.get()
+            runs: list[Scored] = pending.get()
     finally:
         _FORKED = None
         _COUNTER = None
