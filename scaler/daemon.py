@@ -690,7 +690,6 @@ class Daemon:
                 if (
                     notifier is not None
                     and watchdog_every
-                    and notifier.ready_sent
                     and time.monotonic() - last_ping >= watchdog_every
                     and self.ticking_healthy()[0]
                 ):

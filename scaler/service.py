@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from scaler.config import Config
 from scaler.daemon import Daemon
+from scaler.errors import ConfigError
 from scaler.health import CallMetrics, HttpEndpoint
 from scaler.ports import SharedState
 from scaler.sdnotify import Notifier
@@ -77,9 +78,15 @@ def run_service(
         if on_daemon is not None:
             on_daemon(daemon)
         if config.http.enabled:
-            http = HttpEndpoint(
-                daemon, registry=registry, bind=config.http.bind, port=config.http.port
-            )
+            try:
+                http = HttpEndpoint(
+                    daemon, registry=registry, bind=config.http.bind, port=config.http.port
+                )
+            except OSError as err:
+                raise ConfigError(
+                    f"http.port: cannot listen on {config.http.bind}:{config.http.port} "
+                    f"({err.strerror}), got {config.http.port}"
+                ) from err
             http.start()
         if leader is not None:
             leader.start()

@@ -268,3 +268,18 @@ def test_sigterm_during_a_resize_exits_in_time_and_the_next_start_resumes_it(
         e.event("scale.completed")
     finally:
         assert e.stop() == 0
+
+
+def test_a_port_already_in_use_is_a_clear_config_error(setup: dict[str, Any]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", setup["port"]))
+        taken.listen()
+        done = subprocess.run(
+            [sys.executable, "-m", "scaler", "run", "--config", str(setup["config"])],
+            env=setup["env"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"http.port: cannot listen on 127.0.0.1:{setup['port']}" in done.stderr

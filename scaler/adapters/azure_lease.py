@@ -101,7 +101,11 @@ class BlobLeader:
 
     def _loop(self) -> None:
         while not self._stop.wait(self._next_wait()):
-            self.step()
+            try:
+                self.step()
+            except Exception:  # never let the thread die: leadership would just lapse
+                self._valid_until = 0.0
+                self.log.exception("leader.step_failed")
 
     def _next_wait(self) -> float:
         every = self.cfg.renew_every
