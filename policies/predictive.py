@@ -15,8 +15,10 @@ and Practice*, §5.2 "seasonal naïve"; several seasons blended for robustness):
 2. **level adjustment**: the ratio of the load actually seen over the last ``recent_minutes`` to
    the seasonal forecast of those same minutes, smoothed by one instance's worth of calls (so a
    quiet night's 2 calls against 1 does not double the morning) and bounded to
-   [``adjust_min``, ``adjust_max``]: a busier-than-usual day lifts the forecast, a quiet one
-   (a holiday) lowers it;
+   [``adjust_min``, ``adjust_max``]: a busier-than-usual day lifts the forecast. By default it
+   never lowers it (``adjust_min = 1``): against a ``max`` blend an ordinary morning always looks
+   quieter than the busiest of four weeks, and lowering the forecast for that left the 09:00 step
+   short in backtests; set ``adjust_min`` below 1 to let a quiet day (a holiday) save cost;
 3. ``desired = ceil(peak of the adjusted forecast ÷ (calls_per_instance × target_utilization))``.
 
 It only ever adds to the reactive answer: the result is never below what target tracking would
@@ -63,7 +65,8 @@ class PredictiveConfig(BaseModel):
     """Below this many weeks of history at the horizon, act as target tracking."""
     recent_minutes: int = Field(default=30, ge=0, le=720)
     """Window of the level adjustment (0: none)."""
-    adjust_min: float = Field(default=0.8, gt=0.0, le=1.0)
+    adjust_min: float = Field(default=1.0, gt=0.0, le=1.0)
+    """Lowest level factor; 1 (the default) never lowers the seasonal forecast."""
     adjust_max: float = Field(default=1.5, ge=1.0, le=10.0)
     timezone: str | None = None
     """IANA zone whose local week the load follows; empty: UTC weeks."""
