@@ -21,6 +21,10 @@ This is the backtest semantics of DESIGN.md §3, in one place:
   load balancer sends each new call to a ready instance with room). Every minute a share
   ``1 - exp(-1 / mean_call_minutes)`` of the calls in progress ends (about 1/53: meetings last
   about 53 minutes), more when demand falls faster; new calls fill the room that is left.
+  The calls left on a draining instance end as meetings in progress do: with meetings booked for
+  30 (35 %), 60 (55 %), 90 (5 %) or 120 minutes (5 %), the share still running *x* minutes later
+  is the equilibrium residual life ``Σ p·max(0, d − x) ÷ Σ p·d`` (``MEETING_MINUTES``): 44 %
+  after 30 minutes, 8 % after an hour, none after two.
 * **Scale-in.** Instances still booting go first (they hold no calls), then ready ones:
   ``drop`` (a plain ``vmss`` pool: Azure deletes the instances at once, without draining) counts
   the calls on the removed instances as *dropped calls*; they ask again the next minute like any
@@ -71,6 +75,30 @@ DEFAULT_CPU_IDLE_PERCENT = 10.0
 """``Percentage CPU`` of a ready Teams Connector instance carrying no call (the model's floor)."""
 EMPTY_BELOW_CALLS = 0.5
 """A draining instance holding fewer calls than this is empty and released."""
+MEETING_MINUTES: tuple[tuple[float, float], ...] = ((30, 0.35), (60, 0.55), (90, 0.05), (120, 0.05))
+"""Booked meeting lengths and their shares (the bundled load model's): how long the calls on a
+draining instance last."""
+
+
+def residual_share(minutes: float) -> float:
+    """Share of the calls in progress at some moment that are still running ``minutes`` later
+    (the equilibrium residual life of ``MEETING_MINUTES``)."""
+    total = sum(p * d for d, p in MEETING_MINUTES)
+    return sum(p * max(0.0, d - minutes) for d, p in MEETING_MINUTES) / total
+
+
+def _residual_steps(step_seconds: float) -> list[float]:
+    """Per bucket of age: the share of a draining instance's calls that survive the next bucket."""
+    minutes = step_seconds / 60.0
+    longest = max(d for d, _ in MEETING_MINUTES)
+    out = []
+    age = 0.0
+    while age < longest:
+        now, then = residual_share(age), residual_share(age + minutes)
+        out.append(then / now if now > 0 else 0.0)
+        age += minutes
+    out.append(0.0)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +252,10 @@ def replay_pool(
     pending: deque[list[float]] = deque()  # [ready at, count], oldest first
     active_calls = 0.0  # calls on the ready instances, spread evenly
     draining: list[float] = []  # calls held by each draining instance
+    drain_age: list[int] = []  # buckets since it started draining
     drain_deadline: list[float] = []  # when each is deleted regardless (max_drain_seconds)
+    survive = _residual_steps(s)
+    oldest = len(survive) - 1
     max_drain = spec.max_drain_seconds
     state = PoolState()
 
@@ -314,6 +345,7 @@ def replay_pool(
                     if drain:
                         if per >= EMPTY_BELOW_CALLS:
                             draining.extend([per] * remove)
+                            drain_age.extend([0] * remove)
                             deadline = now + max_drain if max_drain is not None else math.inf
                             drain_deadline.extend([deadline] * remove)
                     elif on_score:
@@ -346,10 +378,13 @@ def replay_pool(
             keep = 1.0 - end_share
             active_calls *= keep
             if draining:
+                # meetings end as they do, and faster when demand falls faster than churn
+                extra = keep / (1.0 - churn)
                 kept: list[float] = []
+                kept_age: list[int] = []
                 kept_deadline: list[float] = []
-                for c, deadline in zip(draining, drain_deadline, strict=True):
-                    c *= keep
+                for c, age, deadline in zip(draining, drain_age, drain_deadline, strict=True):
+                    c *= survive[age if age < oldest else oldest] * extra
                     if c < EMPTY_BELOW_CALLS:
                         continue
                     if deadline <= t:
@@ -357,8 +392,9 @@ def replay_pool(
                             dropped += c
                         continue
                     kept.append(c)
+                    kept_age.append(age + 1)
                     kept_deadline.append(deadline)
-                draining, drain_deadline = kept, kept_deadline
+                draining, drain_age, drain_deadline = kept, kept_age, kept_deadline
                 held = active_calls + sum(draining)
             else:
                 held = active_calls
