@@ -97,10 +97,12 @@ def run_demo(
                 if o.decision is None or o.decision.calls is None
                 else (f"{o.decision.calls:4.0f}")
             )
+            policy = o.decision.policy if o.decision is not None else None
+            by = f" ({policy})" if o.applied and policy else ""
             move = f"{o.current:>2} -> {o.desired:<2}" if o.applied else f"{o.current:>2}      "
             out.write(
                 f"{stamp}  {o.pool:<{width}}  calls {calls:4.0f} (seen {seen})  "
-                f"ready {sim.ready(now):>2}/{sim.capacity:<2}  {move}  {o.reason}\n"
+                f"ready {sim.ready(now):>2}/{sim.capacity:<2}  {move}  {o.reason}{by}\n"
             )
         out.flush()
 
