@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from scaler.core.decide import combine
 from scaler.core.types import PolicyContext, Recommendation, ScalingPolicy
 
 
@@ -112,24 +113,4 @@ class Composite:
         self.parts = config.parts
 
     def recommend(self, ctx: PolicyContext) -> Recommendation | None:
-        best: Recommendation | None = None
-        source = ""
-        ceiling: int | None = None
-        for part in self.parts:
-            rec = part.recommend(ctx)
-            if rec is None:
-                continue
-            if rec.ceiling is not None and (ceiling is None or rec.ceiling < ceiling):
-                ceiling = rec.ceiling
-            if best is None or rec.desired > best.desired:
-                best = rec
-                source = part.name if rec.source is None else f"{part.name}:{rec.source}"
-        if best is None:
-            return None
-        return Recommendation(
-            desired=best.desired,
-            utilization_ratio=best.utilization_ratio,
-            note=best.note,
-            source=source,
-            ceiling=ceiling,
-        )
+        return combine(self.parts, ctx)

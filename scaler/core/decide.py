@@ -81,18 +81,9 @@ def decide(
         state=state,
         history=history,
     )
-    best: Recommendation | None = None
-    winner: str | None = None
-    ceiling: int | None = None
-    for policy in policies:
-        rec = policy.recommend(ctx)
-        if rec is None:
-            continue
-        if rec.ceiling is not None and (ceiling is None or rec.ceiling < ceiling):
-            ceiling = rec.ceiling
-        if best is None or rec.desired > best.desired:
-            best = rec
-            winner = policy.name if rec.source is None else f"{policy.name}:{rec.source}"
+    best = combine(policies, ctx)
+    winner = best.source if best is not None else None
+    ceiling = best.ceiling if best is not None else None
     recommended = best.desired if best is not None else None
 
     def finish(value: int, reason: Reason, new_state: PoolState, detail: str = "") -> Decision:
@@ -186,6 +177,34 @@ def decide(
     if not usable and not detail:
         detail = metric.detail  # why the metric is unusable (e.g. the node that failed)
     return finish(value, reason, state, detail)
+
+
+def combine(policies: Sequence[ScalingPolicy], ctx: PolicyContext) -> Recommendation | None:
+    """The anchors' rule for several policies: the highest recommendation wins (so scale-in only
+    when all agree), the lowest ceiling stands, and ``source`` names the winner
+    (``composite:predictive`` through a combining policy). On a tie the first listed wins.
+    ``None`` when no policy has an opinion."""
+    best: Recommendation | None = None
+    source = ""
+    ceiling: int | None = None
+    for policy in policies:
+        rec = policy.recommend(ctx)
+        if rec is None:
+            continue
+        if rec.ceiling is not None and (ceiling is None or rec.ceiling < ceiling):
+            ceiling = rec.ceiling
+        if best is None or rec.desired > best.desired:
+            best = rec
+            source = policy.name if rec.source is None else f"{policy.name}:{rec.source}"
+    if best is None:
+        return None
+    return Recommendation(
+        desired=best.desired,
+        utilization_ratio=best.utilization_ratio,
+        note=best.note,
+        source=source,
+        ceiling=ceiling,
+    )
 
 
 def plan_tick(
