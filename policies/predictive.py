@@ -9,7 +9,11 @@ and Practice*, §5.2 "seasonal naïve"; several seasons blended for robustness):
 
 1. **seasonal**: for every minute of the horizon, the load at the same minute of the week in each
    of the last ``weeks`` weeks, blended by ``blend`` (``max``: cover the busiest of them;
-   ``median``: ignore one odd week such as a holiday or a spike; ``mean``). With ``timezone``
+   ``median``: ignore one odd week such as a holiday or a spike; ``mean``). With
+   ``outlier_ratio`` set, a week whose value is more than that many times the weeks' median
+   (smoothed by one instance of calls) is left out first when at least three weeks are known:
+   an unannounced surge last week is not replayed this week, while a busy week still counts
+   (``max`` then covers the busiest *ordinary* week). With ``timezone``
    set, "the same minute" is the same *local* minute, so a 09:00 step stays at 09:00 across a
    daylight-saving change;
 2. **level adjustment**: the ratio of the load actually seen over the last ``recent_minutes`` to
@@ -61,6 +65,9 @@ class PredictiveConfig(BaseModel):
     weeks: int = Field(default=4, ge=1, le=5)
     """Seasonal weeks blended (the daemon keeps 5 weeks of history)."""
     blend: Literal["max", "median", "mean"] = "max"
+    outlier_ratio: float | None = Field(default=None, gt=1.0, le=100.0)
+    """Leave out a week above this many times the weeks' median (+ one instance of calls);
+    empty: keep every week."""
     min_history_weeks: int = Field(default=1, ge=1, le=5)
     """Below this many weeks of history at the horizon, act as target tracking."""
     recent_minutes: int = Field(default=30, ge=0, le=720)
@@ -105,6 +112,7 @@ class Predictive:
         self.config = config or PredictiveConfig()
         self._tz = ZoneInfo(self.config.timezone) if self.config.timezone else None
         self._shifts: dict[int, tuple[float, ...]] = {}
+        self._smooth = 0.0  # one instance of calls: the outlier test's smoothing
         self._reset(None, 60.0, 0)
 
     def _reset(self, owner: LoadHistory | None, step: float, base: int) -> None:
@@ -137,12 +145,15 @@ class Predictive:
         last = math.floor(visible / step)  # first bucket not yet visible
         recent = max(0, math.ceil(cfg.recent_minutes * 60.0 / step))
         lo = min(first, last - recent)
+        smooth = ctx.pool.calls_per_instance
         if (
             h is not self._owner
             or step != self._step
+            or smooth != self._smooth
             or lo < self._base
             or lo > self._base + len(self._sea) + 1440
         ):
+            self._smooth = smooth
             self._reset(h, step, lo)
         elif len(self._sea) > self._KEEP and lo - self._base > self._KEEP // 2:
             self._trim(self._KEEP // 2)
@@ -197,7 +208,11 @@ class Predictive:
             v = h.value_at(t + shift)
             if v is not None:
                 found.append(v)
-        return _reduce(found, self.config.blend), len(found), settled
+        weeks = len(found)
+        ratio = self.config.outlier_ratio
+        if ratio is not None and weeks >= 3:
+            found = _without_outliers(found, ratio, self._smooth)
+        return _reduce(found, self.config.blend), weeks, settled
 
     def _shift(self, t: float) -> tuple[float, ...]:
         """Per week back, seconds to add to ``t - w weeks`` to land on the same local time."""
@@ -284,6 +299,13 @@ class Predictive:
         return Recommendation(
             desired=predicted, utilization_ratio=ratio, note=f"forecast {peak:.0f} calls"
         )
+
+
+def _without_outliers(values: list[float], ratio: float, smooth: float) -> list[float]:
+    """``values`` without those above ``ratio × (median + smooth)`` (``smooth``: one instance of
+    calls, so a quiet minute's 3 calls against 1 is no outlier)."""
+    limit = ratio * (_reduce(values, "median") + smooth)
+    return [v for v in values if v <= limit]
 
 
 def _reduce(values: list[float], how: str) -> float:

@@ -152,6 +152,29 @@ def test_blend_median_ignores_one_odd_week() -> None:
     assert (by_max, by_median) == (50, 10)
 
 
+@pytest.mark.parametrize(
+    ("odd", "weeks", "outlier_ratio", "desired", "why"),
+    [
+        (600.0, 4, None, 50, "max covers every week, last week's surge too"),
+        (600.0, 4, 1.5, 10, "600 is over 1.5 x (median 120 + 15): left out"),
+        (150.0, 4, 1.5, 13, "a busier ordinary week (150) still counts: 150 / 12"),
+        (600.0, 2, 1.5, 50, "with two weeks known there is no majority to judge by"),
+    ],
+)
+def test_outlier_ratio_leaves_out_an_unannounced_surge_but_not_a_busy_week(
+    odd: float, weeks: int, outlier_ratio: float | None, desired: int, why: str
+) -> None:
+    now = at(f"{WED}T10:15Z")
+
+    def odd_last_week(t: float) -> float:
+        week = int((now - t) // WEEK_SECONDS)
+        return odd if week == 0 and 10 <= datetime.fromtimestamp(t, UTC).hour < 11 else 120.0
+
+    h = history_of(now - weeks * WEEK_SECONDS, now + 3600, odd_last_week)
+    config = PredictiveConfig(recent_minutes=0, outlier_ratio=outlier_ratio)
+    assert ask(Predictive(config), now, h, calls=120.0).desired == desired, why
+
+
 def test_local_weeks_keep_a_0900_step_at_0900_across_dst() -> None:
     # London: 09:00 local is 08:00Z in summer time, 09:00Z from Sunday 2026-10-25.
     def london(t: float) -> float:
