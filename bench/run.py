@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # allow running without installing the package
     sys.path.insert(0, str(ROOT))
 
+from bench.clairvoyant import clairvoyant  # noqa: E402
 from scaler.backtest import BacktestResult, Options, run_backtest  # noqa: E402
 from scaler.config import Config, load_config, parse_config  # noqa: E402
 from scaler.loadgen import PoolProfile, generate  # noqa: E402
@@ -180,6 +181,7 @@ def bench_quality() -> list[dict[str, Any]]:
             traces[names] = load_trace(TRACE, known_pools=names)
         result = run_backtest(config, traces[names], options=Options(warmup_days=7))
         inside, outside = spike_split(result)
+        foresight = clairvoyant(config, traces[names]) if label == "recommended" else None
         rows.append(
             {
                 "allowance": spike_allowance(traces[names]),
@@ -193,6 +195,7 @@ def bench_quality() -> list[dict[str, Any]]:
                 "actions": result.total.scale_actions,
                 "oracle": result.oracle.vcpu_hours,
                 "static_peak": result.static_peak.vcpu_hours,
+                "clairvoyant": foresight,
             }
         )
     return rows
@@ -223,6 +226,22 @@ def print_quality(rows: list[dict[str, Any]], markdown: bool) -> None:
         for r in rows
     ]
     floor = rows[0]
+    seer = floor["clairvoyant"]
+    if seer is not None:
+        body.append(
+            (
+                f"clairvoyant ({floor['config']}'s pools)",
+                f"{seer['vcpu_hours']:,.0f}",
+                f"{seer['vcpu_hours'] / floor['oracle']:.2f}",
+                *(
+                    ("0", "0")
+                    if seer["unserved"] < 0.5
+                    else ("-", f"{seer['unserved']:,.0f} in all")
+                ),
+                "0",
+                "-",
+            )
+        )
     body.append(("oracle (floor)", f"{floor['oracle']:,.0f}", "1.00", "0", "0", "0", "-"))
     body.append(
         (
@@ -292,6 +311,14 @@ def print_targets(rows: list[dict[str, Any]]) -> None:
     print("\nTargets for examples/recommended.toml:")
     for text, ok, value in checks:
         print(f"  [{'met' if ok else 'NOT met'}] {text}: {value}")
+    seer = rec["clairvoyant"]
+    if seer is not None:
+        print(
+            f"\nPerfect foresight through the same model (the pools' min, call-safe scale-in, "
+            f"no stabilisation) costs {seer['vcpu_hours'] / rec['oracle']:.2f}x the oracle, "
+            f"{seer['drain_vcpu_hours'] / rec['oracle']:.2f}x of it draining; the recommended "
+            f"set costs {rec['vcpu_hours'] / seer['vcpu_hours']:.2f}x perfect foresight."
+        )
 
 
 def main() -> None:
