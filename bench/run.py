@@ -18,6 +18,7 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -32,6 +33,7 @@ from scaler.backtest import BacktestResult, Options, run_backtest  # noqa: E402
 from scaler.config import Config, load_config, parse_config  # noqa: E402
 from scaler.loadgen import PoolProfile, generate  # noqa: E402
 from scaler.traces import Trace, load_trace  # noqa: E402
+from tools.gen_traces import FIVE_WEEKS_START, five_weeks  # noqa: E402
 
 TRACE = ROOT / "examples" / "traces" / "two-regions-5w.csv"
 EXAMPLES = (
@@ -40,6 +42,10 @@ EXAMPLES = (
     ("baseline-cpu-rules", ROOT / "examples" / "baseline-cpu-rules.toml"),
     ("baseline-static", ROOT / "examples" / "baseline-static.toml"),
 )
+HELD_OUT_SEEDS = ((11, 12), (21, 22), (31, 32), (41, 42))
+"""Other meetings in the bundled trace's scenario: the recommended set was tuned on the bundled
+trace, so its service is also checked on these."""
+HELD_OUT_CONFIGS = ("recommended", "baseline-schedule")
 SPIKE_POOL = "teams-connector-us"
 SPIKE_START = datetime(2026, 10, 29, 14, 20, tzinfo=UTC)
 SPIKE_MINUTES = 45
@@ -201,6 +207,65 @@ def bench_quality() -> list[dict[str, Any]]:
     return rows
 
 
+def bench_held_out() -> list[dict[str, Any]]:
+    """The recommended set and the schedule baseline on the scenario with other seeds."""
+    configs = [(label, load_config(path)) for label, path in EXAMPLES if label in HELD_OUT_CONFIGS]
+    rows = []
+    for seeds in HELD_OUT_SEEDS:
+        trace = Trace.from_rows(five_weeks(seeds), start=FIVE_WEEKS_START)
+        for label, config in configs:
+            result = run_backtest(config, trace, options=Options(warmup_days=7))
+            inside, outside = spike_split(result)
+            rows.append(
+                {
+                    "seeds": seeds,
+                    "config": label,
+                    "ratio": result.total.vcpu_hours / result.oracle.vcpu_hours,
+                    "unserved_outside": outside,
+                    "unserved_spike": inside,
+                    "allowance": spike_allowance(trace),
+                    "dropped": result.total.dropped_calls,
+                }
+            )
+    return rows
+
+
+def print_table(head: Sequence[str], body: Sequence[Sequence[str]], markdown: bool) -> None:
+    if markdown:
+        print("| " + " | ".join(head) + " |")
+        print("|" + "|".join("---" if i == 0 else "---:" for i in range(len(head))) + "|")
+        for row in body:
+            print("| " + " | ".join(row) + " |")
+        return
+    widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
+    for row in [head, *body]:
+        print(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+
+
+def print_held_out(rows: list[dict[str, Any]], markdown: bool) -> None:
+    if not rows:
+        return
+    head = ("seeds", "config", "× oracle", "unserved elsewhere", "unserved in spike", "dropped")
+    body = [
+        (
+            f"{r['seeds'][0]}/{r['seeds'][1]}",
+            r["config"],
+            f"{r['ratio']:.2f}",
+            f"{r['unserved_outside']:,.0f}",
+            f"{r['unserved_spike']:,.0f} of {r['allowance']:,.0f}",
+            f"{r['dropped']:,.0f}",
+        )
+        for r in rows
+    ]
+    print("\nHeld-out traces (the same five weeks, other meetings; spike: unserved of allowed):")
+    print_table(head, body, markdown)
+
+
 def print_quality(rows: list[dict[str, Any]], markdown: bool) -> None:
     if not rows:
         return
@@ -255,20 +320,7 @@ def print_quality(rows: list[dict[str, Any]], markdown: bool) -> None:
         )
     )
     print("\nDecision quality on examples/traces/two-regions-5w.csv (28 scored days):")
-    if markdown:
-        print("| " + " | ".join(head) + " |")
-        print("|" + "|".join("---" if i == 0 else "---:" for i in range(len(head))) + "|")
-        for row in body:
-            print("| " + " | ".join(row) + " |")
-    else:
-        widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
-        for row in [head, *body]:
-            print(
-                "  ".join(
-                    c.ljust(w) if i == 0 else c.rjust(w)
-                    for i, (c, w) in enumerate(zip(row, widths, strict=True))
-                )
-            )
+    print_table(head, body, markdown)
     print_targets(rows)
 
 
@@ -326,10 +378,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="timed runs of the speed bench")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--skip-held-out", action="store_true", help="no held-out traces")
     parser.add_argument("--markdown", action="store_true", help="tables as Markdown")
     args = parser.parse_args()
     if not args.skip_quality:
         print_quality(bench_quality(), args.markdown)
+        if not args.skip_held_out:
+            print_held_out(bench_held_out(), args.markdown)
     if not args.skip_speed:
         s = bench_speed(max(1, args.runs))
         print(

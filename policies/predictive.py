@@ -23,7 +23,10 @@ and Practice*, §5.2 "seasonal naïve"; several seasons blended for robustness):
    never lowers it (``adjust_min = 1``): against a ``max`` blend an ordinary morning always looks
    quieter than the busiest of four weeks, and lowering the forecast for that left the 09:00 step
    short in backtests; set ``adjust_min`` below 1 to let a quiet day (a holiday) save cost;
-3. ``desired = ceil(peak of the adjusted forecast ÷ (calls_per_instance × target_utilization))``.
+3. ``desired = ceil(peak of the adjusted forecast ÷ (calls_per_instance × target_utilization))``;
+   while a single week stands behind the forecast (a new deployment, a pool whose history was
+   lost), ``single_week_utilization`` plans with more room: one earlier day says less about
+   how busy this one will be than the busiest of several.
 
 It only ever adds to the reactive answer: the result is never below what target tracking would
 recommend from the current reading (same ``target_utilization``). With less than
@@ -68,6 +71,8 @@ class PredictiveConfig(BaseModel):
     outlier_ratio: float | None = Field(default=None, gt=1.0, le=100.0)
     """Leave out a week above this many times the weeks' median (+ one instance of calls);
     empty: keep every week."""
+    single_week_utilization: float | None = Field(default=None, gt=0.0, le=1.0)
+    """``target_utilization`` for a forecast that rests on one week alone; empty: the same."""
     min_history_weeks: int = Field(default=1, ge=1, le=5)
     """Below this many weeks of history at the horizon, act as target tracking."""
     recent_minutes: int = Field(default=30, ge=0, le=720)
@@ -285,7 +290,10 @@ class Predictive:
         if ctx.calls is not None:
             reactive = math.ceil(round(ctx.calls / per_instance, 9))
         peak, weeks = self.forecast(ctx)
-        predicted = None if peak is None else math.ceil(round(peak / per_instance, 9))
+        planned = per_instance
+        if cfg.single_week_utilization is not None and weeks <= 1:
+            planned = ctx.pool.calls_per_instance * cfg.single_week_utilization
+        predicted = None if peak is None else math.ceil(round(peak / planned, 9))
         if predicted is None or (reactive is not None and reactive >= predicted):
             if reactive is None or ctx.calls is None:
                 return None
@@ -295,7 +303,7 @@ class Predictive:
             why = "reactive" if peak is not None else f"reactive (history: {weeks} weeks)"
             return Recommendation(desired=reactive, utilization_ratio=ratio, note=why)
         assert peak is not None
-        ratio = peak / (ctx.current * per_instance) if ctx.current > 0 else None
+        ratio = peak / (ctx.current * planned) if ctx.current > 0 else None
         return Recommendation(
             desired=predicted, utilization_ratio=ratio, note=f"forecast {peak:.0f} calls"
         )

@@ -47,6 +47,30 @@ class Trace:
     calls: Mapping[str, Sequence[float | None]] = field(hash=False)
     length: int
 
+    @classmethod
+    def from_rows(
+        cls,
+        rows: Iterable[tuple[datetime, str, float | None]],
+        *,
+        start: datetime,
+        step_seconds: int = _DEFAULT_STEP_SECONDS,
+    ) -> Trace:
+        """A trace of generated load held in memory (``scaler.loadgen.generate``'s rows): every
+        timestamp carries one row per pool, in the same pool order, from ``start`` on."""
+        columns: dict[str, list[float | None]] = {}
+        for _, pool, calls in rows:
+            columns.setdefault(pool, []).append(None if calls is None else float(calls))
+        lengths = {len(c) for c in columns.values()}
+        if len(lengths) > 1:
+            raise TraceError(f"generated rows: pools have unequal lengths {sorted(lengths)}")
+        return cls(
+            start=start,
+            step_seconds=step_seconds,
+            pools=tuple(columns),
+            calls=MappingProxyType({k: tuple(v) for k, v in columns.items()}),
+            length=lengths.pop() if lengths else 0,
+        )
+
     @property
     def end(self) -> datetime:
         """The instant just after the last step (``start + length * step``), UTC."""

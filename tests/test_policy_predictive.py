@@ -175,6 +175,23 @@ def test_outlier_ratio_leaves_out_an_unannounced_surge_but_not_a_busy_week(
     assert ask(Predictive(config), now, h, calls=120.0).desired == desired, why
 
 
+@pytest.mark.parametrize(
+    ("weeks", "single_week", "desired", "why"),
+    [
+        (1, 0.6, 14, "one week behind the forecast: 120 calls / (15 x 0.6)"),
+        (2, 0.6, 10, "two weeks: the usual 120 / (15 x 0.8)"),
+        (1, None, 10, "not set: one week plans like four"),
+    ],
+)
+def test_single_week_utilization_plans_more_room_on_one_week_of_history(
+    weeks: int, single_week: float | None, desired: int, why: str
+) -> None:
+    now = at(f"{WED}T10:15Z")
+    h = history_of(now - weeks * WEEK_SECONDS, now + 3600, lambda t: 120.0)
+    config = PredictiveConfig(recent_minutes=0, single_week_utilization=single_week)
+    assert ask(Predictive(config), now, h, calls=30.0).desired == desired, why
+
+
 def test_local_weeks_keep_a_0900_step_at_0900_across_dst() -> None:
     # London: 09:00 local is 08:00Z in summer time, 09:00Z from Sunday 2026-10-25.
     def london(t: float) -> float:

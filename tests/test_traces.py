@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scaler.loadgen import Gap, PoolProfile, generate
 from scaler.traces import Trace, TraceError, load_trace, write_trace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -236,3 +237,26 @@ def test_bundled_five_week_trace_matches_its_readme() -> None:
     before, during = us[i - 10 : i], us[i : i + 45]
     assert all(v is not None for v in (*before, *during))
     assert min(v or 0 for v in during) > 2 * max(v or 0 for v in before)
+
+
+def test_generated_rows_in_memory_match_the_same_rows_written_and_read(tmp_path: Path) -> None:
+    start = datetime(2026, 11, 18, tzinfo=UTC)
+    profiles = (PoolProfile("a", "Europe/London", 50, seed=3), PoolProfile("b", "UTC", 20))
+    gaps = (Gap("b", start + timedelta(hours=9), 5),)
+    path = tmp_path / "t.csv"
+    write_trace(path, generate(profiles, start, 1, gaps=gaps))
+    from_file = load_trace(path)
+    in_memory = Trace.from_rows(generate(profiles, start, 1, gaps=gaps), start=start)
+    assert in_memory.pools == from_file.pools == ("a", "b")
+    assert in_memory.length == from_file.length == 1440
+    assert {k: tuple(v) for k, v in in_memory.calls.items()} == {
+        k: tuple(v) for k, v in from_file.calls.items()
+    }
+    assert in_memory.calls["b"][9 * 60] is None
+
+
+def test_generated_rows_with_a_short_pool_are_refused() -> None:
+    start = datetime(2026, 11, 18, tzinfo=UTC)
+    rows = [(start, "a", 1.0), (start, "b", 2.0), (start + timedelta(minutes=1), "a", 1.0)]
+    with pytest.raises(TraceError, match="unequal lengths"):
+        Trace.from_rows(rows, start=start)
