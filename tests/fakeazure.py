@@ -14,27 +14,18 @@ and :meth:`FakeAzure.writes`.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import json
 import re
-import socket
-import ssl
-import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from socketserver import TCPServer
 from types import TracebackType
 from typing import Any, Self, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from tests.tls import FakeServer, QuietHandler, serve_tls, write_certificate
 
 __all__ = ["DEFAULT_SUBSCRIPTION_ID", "FakeAzure", "Recorded"]
 
@@ -282,10 +273,10 @@ class FakeAzure:
         self._operations: dict[str, _Operation] = {}
         self._faults: list[_Fault] = []
         self._next_failure: tuple[str, str] | None = None
-        self._server: _Server | None = None
+        self._server: FakeServer | None = None
         self._thread: threading.Thread | None = None
         directory.mkdir(parents=True, exist_ok=True)
-        self.ca_file, self._key_file = _write_certificate(directory)
+        self.ca_file, self._key_file = write_certificate(directory, "fakeazure")
         self._routes = self._build_routes()
 
     # ----------------------------------------------------------------- lifecycle
@@ -295,21 +286,9 @@ class FakeAzure:
         with self._lock:
             if self._server is not None:
                 return self
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.minimum_version = ssl.TLSVersion.TLSv1_2
-            context.load_cert_chain(self.ca_file, self._key_file)
-            server = _Server(("127.0.0.1", 0), self)
-            # The handshake runs in the handler thread, so a stalled client cannot block accept().
-            server.socket = context.wrap_socket(
-                server.socket, server_side=True, do_handshake_on_connect=False
+            server, thread = serve_tls(
+                _Handler, self, self.ca_file, self._key_file, name="fakeazure"
             )
-            thread = threading.Thread(
-                target=server.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name="fakeazure",
-                daemon=True,
-            )
-            thread.start()
             self._server, self._thread = server, thread
             return self
 
@@ -1177,34 +1156,8 @@ class FakeAzure:
 # ====================================================================== HTTP plumbing
 
 
-class _Server(ThreadingHTTPServer):
-    """Threading HTTP(S) server that knows its :class:`FakeAzure`."""
-
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], fake: FakeAzure) -> None:
-        """Bind to ``address`` and serve requests for ``fake``."""
-        self.fake = fake
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        """Bind without the reverse DNS lookup ``HTTPServer`` performs."""
-        TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = str(host), int(port)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Stay quiet about clients that drop connections or fail the TLS handshake."""
-        if isinstance(sys.exc_info()[1], ssl.SSLError | ConnectionError | TimeoutError):
-            return
-        super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     """Turns HTTP requests into :meth:`FakeAzure._handle` calls."""
-
-    protocol_version = "HTTP/1.1"
-    timeout = 30
 
     def do_GET(self) -> None:
         """Serve GET."""
@@ -1226,14 +1179,6 @@ class _Handler(BaseHTTPRequestHandler):
         """Serve DELETE."""
         self._serve()
 
-    def setup(self) -> None:
-        """Disable Nagle so small responses are not held back by delayed ACKs."""
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Do not log every request to stderr."""
-
     def _serve(self) -> None:
         """Parse the request, let the fake answer it and write the response."""
         length = int(self.headers.get("Content-Length") or 0)
@@ -1254,7 +1199,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers=dict(self.headers.items()),
             invalid_json=invalid_json,
         )
-        fake = cast(_Server, self.server).fake
+        fake = cast(FakeServer, self.server).fake
         try:
             response = fake._handle(request)
         except Exception as error:  # a bug in the fake: answer instead of hanging the client
@@ -1272,62 +1217,6 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 # ====================================================================== helpers
-
-
-def _write_certificate(directory: Path) -> tuple[str, str]:
-    """Write a self-signed CA certificate for 127.0.0.1/localhost and its key; return paths."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    public_key = key.public_key()
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fakeazure test CA")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(public_key), critical=False
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path = directory / "fakeazure-ca.pem"
-    key_path = directory / "fakeazure-key.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    key_path.chmod(0o600)
-    return str(cert_path), str(key_path)
 
 
 def _error_body(code: str, message: str) -> JSON:

@@ -16,20 +16,15 @@ from __future__ import annotations
 import base64
 import json
 import re
-import socket
-import ssl
-import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from socketserver import TCPServer
 from types import TracebackType
 from typing import Any, Self, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from tests.fakeazure import _write_certificate
+from tests.tls import FakeServer, QuietHandler, serve_tls, write_certificate
 
 STATUS = "/api/admin/status/v1"
 CONFIGURATION = "/api/admin/configuration/v1"
@@ -92,23 +87,13 @@ class FakePexip:
         self._lock = threading.RLock()
         self._requests: list[Request] = []
         self._faults: list[_Fault] = []
-        self._server: ThreadingHTTPServer | None = None
-        (directory / "pexip").mkdir(parents=True, exist_ok=True)
-        self.ca_file, self._key_file = _write_certificate(directory / "pexip")
+        self._server: FakeServer | None = None
+        self.ca_file, self._key_file = write_certificate(directory / "pexip", "fakepexip")
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> Self:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.ca_file, self._key_file)
-        server = _Server(("127.0.0.1", 0), self)
-        server.socket = context.wrap_socket(
-            server.socket, server_side=True, do_handshake_on_connect=False
-        )
-        threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        self._server = server
+        self._server, _ = serve_tls(_Handler, self, self.ca_file, self._key_file, name="fakepexip")
         return self
 
     def stop(self) -> None:
@@ -367,39 +352,11 @@ def _json(status: int, body: Any) -> tuple[int, dict[str, str], bytes]:
     return status, {"Content-Type": "application/json"}, json.dumps(body).encode()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], fake: FakePexip) -> None:
-        self.fake = fake
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = str(host), int(port)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], ssl.SSLError | ConnectionError | TimeoutError):
-            return
-        super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 30
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet."""
-
+class _Handler(QuietHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length > 0 else b""
-        fake = cast(_Server, self.server).fake
+        fake = cast(FakeServer, self.server).fake
         headers = {k.lower(): v for k, v in self.headers.items()}
         try:
             status, extra, payload = fake.handle(self.command.upper(), self.path, headers, raw)
