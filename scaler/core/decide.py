@@ -81,31 +81,24 @@ def decide(
         state=state,
         history=history,
     )
-    best = combine(policies, ctx)
-    winner = best.source if best is not None else None
-    ceiling = best.ceiling if best is not None else None
+    best, winner, ceiling = _strongest(policies, ctx)
     recommended = best.desired if best is not None else None
 
-    def finish(value: int, reason: Reason, new_state: PoolState, detail: str = "") -> Decision:
+    if observation.in_flight:
         return Decision(
             pool=pool.name,
             current=current,
-            desired=value,
-            reason=reason,
+            desired=current,
+            reason=Reason.RESIZE_IN_FLIGHT,
             recommended=recommended,
             policy=winner,
             calls=calls,
             metric_status=metric.status,
-            steps=tuple(steps),
-            state=new_state,
-            detail=detail,
+            steps=(Step("policy", current, Reason.RESIZE_IN_FLIGHT),),
+            state=state,
         )
 
-    if observation.in_flight:
-        steps.append(Step("policy", current, Reason.RESIZE_IN_FLIGHT))
-        return finish(current, Reason.RESIZE_IN_FLIGHT, state)
-
-    state = _prune(state, behavior, now)
+    recs, events = _prune(state, behavior, now)
     if not usable:
         # Rule: missing or stale data never shrinks anything; it holds or rises to a safe floor.
         stale = metric.status is MetricStatus.STALE
@@ -129,21 +122,23 @@ def decide(
             steps.append(Step("tolerance", value, reason))
 
         # 3. stabilisation
-        stabilized = _stabilize(state.recommendations, value, current, behavior, now)
-        state = _with_recommendation(state, now, value)
+        stabilized = _stabilize(recs, value, current, behavior, now)
+        recs = (*recs, (now, value))
         if stabilized != value:
             reason = Reason.SCALE_UP_STABILIZED if value > current else Reason.SCALE_DOWN_STABILIZED
             value = stabilized
             steps.append(Step("stabilisation", value, reason))
+    if recs is not state.recommendations or events is not state.scale_events:
+        state = PoolState(recs, events, state.last_scale_up, state.last_scale_down)
 
     # 4. rate limit
     if value > current:
-        limit = _up_limit(state.scale_events, current, behavior.scale_up, now)
+        limit = _up_limit(events, current, behavior.scale_up, now)
         if value > limit:
             value, reason = max(current, limit), Reason.SCALE_UP_LIMIT
             steps.append(Step("rate_limit", value, reason))
     elif value < current:
-        limit = _down_limit(state.scale_events, current, behavior.scale_down, now)
+        limit = _down_limit(events, current, behavior.scale_down, now)
         if value < limit:
             value, reason = min(current, limit), Reason.SCALE_DOWN_LIMIT
             steps.append(Step("rate_limit", value, reason))
@@ -176,7 +171,19 @@ def decide(
 
     if not usable and not detail:
         detail = metric.detail  # why the metric is unusable (e.g. the node that failed)
-    return finish(value, reason, state, detail)
+    return Decision(
+        pool=pool.name,
+        current=current,
+        desired=value,
+        reason=reason,
+        recommended=recommended,
+        policy=winner,
+        calls=calls,
+        metric_status=metric.status,
+        steps=tuple(steps),
+        state=state,
+        detail=detail,
+    )
 
 
 def combine(policies: Sequence[ScalingPolicy], ctx: PolicyContext) -> Recommendation | None:
@@ -184,8 +191,25 @@ def combine(policies: Sequence[ScalingPolicy], ctx: PolicyContext) -> Recommenda
     when all agree), the lowest ceiling stands, and ``source`` names the winner
     (``composite:predictive`` through a combining policy). On a tie the first listed wins.
     ``None`` when no policy has an opinion."""
+    best, source, ceiling = _strongest(policies, ctx)
+    if best is None:
+        return None
+    return Recommendation(
+        desired=best.desired,
+        utilization_ratio=best.utilization_ratio,
+        note=best.note,
+        source=source,
+        ceiling=ceiling,
+    )
+
+
+def _strongest(
+    policies: Sequence[ScalingPolicy], ctx: PolicyContext
+) -> tuple[Recommendation | None, str | None, int | None]:
+    """``combine()`` without building its answer: (winning recommendation as its policy gave it,
+    the winner's name, the lowest ceiling)."""
     best: Recommendation | None = None
-    source = ""
+    source: str | None = None
     ceiling: int | None = None
     for policy in policies:
         rec = policy.recommend(ctx)
@@ -196,15 +220,7 @@ def combine(policies: Sequence[ScalingPolicy], ctx: PolicyContext) -> Recommenda
         if best is None or rec.desired > best.desired:
             best = rec
             source = policy.name if rec.source is None else f"{policy.name}:{rec.source}"
-    if best is None:
-        return None
-    return Recommendation(
-        desired=best.desired,
-        utilization_ratio=best.utilization_ratio,
-        note=best.note,
-        source=source,
-        ceiling=ceiling,
-    )
+    return best, source, ceiling
 
 
 def plan_tick(
@@ -278,28 +294,23 @@ def record_scale(state: PoolState, *, now: float, change: int) -> PoolState:
     )
 
 
-def _prune(state: PoolState, behavior: Behavior, now: float) -> PoolState:
+def _prune(
+    state: PoolState, behavior: Behavior, now: float
+) -> tuple[tuple[tuple[float, int], ...], tuple[tuple[float, int], ...]]:
+    """The state's recommendations and scale events still inside their longest window (the
+    same tuples when nothing expired)."""
     up, down = behavior.scale_up, behavior.scale_down
-    keep_recs = max(up.stabilization_seconds, down.stabilization_seconds)
-    keep_events = max(up.period_seconds, down.period_seconds)
     recs = state.recommendations
     events = state.scale_events
-    if recs and recs[0][0] <= now - keep_recs:
-        recs = tuple(r for r in recs if r[0] > now - keep_recs)
-    if events and events[0][0] <= now - keep_events:
-        events = tuple(e for e in events if e[0] > now - keep_events)
-    if recs is state.recommendations and events is state.scale_events:
-        return state
-    return PoolState(recs, events, state.last_scale_up, state.last_scale_down)
-
-
-def _with_recommendation(state: PoolState, now: float, value: int) -> PoolState:
-    return PoolState(
-        (*state.recommendations, (now, value)),
-        state.scale_events,
-        state.last_scale_up,
-        state.last_scale_down,
-    )
+    if recs:
+        cut = now - max(up.stabilization_seconds, down.stabilization_seconds)
+        if recs[0][0] <= cut:
+            recs = tuple([r for r in recs if r[0] > cut])
+    if events:
+        cut = now - max(up.period_seconds, down.period_seconds)
+        if events[0][0] <= cut:
+            events = tuple([e for e in events if e[0] > cut])
+    return recs, events
 
 
 def _stabilize(

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 
 from scaler.core.types import MetricReading, MetricStatus
 
+_INF = float("inf")
+
 Bucket = tuple[float, float | None]
 """(bucket start, seconds since the epoch; value or ``None`` for an unknown bucket)."""
 
@@ -52,20 +54,27 @@ def reduce_window(
         return MetricReading.missing("no time series")
     newest_complete = now - lag_seconds - bucket_seconds
     oldest = newest_complete - window_seconds + bucket_seconds
-    known: list[float] = []
-    as_of: float | None = None
-    history: list[Bucket] = []
     oldest_history = newest_complete - history_seconds
+    history: list[Bucket] = []
+    keep_history = history.append if history_seconds else None
+    known: list[float] = []
+    put = known.append
+    as_of = -_INF
+    # this runs once per pool per tick of every backtest: keep the loop lean
     for t, v in points:
         if t > newest_complete:
             continue
-        good = v is not None and v >= 0.0 and v != float("inf")
-        if history_seconds and t > oldest_history:
-            history.append((t, v if good else None))
-        if t < oldest or not good or v is None:
+        if v is None or not 0.0 <= v < _INF:  # unknown: null, negative, NaN or infinite
+            if keep_history is not None and t > oldest_history:
+                keep_history((t, None))
             continue
-        known.append(v)
-        as_of = t if as_of is None or t > as_of else as_of
+        if keep_history is not None and t > oldest_history:
+            keep_history((t, v))
+        if t < oldest:
+            continue
+        put(v)
+        if t > as_of:
+            as_of = t
     if not known:
         return MetricReading(
             MetricStatus.STALE, None, None, "no known bucket in window", tuple(history)
