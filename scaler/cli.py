@@ -12,13 +12,19 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from scaler.config import Config, load_config
 from scaler.errors import ConfigError, ScalerError
 from scaler.logs import configure, get_logger
+
+if TYPE_CHECKING:
+    from scaler.backtest.engine import ScaleIn
+
+SCALE_IN_CHOICES: dict[str, ScaleIn] = {"drop": "drop", "drain": "drain", "idle": "idle"}
+"""``backtest --scale-in`` (the engine's modes; spelled out so the CLI need not import it)."""
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 
@@ -261,10 +267,11 @@ def demo(
 )
 @click.option(
     "--scale-in",
-    type=click.Choice(["drop", "drain"]),
+    type=click.Choice(list(SCALE_IN_CHOICES)),
     default=None,
-    help="Busy instances removed by a scale-in: calls dropped, or drained (billed until "
-    "empty). Default: by pool (a plain vmss drops).",
+    help="How a scale-in treats busy instances: drop their calls, drain them (no new calls, "
+    "billed until empty), or remove only idle ones and wait (drain-aware vmss). Default: by "
+    "pool kind.",
 )
 @click.option(
     "--cpu-idle-percent",
@@ -300,7 +307,7 @@ def backtest(
             as_json=as_json,
             report_dir=report_dir,
             warmup_days=warmup_days,
-            scale_in="drain" if scale_in == "drain" else ("drop" if scale_in else None),
+            scale_in=SCALE_IN_CHOICES[scale_in] if scale_in else None,
             cpu_idle_percent=cpu_idle_percent,
             workers=workers,
         )

@@ -54,6 +54,21 @@ def test_table_is_readable() -> None:
     assert not done.stderr.strip()  # no progress bar off a terminal
 
 
+def test_scale_in_modes_trade_cost_against_dropped_calls() -> None:
+    def total(mode: str) -> dict[str, float]:
+        done = backtest("--config", CONFIG, "--trace", TRACE, "--json", "--scale-in", mode, *WARMUP)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)["total"]  # type: ignore[no-any-return]
+
+    drop, drain, idle = total("drop"), total("drain"), total("idle")
+    assert drain["dropped_calls"] == idle["dropped_calls"] == 0.0
+    # waiting for idle instances keeps capacity longer than Pexip's drain, which bills only
+    # the instances it drains
+    assert idle["vcpu_hours"] >= drain["vcpu_hours"] >= drop["vcpu_hours"]
+    done = backtest("--config", CONFIG, "--trace", TRACE, "--scale-in", "gently", *WARMUP)
+    assert done.returncode == 2 and "gently" in done.stderr
+
+
 def test_compare_scores_several_configs_side_by_side(tmp_path: Path) -> None:
     other = tmp_path / "static.toml"
     text = (ROOT / CONFIG).read_text(encoding="utf-8")

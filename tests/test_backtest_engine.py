@@ -194,6 +194,37 @@ def test_drain_deadline_drops_what_is_left() -> None:
     assert t.drain_instance_seconds <= 2 * 11 * 60.0
 
 
+def test_idle_only_scale_in_waits_for_idle_instances_and_drops_nothing() -> None:
+    # a drain-aware vmss: 4 instances with 5 calls each have none idle (4 × e^-5 < 1), so the
+    # scale-in to 2 waits; once the load is down to 1 call, 3 are idle and 2 of them go
+    sizes = [4] * 10 + [2] * 50
+    calls = [20.0] * 30 + [1.0] * 30
+    run = replay_pool(spec(Fixed(sizes), boot_minutes=0, scale_in="idle"), calls, grid(60))
+    requested = list(run.series.requested)
+    assert requested[10:30] == [4.0] * 20  # still 4 while every instance is busy
+    assert requested[-1] == 2.0
+    assert run.reasons["WaitingForIdle"] >= 20
+    t = run.totals
+    assert t.dropped_calls == 0.0
+    assert t.unserved_call_minutes == 0.0
+    assert t.drain_instance_seconds == 0.0  # nothing leaves busy, so nothing drains
+    drain = replay_pool(spec(Fixed(sizes), boot_minutes=0, scale_in="drain"), calls, grid(60))
+    assert t.instance_seconds > drain.totals.instance_seconds + drain.totals.drain_instance_seconds
+
+
+def test_idle_only_scale_in_gives_up_waiting_after_max_drain_minutes() -> None:
+    sizes = [4] * 10 + [2] * 50
+    s = spec(Fixed(sizes), boot_minutes=0, scale_in="idle")
+    s = PoolSpec(**{**{f: getattr(s, f) for f in s.__slots__}, "max_drain_seconds": 600.0})
+    run = replay_pool(s, [20.0] * 60, grid(60))
+    requested = list(run.series.requested)
+    assert requested[10:20] == [4.0] * 10 and requested[21:] == [2.0] * 39
+    assert run.reasons["DrainTimedOut"] == 1
+    assert (
+        8.0 < run.totals.dropped_calls <= 10.0
+    )  # two busy instances' calls, as Azure deletes them
+
+
 def test_cpu_metric_follows_the_documented_model() -> None:
     # 15 calls on 2 ready instances of 15: 7.5 per instance, cpu = 10 + 90 × 0.5 = 55 %,
     # which to_calls turns back into 0.55 × 2 × 15 = 16.5 calls
@@ -310,7 +341,7 @@ demands = st.lists(
     window=st.integers(1, 4),
     target=st.floats(0.4, 1.0),
     min_=st.integers(0, 2),
-    scale_in=st.sampled_from(["drop", "drain"]),
+    scale_in=st.sampled_from(["drop", "drain", "idle"]),
     stabilize=st.sampled_from([0.0, 300.0]),
     scored=st.integers(0, 10),
 )
@@ -390,7 +421,7 @@ class Generous(Clairvoyant):
     demand=st.lists(st.integers(0, 60).map(float), min_size=10, max_size=200),
     boot=st.integers(0, 6),
     spare=st.integers(0, 3),
-    scale_in=st.sampled_from(["drop", "drain"]),
+    scale_in=st.sampled_from(["drop", "drain", "idle"]),
     stabilize=st.sampled_from([0.0, 120.0, 600.0]),
 )
 def test_the_oracle_is_never_beaten_without_shortfall(

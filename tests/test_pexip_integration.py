@@ -433,7 +433,7 @@ def test_drain_from_azure_monitor_split_by_vm_name(env: Env) -> None:
     assert env.azure.vmss_instance_ids(RG, "tc") == ["0"]
 
 
-def test_the_backtest_drains_the_pools_that_drain() -> None:
+def test_the_backtest_drains_the_pools_that_drain_and_waits_for_idle_ones_on_vmss() -> None:
     from scaler.backtest.runner import scale_in_mode
     from tests.conftest import config_doc, pool_table
 
@@ -446,4 +446,4 @@ def test_the_backtest_drains_the_pools_that_drain() -> None:
         pexip={"url": "https://pexip.example.com"},
     )
     config = parse_config(doc, environ={})
-    assert [scale_in_mode(p) for p in config.pools] == ["drop", "drain", "drain", "drain"]
+    assert [scale_in_mode(p) for p in config.pools] == ["drop", "idle", "drain", "drain"]

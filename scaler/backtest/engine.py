@@ -33,7 +33,13 @@ This is the backtest semantics of DESIGN.md §3, in one place:
   take no new calls, keep serving the ones they hold, and are billed every minute until their
   last call ends (fewer than half a call left) or, with ``max_drain_minutes``, until that time
   is up (then its remaining calls are dropped). Draining instances are not counted in the
-  capacity the policy sees.
+  capacity the policy sees. ``idle`` (a drain-aware ``vmss`` without Pexip's drain: the daemon's
+  ``plan_drain()``) removes only instances that carry no call and holds the rest of the change
+  (``WaitingForIdle``; the busy ones keep taking calls). How many are idle: the load balancer
+  hashes each new call to an instance, so the calls on one instance are Poisson-distributed
+  around the even share and ``floor(ready × exp(-calls ÷ ready))`` ready instances are idle.
+  After ``max_drain_minutes`` of waiting, busy ones go and their calls are dropped
+  (``DrainTimedOut``).
 * **Platform metrics.** A pool whose metric means ``percent_of_capacity`` is fed an
   Azure-style ``Percentage CPU`` averaged over its ready instances:
   ``cpu% = idle% + (100 - idle%) × calls_per_ready_instance ÷ calls_per_instance``
@@ -66,8 +72,8 @@ from scaler.core.types import (
     ScalingPolicy,
 )
 
-ScaleIn = Literal["drop", "drain"]
-SCALE_IN_MODES: tuple[ScaleIn, ...] = ("drop", "drain")
+ScaleIn = Literal["drop", "drain", "idle"]
+SCALE_IN_MODES: tuple[ScaleIn, ...] = ("drop", "drain", "idle")
 
 MEAN_CALL_MINUTES = 53.0
 """Average Teams meeting length (DESIGN.md §1.1), the churn of calls on an instance."""
@@ -231,6 +237,7 @@ def replay_pool(
     meaning = spec.meaning
     history_seconds = spec.history_seconds
     drain = spec.scale_in == "drain"
+    idle_only = spec.scale_in == "idle"
     idle = spec.cpu_idle_percent
     churn = 1.0 - math.exp(-minutes_per_step / spec.mean_call_minutes)
     busy_span = 100.0 - idle
@@ -257,6 +264,8 @@ def replay_pool(
     survive = _residual_steps(s)
     oldest = len(survive) - 1
     max_drain = spec.max_drain_seconds
+    waiting_since: float | None = None  # ``idle``: since when a scale-in has waited for idle ones
+    idle_ready = 0
     state = PoolState()
 
     totals = PoolTotals(min_instances=cap, max_instances=cap)
@@ -312,9 +321,34 @@ def replay_pool(
             )
             state = d.state
             on_score = now >= scored_t
-            if on_score:
-                reasons[d.reason] = reasons.get(d.reason, 0) + 1
             desired = d.desired
+            reason = d.reason
+            forced = 0  # busy instances an idle-only scale-in removes after max_drain_seconds
+            if idle_only:
+                if desired < cap:
+                    # the daemon's plan_drain(): booting and idle instances go, the rest waits
+                    booting = sum(int(p[1]) for p in pending)
+                    idle_ready = int(ready * math.exp(-active_calls / ready)) if ready else 0
+                    short = cap - desired - booting - idle_ready
+                    if short <= 0:
+                        waiting_since = None
+                    elif (
+                        waiting_since is None
+                        or max_drain is None
+                        or now - waiting_since < max_drain
+                    ):
+                        if waiting_since is None:
+                            waiting_since = now
+                        desired += short
+                        reason = Reason.WAITING_FOR_IDLE
+                    else:
+                        waiting_since = None
+                        forced = short
+                        reason = Reason.DRAIN_TIMED_OUT
+                else:
+                    waiting_since = None
+            if on_score:
+                reasons[reason] = reasons.get(reason, 0) + 1
             if desired == cap:
                 continue
             change = desired - cap
@@ -335,7 +369,15 @@ def replay_pool(
                     remove -= take
                     if not last[1]:
                         pending.pop()
-                if remove:
+                if remove and idle_only:
+                    if forced:  # their calls drop, as Azure deletes them busy
+                        per = active_calls / max(1, ready - idle_ready)
+                        moved = min(active_calls, per * forced)
+                        active_calls -= moved
+                        if on_score:
+                            dropped += moved
+                    ready -= remove
+                elif remove:
                     per = active_calls / ready if ready else 0.0
                     moved = per * remove
                     active_calls -= moved

@@ -49,7 +49,7 @@ class Options:
 
     warmup_days: float = 7.0
     scale_in: ScaleIn | None = None
-    """``drop`` or ``drain`` for every pool; ``None``: by pool (``scale_in_mode``)."""
+    """``drop``, ``drain`` or ``idle`` for every pool; ``None``: by pool (``scale_in_mode``)."""
     cpu_idle_percent: float = DEFAULT_CPU_IDLE_PERCENT
     mean_call_minutes: float = MEAN_CALL_MINUTES
     workers: int | None = None
@@ -67,14 +67,15 @@ def scale_in_mode(pool: PoolConfig) -> ScaleIn:
     """How a pool's scale-in treats busy instances when the options do not say.
 
     A plain ``vmss`` pool is resized through ``sku.capacity`` and Azure deletes instances without
-    draining: ``drop``. Pools that remove only idle instances (``drain``, or per-instance call
-    counts, see ``PoolConfig.drain_enabled``) and the kinds Pexip drains itself (``pexip-teams``,
-    ``vm-set``) drain: ``drain``.
+    draining: ``drop``. A drain-aware ``vmss`` (``PoolConfig.drain_enabled``) deletes only idle
+    instances by id and waits for the rest: ``idle``. The kinds that stop new calls landing on an
+    instance before removing it — Pexip's own drain (``pexip-teams``) and maintenance mode
+    (``vm-set``) — drain: ``drain``.
     """
     if getattr(pool, "kind", "vmss") != "vmss":
         return "drain"
     if getattr(pool, "drain_enabled", False) is True:
-        return "drain"
+        return "idle"
     return "drop"
 
 
