@@ -12,6 +12,12 @@ alone cost: it replays each pool of a config through the backtest's own engine a
 with one policy that *knows the trace* and asks at every tick for exactly the oracle's size
 (no stabilisation, no rate limit; the pool's ``min``/``max`` and scale-in mode as configured).
 It is a benchmark reference, not a policy anyone can run: it reads the future.
+
+Two variations show whether the same foresight could be spent better: ``hold_minutes`` keeps an
+instance through lulls up to that long (the oracle's rule is the boot time: releasing it for a
+shorter lull and asking again costs more), and ``early_minutes`` scales in that many minutes
+before the oracle would (the size then is the smaller of now's and that later minute's), so
+drained instances start emptying sooner.
 """
 
 from __future__ import annotations
@@ -51,9 +57,18 @@ IMMEDIATE = Behavior(
 """No stabilisation, no rate limit: foresight needs neither."""
 
 
-def clairvoyant(config: Config, trace: Trace, *, warmup_days: float = 7.0) -> dict[str, float]:
+def clairvoyant(
+    config: Config,
+    trace: Trace,
+    *,
+    warmup_days: float = 7.0,
+    hold_minutes: float | None = None,
+    early_minutes: float = 0.0,
+) -> dict[str, float]:
     """vCPU-hours (and the part of them spent draining) and unserved call-minutes of perfect
-    foresight through the same model, over the scored window, all pools together."""
+    foresight through the same model, over the scored window, all pools together.
+    ``hold_minutes``: keep instances through lulls this long (default: the boot time);
+    ``early_minutes``: scale in this much earlier than the oracle."""
     options = Options(warmup_days=warmup_days)
     grid = grid_for(config, trace, warmup_days)
     vcpu_seconds = drain_vcpu_seconds = unserved = 0.0
@@ -62,8 +77,12 @@ def clairvoyant(config: Config, trace: Trace, *, warmup_days: float = 7.0) -> di
         needs = need(
             carry_demand(column), calls_per_instance=spec.limits.calls_per_instance, minimum=0
         )
-        boot_steps = round(spec.boot_seconds / grid.step_seconds)
-        sizes = oracle_sizes(needs, boot_steps=boot_steps)
+        hold = spec.boot_seconds if hold_minutes is None else hold_minutes * 60.0
+        sizes = oracle_sizes(needs, boot_steps=round(hold / grid.step_seconds))
+        early = round(early_minutes * 60.0 / grid.step_seconds)
+        if early:
+            later = [*sizes[early:], *[sizes[-1]] * early]
+            sizes = [min(now, then) for now, then in zip(sizes, later, strict=True)]
         run = replay_pool(
             dataclasses.replace(spec, behavior=IMMEDIATE, policies=(Foresight(sizes, grid),)),
             column,

@@ -6,7 +6,9 @@
    through ``RUSAGE_CHILDREN``).
 2. **Decision quality**: the four example configs on the bundled five-week trace: vCPU-hours,
    their ratio to the oracle floor, unserved call-minutes inside and outside the unannounced
-   spike, dropped calls.
+   spike, dropped calls; the recommended set also as a drain-aware ``vmss`` (no Event Hub), and
+   perfect foresight through the same model (``bench/clairvoyant.py``) with its variations;
+   then the recommended set and the schedule baseline on held-out traces.
 
 Usage: ``python bench/run.py [--runs N] [--skip-speed] [--skip-quality] [--markdown]``.
 """
@@ -49,6 +51,9 @@ VARIANTS: tuple[tuple[str, str, ScaleIn], ...] = (
 """(label, example, scale-in mode): an example replayed as another deployment would carry out its
 scale-ins. The recommended set is for a Teams Connector with the Event Hub, where Pexip drains
 removed instances; on a drain-aware ``vmss`` the daemon can only delete idle ones."""
+HOLD_MINUTES = (30, 45, 60, 90)
+EARLY_MINUTES = (5, 10, 20)
+"""Variations of perfect foresight (``bench.clairvoyant``): could it be spent more cheaply?"""
 HELD_OUT_SEEDS = ((11, 12), (21, 22), (31, 32), (41, 42))
 """Other meetings in the bundled trace's scenario: the recommended set was tuned on the bundled
 trace, so its service is also checked on these."""
@@ -200,7 +205,13 @@ def bench_quality() -> list[dict[str, Any]]:
         options = Options(warmup_days=7, scale_in=mode)
         result = run_backtest(config, traces[names], options=options)
         inside, outside = spike_split(result)
-        foresight = clairvoyant(config, traces[names]) if label == "recommended" else None
+        foresight = hold = early = None
+        if label == "recommended":
+            foresight = clairvoyant(config, traces[names])
+            hold = [(m, clairvoyant(config, traces[names], hold_minutes=m)) for m in HOLD_MINUTES]
+            early = [
+                (m, clairvoyant(config, traces[names], early_minutes=m)) for m in EARLY_MINUTES
+            ]
         rows.append(
             {
                 "allowance": spike_allowance(traces[names]),
@@ -216,6 +227,8 @@ def bench_quality() -> list[dict[str, Any]]:
                 "oracle": result.oracle.vcpu_hours,
                 "static_peak": result.static_peak.vcpu_hours,
                 "clairvoyant": foresight,
+                "foresight_hold": hold,
+                "foresight_early": early,
             }
         )
     return rows
@@ -385,6 +398,17 @@ def print_targets(rows: list[dict[str, Any]]) -> None:
             f"{seer['drain_vcpu_hours'] / rec['oracle']:.2f}x of it draining; the recommended "
             f"set costs {rec['vcpu_hours'] / seer['vcpu_hours']:.2f}x perfect foresight."
         )
+    for text, runs in (
+        ("holding instances through lulls of", rec["foresight_hold"]),
+        ("scaling in earlier than the oracle by", rec["foresight_early"]),
+    ):
+        if runs:
+            print(f"  Perfect foresight {text}:")
+            for minutes, r in runs:
+                print(
+                    f"    {minutes:>3} min: {r['vcpu_hours'] / rec['oracle']:.2f}x the oracle, "
+                    f"{r['unserved']:,.0f} call-minutes unserved"
+                )
 
 
 def main() -> None:

@@ -30,3 +30,11 @@ def test_foresight_serves_everything_at_no_less_than_the_oracle_and_beats_the_po
     assert seer["unserved"] == 0
     assert policy.oracle.vcpu_hours <= seer["vcpu_hours"] <= policy.total.vcpu_hours
     assert 0 < seer["drain_vcpu_hours"] < seer["vcpu_hours"]
+
+    # holding through the boot time is the oracle's own rule; longer holds only add cost
+    assert clairvoyant(config, trace, warmup_days=1, hold_minutes=20) == seer
+    held = clairvoyant(config, trace, warmup_days=1, hold_minutes=90)
+    assert held["vcpu_hours"] >= seer["vcpu_hours"] and held["unserved"] == 0
+    # scaling in ahead of the oracle saves capacity only by leaving calls unserved
+    early = clairvoyant(config, trace, warmup_days=1, early_minutes=20)
+    assert early["vcpu_hours"] < seer["vcpu_hours"] and early["unserved"] > 0
