@@ -39,18 +39,17 @@ from scaler.traces import Trace, load_trace  # noqa: E402
 from tools.gen_traces import FIVE_WEEKS_START, five_weeks  # noqa: E402
 
 TRACE = ROOT / "examples" / "traces" / "two-regions-5w.csv"
-EXAMPLES = (
-    ("recommended", ROOT / "examples" / "recommended.toml"),
-    ("baseline-schedule", ROOT / "examples" / "baseline-schedule.toml"),
-    ("baseline-cpu-rules", ROOT / "examples" / "baseline-cpu-rules.toml"),
-    ("baseline-static", ROOT / "examples" / "baseline-static.toml"),
+RECOMMENDED = ROOT / "examples" / "recommended.toml"
+QUALITY_RUNS: tuple[tuple[str, Path, ScaleIn | None], ...] = (
+    ("recommended", RECOMMENDED, None),
+    ("recommended, vmss without Event Hub", RECOMMENDED, "idle"),
+    ("baseline-schedule", ROOT / "examples" / "baseline-schedule.toml", None),
+    ("baseline-cpu-rules", ROOT / "examples" / "baseline-cpu-rules.toml", None),
+    ("baseline-static", ROOT / "examples" / "baseline-static.toml", None),
 )
-VARIANTS: tuple[tuple[str, str, ScaleIn], ...] = (
-    ("recommended, vmss without Event Hub", "recommended", "idle"),
-)
-"""(label, example, scale-in mode): an example replayed as another deployment would carry out its
-scale-ins. The recommended set is for a Teams Connector with the Event Hub, where Pexip drains
-removed instances; on a drain-aware ``vmss`` the daemon can only delete idle ones."""
+"""(label, config, scale-in mode): ``None`` replays each pool as its kind scales in. The second
+row is the recommended set on Teams Connectors without the Event Hub, where the daemon can only
+delete idle instances (the set itself is for the Event Hub, where Pexip drains them)."""
 HOLD_MINUTES = (30, 45, 60, 90)
 EARLY_MINUTES = (5, 10, 20)
 """Variations of perfect foresight (``bench.clairvoyant``): could it be spent more cheaply?"""
@@ -189,12 +188,7 @@ def spike_allowance(trace: Trace) -> float:
 def bench_quality() -> list[dict[str, Any]]:
     rows = []
     traces: dict[frozenset[str], Trace] = {}
-    runs: list[tuple[str, Path, ScaleIn | None]] = [(label, path, None) for label, path in EXAMPLES]
-    paths = dict(EXAMPLES)
-    for label, example, mode in VARIANTS:  # each right after its example
-        at = next(i for i, run in enumerate(runs) if run[0] == example) + 1
-        runs.insert(at, (label, paths[example], mode))
-    for label, path, mode in runs:
+    for label, path, mode in QUALITY_RUNS:
         if not path.exists():
             print(f"(skipped {label}: {path.relative_to(ROOT)} not found)", file=sys.stderr)
             continue
@@ -236,7 +230,9 @@ def bench_quality() -> list[dict[str, Any]]:
 
 def bench_held_out() -> list[dict[str, Any]]:
     """The recommended set and the schedule baseline on the scenario with other seeds."""
-    configs = [(label, load_config(path)) for label, path in EXAMPLES if label in HELD_OUT_CONFIGS]
+    configs = [
+        (label, load_config(path)) for label, path, _ in QUALITY_RUNS if label in HELD_OUT_CONFIGS
+    ]
     rows = []
     for seeds in HELD_OUT_SEEDS:
         trace = Trace.from_rows(five_weeks(seeds), start=FIVE_WEEKS_START)

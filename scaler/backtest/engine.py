@@ -332,19 +332,16 @@ def replay_pool(
                     short = cap - desired - booting - idle_ready
                     if short <= 0:
                         waiting_since = None
-                    elif (
-                        waiting_since is None
-                        or max_drain is None
-                        or now - waiting_since < max_drain
-                    ):
+                    else:
                         if waiting_since is None:
                             waiting_since = now
-                        desired += short
-                        reason = Reason.WAITING_FOR_IDLE
-                    else:
-                        waiting_since = None
-                        forced = short
-                        reason = Reason.DRAIN_TIMED_OUT
+                        if max_drain is not None and now - waiting_since >= max_drain:
+                            waiting_since = None
+                            forced = short
+                            reason = Reason.DRAIN_TIMED_OUT
+                        else:
+                            desired += short
+                            reason = Reason.WAITING_FOR_IDLE
                 else:
                     waiting_since = None
             if on_score:

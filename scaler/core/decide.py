@@ -84,19 +84,24 @@ def decide(
     best, winner, ceiling = _strongest(policies, ctx)
     recommended = best.desired if best is not None else None
 
-    if observation.in_flight:
+    def finish(value: int, reason: Reason, new_state: PoolState, detail: str = "") -> Decision:
         return Decision(
             pool=pool.name,
             current=current,
-            desired=current,
-            reason=Reason.RESIZE_IN_FLIGHT,
+            desired=value,
+            reason=reason,
             recommended=recommended,
             policy=winner,
             calls=calls,
             metric_status=metric.status,
-            steps=(Step("policy", current, Reason.RESIZE_IN_FLIGHT),),
-            state=state,
+            steps=tuple(steps),
+            state=new_state,
+            detail=detail,
         )
+
+    if observation.in_flight:
+        steps.append(Step("policy", current, Reason.RESIZE_IN_FLIGHT))
+        return finish(current, Reason.RESIZE_IN_FLIGHT, state)
 
     recs, events = _prune(state, behavior, now)
     if not usable:
@@ -171,19 +176,7 @@ def decide(
 
     if not usable and not detail:
         detail = metric.detail  # why the metric is unusable (e.g. the node that failed)
-    return Decision(
-        pool=pool.name,
-        current=current,
-        desired=value,
-        reason=reason,
-        recommended=recommended,
-        policy=winner,
-        calls=calls,
-        metric_status=metric.status,
-        steps=tuple(steps),
-        state=state,
-        detail=detail,
-    )
+    return finish(value, reason, state, detail)
 
 
 def combine(policies: Sequence[ScalingPolicy], ctx: PolicyContext) -> Recommendation | None:
