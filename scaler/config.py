@@ -198,6 +198,11 @@ class PexipConfig(_Strict):
     timeout_seconds: float = Field(default=10.0, gt=0.0, le=300.0)
     page_size: int = Field(default=100, ge=1, le=1000)
     """``limit`` of each list request; further pages follow ``meta.next``."""
+    max_pages: int = Field(default=50, ge=1, le=10000)
+    """Pages one list read follows at most; more is an error (an endless ``meta.next``)."""
+    read_deadline_seconds: float = Field(default=60.0, gt=0.0, le=600.0)
+    """Total time one list read may take over all its pages (seconds); past it the read fails
+    as transient and the pools that needed it hold."""
     publish_metrics: bool = False
     """Republish Pexip's call counts to Azure Monitor (``Pexip/CVI`` ``ActiveCalls`` by
     ``VMName``) on the resource of each pool whose metric source is ``pexip``."""
