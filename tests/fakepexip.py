@@ -3,17 +3,46 @@
 Serves the status and configuration endpoints the autoscaler uses, Tastypie style
 (``{"meta": {"limit", "next", "offset", "previous", "total_count"}, "objects": [...]}``, paged
 with ``limit``/``offset`` and a relative ``meta.next``), with HTTP basic authentication and a
-self-signed certificate made for the test (``ca_file``).
+self-signed certificate made for the test (``ca_file``). Each behaviour below names the Pexip
+page it comes from; field names and nullability follow Pexip's own API client models
+(github.com/pexip/go-infinity-sdk, ``status/models.go`` and ``config/*_model.go``).
 
-Behaviour worth modelling: a Conferencing Node put into maintenance takes no new calls and its
-``media_load`` decays to zero over the next ``maintenance_polls`` reads of the status list, as
-its calls end. Faults: ``inject_fault(path_regex, status=…, body=…)`` answers the next matching
-requests with an error or a raw (possibly malformed) body.
+* **Maintenance mode** (https://docs.pexip.com/admin/maintenance_mode.htm): a Conferencing Node
+  in maintenance takes no new calls, keeps its calls, and *reports a media load of 100 %* "to
+  indicate that there is no current capacity available". Its calls end over time — here over
+  the next ``maintenance_polls`` reads of the worker_vm status list — and its media load stays
+  100 % throughout and after.
+* **Calls per node**: ``status/v1/participant/`` lists one record per participant with the
+  address of the node carrying its media (``media_node``), signalling (``signalling_node``) and
+  proxying (``proxy_node``) (https://docs.pexip.com/api_manage/api_status.htm; Pexip's client
+  examples give node IP addresses). A node's ``address`` is in ``configuration/v1/worker_vm/``.
+  ``media_tokens_used``/``max_media_tokens`` are reported in worker_vm status.
+* **Teams Connector instances** (https://docs.pexip.com/admin/teams_status.htm): with the Azure
+  Event Hub on (the connector's ``notifications_enabled``), every instance is listed with an
+  ``instance_status`` of Active, Waiting for termination, Terminating, Maintenance or Failure;
+  with it off, an instance is listed *only while a Teams call is in progress*, with no
+  ``instance_status`` (null). ``max_calls``, ``instance_status``, ``state`` and ``eventhub_id``
+  are nullable. Instances not tied to a connector follow the fake's ``event_hub`` flag.
+* **Teams Connector configuration** (https://docs.pexip.com/admin/teams_scaling.htm):
+  ``min_number_of_instances`` and ``notifications_enabled``; scheduled scaling policies in
+  ``configuration/v1/scheduled_scaling/`` (``instances_to_add``, ``minutes_in_advance``,
+  ``local_timezone``, ``time_from``/``time_to``, ``mon`` … ``sun``, ``enabled``).
+* **Licences**: ``status/v1/licensing/`` is a one-object list with ``teams_count`` (in use:
+  the Teams calls now, unless set) and ``teams_total``.
+* **Schemas**: ``<resource>/schema/`` describes each modelled resource's fields (Tastypie's
+  ``fields`` map with ``type`` and ``nullable``), as the status API documents
+  (https://docs.pexip.com/api_manage/api_status.htm: "A summary of the schema … via the REST
+  API").
+
+Faults: ``inject_fault(path_regex, status=…, body=…)`` answers the next matching requests with
+an error or a raw (possibly malformed) body; ``set_raw_field`` puts raw JSON text (``1e400``,
+``NaN``) into a record; ``set_meta_next`` makes list answers carry a chosen ``meta.next``.
 """
 
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import re
 import threading
@@ -30,6 +59,10 @@ STATUS = "/api/admin/status/v1"
 CONFIGURATION = "/api/admin/configuration/v1"
 DEFAULT_LIMIT = 20
 """Pexip's default page size when ``limit`` is not given."""
+INSTANCE_STATUSES = ("Active", "Waiting for termination", "Terminating", "Maintenance", "Failure")
+"""https://docs.pexip.com/admin/teams_status.htm"""
+TOKENS_PER_HD = 18
+"""Media tokens one HD call uses in the fake (only proportions matter)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +71,7 @@ class Request:
     path: str
     query: dict[str, str]
     body: Any
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -58,13 +92,24 @@ class _Node:
     system_location: str
     max_hd_calls: int
     media_load: float = 0.0
+    """Media load while serving (the status answer reports 100 in maintenance)."""
+    calls: int = 0
+    """Participants on the node now."""
     maintenance_mode: bool = False
     maintenance_mode_reason: str = ""
     boot_time: str = "2026-11-18T07:00:00.000000"
     last_contacted: str = "2026-11-18T09:00:00.000000"
+    address: str = ""
     drain_step: float = 0.0
-    """Load removed per status poll while in maintenance."""
+    """Calls ended per status poll while in maintenance."""
+    drain_left: float = 0.0
     missing: set[str] = field(default_factory=set)
+    raw: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def reported_media_load(self) -> float:
+        # https://docs.pexip.com/admin/maintenance_mode.htm: 100 % while in maintenance.
+        return 100.0 if self.maintenance_mode else self.media_load
 
 
 class FakePexip:
@@ -77,16 +122,26 @@ class FakePexip:
         username: str = "admin",
         password: str = "s3cret",
         maintenance_polls: int = 2,
+        event_hub: bool = True,
     ) -> None:
         self.username = username
         self.password = password
         self.maintenance_polls = maintenance_polls
+        self.event_hub = event_hub
+        """Event Hub state of instances not tied to a configured Teams Connector."""
         self.teams_nodes: dict[str, dict[str, Any]] = {}
         self.nodes: dict[str, _Node] = {}
         self.teams_proxies: dict[int, dict[str, Any]] = {}
+        self.scheduled_scaling: dict[int, dict[str, Any]] = {}
+        self.licensing: dict[str, Any] = {"teams_total": 100}
+        self.stray_participants: list[dict[str, Any]] = []
+        self._teams_proxy_of: dict[str, int | None] = {}
+        self._teams_raw: dict[str, dict[str, str]] = {}
         self._lock = threading.RLock()
         self._requests: list[Request] = []
         self._faults: list[_Fault] = []
+        self._next_links: list[tuple[re.Pattern[str], str]] = []
+        self._counter = itertools.count(1)
         self._server: FakeServer | None = None
         self.ca_file, self._key_file = write_certificate(directory / "pexip", "fakepexip")
 
@@ -115,19 +170,23 @@ class FakePexip:
         assert self._server is not None
         return f"https://127.0.0.1:{self._server.server_address[1]}"
 
-    # -- state API ----------------------------------------------------------------------------
+    # -- state API: Teams Connector -------------------------------------------------------------
 
     def add_teams_node(
         self,
         name: str,
         *,
         call_count: int = 0,
-        max_calls: int = 16,
+        max_calls: int | None = 16,
         scaleset_id: str = "",
-        instance_status: str = "Running",
+        instance_status: str = "Active",
+        proxy: int | None = None,
     ) -> None:
+        """An instance; ``proxy`` ties it to a Teams Connector (its Event Hub state and id)."""
         with self._lock:
+            number = len(self.teams_nodes) + 1
             self.teams_nodes[name] = {
+                "id": f"teamsnode-{number}",
                 "name": name,
                 "call_count": call_count,
                 "max_calls": max_calls,
@@ -135,19 +194,46 @@ class FakePexip:
                 "instance_status": instance_status,
                 "state": "Connected",
                 "scaleset_id": scaleset_id,
+                "eventhub_id": None,
+                "ip_address": f"20.0.0.{number}",
+                "private_ip_address": f"10.1.0.{number}",
                 "heartbeat_time": "2026-11-18T09:00:00.000000",
                 "start_time": "2026-11-18T07:00:00.000000",
-                "id": len(self.teams_nodes) + 1,
-                "resource_uri": f"{STATUS}/teamsnode/{len(self.teams_nodes) + 1}/",
+                "resource_uri": f"{STATUS}/teamsnode/teamsnode-{number}/",
             }
+            self._teams_proxy_of[name] = proxy
 
     def set_calls(self, name: str, calls: int) -> None:
         with self._lock:
-            self.teams_nodes[name]["call_count"] = calls
+            record = self.teams_nodes[name]
+            record["call_count"] = calls
+            cap = record.get("max_calls")
+            if isinstance(cap, int) and cap > 0 and isinstance(calls, int) and calls >= 0:
+                record["media_load"] = round(100.0 * calls / cap)
+
+    def set_teams_field(self, name: str, key: str, value: Any) -> None:
+        """Set one field of an instance's status record as given (``None`` is JSON null)."""
+        with self._lock:
+            self.teams_nodes[name][key] = value
+
+    def set_raw_field(self, name: str, key: str, raw_json: str) -> None:
+        """Serve ``key`` of a teams node or Conferencing Node's record as raw JSON text
+        (e.g. ``1e400``, which Python's JSON reads as inf, or ``NaN``)."""
+        with self._lock:
+            if name in self.teams_nodes:
+                self._teams_raw.setdefault(name, {})[key] = raw_json
+            else:
+                self.nodes[name].raw[key] = raw_json
 
     def add_teams_proxy(
-        self, proxy_id: int, name: str, *, min_number_of_instances: int = 1
+        self,
+        proxy_id: int,
+        name: str,
+        *,
+        min_number_of_instances: int = 1,
+        notifications_enabled: bool = True,
     ) -> None:
+        """A Teams Connector. ``notifications_enabled``: its Azure Event Hub is on."""
         with self._lock:
             self.teams_proxies[proxy_id] = {
                 "id": proxy_id,
@@ -157,9 +243,47 @@ class FakePexip:
                 "port": 443,
                 "azure_tenant": f"{CONFIGURATION}/azure_tenant/1/",
                 "min_number_of_instances": min_number_of_instances,
-                "eventhub_id": "Endpoint=sb://example.servicebus.windows.net/",
+                "notifications_enabled": notifications_enabled,
+                "eventhub_id": f"{name}-eventhub" if notifications_enabled else None,
+                "notifications_queue": f"{name}-queue" if notifications_enabled else None,
+                "updated": "2026-11-18T07:00:00.000000",
                 "resource_uri": f"{CONFIGURATION}/teams_proxy/{proxy_id}/",
             }
+
+    def add_scheduled_scaling(
+        self,
+        policy_id: int,
+        *,
+        instances_to_add: int,
+        time_from: str = "08:00",
+        time_to: str = "17:00",
+        local_timezone: str = "UTC",
+        minutes_in_advance: int = 20,
+        days: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri"),
+        enabled: bool = True,
+        resource_identifier: str = "",
+        policy_name: str = "",
+    ) -> None:
+        """A scheduled scaling policy (https://docs.pexip.com/admin/teams_scaling.htm)."""
+        with self._lock:
+            self.scheduled_scaling[policy_id] = {
+                "id": policy_id,
+                "policy_name": policy_name or f"policy-{policy_id}",
+                "policy_type": "teams_connector",
+                "resource_identifier": resource_identifier,
+                "enabled": enabled,
+                "instances_to_add": instances_to_add,
+                "minutes_in_advance": minutes_in_advance,
+                "local_timezone": local_timezone,
+                "start_date": "2026-01-01",
+                "time_from": time_from,
+                "time_to": time_to,
+                **{d: d in days for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
+                "updated": "2026-11-18T07:00:00.000000",
+                "resource_uri": f"{CONFIGURATION}/scheduled_scaling/{policy_id}/",
+            }
+
+    # -- state API: Conferencing Nodes ------------------------------------------------------------
 
     def add_node(
         self,
@@ -171,22 +295,39 @@ class FakePexip:
         maintenance_mode: bool = False,
         boot_time: str = "2026-11-18T07:00:00.000000",
         last_contacted: str = "2026-11-18T09:00:00.000000",
+        calls: int | None = None,
     ) -> None:
+        """A Conferencing Node; ``calls`` (participants on it) defaults to the HD calls its
+        ``media_load`` stands for."""
         with self._lock:
+            number = len(self.nodes) + 1
             self.nodes[name] = _Node(
-                id=len(self.nodes) + 1,
+                id=number,
                 name=name,
                 system_location=system_location,
                 max_hd_calls=max_hd_calls,
                 media_load=media_load,
+                calls=_calls_for(media_load, max_hd_calls) if calls is None else calls,
                 maintenance_mode=maintenance_mode,
                 boot_time=boot_time,
                 last_contacted=last_contacted,
+                address=f"10.0.{number // 250}.{number % 250 + 1}",
             )
 
     def set_media_load(self, name: str, media_load: float) -> None:
+        """Set a serving node's load; its calls follow (HD-call equivalents)."""
         with self._lock:
-            self.nodes[name].media_load = media_load
+            node = self.nodes[name]
+            node.media_load = media_load
+            node.calls = _calls_for(media_load, node.max_hd_calls)
+
+    def set_node_calls(self, name: str, calls: int) -> None:
+        with self._lock:
+            self.nodes[name].calls = calls
+
+    def node_calls(self, name: str) -> int:
+        with self._lock:
+            return self.nodes[name].calls
 
     def drop_field(self, name: str, key: str) -> None:
         """Make a teams node or Conferencing Node's status record lack a field."""
@@ -195,6 +336,13 @@ class FakePexip:
                 self.teams_nodes[name].pop(key, None)
             else:
                 self.nodes[name].missing.add(key)
+
+    def add_stray_participant(self, media_node: str) -> None:
+        """A participant whose media is on a node the Management Node does not list."""
+        with self._lock:
+            self.stray_participants.append(_participant(len(self.stray_participants), media_node))
+
+    # -- faults ---------------------------------------------------------------------------------
 
     def inject_fault(
         self,
@@ -208,6 +356,12 @@ class FakePexip:
         """Answer the next ``times`` matching requests with ``status`` and a raw ``body``."""
         with self._lock:
             self._faults.append(_Fault(method.upper(), re.compile(path_regex), status, body, times))
+
+    def set_meta_next(self, path_regex: str, link: str) -> None:
+        """List answers on matching paths carry ``meta.next = link`` (``{n}`` in it becomes a
+        counter, so every page names a new page: an endless list)."""
+        with self._lock:
+            self._next_links.append((re.compile(path_regex), link))
 
     @property
     def requests(self) -> list[Request]:
@@ -231,7 +385,7 @@ class FakePexip:
             except ValueError:
                 return _json(400, {"error": "malformed request body"})
         with self._lock:
-            self._requests.append(Request(method, parts.path, query, body))
+            self._requests.append(Request(method, parts.path, query, body, dict(headers)))
             if not self._authorised(headers.get("authorization", "")):
                 return 401, {"WWW-Authenticate": 'Basic realm="Pexip"'}, b"Authorization Required"
             for fault in self._faults:
@@ -254,12 +408,23 @@ class FakePexip:
     def _route(
         self, method: str, path: str, query: dict[str, str], body: Any
     ) -> tuple[int, dict[str, str], bytes]:
+        if method == "GET" and path.endswith("/schema/"):
+            schema = SCHEMAS.get(path[: -len("schema/")])
+            if schema is None:
+                return _json(404, {"error": f"no schema for {path}"})
+            return _json(200, _schema(schema))
         if method == "GET" and path == f"{STATUS}/teamsnode/":
-            return self._page(path, query, [dict(n) for n in self.teams_nodes.values()])
+            return self._page(path, query, self._teams_listing())
         if method == "GET" and path == f"{STATUS}/worker_vm/":
             return self._page(path, query, [self._poll(n) for n in self.nodes.values()])
+        if method == "GET" and path == f"{STATUS}/participant/":
+            return self._page(path, query, self._participants())
+        if method == "GET" and path == f"{STATUS}/licensing/":
+            return self._page(path, query, [self._licences()])
         if method == "GET" and path == f"{CONFIGURATION}/teams_proxy/":
             return self._page(path, query, [dict(p) for p in self.teams_proxies.values()])
+        if method == "GET" and path == f"{CONFIGURATION}/scheduled_scaling/":
+            return self._page(path, query, [dict(p) for p in self.scheduled_scaling.values()])
         if method == "GET" and path == f"{CONFIGURATION}/worker_vm/":
             return self._page(path, query, [_node_config(n) for n in self.nodes.values()])
         m = re.fullmatch(rf"{CONFIGURATION}/teams_proxy/(\d+)/", path)
@@ -280,39 +445,98 @@ class FakePexip:
             if "maintenance_mode" in body:
                 on = bool(body["maintenance_mode"])
                 if on and not node.maintenance_mode:
-                    node.drain_step = node.media_load / max(1, self.maintenance_polls)
+                    node.drain_left = float(node.calls)
+                    node.drain_step = node.calls / max(1, self.maintenance_polls)
                 node.maintenance_mode = on
             if "maintenance_mode_reason" in body:
                 node.maintenance_mode_reason = str(body["maintenance_mode_reason"])
             return 202, {}, b""
         return _json(404, {"error": f"no endpoint {method} {path}"})
 
+    def _teams_listing(self) -> list[dict[str, Any]]:
+        """https://docs.pexip.com/admin/teams_status.htm: with the Event Hub, every instance
+        with its ``instance_status``; without it, only instances with a Teams call in progress
+        and no ``instance_status``."""
+        out = []
+        for name, record in self.teams_nodes.items():
+            proxy = self.teams_proxies.get(self._teams_proxy_of.get(name) or -1)
+            hub = bool(proxy["notifications_enabled"]) if proxy is not None else self.event_hub
+            shown = dict(record)
+            if hub:
+                if proxy is not None and "eventhub_id" in shown:
+                    shown["eventhub_id"] = proxy["eventhub_id"]
+            else:
+                if record.get("call_count") == 0:
+                    continue
+                if "instance_status" in shown:
+                    shown["instance_status"] = None
+            for key, raw in self._teams_raw.get(name, {}).items():
+                shown[key] = _Raw(raw)
+            out.append(shown)
+        return out
+
     def _poll(self, node: _Node) -> dict[str, Any]:
-        """One status read; a node in maintenance loses load as its calls end."""
-        if node.maintenance_mode and node.media_load > 0:
-            node.media_load = max(0.0, node.media_load - max(node.drain_step, 1e-9))
-            if node.media_load < 1e-6:
-                node.media_load = 0.0
-        record = {
+        """One status read; a node in maintenance keeps reporting 100 % while its calls end
+        (https://docs.pexip.com/admin/maintenance_mode.htm)."""
+        if node.maintenance_mode and node.calls > 0:
+            node.drain_left = max(0.0, node.drain_left - max(node.drain_step, 1e-9))
+            node.calls = min(node.calls, round(node.drain_left))
+        record: dict[str, Any] = {
             "id": node.id,
+            "configuration_id": node.id,
             "name": node.name,
             "node_type": "CONFERENCING",
             "system_location": node.system_location,
             "maintenance_mode": node.maintenance_mode,
             "maintenance_mode_reason": node.maintenance_mode_reason,
-            "media_load": round(node.media_load, 6),
+            "media_load": round(node.reported_media_load, 6),
             "max_hd_calls": node.max_hd_calls,
             "max_full_hd_calls": node.max_hd_calls // 2,
             "max_sd_calls": node.max_hd_calls * 2,
             "max_audio_calls": node.max_hd_calls * 16,
-            "max_media_tokens": node.max_hd_calls * 18,
-            "media_tokens_used": round(node.media_load / 100 * node.max_hd_calls * 18),
+            "max_media_tokens": node.max_hd_calls * TOKENS_PER_HD,
+            "media_tokens_used": node.calls * TOKENS_PER_HD,
+            "signaling_count": node.calls,
             "boot_time": node.boot_time,
             "last_contacted": node.last_contacted,
             "resource_uri": f"{STATUS}/worker_vm/{node.id}/",
         }
         for key in node.missing:
             record.pop(key, None)
+        for key, raw in node.raw.items():
+            record[key] = _Raw(raw)
+        return record
+
+    def _participants(self) -> list[dict[str, Any]]:
+        out = []
+        for node in self.nodes.values():
+            for _ in range(max(0, node.calls)):
+                record = _participant(len(out), node.address)
+                record["system_location"] = node.system_location
+                out.append(record)
+        out.extend(dict(p) for p in self.stray_participants)
+        return out
+
+    def _licences(self) -> dict[str, Any]:
+        in_use = sum(
+            n["call_count"]
+            for n in self.teams_nodes.values()
+            if isinstance(n.get("call_count"), int) and n["call_count"] > 0
+        )
+        record = {
+            "audio_count": 0,
+            "audio_total": 0,
+            "port_count": 0,
+            "port_total": 100,
+            "system_count": len(self.nodes),
+            "system_total": 100,
+            "teams_count": in_use,
+            "teams_total": 100,
+            "vmr_count": 0,
+            "vmr_total": 1000,
+            "resource_uri": f"{STATUS}/licensing/1/",
+        }
+        record.update(self.licensing)
         return record
 
     def _page(
@@ -322,13 +546,17 @@ class FakePexip:
         offset = int(query.get("offset", 0))
         chunk = objects[offset : offset + limit] if limit else objects[offset:]
         more = bool(limit) and offset + limit < len(objects)
+        nxt: str | None = (
+            f"{path}?{urlencode({'limit': limit, 'offset': offset + limit})}" if more else None
+        )
+        for pattern, link in self._next_links:
+            if pattern.search(path):
+                nxt = link.replace("{n}", str(next(self._counter)))
         meta = {
             "limit": limit,
             "offset": offset,
             "total_count": len(objects),
-            "next": f"{path}?{urlencode({'limit': limit, 'offset': offset + limit})}"
-            if more
-            else None,
+            "next": nxt,
             "previous": f"{path}?{urlencode({'limit': limit, 'offset': max(0, offset - limit)})}"
             if offset
             else None,
@@ -336,20 +564,210 @@ class FakePexip:
         return _json(200, {"meta": meta, "objects": chunk})
 
 
+def _calls_for(media_load: float, max_hd_calls: int) -> int:
+    return round(media_load / 100.0 * max_hd_calls)
+
+
+def _participant(number: int, node_address: str) -> dict[str, Any]:
+    """A participant status record (field names from go-infinity-sdk ``Participant``)."""
+    uuid = f"00000000-0000-4000-8000-{number:012d}"
+    return {
+        "id": uuid,
+        "call_uuid": uuid,
+        "conference": "meeting",
+        "display_name": f"participant {number}",
+        "call_direction": "in",
+        "has_media": True,
+        "media_node": node_address,
+        "signalling_node": node_address,
+        "proxy_node": None,
+        "system_location": "",
+        "service_type": "gateway",
+        "protocol": "SIP",
+        "role": "guest",
+        "connect_time": "2026-11-18T08:55:00.000000",
+        "resource_uri": f"{STATUS}/participant/{uuid}/",
+    }
+
+
 def _node_config(node: _Node) -> dict[str, Any]:
     return {
         "id": node.id,
         "name": node.name,
         "hostname": node.name,
+        "address": node.address,
         "maintenance_mode": node.maintenance_mode,
         "maintenance_mode_reason": node.maintenance_mode_reason,
         "node_type": "CONFERENCING",
+        "system_location": f"{CONFIGURATION}/system_location/1/",
         "resource_uri": f"{CONFIGURATION}/worker_vm/{node.id}/",
     }
 
 
+# Field types and nullability of the modelled resources, as Pexip's client models give them
+# (pointer types are nullable): go-infinity-sdk status/models.go, config/*_model.go.
+SCHEMAS: dict[str, dict[str, tuple[str, bool]]] = {
+    f"{STATUS}/teamsnode/": {
+        "call_count": ("integer", False),
+        "eventhub_id": ("string", True),
+        "heartbeat_time": ("datetime", True),
+        "id": ("string", False),
+        "instance_status": ("string", True),
+        "ip_address": ("string", False),
+        "max_calls": ("integer", True),
+        "media_load": ("integer", False),
+        "name": ("string", False),
+        "private_ip_address": ("string", False),
+        "resource_uri": ("string", False),
+        "scaleset_id": ("string", False),
+        "start_time": ("datetime", True),
+        "state": ("string", True),
+    },
+    f"{STATUS}/worker_vm/": {
+        "boot_time": ("datetime", True),
+        "configuration_id": ("integer", False),
+        "id": ("integer", False),
+        "last_contacted": ("datetime", True),
+        "maintenance_mode": ("boolean", False),
+        "maintenance_mode_reason": ("string", False),
+        "max_audio_calls": ("integer", False),
+        "max_full_hd_calls": ("integer", False),
+        "max_hd_calls": ("integer", False),
+        "max_media_tokens": ("integer", False),
+        "max_sd_calls": ("integer", False),
+        "media_load": ("integer", False),
+        "media_tokens_used": ("integer", False),
+        "name": ("string", False),
+        "node_type": ("string", False),
+        "resource_uri": ("string", False),
+        "signaling_count": ("integer", False),
+        "system_location": ("string", False),
+    },
+    f"{STATUS}/participant/": {
+        "call_direction": ("string", False),
+        "call_uuid": ("string", False),
+        "conference": ("string", False),
+        "connect_time": ("datetime", True),
+        "display_name": ("string", False),
+        "has_media": ("boolean", False),
+        "id": ("string", False),
+        "media_node": ("string", False),
+        "protocol": ("string", False),
+        "proxy_node": ("string", True),
+        "resource_uri": ("string", False),
+        "role": ("string", False),
+        "service_type": ("string", False),
+        "signalling_node": ("string", False),
+        "system_location": ("string", False),
+    },
+    f"{STATUS}/licensing/": {
+        "audio_count": ("integer", False),
+        "audio_total": ("integer", False),
+        "port_count": ("integer", False),
+        "port_total": ("integer", False),
+        "resource_uri": ("string", False),
+        "system_count": ("integer", False),
+        "system_total": ("integer", False),
+        "teams_count": ("integer", False),
+        "teams_total": ("integer", False),
+        "vmr_count": ("integer", False),
+        "vmr_total": ("integer", False),
+    },
+    f"{CONFIGURATION}/teams_proxy/": {
+        "address": ("string", False),
+        "azure_tenant": ("related", False),
+        "description": ("string", False),
+        "eventhub_id": ("string", True),
+        "id": ("integer", False),
+        "min_number_of_instances": ("integer", False),
+        "name": ("string", False),
+        "notifications_enabled": ("boolean", False),
+        "notifications_queue": ("string", True),
+        "port": ("integer", False),
+        "resource_uri": ("string", False),
+        "updated": ("datetime", True),
+    },
+    f"{CONFIGURATION}/scheduled_scaling/": {
+        "enabled": ("boolean", False),
+        "fri": ("boolean", False),
+        "id": ("integer", False),
+        "instances_to_add": ("integer", False),
+        "local_timezone": ("string", False),
+        "minutes_in_advance": ("integer", False),
+        "mon": ("boolean", False),
+        "policy_name": ("string", False),
+        "policy_type": ("string", False),
+        "resource_identifier": ("string", False),
+        "resource_uri": ("string", False),
+        "sat": ("boolean", False),
+        "start_date": ("string", False),
+        "sun": ("boolean", False),
+        "thu": ("boolean", False),
+        "time_from": ("string", False),
+        "time_to": ("string", False),
+        "tue": ("boolean", False),
+        "updated": ("datetime", True),
+        "wed": ("boolean", False),
+    },
+    f"{CONFIGURATION}/worker_vm/": {
+        "address": ("string", False),
+        "hostname": ("string", False),
+        "id": ("integer", False),
+        "maintenance_mode": ("boolean", False),
+        "maintenance_mode_reason": ("string", False),
+        "name": ("string", False),
+        "node_type": ("string", False),
+        "resource_uri": ("string", False),
+        "system_location": ("related", False),
+    },
+}
+
+
+def _schema(fields: Mapping[str, tuple[str, bool]]) -> dict[str, Any]:
+    """Tastypie's schema answer."""
+    return {
+        "allowed_detail_http_methods": ["get"],
+        "allowed_list_http_methods": ["get"],
+        "default_format": "application/json",
+        "default_limit": DEFAULT_LIMIT,
+        "fields": {
+            name: {
+                "blank": nullable,
+                "default": "No default provided.",
+                "help_text": "",
+                "nullable": nullable,
+                "readonly": True,
+                "type": kind,
+                "unique": name in ("id", "resource_uri"),
+            }
+            for name, (kind, nullable) in fields.items()
+        },
+        "filtering": {},
+        "ordering": [],
+    }
+
+
+class _Raw:
+    """A value served as raw JSON text."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
 def _json(status: int, body: Any) -> tuple[int, dict[str, str], bytes]:
-    return status, {"Content-Type": "application/json"}, json.dumps(body).encode()
+    raws: dict[str, str] = {}
+
+    def encode(value: Any) -> Any:
+        if isinstance(value, _Raw):
+            token = f"__raw_{len(raws)}__"
+            raws[token] = value.text
+            return token
+        raise TypeError(type(value).__name__)
+
+    text = json.dumps(body, default=encode)
+    for token, raw in raws.items():
+        text = text.replace(json.dumps(token), raw)
+    return status, {"Content-Type": "application/json"}, text.encode()
 
 
 class _Handler(QuietHandler):

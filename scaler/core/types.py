@@ -79,6 +79,11 @@ class MetricReading:
     by_instance: tuple[tuple[str, float | None], ...] = ()
     """Calls per instance (node or VM name, calls) at ``as_of`` where the source splits them;
     drain-aware pools choose their scale-in victims from it."""
+    unlisted_is_idle: bool = False
+    """The source lists only instances that carry calls, so an instance the pool itself lists
+    as running but ``by_instance`` does not name carries none (Pexip's teamsnode list without
+    the Event Hub: "listed only while a Teams call is in progress",
+    docs.pexip.com/admin/teams_status.htm). ``False``: an unlisted instance is unknown."""
 
     @staticmethod
     def ok(calls: float, as_of: float | None = None) -> MetricReading:
