@@ -29,6 +29,18 @@ class PoolStatus:
     calls_per_instance: float | None = None
     """Calls one instance carries, when the pool itself says (``vm-set``: its nodes'
     ``max_hd_calls``); ``None``: the configured ``calls_per_instance``."""
+    scheduled_instances: int = 0
+    """Instances Pexip's own scheduled-scaling policies add on top of the minimum right now
+    (``pexip-teams``; docs.pexip.com/admin/teams_scaling.htm)."""
+    licensed_calls: float | None = None
+    """Teams calls the deployment's licences allow (``pexip-teams``); ``None``: unknown."""
+    draining: int = 0
+    """Instances still allocated but on their way out (Pexip's "Waiting for termination"),
+    not counted in ``capacity``."""
+    etag: str | None = None
+    """The scale set's etag as read (``vmss``); the adapter writes ``sku.capacity`` only
+    ``If-Match`` it, so a resize computed from this read fails (412, transient) once someone else
+    has changed the scale set. ``None``: not a scale set, or Azure sent none."""
 
     @property
     def in_flight(self) -> bool:
@@ -54,6 +66,11 @@ class MetricsSource(Protocol):
 class ResizeHandle(Protocol):
     """A resize that has been started and may still be running."""
 
+    @property
+    def changed(self) -> bool:
+        """Whether anything was written (``False``: the value was already set)."""
+        ...
+
     def done(self) -> bool: ...
 
     def result(self, timeout: float | None = None) -> None:
@@ -65,37 +82,26 @@ class ResizeHandle(Protocol):
 
 
 class PoolActuator(Protocol):
-    """Reads and changes a pool's capacity."""
+    """Reads and changes pools: each pool's kind (``scaler.kinds``) plans the writes
+    (``InstanceActions``: a capacity, or instances to protect, delete, start, drain or
+    deallocate) and the actuator carries them out in order, returning a handle on whatever
+    keeps running."""
 
     def observe(self, pool: PoolConfig) -> PoolStatus: ...
 
-    def resize(self, pool: PoolConfig, capacity: int) -> ResizeHandle: ...
-
-
-class InstanceActuator(Protocol):
-    """An actuator of pools that act per instance (their ``PoolStatus.instances`` is set).
-
-    The daemon hands it the writes a pure planner chose (``scaler.core.victims``): instances to
-    protect, delete, start, put into maintenance or deallocate; it carries them out in order and
-    returns a handle on whatever keeps running.
-    """
-
     def apply(self, pool: PoolConfig, actions: InstanceActions) -> ResizeHandle: ...
+
+    def resume(self, pool: PoolConfig, token: str) -> ResizeHandle:
+        """A handle on the resize saved as ``token`` (``ResizeHandle.continuation_token()``);
+        raises ``AdapterError`` when the token is no longer usable (or the pool's writes are
+        not resumable)."""
+        ...
 
 
 class QuotaReader(Protocol):
     """vCPU usage and limits of a region, by quota name (``cores``, ``standardFSv2Family``…)."""
 
     def usage(self, location: str) -> Mapping[str, QuotaUsage]: ...
-
-
-class ResumableActuator(Protocol):
-    """An actuator that can pick up a resize started before a restart."""
-
-    def resume(self, pool: PoolConfig, token: str) -> ResizeHandle:
-        """A handle on the resize saved as ``token`` (``ResizeHandle.continuation_token()``);
-        raises ``AdapterError`` when the token is no longer usable."""
-        ...
 
 
 class LeaderLease(Protocol):

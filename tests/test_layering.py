@@ -59,3 +59,67 @@ def test_core_and_policies_do_no_io() -> None:
             if bad:
                 offenders.append((path.relative_to(ROOT).as_posix(), sorted(bad)))
     assert offenders == []
+
+
+def module_level_imports(path: Path) -> set[str]:
+    """Imports executed when the module loads (not those inside functions or TYPE_CHECKING)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def test_pool_kinds_load_no_io_and_no_adapter_until_an_actuator_is_built() -> None:
+    """The backtest and the core import the kinds for their planners; only an actuator factory
+    (called by the daemon's wiring) brings in an SDK or an adapter."""
+    offenders = []
+    for path in sorted((ROOT / "scaler" / "kinds").glob("*.py")):
+        bad = {
+            n
+            for n in module_level_imports(path)
+            if n.split(".")[0] in IO_MODULES or n.startswith("scaler.adapters")
+        }
+        if bad:
+            offenders.append((path.relative_to(ROOT).as_posix(), sorted(bad)))
+    assert offenders == []
+
+
+def test_no_kind_name_is_switched_on_outside_the_kinds() -> None:
+    """Adding a kind touches one new module and the registry: nothing else names a kind."""
+    names = {"vmss", "pexip-teams", "vm-set"}
+    offenders = []
+    for rel in (
+        "scaler/daemon.py",
+        "scaler/config.py",
+        "scaler/adapters/pools.py",
+        "scaler/adapters/sim.py",
+        "scaler/backtest/engine.py",
+        "scaler/backtest/runner.py",
+        "scaler/demo.py",
+    ):
+        tree = ast.parse((ROOT / rel).read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Compare):
+                for side in (node.left, *node.comparators):
+                    if isinstance(side, ast.Constant) and side.value in names:
+                        offenders.append((rel, node.lineno, side.value))
+    assert offenders == []
+
+
+def test_the_daemon_asks_its_ports_instead_of_probing_them() -> None:
+    tree = ast.parse((ROOT / "scaler" / "daemon.py").read_text(encoding="utf-8"))
+    probes = [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in ("getattr", "hasattr")
+        and node.args
+        and isinstance(node.args[0], ast.Attribute)
+        and node.args[0].attr in ("actuator", "metrics", "quota")
+    ]
+    assert probes == []

@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
+from scaler.backtest.runner import scale_in_mode
 from scaler.config import load_config, parse_config
 from scaler.errors import ConfigError
+from scaler.kinds.vmss import drain_enabled
 from tests.conftest import config_doc, pool_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,7 +64,8 @@ def test_drain_defaults_on_with_per_instance_counts() -> None:
         pexip=PEXIP,
     )
     config = parse_config(doc, environ={})
-    assert [p.drain_enabled for p in config.pools] == [True, False, True]
+    assert [drain_enabled(p) for p in config.pools] == [True, False, True]
+    assert [scale_in_mode(p) for p in config.pools] == ["idle", "drop", "idle"]
 
 
 def test_vm_set_capacity_comes_from_nodes_unless_configured() -> None:
@@ -73,5 +76,6 @@ def test_vm_set_capacity_comes_from_nodes_unless_configured() -> None:
     )
     del doc["pools"][0]["calls_per_instance"]
     config = parse_config(doc, environ={})
-    assert config.pools[0].calls_per_instance_from_nodes
+    assert not config.pools[0].calls_per_instance_set
+    assert scale_in_mode(config.pools[0]) == "drain"
     assert config.pools[0].resource_group == "rg"

@@ -6,14 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scaler.core import Decision, MetricStatus, PoolState, Reason
-from scaler.core.victims import (
-    DrainState,
-    Instance,
-    choose_victims,
-    plan_drain,
-    plan_vm_set,
-    with_loads,
-)
+from scaler.core.victims import DrainState, Instance, with_loads
+from scaler.kinds.vm_set import plan_vm_set
+from scaler.kinds.vmss import choose_victims, plan_drain
 
 NOW = 1_800_000_000.0
 

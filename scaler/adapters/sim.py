@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from scaler.config import Config, PoolConfig
 from scaler.core.metrics import reduce_window
 from scaler.core.types import MetricReading, QuotaUsage
+from scaler.core.victims import InstanceActions
 from scaler.errors import PermanentError
 from scaler.ports import Clock, PoolStatus
 from scaler.traces import Trace
@@ -86,6 +87,7 @@ class SimResize:
 
     clock: Clock
     done_at: float
+    changed: bool = True
 
     def done(self) -> bool:
         return self.clock.now() >= self.done_at
@@ -228,6 +230,17 @@ class SimCloud:
         sim.busy_until = now + self.lro_seconds
         sim.resizes += 1
         return SimResize(self.clock, sim.busy_until)
+
+    def apply(self, pool: PoolConfig, actions: InstanceActions) -> SimResize:
+        """The simulator sizes pools as a whole: only a capacity write is meaningful."""
+        if actions.capacity is None:
+            if not actions.empty:
+                raise PermanentError(f"pool {pool.name}: the simulator sizes pools as a whole")
+            return SimResize(self.clock, self.clock.now(), changed=False)
+        return self.resize(pool, actions.capacity)
+
+    def resume(self, pool: PoolConfig, token: str) -> SimResize:
+        raise PermanentError(f"pool {pool.name}: the simulator has nothing to resume")
 
     # -- QuotaReader --------------------------------------------------------------------------
 

@@ -39,7 +39,9 @@ This is the backtest semantics of DESIGN.md §3, in one place:
   hashes each new call to an instance, so the calls on one instance are Poisson-distributed
   around the even share and ``floor(ready × exp(-calls ÷ ready))`` ready instances are idle.
   After ``max_drain_minutes`` of waiting, busy ones go and their calls are dropped
-  (``DrainTimedOut``).
+  (``DrainTimedOut``). Which instances go is not modelled here: the replay hands synthetic
+  instances (booting ones, idle ones, busy ones with the even share of the rest) to the
+  ``vmss`` kind's own planner, ``scaler.kinds.vmss.plan_drain`` — the daemon's code.
 * **Platform metrics.** A pool whose metric means ``percent_of_capacity`` is fed an
   Azure-style ``Percentage CPU`` averaged over its ready instances:
   ``cpu% = idle% + (100 - idle%) × calls_per_ready_instance ÷ calls_per_instance``
@@ -58,7 +60,6 @@ from array import array
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 from scaler.core.decide import decide, record_scale
 from scaler.core.history import ArrayHistory
@@ -71,8 +72,10 @@ from scaler.core.types import (
     Reason,
     ScalingPolicy,
 )
+from scaler.core.victims import DrainState, Instance
+from scaler.kinds import ScaleIn as ScaleIn
+from scaler.kinds import vmss as vmss_kind
 
-ScaleIn = Literal["drop", "drain", "idle"]
 SCALE_IN_MODES: tuple[ScaleIn, ...] = ("drop", "drain", "idle")
 
 MEAN_CALL_MINUTES = 53.0
@@ -264,7 +267,7 @@ def replay_pool(
     survive = _residual_steps(s)
     oldest = len(survive) - 1
     max_drain = spec.max_drain_seconds
-    waiting_since: float | None = None  # ``idle``: since when a scale-in has waited for idle ones
+    drain_state = DrainState()  # ``idle``: what a waiting scale-in carries between ticks
     idle_ready = 0
     state = PoolState()
 
@@ -326,24 +329,22 @@ def replay_pool(
             forced = 0  # busy instances an idle-only scale-in removes after max_drain_seconds
             if idle_only:
                 if desired < cap:
-                    # the daemon's plan_drain(): booting and idle instances go, the rest waits
-                    booting = sum(int(p[1]) for p in pending)
                     idle_ready = int(ready * math.exp(-active_calls / ready)) if ready else 0
-                    short = cap - desired - booting - idle_ready
-                    if short <= 0:
-                        waiting_since = None
-                    else:
-                        if waiting_since is None:
-                            waiting_since = now
-                        if max_drain is not None and now - waiting_since >= max_drain:
-                            waiting_since = None
-                            forced = short
-                            reason = Reason.DRAIN_TIMED_OUT
-                        else:
-                            desired += short
-                            reason = Reason.WAITING_FOR_IDLE
+                    plan = vmss_kind.plan_drain(
+                        decision=d,
+                        instances=_synthetic_instances(
+                            pending, boot, ready, idle_ready, active_calls
+                        ),
+                        state=drain_state,
+                        now=now,
+                        max_drain_seconds=max_drain,
+                    )
+                    drain_state = plan.state
+                    desired = plan.decision.desired
+                    reason = plan.decision.reason
+                    forced = len(plan.actions.forced)
                 else:
-                    waiting_since = None
+                    drain_state = DrainState()
             if on_score:
                 reasons[reason] = reasons.get(reason, 0) + 1
             if desired == cap:
@@ -495,3 +496,29 @@ def to_calls_value(value: float, meaning: str, current: int, calls_per_instance:
     if meaning == "calls_per_instance":
         return value * current
     return value / 100.0 * current * calls_per_instance
+
+
+def _synthetic_instances(
+    pending: Sequence[list[float]],
+    boot_seconds: float,
+    ready: int,
+    idle_ready: int,
+    active_calls: float,
+) -> tuple[Instance, ...]:
+    """The pool as the ``vmss`` planner would observe it: instances still booting (no calls,
+    newest last), ``idle_ready`` ready ones without calls and the other ready ones sharing
+    ``active_calls`` evenly. Ids are numbers in the order the instances were created."""
+    busy = ready - idle_ready
+    per = active_calls / busy if busy > 0 else 0.0
+    out = [
+        Instance(id=str(n), calls=0.0 if n < idle_ready else per, started_at=0.0)
+        for n in range(ready)
+    ]
+    n = ready
+    for ready_at, count in pending:
+        for _ in range(int(count)):
+            out.append(
+                Instance(id=str(n), state="starting", calls=0.0, started_at=ready_at - boot_seconds)
+            )
+            n += 1
+    return tuple(out)

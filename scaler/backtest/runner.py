@@ -33,6 +33,7 @@ from scaler.backtest.engine import (
 from scaler.backtest.results import BacktestResult, Metrics, PoolResult, combine
 from scaler.config import Config, PoolConfig
 from scaler.errors import ConfigError
+from scaler.kinds import kind_of, limits_of
 from scaler.traces import Trace
 
 PARALLEL_MIN_STEPS = 150_000
@@ -64,23 +65,14 @@ class Options:
 
 
 def scale_in_mode(pool: PoolConfig) -> ScaleIn:
-    """How a pool's scale-in treats busy instances when the options do not say.
-
-    A plain ``vmss`` pool is resized through ``sku.capacity`` and Azure deletes instances without
-    draining: ``drop``. A drain-aware ``vmss`` (``PoolConfig.drain_enabled``) deletes only idle
-    instances by id and waits for the rest: ``idle``. The kinds that stop new calls landing on an
-    instance before removing it — Pexip's own drain (``pexip-teams``) and maintenance mode
-    (``vm-set``) — drain: ``drain``.
-    """
-    if getattr(pool, "kind", "vmss") != "vmss":
-        return "drain"
-    if getattr(pool, "drain_enabled", False) is True:
-        return "idle"
-    return "drop"
+    """How a pool's scale-in treats busy instances when the options do not say: as its kind
+    replays it (``scaler.kinds``: a plain ``vmss`` drops, a drain-aware one removes only idle
+    instances, ``pexip-teams`` and ``vm-set`` drain)."""
+    return kind_of(pool).replay_mode(pool)
 
 
 def _max_drain_seconds(pool: PoolConfig) -> float | None:
-    minutes = getattr(pool, "max_drain_minutes", None)
+    minutes = pool.max_drain_minutes
     return None if minutes is None else float(minutes) * 60.0
 
 
@@ -108,7 +100,7 @@ def pool_specs(config: Config, options: Options) -> list[PoolSpec]:
         m = pool.metric
         specs.append(
             PoolSpec(
-                limits=pool.limits(config.azure.location),
+                limits=limits_of(pool, config.azure.location),
                 behavior=pool.behavior.to_core(),
                 policies=tuple(pool.policies_built),
                 boot_seconds=pool.boot_minutes * 60.0,

@@ -1,0 +1,92 @@
+"""Pool kinds: one module per kind, found through a registry as policies are.
+
+=============== ===========================================================================
+``vmss``        a scale set resized through ``sku.capacity``; call-safe with ``drain``
+                (``scaler.kinds.vmss``)
+``pexip-teams`` a Teams Connector sized through Pexip's ``min_number_of_instances``
+                (``scaler.kinds.pexip_teams``)
+``vm-set``      pre-provisioned Conferencing Node VMs started and deallocated
+                (``scaler.kinds.vm_set``)
+=============== ===========================================================================
+
+Third-party packages add kinds through the ``cvi_autoscaler.kinds`` entry-point group, each
+entry point naming a ``PoolKind`` subclass whose ``name`` is the entry point's name. The config's
+``kind``, the daemon, the demo and the backtest all go through ``kind_of(pool)``.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
+
+from scaler.kinds.base import (
+    KindActuator,
+    KindContext,
+    PlanInput,
+    PoolKind,
+    Preflight,
+    ScaleIn,
+)
+from scaler.kinds.pexip_teams import PexipTeams
+from scaler.kinds.vm_set import VmSet
+from scaler.kinds.vmss import Vmss
+
+if TYPE_CHECKING:
+    from scaler.config import PoolConfig
+    from scaler.core.types import PoolLimits
+
+ENTRY_POINT_GROUP = "cvi_autoscaler.kinds"
+
+BUILTINS: dict[str, type[PoolKind]] = {cls.name: cls for cls in (Vmss, PexipTeams, VmSet)}
+
+
+class KindRegistryError(ValueError):
+    """A kind's entry point is malformed, or two kinds claim the same name."""
+
+
+@cache
+def discover() -> dict[str, PoolKind]:
+    """Every pool kind by name: built-ins plus entry points (one instance each)."""
+    found: dict[str, type[PoolKind]] = dict(BUILTINS)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        cls = ep.load()
+        name = getattr(cls, "name", None)
+        if not (isinstance(cls, type) and issubclass(cls, PoolKind)) or name != ep.name:
+            raise KindRegistryError(
+                f"entry point {ep.name!r} ({ep.value}) must name a PoolKind whose name is "
+                f"{ep.name!r}, got {name!r}"
+            )
+        if name in found and found[name] is not cls:
+            raise KindRegistryError(
+                f"pool kind {name!r} is registered twice: {found[name].__module__} and "
+                f"{cls.__module__}"
+            )
+        found[name] = cls
+    return {name: cls() for name, cls in found.items()}
+
+
+def kind_of(pool: PoolConfig) -> PoolKind:
+    """The kind of a (validated) pool."""
+    return discover()[pool.kind]
+
+
+def limits_of(pool: PoolConfig, default_location: str) -> PoolLimits:
+    """What the core is told of a pool: its configured limits as its kind adjusts them."""
+    return kind_of(pool).limits(pool, pool.limits(default_location))
+
+
+__all__ = [
+    "BUILTINS",
+    "ENTRY_POINT_GROUP",
+    "KindActuator",
+    "KindContext",
+    "KindRegistryError",
+    "PlanInput",
+    "PoolKind",
+    "Preflight",
+    "ScaleIn",
+    "discover",
+    "kind_of",
+    "limits_of",
+]

@@ -1,0 +1,119 @@
+"""What a pool kind is: the one place that knows how a kind of pool is validated, planned,
+acted on and replayed.
+
+A kind is a small class registered by name (``scaler.kinds.discover``), like a policy:
+
+* ``problems(at, pool, config)`` — what the kind needs of its config (key paths and values);
+* ``plan(...)`` — the **pure** planner that turns the core's ``Decision`` into what will really
+  happen and the writes that make it happen (``InstancePlan``); the daemon, the simulator/demo
+  and the backtest all call this same method;
+* ``actuator(ctx)`` — the adapter that observes and changes pools of this kind (imports its
+  adapters lazily, so that the backtest and the core never load an SDK);
+* ``replay_mode(pool)`` — how the backtest's minute model treats its scale-in (``drop``,
+  ``drain`` or ``idle``; see ``scaler.backtest.engine``);
+* ``limits(pool, limits)`` — kind-specific adjustments of what the core is told.
+
+Adding a kind is one new module and its registration (the ``cvi_autoscaler.kinds`` entry-point
+group, or ``BUILTINS``); nothing in the daemon, the config, the adapters or the backtest switches
+on a kind's name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+
+from scaler.core.types import Decision, MetricReading, PoolLimits
+from scaler.core.victims import DrainState, InstanceActions, InstancePlan
+
+if TYPE_CHECKING:
+    from scaler.config import Config, PoolConfig
+    from scaler.ports import Clock, PoolStatus, ResizeHandle
+
+ScaleIn = Literal["drop", "drain", "idle"]
+"""How a kind's scale-in treats busy instances in the backtest (see ``scaler.backtest.engine``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Preflight:
+    """What a check of a pool against the live platform found at start-up or on reload.
+
+    An error refuses the pool (``run``/``once`` exit 2 naming it; a reload is rejected); a
+    warning is logged and the pool runs."""
+
+    errors: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+class KindActuator(Protocol):
+    """Observes and changes the pools of one kind."""
+
+    def observe(self, pool: PoolConfig) -> PoolStatus: ...
+
+    def apply(self, pool: PoolConfig, actions: InstanceActions) -> ResizeHandle: ...
+
+    def preflight(self, pool: PoolConfig) -> Preflight: ...
+
+    def member_names(self, pool: PoolConfig) -> Sequence[str] | None:
+        """Names of the pool's members as last observed (``vm-set``: its VMs, for the node
+        metric); ``None`` for kinds whose metric source attributes load itself."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class KindContext:
+    """What an actuator factory may use: the config, the clock and the process's clients.
+
+    ``compute`` is the Azure compute adapter, ``pexip`` the Management Node client (``None``
+    without ``[pexip] url``); typed loosely here so this module imports no adapter.
+    """
+
+    config: Config
+    clock: Clock
+    compute: Any
+    pexip: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanInput:
+    """Everything a planner sees of one pool at one tick (all observed, nothing fetched)."""
+
+    pool: PoolConfig
+    decision: Decision
+    status: PoolStatus
+    reading: MetricReading | None
+    state: DrainState
+    now: float
+
+
+class PoolKind:
+    """Base of the pool kinds: a whole-pool resize unless a kind says otherwise."""
+
+    name: ClassVar[str] = ""
+    needs_pexip: ClassVar[bool] = False
+    """Whether pools of this kind need ``[pexip] url`` (the Management Node)."""
+    node_metric: ClassVar[bool] = False
+    """Whether the pool's load is Conferencing Node load (HD calls per node, optionally of
+    whole system locations: ``metric.locations``) rather than Teams calls per instance."""
+
+    def problems(self, at: str, pool: PoolConfig, config: Config) -> list[str]:
+        """Config problems of one pool (``at`` is its key path, e.g. ``pools[2]``)."""
+        return []
+
+    def limits(self, pool: PoolConfig, limits: PoolLimits) -> PoolLimits:
+        """What the core is told of the pool (adjusted per kind where the platform says so)."""
+        return limits
+
+    def plan(self, given: PlanInput) -> InstancePlan:
+        """The decision as it will happen and its writes; by default a capacity write."""
+        d = given.decision
+        capacity = d.desired if d.desired != d.current else None
+        return InstancePlan(d, InstanceActions(capacity=capacity), DrainState())
+
+    def replay_mode(self, pool: PoolConfig) -> ScaleIn:
+        return "drop"
+
+    def actuator(self, ctx: KindContext) -> KindActuator | None:
+        """The adapter for this kind, or ``None`` when its dependencies are not configured."""
+        return None

@@ -1,0 +1,321 @@
+"""Kind ``vmss``: a scale set resized through ``sku.capacity`` — call-safe with ``drain``.
+
+Without ``drain`` a scale-in is a capacity PATCH and Azure picks and deletes instances at once
+(the scale set's own scale-in policy; no draining — DESIGN §1.1). With ``drain`` (on by default
+with the ``pexip`` metric source, which splits calls per instance) the planner below removes only
+instances known to carry no call, deleted by id (``deleteInstances``), and protects the busy ones
+from anybody's scale-in while a removal waits (``WaitingForIdle``).
+
+Known calls per instance come from the pool's reading: Pexip's ``call_count`` per Teams Connector
+instance, or an Azure Monitor metric split by ``VMName``. Without the Azure Event Hub Pexip lists
+an instance in ``status/v1/teamsnode/`` only while a Teams call is in progress
+(docs.pexip.com/admin/teams_status.htm), so — for such a reading (``unlisted_is_idle``) — an
+instance the scale set itself lists as running and Pexip does not list carries no call; an
+instance the scale set does not list as running is never assumed idle.
+
+When ``max_drain_minutes`` has passed, the rest of the scale-in goes ahead (``DrainTimedOut``),
+but an instance with known calls is never removed while one of unknown or zero load remains.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from scaler.core.types import Decision, MetricStatus, Reason
+from scaler.core.victims import (
+    DrainState,
+    Instance,
+    InstanceActions,
+    InstancePlan,
+    amend,
+    id_key,
+    label,
+    neg_id_key,
+    with_loads,
+)
+from scaler.kinds.base import KindActuator, KindContext, PlanInput, PoolKind, Preflight, ScaleIn
+
+if TYPE_CHECKING:
+    from scaler.adapters.azure import AzureCompute
+    from scaler.adapters.azure_instances import AzureScaleSetInstances
+    from scaler.adapters.pexip import PexipClient
+    from scaler.config import Config, PoolConfig
+    from scaler.ports import PoolStatus, ResizeHandle
+
+
+def drain_enabled(pool: PoolConfig) -> bool:
+    """Whether scale-in of this pool removes only idle instances, by id: ``drain`` when set,
+    else on with the ``pexip`` source (per-instance call counts)."""
+    if pool.drain is not None:
+        return pool.drain
+    return pool.metric.source == "pexip"
+
+
+class Vmss(PoolKind):
+    name = "vmss"
+
+    def problems(self, at: str, pool: PoolConfig, config: Config) -> list[str]:
+        out = []
+        if not pool.resource_id:
+            out.append(f"{at}.resource_id: required for kind 'vmss', got ''")
+        if pool.teams_proxy:
+            out.append(
+                f"{at}.teams_proxy: only for kind 'pexip-teams' (a vmss pool is resized "
+                f"through the scale set), got {pool.teams_proxy!r}"
+            )
+        if pool.max_drain_minutes is not None and not drain_enabled(pool):
+            out.append(
+                f"{at}.max_drain_minutes: only with drain (a plain vmss pool does not wait "
+                f"for calls), got {pool.max_drain_minutes:g}"
+            )
+        return out
+
+    def plan(self, given: PlanInput) -> InstancePlan:
+        if not drain_enabled(given.pool) or given.status.instances is None:
+            return super().plan(given)
+        reading = given.reading
+        loads = dict(reading.by_instance) if reading is not None else {}
+        unlisted_idle = bool(
+            reading is not None and reading.status is MetricStatus.OK and reading.unlisted_is_idle
+        )
+        instances = with_loads(given.status.instances, loads, unlisted_idle=unlisted_idle)
+        max_drain = given.pool.max_drain_minutes
+        return plan_drain(
+            decision=given.decision,
+            instances=instances,
+            state=given.state,
+            now=given.now,
+            max_drain_seconds=max_drain * 60.0 if max_drain else None,
+        )
+
+    def replay_mode(self, pool: PoolConfig) -> ScaleIn:
+        return "idle" if drain_enabled(pool) else "drop"
+
+    def actuator(self, ctx: KindContext) -> KindActuator | None:
+        from scaler.adapters.azure_instances import AzureScaleSetInstances
+
+        return VmssActuator(ctx.compute, AzureScaleSetInstances(ctx.compute), pexip=ctx.pexip)
+
+
+def choose_victims(
+    instances: Sequence[Instance], count: int, *, exclude: frozenset[str] = frozenset()
+) -> tuple[str, ...]:
+    """Up to ``count`` ids of allocated instances known to carry no calls.
+
+    Never an instance with calls or with an unknown load, never one protected by someone else
+    (``protected`` and not in ``exclude``) or in someone else's maintenance. Among the idle, the
+    youngest go first (an instance still booting has never taken a call), then the highest id.
+    """
+    if count <= 0:
+        return ()
+    idle = [
+        i
+        for i in instances
+        if i.allocated and i.idle and not i.maintenance and (not i.protected or i.id in exclude)
+    ]
+    idle.sort(key=lambda i: (-(i.started_at or 0.0), neg_id_key(i.id)))
+    return tuple(i.id for i in idle[:count])
+
+
+def plan_drain(
+    *,
+    decision: Decision,
+    instances: Sequence[Instance],
+    state: DrainState,
+    now: float,
+    max_drain_seconds: float | None = None,
+) -> InstancePlan:
+    """Refine a drain-aware pool's decision into call-safe per-instance actions.
+
+    * scale-out: a capacity write (new instances have no calls to lose); protection the daemon
+      set earlier is released;
+    * scale-in: delete idle instances by id; for the rest, hold and say ``WaitingForIdle``
+      while busy instances stay protected from anybody's scale-in; after ``max_drain_seconds``
+      of waiting (``None``: never), remove more — instances of unknown load first (they may
+      well be idle), those with known calls only when no other is left, least loaded first
+      (``DrainTimedOut``);
+    * hold: release whatever protection the daemon set.
+
+    A decision that holds because a resize is in flight is passed through untouched.
+    """
+    current, desired = decision.current, decision.desired
+    live = {i.id for i in instances}
+    ours = frozenset(state.protected & live)
+    if decision.reason is Reason.RESIZE_IN_FLIGHT:
+        return InstancePlan(decision, InstanceActions(), DrainState(state.pending_since, ours))
+    if desired >= current:
+        actions = InstanceActions(
+            capacity=desired if desired > current else None, unprotect=tuple(sorted(ours))
+        )
+        return InstancePlan(decision, actions, DrainState(None, frozenset()))
+
+    need = current - desired
+    victims = list(choose_victims(instances, need, exclude=ours))
+    short = need - len(victims)
+    pending_since = (
+        (state.pending_since if state.pending_since is not None else now) if short else None
+    )
+    forced: list[str] = []
+    if (
+        short
+        and max_drain_seconds is not None
+        and pending_since is not None
+        and now - pending_since >= max_drain_seconds
+    ):
+        rest = [
+            i
+            for i in instances
+            if i.allocated
+            and i.id not in victims
+            and not i.maintenance
+            and (not i.protected or i.id in ours)
+        ]
+        # unknown load before known calls: an instance with calls is never removed while one
+        # of unknown (or zero) load remains
+        rest.sort(
+            key=lambda i: (
+                (0, 0.0) if i.calls is None else (1, i.calls),
+                id_key(i.id),
+            )
+        )
+        forced = [i.id for i in rest[:short]]
+        victims += forced
+        short -= len(forced)
+        pending_since = pending_since if short else None
+
+    removed = set(victims)
+    busy_ids = [
+        i.id
+        for i in instances
+        if i.allocated and i.id not in removed and not i.idle and not i.protected
+    ]
+    protect = tuple(sorted(busy_ids)) if short else ()
+    still_ours = (ours - removed) | set(protect)
+    unprotect = () if short else tuple(sorted(ours - removed))
+    if not short:
+        still_ours = frozenset()
+    achieved = current - len(victims)
+    out = decision
+    if forced:
+        known = [i for i in instances if i.id in set(forced)]
+        dropped = sum(i.calls or 0.0 for i in known if i.calls is not None)
+        unknown = sum(1 for i in known if i.calls is None)
+        waited = now - (state.pending_since or now)
+        out = amend(
+            decision,
+            achieved,
+            Reason.DRAIN_TIMED_OUT,
+            f"waited {waited:.0f} s for idle instances; removing {', '.join(forced)} "
+            f"({dropped:g} calls" + (f"; {unknown} of unknown load)" if unknown else ")"),
+        )
+    elif short:
+        busy_desc = ", ".join(
+            f"{label(i)}={'?' if i.calls is None else f'{i.calls:g}'}"
+            for i in instances
+            if i.allocated and i.id not in removed and not i.idle
+        )
+        waited = now - (pending_since or now)
+        out = amend(
+            decision,
+            achieved,
+            Reason.WAITING_FOR_IDLE,
+            f"{short} of {need} instances to remove still carry calls ({busy_desc}); "
+            f"waiting {waited:.0f} s so far",
+        )
+    actions = InstanceActions(
+        protect=protect,
+        unprotect=unprotect,
+        remove=tuple(sorted(victims, key=id_key)),
+        forced=tuple(sorted(forced, key=id_key)),
+    )
+    return InstancePlan(out, actions, DrainState(pending_since, frozenset(still_ours)))
+
+
+class VmssActuator:
+    """Capacity PATCH of the scale set; drain-aware pools also get the instance view and act
+    per instance (protection, deletion by id).
+
+    Right before ``deleteInstances`` the calls of the instances to remove are read once more
+    from the Management Node (when the pool's source is Pexip): an instance that took a call
+    since the tick's read is left out (it is removed on a later tick, once idle). Instances the
+    planner removes deliberately after ``max_drain_minutes`` (``forced``) are not re-checked.
+    """
+
+    def __init__(
+        self,
+        compute: AzureCompute,
+        instances: AzureScaleSetInstances,
+        *,
+        pexip: PexipClient | None = None,
+    ) -> None:
+        self._compute = compute
+        self._instances = instances
+        self._pexip = pexip
+
+    def observe(self, pool: PoolConfig) -> PoolStatus:
+        import dataclasses
+
+        status = self._compute.observe(pool)
+        if not drain_enabled(pool):
+            return status
+        return dataclasses.replace(status, instances=tuple(self._instances.list(pool)))
+
+    def member_names(self, pool: PoolConfig) -> Sequence[str] | None:
+        return None
+
+    def preflight(self, pool: PoolConfig) -> Preflight:
+        return Preflight()
+
+    def apply(self, pool: PoolConfig, actions: InstanceActions) -> ResizeHandle:
+        from scaler.adapters.handles import AllOf
+
+        if actions.protect:
+            self._instances.set_protection(pool, actions.protect, True)
+        if actions.unprotect:
+            self._instances.set_protection(pool, actions.unprotect, False)
+        handles: list[ResizeHandle] = []
+        remove = self._recheck(pool, actions)
+        if remove:
+            handles.append(self._instances.delete(pool, remove))
+        if actions.capacity is not None:
+            handles.append(self._compute.resize(pool, actions.capacity))
+        return AllOf(handles)
+
+    def _recheck(self, pool: PoolConfig, actions: InstanceActions) -> tuple[str, ...]:
+        """The instances still safe to delete, by a fresh read of their calls (Pexip only)."""
+        if not actions.remove or self._pexip is None or pool.metric.source != "pexip":
+            return actions.remove
+        from scaler.errors import AdapterError
+
+        try:
+            busy = _busy_names(self._pexip, pool)
+        except AdapterError:
+            busy = None
+        if busy is None:  # the fresh read failed: remove nothing that was not forced
+            return actions.forced
+        forced = set(actions.forced)
+        instances = {i.id: i for i in self._instances.list(pool)}
+        keep: list[str] = []
+        for iid in actions.remove:
+            inst = instances.get(iid)
+            names = {n.lower() for n in (iid, *(inst.names if inst else ()))}
+            if iid in forced or not (names & busy):
+                keep.append(iid)
+        return tuple(keep)
+
+
+def _busy_names(client: PexipClient, pool: PoolConfig) -> set[str] | None:
+    """Lower-case names of the pool's Teams Connector instances that carry a call or whose
+    count cannot be trusted, from a fresh ``status/v1/teamsnode/`` read."""
+    from scaler.adapters.pexip import scale_set_matches
+
+    busy: set[str] = set()
+    for node in client.teams_nodes():
+        if not scale_set_matches(node, pool):
+            continue
+        calls = node.call_count
+        if calls is None or not math.isfinite(calls) or calls != 0:
+            busy.add(node.name.lower())
+    return busy
