@@ -9,14 +9,18 @@ literals when they parse as one (``12``, ``true``, ``"x"``) and as plain strings
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import os
 import re
+import ssl
+import stat
 import tomllib
-from collections.abc import Mapping
+import types
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlparse
 
 from pydantic import (
@@ -50,12 +54,31 @@ _VMSS_ID = re.compile(
     r"/providers/Microsoft\.Compute/virtualMachineScaleSets/(?P<name>[-\w._]+)$",
     re.IGNORECASE,
 )
+MAX_INSTANCES = 1000
+"""Largest ``min``/``max`` of a pool: a scale set's documented maximum size."""
+
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _NAME = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,62}$")
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _pem_bundle(v: Path | None) -> Path | None:
+    """A ``ca_bundle`` must be a file of PEM certificates, checked the way the clients will
+    load it, so that ``validate`` fails rather than the first HTTPS call at run time."""
+    if v is None:
+        return v
+    if not v.is_file():
+        raise ValueError("file not found" if not v.exists() else "not a regular file")
+    try:
+        ssl.create_default_context().load_verify_locations(cafile=str(v))
+    except ssl.SSLError as exc:
+        raise ValueError(f"not a PEM certificate bundle ({exc.reason or exc})") from exc
+    except OSError as exc:
+        raise ValueError(f"cannot read ({exc.strerror})") from exc
+    return v
 
 
 class DaemonConfig(_Strict):
@@ -65,13 +88,26 @@ class DaemonConfig(_Strict):
     dry_run: bool = False
     shutdown_deadline_seconds: float = Field(default=20.0, gt=0.0, le=600.0)
     """SIGTERM to exit, at most; keep below systemd's ``TimeoutStopSec``."""
-    once_wait_seconds: float = Field(default=900.0, ge=0.0)
+    once_wait_seconds: float = Field(default=900.0, ge=0.0, le=86400.0)
     """``once`` waits this long for its resizes to finish before reporting."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
     state_dir: Path | None = None
     """Where the state file lives; empty: ``$STATE_DIRECTORY`` (systemd's ``StateDirectory``),
     and no local state when neither is set."""
+
+    @field_validator("state_dir")
+    @classmethod
+    def _directory(cls, v: Path | None) -> Path | None:
+        # It may not exist yet (the state file's save creates it), but neither it nor the
+        # nearest existing parent may be anything but a directory.
+        probe = v
+        while probe is not None and not probe.exists():
+            probe = None if probe.parent == probe else probe.parent
+        if v is not None and probe is not None and not probe.is_dir():
+            where = "is" if probe == v else f"is inside {str(probe)!r}, which is"
+            raise ValueError(f"must be a directory; it {where} a file")
+        return v
 
 
 class HttpConfig(_Strict):
@@ -98,9 +134,9 @@ class HaConfig(_Strict):
     lease_seconds: int = Field(default=30, ge=15, le=60)
     """Blob lease period (Azure allows 15–60 s); a standby takes over about this long after
     the leader stops renewing."""
-    renew_seconds: float | None = Field(default=None, gt=0.0)
+    renew_seconds: float | None = Field(default=None, gt=0.0, le=60.0)
     """How often the leader renews; empty: a third of ``lease_seconds``."""
-    margin_seconds: float = Field(default=3.0, ge=0.0)
+    margin_seconds: float = Field(default=3.0, ge=0.0, le=60.0)
     """Leadership is trusted only until last renewal + lease − margin (clock drift, latency)."""
     identity: str = ""
     """This replica's name in logs and the lease blob; empty: ``hostname:pid``."""
@@ -137,7 +173,7 @@ class AzureConfig(_Strict):
     ca_bundle: Path | None = None
     timeout_seconds: float = Field(default=30.0, gt=0.0, le=600.0)
     retry_total: int = Field(default=3, ge=0, le=10)
-    polling_interval_seconds: float | None = Field(default=None, ge=0.0)
+    polling_interval_seconds: float | None = Field(default=None, ge=0.0, le=3600.0)
     """LRO polling interval when Azure sends no ``Retry-After``; empty: the SDK's default."""
 
     @field_validator("subscription_id")
@@ -157,9 +193,7 @@ class AzureConfig(_Strict):
     @field_validator("ca_bundle")
     @classmethod
     def _exists(cls, v: Path | None) -> Path | None:
-        if v is not None and not v.is_file():
-            raise ValueError("file not found")
-        return v
+        return _pem_bundle(v)
 
     @property
     def is_public_cloud(self) -> bool:
@@ -218,12 +252,17 @@ class PexipConfig(_Strict):
             raise ValueError("must be an https:// URL")
         return v.rstrip("/")
 
-    @field_validator("password_file", "ca_bundle")
+    @field_validator("password_file")
     @classmethod
     def _file_exists(cls, v: Path | None) -> Path | None:
         if v is not None and not v.is_file():
             raise ValueError("file not found")
         return v
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca_bundle(cls, v: Path | None) -> Path | None:
+        return _pem_bundle(v)
 
     def publish_endpoint(self, location: str) -> str:
         template = self.publish_url or "https://{location}.monitoring.azure.com"
@@ -337,8 +376,11 @@ class PoolConfig(_Strict):
     vcpus_per_instance: int = Field(ge=1, le=1024)
     quota_family: str = Field(min_length=1)
     calls_per_instance: float = Field(default=15.0, gt=0.0, le=10000.0)
-    min: int = Field(ge=0)
-    max: int = Field(ge=0)
+    # A scale set holds at most 1,000 VMs ("you can create Azure virtual machine scale sets
+    # with a capacity of up to 1,000 VMs", https://learn.microsoft.com/en-us/azure/
+    # virtual-machine-scale-sets/virtual-machine-scale-sets-placement-groups).
+    min: int = Field(ge=0, le=MAX_INSTANCES)
+    max: int = Field(ge=0, le=MAX_INSTANCES)
     boot_minutes: float = Field(default=20.0, ge=0.0, le=240.0)
     priority: int = 0
     metric: MetricConfig = MetricConfig()
@@ -456,6 +498,7 @@ class Config(_Strict):
     def _cross_checks(self) -> Config:
         problems: list[str] = []
         seen: dict[str, int] = {}
+        scale_sets: dict[str, int] = {}
         for i, pool in enumerate(self.pools):
             if pool.name in seen:
                 problems.append(
@@ -463,6 +506,20 @@ class Config(_Strict):
                     f"got {pool.name!r}"
                 )
             seen.setdefault(pool.name, i)
+            if pool.resource_id:
+                # Two pools on one scale set would fight over its capacity.
+                first = scale_sets.setdefault(pool.resource_id.lower(), i)
+                if first != i:
+                    problems.append(
+                        f"pools[{i}].resource_id: same scale set as pools[{first}], "
+                        f"got {pool.resource_id!r}"
+                    )
+            floor = pool.behavior.missing_data_floor
+            if floor is not None and floor > pool.max:
+                problems.append(
+                    f"pools[{i}].behavior.missing_data_floor: above the pool's max "
+                    f"({pool.max}), got {floor}"
+                )
             if not (pool.location or self.azure.location):
                 problems.append(f"pools[{i}].location: required when azure.location is empty")
             problems.extend(_kind_problems(i, pool, self))
@@ -558,15 +615,62 @@ def load_config(
     """Read, override from the environment, validate and build the policies. Raises
     ``ConfigError`` listing every problem found."""
     path = Path(path)
+    text = read_config_text(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    except RecursionError as exc:
+        raise ConfigError(f"{path}: not valid TOML (arrays or tables nested too deeply)") from exc
+    return parse_config(raw, environ=environ, dry_run=dry_run)
+
+
+MAX_CONFIG_BYTES = 1 << 20
+"""A configuration is a few kilobytes; a file beyond 1 MiB is not one (and ``/dev/zero`` never
+ends)."""
+
+
+def read_config_text(path: Path) -> str:
+    """The text of a configuration file: a regular file of at most ``MAX_CONFIG_BYTES``, in
+    UTF-8. Every failure is a ``ConfigError`` naming the file, so start-up exits 2 and a SIGHUP
+    reload is rejected rather than crashing the daemon."""
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; no effect on regular files.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: file not found") from exc
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
-    return parse_config(raw, environ=environ, dry_run=dry_run)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            what = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+            raise ConfigError(f"{path}: {what}; the configuration must be a regular file")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_CONFIG_BYTES:
+            chunk = os.read(fd, MAX_CONFIG_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
+    finally:
+        os.close(fd)
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than the limit of {MAX_CONFIG_BYTES} bytes (1 MiB)")
+    data = b"".join(chunks)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start} "
+            f"(line {line}, column {column})"
+        ) from exc
+    return text.removeprefix("\ufeff")
 
 
 def parse_config(
@@ -575,26 +679,35 @@ def parse_config(
     environ: Mapping[str, str] | None = None,
     dry_run: bool | None = None,
 ) -> Config:
-    """Validate an already-parsed TOML document (see ``load_config``)."""
+    """Validate an already-parsed TOML document (see ``load_config``).
+
+    Problems name the key path, the environment variable that set it (when one did) and the
+    bad value, except for unknown keys and keys that look secret, whose values never appear."""
     from policies import RegistryError, build, discover
 
-    data = apply_env_overrides(raw, os.environ if environ is None else environ)
+    sources: dict[tuple[str | int, ...], str] = {}
+    data = apply_env_overrides(raw, os.environ if environ is None else environ, sources=sources)
     if dry_run:
         data.setdefault("daemon", {})
         if isinstance(data["daemon"], dict):
             data["daemon"]["dry_run"] = True
     try:
-        config = Config.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc)) from exc
-    except ConfigError:
-        raise
-
-    try:
         registry = discover()
     except RegistryError as exc:
         raise ConfigError(f"policies: {exc}") from exc
-    problems: list[str] = []
+    except Exception as exc:  # a third-party entry point that fails to import
+        raise ConfigError(
+            f"policies: a policy entry point failed to load ({type(exc).__name__})"
+        ) from exc
+    problems = _number_problems(Config, data, "", registry)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(format_validation_error(exc, model=Config))
+        raise ConfigError(_finish(problems, sources)) from exc
+    except ConfigError as exc:
+        raise ConfigError(_finish([*problems, *exc.problems], sources)) from exc
+
     for i, pool in enumerate(config.pools):
         built: list[ScalingPolicy] = []
         for j, entry in enumerate(pool.policies):
@@ -603,20 +716,129 @@ def parse_config(
             try:
                 built.append(build(entry["type"], options, registry))
             except RegistryError as exc:
-                problems.append(f"{where}.type: {exc}, got {entry['type']!r}")
+                problems.append(f"{where}.type: {exc}, got {_show(entry['type'])}")
             except ValidationError as exc:
-                problems.extend(format_validation_error(exc, prefix=where))
+                model = getattr(registry.get(entry["type"]), "Config", None)
+                problems.extend(format_validation_error(exc, prefix=where, model=model))
+            except (ValueError, TypeError) as exc:
+                problems.append(f"{where}: {exc}")
+            else:
+                problems.extend(_floor_problems(options, where, pool.max))
         names = [p.name for p in built]
         for name in {n for n in names if names.count(n) > 1}:
             problems.append(f"pools[{i}].policies: policy {name!r} is listed twice")
         pool._built = tuple(built)
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(_finish(problems, sources))
     return config
 
 
-def apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    """Return a copy of ``raw`` with ``CVI_AUTOSCALER__A__B=v`` set at ``a.b``."""
+_FLOOR_KEYS = frozenset({"min", "default_min"})
+"""Policy options that are instance floors (``schedule``'s ``default_min`` and profile
+``min``, also inside a ``composite``): one above the pool's ``max`` can never be met."""
+
+
+def _floor_problems(options: Any, where: str, pool_max: int) -> list[str]:
+    out: list[str] = []
+    if isinstance(options, dict):
+        for key, value in options.items():
+            at = f"{where}.{key}"
+            if key in _FLOOR_KEYS and type(value) is int and value > pool_max:
+                out.append(f"{at}: above the pool's max ({pool_max}), got {value}")
+            else:
+                out.extend(_floor_problems(value, at, pool_max))
+    elif isinstance(options, list):
+        for k, value in enumerate(options):
+            out.extend(_floor_problems(value, f"{where}[{k}]", pool_max))
+    return out
+
+
+# -- no booleans where numbers belong -------------------------------------------------------
+# pydantic (lax mode) reads ``true`` as 1 for int and float fields, so ``interval_seconds = true``
+# would mean one second. Strict mode is no cure (it refuses a TOML string for a Path and a TOML
+# array for a tuple), so the document is walked against the models instead: the config's own and
+# every policy's ``Config``, so third-party policies are covered as well.
+
+
+def _members(ann: Any) -> tuple[Any, ...]:
+    """The alternatives of an annotation, ``Annotated`` and unions flattened."""
+    origin = get_origin(ann)
+    if origin is Annotated:
+        return _members(get_args(ann)[0])
+    if origin is Union or origin is types.UnionType:
+        return tuple(m for a in get_args(ann) for m in _members(a))
+    return (ann,)
+
+
+def _model_in(ann: Any) -> type[BaseModel] | None:
+    for m in _members(ann):
+        if isinstance(m, type) and issubclass(m, BaseModel):
+            return m
+    return None
+
+
+def _item_of(ann: Any) -> Any:
+    """The element annotation of a list or tuple annotation (None when not one)."""
+    for m in _members(ann):
+        if get_origin(m) in (list, tuple, Sequence) and get_args(m):
+            return get_args(m)[0]
+    return None
+
+
+def _field_of(model: type[BaseModel], key: str) -> Any:
+    field = model.model_fields.get(key)
+    if field is None:
+        field = next((f for f in model.model_fields.values() if f.alias == key), None)
+    return field
+
+
+def _number_problems(
+    model: type[BaseModel], data: Any, path: str, registry: Mapping[str, Any]
+) -> list[str]:
+    if not isinstance(data, dict):
+        return []
+    out: list[str] = []
+    for key, value in data.items():
+        field = _field_of(model, str(key))
+        if field is not None:
+            out.extend(_number_check(field.annotation, value, _join(path, key), registry))
+    return out
+
+
+def _number_check(ann: Any, value: Any, path: str, registry: Mapping[str, Any]) -> list[str]:
+    if isinstance(value, bool):
+        members = _members(ann)
+        wants_bool = any(m is bool or m is Any for m in members)
+        if not wants_bool and any(m is int or m is float for m in members):
+            return [f"{path}: must be a number, not a boolean, got {_show(value)}"]
+        return []
+    if isinstance(value, dict):
+        sub = _model_in(ann)
+        if sub is None and isinstance(value.get("type"), str):  # a policy table
+            sub = getattr(registry.get(value["type"]), "Config", None)
+        return _number_problems(sub, value, path, registry) if sub else []
+    item = _item_of(ann)
+    if isinstance(value, list) and item is not None:
+        return [
+            p for k, v in enumerate(value) for p in _number_check(item, v, f"{path}[{k}]", registry)
+        ]
+    return []
+
+
+def _join(path: str, key: object) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else str(key)
+
+
+def apply_env_overrides(
+    raw: dict[str, Any],
+    environ: Mapping[str, str],
+    *,
+    sources: dict[tuple[str | int, ...], str] | None = None,
+) -> dict[str, Any]:
+    """Return a copy of ``raw`` with ``CVI_AUTOSCALER__A__B=v`` set at ``a.b``; ``sources``,
+    when given, receives the key path each variable set (so errors can name the variable)."""
     data: dict[str, Any] = json.loads(json.dumps(raw, default=str))
     for key in sorted(environ):
         if not key.startswith(ENV_PREFIX):
@@ -625,6 +847,7 @@ def apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict
         if not parts:
             continue
         node: Any = data
+        loc: list[str | int] = []
         for depth, part in enumerate(parts):
             last = depth == len(parts) - 1
             value: Any = _env_value(environ[key]) if last else {}
@@ -633,17 +856,21 @@ def apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict
                     raise ConfigError(
                         f"{key}: no list item {part!r} at {'.'.join(parts[:depth]) or 'top'}"
                     )
+                loc.append(int(part))
                 if last:
                     node[int(part)] = value
                 else:
                     node = node[int(part)]
             elif isinstance(node, dict):
+                loc.append(part)
                 if last:
                     node[part] = value
                 else:
                     node = node.setdefault(part, value)
             else:
                 raise ConfigError(f"{key}: {'.'.join(parts[:depth])} is not a table")
+        if sources is not None:
+            sources[tuple(loc)] = key
     return data
 
 
@@ -654,8 +881,14 @@ def _env_value(text: str) -> Any:
         return text
 
 
-def format_validation_error(exc: ValidationError, *, prefix: str = "") -> list[str]:
-    """pydantic's errors as ``key.path[i].name: message, got value`` lines."""
+def format_validation_error(
+    exc: ValidationError, *, prefix: str = "", model: type[BaseModel] | None = None
+) -> list[str]:
+    """pydantic's errors as ``key.path[i].name: message, got value`` lines.
+
+    The value is left out for unknown keys (a misspelt secret key must not echo its secret) and
+    for keys that look secret; an unknown key gets the nearest known key of ``model`` (the model
+    validated) as a suggestion."""
     lines = []
     for err in exc.errors():
         path = prefix
@@ -664,21 +897,84 @@ def format_validation_error(exc: ValidationError, *, prefix: str = "") -> list[s
                 path += f"[{part}]"
             else:
                 path += f".{part}" if path else str(part)
+        where = path or "(top)"
         msg = str(err["msg"])
         for lead in ("Value error, ", "Assertion failed, "):
             if msg.startswith(lead):
                 msg = msg[len(lead) :]
         if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif err["type"] == "missing":
-            lines.append(f"{path or '(top)'}: required key is missing")
+            lines.append(f"{where}: unknown key{_suggest(model, err['loc'])}")
+            continue
+        if err["type"] == "missing":
+            lines.append(f"{where}: required key is missing")
             continue
         msg = msg[:1].lower() + msg[1:]
-        lines.append(f"{path or '(top)'}: {msg}, got {_show(err.get('input'))}")
+        names = [p for p in err["loc"] if isinstance(p, str)]
+        lines.append(f"{where}: {msg}, got {_show(err.get('input'), names[-1] if names else '')}")
     return lines
 
 
-def _show(value: Any) -> str:
+def _suggest(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> str:
+    """`` (did you mean 'x'?)`` for an unknown key at ``loc`` of ``model``, or nothing."""
+    for part in loc[:-1]:
+        if model is None:
+            return ""
+        if isinstance(part, int):
+            continue  # list items: the model was found from the list's annotation already
+        field = _field_of(model, part)
+        if field is None:
+            return ""
+        ann = field.annotation
+        model = _model_in(ann) or _model_in(_item_of(ann))
+    if model is None or not isinstance(loc[-1], str):
+        return ""
+    known = [f.alias or name for name, f in model.model_fields.items()]
+    close = difflib.get_close_matches(loc[-1].lower(), known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+_SECRET_KEY = re.compile(
+    r"pass(word|wd|phrase)?|secret|token|(^|_)keys?($|_)|connection_?string|conn_?str"
+    r"|(^|_)sas($|_)|signature|credentials?_value|private",
+    re.IGNORECASE,
+)
+"""Key names whose values are never shown (``password``, ``api_key``, ``connection_string``…)."""
+
+_SECRET_VALUE = re.compile(
+    r"AccountKey=|SharedAccessKey|SharedAccessSignature|(^|[?&;])sig=|password=|pwd="
+    r"|Bearer\s|-----BEGIN|eyJ[\w-]{8,}\.",
+    re.IGNORECASE,
+)
+"""Values that look like a credential whatever their key (a connection string, a SAS, a JWT)."""
+
+_SECRET_PAIR = re.compile(
+    r"(AccountKey|SharedAccessKey|SharedAccessSignature|sig|password|pwd)=[^;&\s'\"]+",
+    re.IGNORECASE,
+)
+_HIDDEN = "(hidden)"
+
+
+def looks_secret(key: str) -> bool:
+    """Whether a key's name says its value is a credential."""
+    return bool(_SECRET_KEY.search(key))
+
+
+def _redact(value: Any, key: str = "") -> Any:
+    if key and looks_secret(key):
+        return _HIDDEN
+    if isinstance(value, str) and _SECRET_VALUE.search(value):
+        return _HIDDEN
+    if isinstance(value, dict):
+        return {k: _redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact(v) for v in value]
+    return value
+
+
+def _show(value: Any, key: str = "") -> str:
+    value = _redact(value, key)
+    if value == _HIDDEN:
+        return _HIDDEN
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     try:
@@ -686,3 +982,21 @@ def _show(value: Any) -> str:
     except (TypeError, ValueError):
         text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+_PATH = re.compile(r"^([A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*|\[\d+\])*):")
+
+
+def _finish(problems: list[str], sources: Mapping[tuple[str | int, ...], str]) -> list[str]:
+    """Name the environment variable behind each problem it caused, and scrub anything that
+    still looks like a credential (a cross-check quoting a URL with a SAS token)."""
+    out = []
+    for line in problems:
+        m = _PATH.match(line)
+        if m and sources:
+            loc = tuple(int(p) if p.isdigit() else p for p in re.findall(r"[^.\[\]]+", m.group(1)))
+            hits = [src for src in sources if loc[: len(src)] == src]
+            if hits:
+                line += f" (from environment variable {sources[max(hits, key=len)]})"
+        out.append(_SECRET_PAIR.sub(lambda p: f"{p.group(1)}={_HIDDEN}", line))
+    return out

@@ -278,7 +278,7 @@ OK = {"days": ["mon"], "from": "08:00", "to": "18:00", "min": 1}
         ),
         (
             {"type": "schedule", "profiles": [{**OK, "mins": 3}]},
-            "pools[0].policies[0].profiles[0].mins: unknown key, got 3",
+            "pools[0].policies[0].profiles[0].mins: unknown key (did you mean 'min'?)",
         ),
     ],
 )
