@@ -134,19 +134,38 @@ def run(config_path: Path, dry_run: bool) -> None:
 @dry_run_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per pool on stdout.")
 def once(config_path: Path, dry_run: bool, as_json: bool) -> None:
-    """One observe → decide → act pass, waiting for the resizes it starts."""
+    """One observe → decide → act pass, waiting for the resizes it starts. With [ha] on it
+    writes only while holding the leader lease: if another replica leads it writes nothing
+    and exits 1 (a dry run never touches the lease)."""
     from scaler.daemon import Daemon
+    from scaler.service import OnceRefused, take_lease_for_once
 
     config = _load(config_path, dry_run)
     configure(config.daemon.log_level, config.daemon.log_format, stream=sys.stderr)
 
     def body(adapters: Any) -> int:
+        leader = None
+        if config.ha.enabled and not config.daemon.dry_run:
+            try:
+                leader = take_lease_for_once(config, adapters.credential)
+            except OnceRefused as refused:
+                click.echo(f"cvi-autoscaler once: {refused}", err=True)
+                return EXIT_FAILURE
+        try:
+            return act(adapters, leader)
+        finally:
+            if leader is not None:
+                leader.stop(release=True)
+                leader.close()
+
+    def act(adapters: Any, leader: Any) -> int:
         daemon = Daemon(
             config=config,
             metrics=adapters.metrics,
             actuator=adapters.compute,
             quota=adapters.compute,
             clock=_clock(),
+            leader=leader,
         )
         outcomes = daemon.tick()
         results = daemon.wait_for_resizes(config.daemon.once_wait_seconds)

@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from scaler.config import Config, PoolConfig
@@ -120,6 +119,7 @@ class Daemon:
         notifier: Notifier | None = None,
         reload_config: Callable[[], Config] | None = None,
         identity: str = "",
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.metrics = metrics
@@ -147,6 +147,15 @@ class Daemon:
         self.pending_drains: dict[str, list[dict[str, Any]]] = {}
         """Per pool, instances picked for removal and not yet removed; persisted as is."""
         self.started_at = clock.now()
+        self.monotonic = monotonic
+        """Seconds on a clock that never steps (health's tick age); the wall ``clock`` feeds
+        decisions only, so a step of the system clock neither stalls nor fakes health."""
+        self._started_mono = monotonic()
+        self._last_tick_mono: float | None = None
+        self.stop_deadline: float | None = None
+        self.period: float | None = None
+        """``run``'s ``period_seconds`` while it runs (the demo's sped-up interval)."""
+        self._followed_at = float("-inf")
         self._reload_requested = threading.Event()
         self._pending_config: Config | None = None
         self._was_leader = False
@@ -465,13 +474,18 @@ class Daemon:
 
     def ticking_healthy(self) -> tuple[bool, float]:
         """Whether the loop has completed a tick within 3 intervals; and the age in seconds.
-        Gates ``/healthz`` and systemd's ``WATCHDOG=1``."""
-        ref = self.last_tick_at if self.last_tick_at is not None else self.started_at
-        age = max(0.0, self.clock.now() - ref)
+        Gates ``/healthz`` and systemd's ``WATCHDOG=1``. The age is on the monotonic clock:
+        after a backward step of the wall clock, a wall-clock age is negative (clamped to 0)
+        and a stuck loop looked healthy for as long as the step; a forward step made a
+        healthy one look stuck."""
+        ref = self._last_tick_mono if self._last_tick_mono is not None else self._started_mono
+        age = max(0.0, self.monotonic() - ref)
         return age <= 3 * self._period(), age
 
     def _period(self) -> float:
-        return getattr(self, "period", None) or self.config.daemon.interval_seconds
+        """Seconds between ticks: ``run``'s ``period_seconds`` (the demo), else the config's
+        (so a reloaded ``interval_seconds`` applies to the next wait)."""
+        return self.period or self.config.daemon.interval_seconds
 
     def status_line(self) -> str:
         """A one-line summary for systemd's ``STATUS=``."""
@@ -496,11 +510,12 @@ class Daemon:
         return Snapshot(saved_at=self.clock.now(), writer=self.identity, pools=pools)
 
     def persist(self) -> None:
-        """Save the state locally, and to the shared blob when this replica leads."""
-        if self.store is not None:
-            self.store.save(
-                self.snapshot(), shared=self.leader is not None and self.role == "leader"
-            )
+        """Save the state locally, and to the shared blob when this replica leads. A dry run
+        saves nothing: run beside production it is an observer, and the state file (same
+        ``StateDirectory``) and the state blob are production's."""
+        if self.store is None or self.dry_run:
+            return
+        self.store.save(self.snapshot(), shared=self.leader is not None and self.role == "leader")
 
     def restore(self) -> None:
         """Load the saved state; without a usable one, hold one down-stabilisation window."""
@@ -515,9 +530,10 @@ class Daemon:
             return
         self._adopt(snap, full=True, now=now)
 
-    def _adopt(self, snap: Snapshot, *, full: bool, now: float) -> None:
+    def _adopt(self, snap: Snapshot, *, full: bool, now: float, following: bool = False) -> None:
         """Take a snapshot's state: all of it at start-up (``full``), or, on becoming leader,
-        the predecessor's scale events, cooldowns, in-flight resizes and drains."""
+        the predecessor's scale events, cooldowns, in-flight resizes and drains; a dry-run
+        observer takes the same from the leader's every new snapshot (``following``)."""
         resumed = []
         for pool in self.config.pools:
             saved = snap.pools.get(pool.name)
@@ -537,12 +553,17 @@ class Daemon:
                 )
             )
             if saved.drains:
-                self.pending_drains[pool.name] = [dict(d) for d in saved.drains]
+                self.pending_drains[pool.name] = DrainState.from_doc(saved.drains[0])
             inflight = saved.inflight
-            if inflight and pool.name not in self.inflight and self._resume(pool, inflight):
+            if (
+                inflight
+                and not self.dry_run  # an observer does not poll the leader's operations
+                and pool.name not in self.inflight
+                and self._resume(pool, inflight)
+            ):
                 resumed.append(pool.name)
-        self.log.info(
-            "state.restored",
+        (self.log.debug if following else self.log.info)(
+            "state.followed" if following else "state.restored",
             saved_at=snap.saved_at,
             writer=snap.writer or None,
             age_seconds=round(now - snap.saved_at, 1),
@@ -565,6 +586,9 @@ class Daemon:
         return True
 
     def _check_promotion(self, now: float) -> None:
+        if self.dry_run:
+            self._follow_leader(now)
+            return
         if self.leader is None:
             return
         leading = self.leader.is_leader()
@@ -573,6 +597,18 @@ class Daemon:
             if snap is not None:
                 self._adopt(snap, full=False, now=now)
         self._was_leader = leading
+
+    def _follow_leader(self, now: float) -> None:
+        """A dry run never records scale events of its own (it writes nothing), so it takes
+        the leader's scale events and cooldowns from the state blob whenever the leader has
+        published a newer one: its decisions then follow the production history."""
+        if self.store is None:
+            return
+        snap = self.store.load_shared(quiet=True)
+        if snap is None or snap.saved_at <= self._followed_at:
+            return
+        self._followed_at = snap.saved_at
+        self._adopt(snap, full=False, now=now, following=True)
 
     def request_reload(self) -> None:
         """SIGHUP: re-read the config soon (the signal handler must not do the work)."""
@@ -634,44 +670,28 @@ class Daemon:
     ) -> bool:
         """Tick every ``period_seconds`` (default ``[daemon] interval_seconds``) until ``stop``
         is set (by a signal) or ``until()`` says so. Returns ``False`` if a tick was still
-        running when the shutdown deadline passed."""
-        from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
-        from apscheduler.schedulers.background import BackgroundScheduler
-        from apscheduler.triggers.interval import IntervalTrigger
+        running when the shutdown deadline passed.
 
-        period = period_seconds or self.config.daemon.interval_seconds
+        The cadence is a loop on the monotonic clock in a thread of its own, not APScheduler's
+        ``IntervalTrigger``: that trigger computes every next run time from the wall clock,
+        so a backward step of the system clock (NTP fixing a drifted clock, a VM restored from
+        a snapshot) postponed the next tick by the size of the step (-1 h: no tick for an
+        hour) while health, read from the same wall clock, stayed green. The wall clock (the
+        ``Clock`` port) feeds decisions only. APScheduler remains the tool for wall-clock,
+        cron-like schedules; a fixed interval needs none of it.
+
+        Stopping is bounded by ``[daemon] shutdown_deadline_seconds`` in all: the loop waits
+        for a running tick for most of it, then saves what it knows (resizes in flight
+        included) and leaves ``stop_deadline`` for the caller to release the lease by. A tick
+        stuck in a slow call is left to die with the process (its thread is a daemon thread);
+        its writes are fenced by ``stopping``."""
         self.period = period_seconds
         notifier = self.notifier
         self.restore()
-
-        def job() -> None:
-            if stop.is_set():
-                return
-            if self.safe_tick() and notifier is not None:
-                status = self.status_line()
-                if notifier.ready_sent:
-                    notifier.send(WATCHDOG="1", STATUS=status)
-                else:
-                    notifier.ready(status)
-            if until is not None and until():
-                stop.set()
-
-        scheduler = BackgroundScheduler(timezone=UTC)
-
-        def overrun(event: Any) -> None:
-            self.log.warning("tick.overrun", period_seconds=period)
-
-        scheduler.add_listener(overrun, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
-        scheduler.add_job(
-            job,
-            IntervalTrigger(seconds=period, timezone=UTC),
-            id="tick",
-            next_run_time=datetime.now(UTC) + timedelta(milliseconds=1),
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=max(1, int(period)),
+        ticker = threading.Thread(
+            target=self._tick_loop, args=(stop, until), name="tick", daemon=True
         )
-        scheduler.start()
+        ticker.start()
         self.log.info(
             "daemon.started",
             pools=[p.name for p in self.config.pools],
@@ -683,10 +703,6 @@ class Daemon:
         try:
             while not stop.wait(0.5):
                 self.check_reload()
-                wanted = period_seconds or self.config.daemon.interval_seconds
-                if wanted != period:
-                    period = wanted
-                    scheduler.reschedule_job("tick", trigger=IntervalTrigger(seconds=period))
                 if (
                     notifier is not None
                     and watchdog_every
@@ -696,14 +712,23 @@ class Daemon:
                     notifier.watchdog()
                     last_ping = time.monotonic()
         finally:
+            deadline = self.config.daemon.shutdown_deadline_seconds
+            self.stop_deadline = time.monotonic() + deadline
             self.stopping.set()
+            stop.set()  # also when leaving by an exception: the tick thread ends too
             if notifier is not None:
                 notifier.stopping(f"stopping; {self.status_line()}")
-            scheduler.shutdown(wait=False)
-        finished = self._tick_lock.acquire(timeout=self.config.daemon.shutdown_deadline_seconds)
-        if finished:
-            self._tick_lock.release()
-        self.persist()  # records resizes still in flight, to resume after the restart
+        # Most of the deadline waits for the tick; a quarter (at most 4 s) is kept for saving
+        # the state and, after ``run`` returns, releasing the lease.
+        reserve = min(4.0, deadline / 4.0)
+        finished = self._tick_lock.acquire(timeout=max(0.0, deadline - reserve))
+        try:
+            # Records resizes still in flight, to resume after the restart; bounded, as the
+            # shared blob may be as slow as whatever held the tick.
+            self._persist_by(self.stop_deadline - reserve / 2.0)
+        finally:
+            if finished:
+                self._tick_lock.release()
         self.log.info(
             "daemon.stopped",
             ticks=self.ticks,
@@ -711,6 +736,63 @@ class Daemon:
             resizes_in_flight=sorted(self.inflight),
         )
         return finished
+
+    def _tick_loop(self, stop: threading.Event, until: Callable[[], bool] | None) -> None:
+        """Start a tick every period on the monotonic clock, one at a time: a tick that
+        overruns its period delays the next to the next period boundary (``tick.overrun``),
+        missed ones are not made up. Waits are short so that a reloaded interval applies at
+        once."""
+        due = time.monotonic()
+        while not stop.is_set():
+            period = self._period()
+            now = time.monotonic()
+            if now < due:
+                stop.wait(min(due - now, 0.5))
+                continue
+            began = now
+            self._loop_tick(stop, until)
+            period = self._period()
+            due = began + period
+            now = time.monotonic()
+            if now >= due:
+                skipped = int((now - due) // period) + 1
+                due += skipped * period
+                self.log.warning(
+                    "tick.overrun",
+                    period_seconds=period,
+                    took_seconds=round(now - began, 3),
+                    skipped=skipped,
+                )
+
+    def _loop_tick(self, stop: threading.Event, until: Callable[[], bool] | None) -> None:
+        if stop.is_set():
+            return
+        if self.safe_tick():
+            self._last_tick_mono = self.monotonic()
+            notifier = self.notifier
+            if notifier is not None:
+                status = self.status_line()
+                if notifier.ready_sent:
+                    notifier.send(WATCHDOG="1", STATUS=status)
+                else:
+                    notifier.ready(status)
+        if until is not None and until():
+            stop.set()
+
+    def _persist_by(self, deadline: float) -> None:
+        """``persist()``, given up at ``deadline`` (``time.monotonic()``); never raises."""
+
+        def save() -> None:
+            try:
+                self.persist()
+            except Exception:
+                self.log.exception("state.save_failed", where="shutdown")
+
+        saver = threading.Thread(target=save, name="persist", daemon=True)
+        saver.start()
+        saver.join(timeout=max(0.0, deadline - time.monotonic()))
+        if saver.is_alive():
+            self.log.error("state.save_timed_out", where="shutdown")
 
 
 def _latest(a: float | None, b: float | None) -> float | None:

@@ -222,20 +222,23 @@ class StateStore:
             return None
         return max(found, key=lambda s: s.saved_at)
 
-    def load_shared(self) -> Snapshot | None:
+    def load_shared(self, *, quiet: bool = False) -> Snapshot | None:
+        """The leader's published snapshot; ``quiet`` leaves "there is none" unlogged (a
+        dry-run observer asks every tick)."""
         if self.shared is None:
             return None
-        found = self._read("blob", self.shared.load, "shared")
+        found = self._read("blob", self.shared.load, "shared", quiet=quiet)
         return found[0] if found else None
 
-    def _read(self, where: str, read: Any, name: str) -> list[Snapshot]:
+    def _read(self, where: str, read: Any, name: str, *, quiet: bool = False) -> list[Snapshot]:
         try:
             data = read()
         except (OSError, AdapterError) as err:
             self.log.warning("state.unreadable", where=where, location=name, error=str(err))
             return []
         if data is None:
-            self.log.info("state.none", where=where, location=name)
+            if not quiet:
+                self.log.info("state.none", where=where, location=name)
             return []
         try:
             return [decode(data)]

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -20,6 +21,12 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from scaler.adapters.sim import SimCloud
+from scaler.config import parse_config
+from scaler.daemon import Daemon as InProcess
+from scaler.state import StateFile, StateStore
+from scaler.traces import Trace
+from tests.conftest import config_doc, pool_table
 from tests.fakeazure import FakeAzure
 
 RG = "cvi"
@@ -284,3 +291,153 @@ def test_a_port_already_in_use_is_a_clear_config_error(setup: dict[str, Any]) ->
         )
     assert done.returncode == 2, done.stdout + done.stderr
     assert f"http.port: cannot listen on 127.0.0.1:{setup['port']}" in done.stderr
+
+
+# -- the loop on its own clock (issue 11: finding 8, and finding 2's SIGTERM part) ------------
+# In process, on the simulator; the adapter blocks on demand like a call that never returns.
+
+
+class SteppedWall:
+    """The ``Clock`` port: the system's wall time, plus the steps an operator or NTP made."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+
+class StuckBlob:
+    """``SharedState`` (the state blob) whose write blocks while ``stuck`` is set, until
+    ``release``: a slow call inside the tick that no read deadline covers."""
+
+    def __init__(self) -> None:
+        self.stuck = threading.Event()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.saved: bytes | None = None
+
+    def load(self) -> bytes | None:
+        return None
+
+    def save(self, data: bytes) -> None:
+        if self.stuck.is_set():
+            self.entered.set()
+            self.release.wait()
+        self.saved = data
+
+
+class Leading:
+    role = "leader"
+
+    def is_leader(self) -> bool:
+        return True
+
+
+def _loop_daemon(tmp: Path, *, deadline: float = 20.0) -> tuple[InProcess, StuckBlob, SteppedWall]:
+    config = parse_config(
+        config_doc(
+            pool_table(  # a platform metric: valid with or without a publisher
+                metric={
+                    "namespace": "Microsoft.Compute/virtualMachineScaleSets",
+                    "name": "Percentage CPU",
+                    "meaning": "percent_of_capacity",
+                }
+            ),
+            daemon={"shutdown_deadline_seconds": deadline, "state_dir": str(tmp / "state")},
+        ),
+        environ={},
+    )
+    wall = SteppedWall()
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=3)
+    trace = Trace(
+        start=start, step_seconds=60, pools=("tc",), calls={"tc": [60.0] * 600}, length=600
+    )
+    cloud = SimCloud(
+        config, trace, clock=wall, quota_limits={"cores": 400, "standardFSv2Family": 400}
+    )
+    blob = StuckBlob()
+    store = StateStore(local=StateFile(tmp / "state"), shared=blob)
+    daemon = InProcess(
+        config=config,
+        metrics=cloud,
+        actuator=cloud,
+        quota=cloud,
+        clock=wall,
+        store=store,
+        leader=Leading(),
+    )
+    return daemon, blob, wall
+
+
+def _until(check: Callable[[], Any], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def test_a_backward_wall_clock_step_neither_stops_ticking_nor_hides_a_stuck_tick(
+    tmp_path: Path,
+) -> None:
+    daemon, blob, wall = _loop_daemon(tmp_path)
+    period = 0.2
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=daemon.run, args=(stop,), kwargs={"period_seconds": period}, daemon=True
+    )
+    thread.start()
+    try:
+        _until(lambda: daemon.ticks >= 2, "the first ticks")
+        wall.offset -= 3600.0  # the system clock steps back one hour
+        seen = daemon.ticks
+        _until(lambda: daemon.ticks >= seen + 3, "ticks after the step")  # ticking goes on
+        assert daemon.ticking_healthy()[0]
+
+        blob.stuck.set()  # a tick blocks in a slow call ...
+        _until(blob.entered.is_set, "the stuck call")
+        wall.offset -= 3600.0  # ... and the wall clock steps back again meanwhile
+        _until(lambda: not daemon.ticking_healthy()[0], "health to see the stuck tick")
+        ok, age = daemon.ticking_healthy()
+        assert not ok and age > 3 * period  # by the monotonic age, whatever the wall says
+
+        stuck_at = daemon.ticks
+        blob.stuck.clear()
+        blob.release.set()
+        _until(lambda: daemon.ticks >= stuck_at + 2, "ticks after the call returned")
+        assert daemon.ticking_healthy()[0]
+    finally:
+        stop.set()
+        blob.release.set()
+        thread.join(10)
+    assert not thread.is_alive()
+
+
+def test_sigterm_with_a_tick_stuck_in_a_slow_call_stops_within_the_deadline(
+    tmp_path: Path,
+) -> None:
+    deadline = 2.0
+    daemon, blob, _wall = _loop_daemon(tmp_path, deadline=deadline)
+    stop = threading.Event()
+    result: list[bool] = []
+    thread = threading.Thread(
+        target=lambda: result.append(daemon.run(stop, period_seconds=0.2)), daemon=True
+    )
+    thread.start()
+    try:
+        _until(lambda: daemon.ticks >= 2, "the first ticks")
+        blob.stuck.set()
+        _until(blob.entered.is_set, "the stuck call")
+        began = time.monotonic()
+        stop.set()  # what the SIGTERM handler does
+        thread.join(deadline + 10)
+        took = time.monotonic() - began
+    finally:
+        blob.release.set()
+    print(f"stop with a stuck tick: returned after {took:.2f} s (deadline {deadline} s)")
+    assert not thread.is_alive()
+    assert result == [False]  # not clean: the tick was left behind
+    assert took <= deadline  # stopped within the deadline, the stuck tick included
+    saved = json.loads((tmp_path / "state" / "state.json").read_text())
+    assert "tc" in saved["pools"]  # what was known is saved

@@ -139,7 +139,16 @@ def _sim(
     clock = ManualClock(START.timestamp() + 10 * 60)
     trace = Trace(start=START, step_seconds=60, pools=("tc",), calls={"tc": calls}, length=180)
     cloud = SimCloud(config, trace, clock=clock)
-    daemon = Daemon(config=config, metrics=cloud, actuator=cloud, quota=cloud, clock=clock, **kw)
+    # On the simulator the manual clock is also the monotonic one: health's tick age is read
+    # from the monotonic clock (a wall-clock step must not fake it).
+    daemon = Daemon(
+        config=config,
+        metrics=cloud,
+        actuator=cloud,
+        quota=cloud,
+        clock=clock,
+        **{"monotonic": clock.now, **kw},
+    )
     return daemon, cloud, clock
 
 

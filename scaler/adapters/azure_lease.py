@@ -161,6 +161,15 @@ class BlobLeader:
                 raise
         self._prepared = True
 
+    def holder(self) -> str | None:
+        """Who holds the lease, as the leader named itself on the lease blob (``_label``);
+        ``None`` when that cannot be read. For messages only: leadership is the lease."""
+        try:
+            props = self._call("lease.holder", self.blob.get_blob_properties)
+        except AdapterError:
+            return None
+        return (props.metadata or {}).get("leader") or None
+
     def _label(self) -> None:
         """Name the leader on the lease blob, for operators looking at the storage account."""
         try:
@@ -188,27 +197,34 @@ class BlobLeader:
             if self._observer is not None:
                 self._observer(operation, outcome, time.perf_counter() - start)
 
-    def stop(self, *, release: bool = True) -> None:
+    def stop(self, *, release: bool = True, budget: float | None = None) -> None:
         """Stop renewing; with ``release`` hand the lease back so a standby takes over at once.
         ``release=False`` is what a crash looks like: the lease runs out on its own. Bounded to
-        a few seconds, as it runs inside systemd's stop timeout: if an attempt is still hanging,
-        the lease is left to run out."""
+        a few seconds, or to ``budget`` seconds (what is left of the shutdown deadline), as it
+        runs inside systemd's stop timeout: if an attempt is still hanging, or the budget is
+        spent, the lease is left to run out."""
         self._stop.set()
+        end = time.monotonic() + (7.0 if budget is None else max(0.0, budget))
+
+        def left(most: float) -> float:
+            return max(0.0, min(most, end - time.monotonic()))
+
         if self._thread is not None:
-            self._thread.join(timeout=2.0)
-        if not self._lock.acquire(timeout=3.0):
+            self._thread.join(timeout=left(2.0))
+        if not self._lock.acquire(timeout=left(3.0)):
             self._valid_until = 0.0
             return
         try:
             held = self.is_leader()
             self._valid_until = 0.0
             self._role = "standby"
-            if release and held:
+            wait = left(2.0)
+            if release and held and wait > 0.1:
                 try:
                     self._call(
                         "lease.release",
                         lambda: self.lease.release(
-                            connection_timeout=2, read_timeout=2, retry_total=0
+                            connection_timeout=wait, read_timeout=wait, retry_total=0
                         ),
                     )
                     self.log.info("leader.released")
@@ -225,9 +241,11 @@ class BlobSharedState:
     """``SharedState``: the daemon's state document as a blob next to the lease blob. Only the
     current leader writes it (checked right before the write)."""
 
-    def __init__(self, leader: BlobLeader, name: str) -> None:
+    def __init__(self, leader: BlobLeader, name: str, *, read_only: bool = False) -> None:
         self._leader = leader
         self._blob = leader.container.get_blob_client(name)
+        self.read_only = read_only
+        """A dry-run observer's view: it reads the leader's state and never writes."""
 
     def load(self) -> bytes | None:
         try:
@@ -239,6 +257,6 @@ class BlobSharedState:
             raise
 
     def save(self, data: bytes) -> None:
-        if not self._leader.is_leader():
+        if self.read_only or not self._leader.is_leader():
             return
         self._leader._call("state.upload", lambda: self._blob.upload_blob(data, overwrite=True))
