@@ -34,6 +34,7 @@ from pydantic import (
     model_validator,
 )
 
+from scaler.core.quota import plausible_family
 from scaler.core.types import Behavior, DirectionBehavior, PoolLimits, ScalingPolicy
 from scaler.errors import ConfigError
 
@@ -175,6 +176,10 @@ class AzureConfig(_Strict):
     retry_total: int = Field(default=3, ge=0, le=10)
     polling_interval_seconds: float | None = Field(default=None, ge=0.0, le=3600.0)
     """LRO polling interval when Azure sends no ``Retry-After``; empty: the SDK's default."""
+    quota_max_age_seconds: float = Field(default=900.0, ge=0.0, le=86400.0)
+    """While ``usage.list`` fails, its last answer is used for at most this long (seconds)."""
+    quota_unknown_step: int = Field(default=0, ge=0, le=100)
+    """Instances a pool may grow per tick while its vCPU quota is unknown (0: hold)."""
 
     @field_validator("subscription_id")
     @classmethod
@@ -374,7 +379,9 @@ class PoolConfig(_Strict):
     location: str = ""
     """Region of the pool; empty: ``[azure] location``."""
     vcpus_per_instance: int = Field(ge=1, le=1024)
-    quota_family: str = Field(min_length=1)
+    quota_family: str = ""
+    """Override of the quota family (``usage.list`` line) of the pool's VM size; empty: the
+    family Azure's Resource SKUs API lists for the scale set's / VMs' size."""
     calls_per_instance: float = Field(default=15.0, gt=0.0, le=10000.0)
     # A scale set holds at most 1,000 VMs ("you can create Azure virtual machine scale sets
     # with a capacity of up to 1,000 VMs", https://learn.microsoft.com/en-us/azure/
@@ -402,6 +409,17 @@ class PoolConfig(_Strict):
     def _name(cls, v: str) -> str:
         if not _NAME.match(v):
             raise ValueError("must be 1-63 letters, digits, '-', '_' or '.'")
+        return v
+
+    @field_validator("quota_family")
+    @classmethod
+    def _quota_family(cls, v: str) -> str:
+        if v and not plausible_family(v):
+            raise ValueError(
+                "must be a quota family as Azure lists it in usage.list, letters, digits and "
+                "'_' ending in 'Family' (e.g. 'standardFSv2Family'), or empty to take it from "
+                "the VM size"
+            )
         return v
 
     @field_validator("resource_id")

@@ -6,7 +6,10 @@
     ├── ConfigError          bad config or usage: the CLI exits 2, nothing is written to Azure
     └── AdapterError         an outside system failed; carries the pool (if any) and the operation
         ├── TransientError   worth retrying later (429, 5xx, timeouts, connection errors):
-        │                    the pool holds this tick, the loop keeps going
+        │   │                the pool holds this tick, the loop keeps going
+        │   └── CapacityError  Azure has no capacity for the VM size now (AllocationFailed,
+        │                    ZonalAllocationFailed, SkuNotAvailable, OverconstrainedAllocation-
+        │                    Request): not quota; the pool's scale-ups back off
         └── PermanentError   retrying will not help (401/403/404, quota refusals, malformed
                              answers): the pool holds and an alert-level event is logged
 
@@ -50,3 +53,26 @@ class TransientError(AdapterError):
 
 class PermanentError(AdapterError):
     """Will not succeed by retrying: authorisation, missing resources, refusals, bad answers."""
+
+
+CAPACITY_ERROR_CODES = frozenset(
+    {
+        # https://learn.microsoft.com/troubleshoot/azure/virtual-machines/windows/allocation-failure
+        "AllocationFailed",
+        "ZonalAllocationFailed",
+        # https://learn.microsoft.com/azure/azure-resource-manager/troubleshooting/error-sku-not-available
+        "SkuNotAvailable",
+        # https://learn.microsoft.com/azure/cloud-services/cloud-services-troubleshoot-overconstrained-allocation-request
+        "OverconstrainedAllocationRequest",
+    }
+)
+"""Azure error codes that mean "no capacity for this VM size here, now" — not a quota refusal
+(``OperationNotAllowed`` … "exceeding approved … quota"), and not the caller's fault."""
+
+
+class CapacityError(TransientError):
+    """Azure could not allocate the VM size (``code`` says which of ``CAPACITY_ERROR_CODES``).
+
+    Capacity comes back by itself, so it is transient; retrying every tick only repeats the
+    failure, so the daemon backs the pool's scale-ups off (``Reason.CAPACITY_UNAVAILABLE``).
+    """

@@ -38,7 +38,6 @@ DEFAULT_TOP = 10
 _AGGREGATIONS = ("average", "count", "maximum", "minimum", "total")
 _METRICS_BATCH_SUFFIX = "/metrics:getbatch"
 _WRITE_METHODS = frozenset({"PATCH", "PUT", "DELETE"})
-_ALLOCATED_POWER_STATES = frozenset({"running", "starting", "stopped", "stopping"})
 _FILTER_CLAUSE = re.compile(r"([^\s()']+)\s+eq\s+'([^']*)'", re.IGNORECASE)
 _BEARER = re.compile(r"Bearer\s+\S+", re.IGNORECASE)
 
@@ -184,6 +183,50 @@ class _VirtualMachine:
     provisioning_state: str = "Succeeded"
 
 
+@dataclass(frozen=True)
+class _VmSku:
+    """A VM size of the Resource SKUs list: its quota family and vCPUs."""
+
+    name: str
+    family: str
+    vcpus: int
+    locations: tuple[str, ...] | None = None
+    """Lower-cased locations offering it; ``None``: every location the fake knows."""
+
+
+# Families as Azure's Resource SKUs and usage.list name them (the ``family`` of
+# ListAvailableResourceSkusForARegion.json is the ``name.value`` of the usage line).
+_DEFAULT_VM_SKUS = (
+    _VmSku("Standard_F4s_v2", "standardFSv2Family", 4),
+    _VmSku("Standard_F8s_v2", "standardFSv2Family", 8),
+    _VmSku("Standard_F16s_v2", "standardFSv2Family", 16),
+    _VmSku("Standard_F4s", "standardFSFamily", 4),
+    _VmSku("Standard_D4s_v5", "standardDSv5Family", 4),
+)
+
+
+def _sku_json(sku: _VmSku, locations: Sequence[str]) -> JSON:
+    """One ``ResourceSku`` as in ``ListAvailableResourceSkusForARegion.json``."""
+    size = sku.name.split("_", 1)[1] if "_" in sku.name else sku.name
+    return {
+        "resourceType": "virtualMachines",
+        "locations": list(locations),
+        "capabilities": [
+            {"name": "vCPUs", "value": str(sku.vcpus)},
+            {"name": "HyperVGenerations", "value": "V1,V2"},
+            {"name": "MemoryGB", "value": str(sku.vcpus * 2)},
+            {"name": "vCPUsAvailable", "value": str(sku.vcpus)},
+            {"name": "vCPUsPerCore", "value": "2"},
+        ],
+        "locationInfo": [{"location": loc, "zones": ["1", "2", "3"]} for loc in locations],
+        "name": sku.name,
+        "tier": "Standard",
+        "size": size,
+        "family": sku.family,
+        "restrictions": [],
+    }
+
+
 @dataclass
 class _Usage:
     """One compute usage (quota) entry of a location."""
@@ -269,6 +312,7 @@ class FakeAzure:
         self._scale_sets: dict[tuple[str, str], _ScaleSet] = {}
         self._vms: dict[tuple[str, str], _VirtualMachine] = {}
         self._usages: dict[str, dict[str, _Usage]] = {}
+        self._vm_skus: dict[str, _VmSku] = {s.name.lower(): s for s in _DEFAULT_VM_SKUS}
         self._series: dict[tuple[str, str, str], dict[str | None, _Series]] = {}
         self._operations: dict[str, _Operation] = {}
         self._faults: list[_Fault] = []
@@ -481,6 +525,20 @@ class FakeAzure:
             else:
                 existing.current, existing.limit = current, limit
 
+    def set_vm_sku(
+        self,
+        name: str,
+        *,
+        family: str,
+        vcpus: int,
+        locations: Sequence[str] | None = None,
+    ) -> None:
+        """Offer (or replace) a VM size in the Resource SKUs list (``None``: every location)."""
+        with self._lock:
+            self._vm_skus[name.lower()] = _VmSku(
+                name, family, vcpus, tuple(x.lower() for x in locations) if locations else None
+            )
+
     def usage(self, location: str, name: str) -> tuple[int, int]:
         """``(current, limit)`` of a usage entry set with :meth:`set_usage`."""
         with self._lock:
@@ -656,6 +714,7 @@ class FakeAzure:
             ("POST", _VM + r"/start", self._start_vm),
             ("POST", _VM + r"/deallocate", self._deallocate_vm),
             ("GET", _LOCATION + r"/usages", self._list_usages),
+            ("GET", _SUB + _COMPUTE + r"/skus", self._list_skus),
             ("GET", _LOCATION + r"/operations/(?P<op>[^/]+)", self._get_operation),
         ]
         routes = [_Route(m, re.compile(p + "/?", re.IGNORECASE), h) for m, p, h in table]
@@ -876,18 +935,16 @@ class FakeAzure:
     def _power_operation(
         self, request: _Request, match: re.Match[str], *, transient: str, final: str
     ) -> _Response:
-        """Run a power-state change as an LRO; quota follows allocation."""
+        """Run a power-state change as an LRO. Quota does not move: "Quota is calculated based
+        on the total number of cores in use both allocated and deallocated"
+        (https://learn.microsoft.com/azure/virtual-machines/quotas), so a deallocated VM's cores
+        are counted already and starting it needs no headroom."""
         vm = self._vm(match["rg"], match["vm"])
         before = vm.power_state
-        was_allocated = before in _ALLOCATED_POWER_STATES
-        will_be_allocated = final in _ALLOCATED_POWER_STATES
-        delta = (int(will_be_allocated) - int(was_allocated)) * vm.vcpus
-        self._check_quota(vm.location, vm.quota_family, delta)
 
         def succeed() -> None:
             vm.power_state = final
             vm.provisioning_state = "Succeeded"
-            self._adjust_usage(vm.location, vm.quota_family, delta)
 
         def fail() -> None:
             vm.power_state = before
@@ -897,6 +954,36 @@ class FakeAzure:
         vm.provisioning_state = "Updating"
         operation = self._start_operation(vm.location, request, succeed, fail)
         return _Response(202, None, self._accepted_headers(operation))
+
+    # ------------------------------------------------------------ resource SKUs endpoint
+
+    def _list_skus(self, request: _Request, match: re.Match[str]) -> _Response:
+        """GET /subscriptions/{sub}/providers/Microsoft.Compute/skus (``ResourceSkus_List``),
+        honouring ``$filter=location eq '<loc>'``, shaped after Microsoft's example
+        ``Skus/stable/2021-07-01/examples/skus/ListAvailableResourceSkusForARegion.json``."""
+        raw = request.param("$filter")
+        wanted: str | None = None
+        if raw:
+            clauses = _FILTER_CLAUSE.findall(raw)
+            if len(clauses) != 1 or clauses[0][0].lower() != "location":
+                raise _invalid_parameter(
+                    "$filter", "The filter is invalid. Only a location filter is supported."
+                )
+            wanted = clauses[0][1].lower()
+        known = sorted(
+            {s.location.lower() for s in self._scale_sets.values()}
+            | {vm.location.lower() for vm in self._vms.values()}
+            | set(self._usages)
+        )
+        items = []
+        for sku in self._vm_skus.values():
+            offered = list(sku.locations) if sku.locations is not None else known
+            if wanted is not None:
+                offered = [loc for loc in offered if loc == wanted]
+            if not offered:
+                continue
+            items.append(_sku_json(sku, offered))
+        return _Response(200, {"value": items})
 
     # ------------------------------------------------------------ usage endpoint
 

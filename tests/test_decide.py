@@ -252,7 +252,13 @@ def test_plan_tick_family_and_regional_total_both_bind() -> None:
 
 
 def test_plan_tick_is_deterministic_on_ties() -> None:
-    usage = {"westeurope": {"cores": QuotaUsage("cores", 0, 8)}}
+    # usage.list always lists the pool's family too; without it the quota is unknown (QuotaUnknown)
+    usage = {
+        "westeurope": {
+            "cores": QuotaUsage("cores", 0, 8),
+            "standardFSv2Family": QuotaUsage("standardFSv2Family", 0, 100),
+        }
+    }
     pools = [_plan("zeta", 0, 1, 120), _plan("alpha", 0, 1, 120)]
     zeta, alpha = plan_tick(pools=pools, usage=usage, now=NOW)
     assert (alpha.desired, zeta.desired) == (3, 1)

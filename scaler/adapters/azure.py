@@ -35,8 +35,16 @@ from azure.monitor.querymetrics import MetricsClient
 
 from scaler.config import STATIC_TOKEN_ENV, AzureConfig, Config, PoolConfig
 from scaler.core.metrics import Bucket, merge_series, reduce_window
+from scaler.core.quota import VmSize
 from scaler.core.types import MetricReading, MetricStatus, QuotaUsage
-from scaler.errors import AdapterError, ConfigError, PermanentError, TransientError
+from scaler.errors import (
+    CAPACITY_ERROR_CODES,
+    AdapterError,
+    CapacityError,
+    ConfigError,
+    PermanentError,
+    TransientError,
+)
 from scaler.ports import PoolStatus
 
 CallObserver = Callable[[str, str, float], None]
@@ -115,6 +123,9 @@ def translate(exc: AzureError, operation: str) -> AdapterError:
         code = str(error.code)
     message = getattr(exc, "message", None) or str(exc)
     text = f"{operation}: {code + ': ' if code else ''}{message}".splitlines()[0]
+    capacity = _capacity_code(error)
+    if capacity:
+        return CapacityError(text, operation=operation, code=capacity, status=status)
     if isinstance(exc, (ClientAuthenticationError, ResourceNotFoundError)):
         return PermanentError(text, operation=operation, code=code, status=status)
     if (
@@ -124,6 +135,21 @@ def translate(exc: AzureError, operation: str) -> AdapterError:
     ):
         return TransientError(text, operation=operation, code=code, status=status)
     return PermanentError(text, operation=operation, code=code, status=status)
+
+
+def _capacity_code(error: Any, depth: int = 0) -> str:
+    """The capacity error code (``AllocationFailed``…) of an ARM error or of one of its
+    ``details`` (a failed operation often wraps it), else ``""``."""
+    if error is None or depth > 3:
+        return ""
+    code = str(getattr(error, "code", "") or "")
+    if code in CAPACITY_ERROR_CODES:
+        return code
+    for detail in getattr(error, "details", None) or []:
+        found = _capacity_code(detail, depth + 1)
+        if found:
+            return found
+    return ""
 
 
 class _Calls:
@@ -359,6 +385,7 @@ class AzureCompute:
         )
         self._calls = _Calls(observer)
         self._skus: dict[str, tuple[str | None, str | None]] = {}
+        self._vm_sizes: dict[str, dict[str, VmSize]] = {}
 
     @property
     def client(self) -> ComputeManagementClient:
@@ -414,15 +441,63 @@ class AzureCompute:
         return AzureResize(poller, "vmss.update", self._calls)
 
     def usage(self, location: str) -> Mapping[str, QuotaUsage]:
+        """``usage.list(location)`` by line name. A line without a usable ``currentValue`` or
+        ``limit`` is left out (a missing line is unknown quota, never 0 used or no limit)."""
         out: dict[str, QuotaUsage] = {}
         with self._calls.call("usage.list"):
             for item in self._client.usage.list(location):
                 if item.name is None or item.name.value is None:
                     continue
+                if item.current_value is None or item.limit is None or item.limit < 0:
+                    continue
                 out[item.name.value] = QuotaUsage(
-                    item.name.value, int(item.current_value or 0), int(item.limit or 0)
+                    item.name.value, int(item.current_value), int(item.limit)
                 )
         return out
+
+    def vm_sizes(self, location: str) -> Mapping[str, VmSize]:
+        """The VM sizes Azure offers this subscription in ``location`` (lower-cased name →
+        family and vCPUs), from the Resource SKUs API (``GET …/providers/Microsoft.Compute/skus
+        ?$filter=location eq '<loc>'``). Read once per location for the process lifetime (SKUs
+        rarely change); a failed read is not cached, so the next need tries again."""
+        key = location.lower()
+        cached = self._vm_sizes.get(key)
+        if cached is not None:
+            return cached
+        found: dict[str, VmSize] = {}
+        with self._calls.call("resource_skus.list"):
+            for sku in self._client.resource_skus.list(filter=f"location eq '{location}'"):
+                if (sku.resource_type or "").lower() != "virtualmachines" or not sku.name:
+                    continue
+                vcpus: int | None = None
+                for cap in sku.capabilities or []:
+                    if (cap.name or "") == "vCPUs" and (cap.value or "").isdigit():
+                        vcpus = int(cap.value or "0") or None
+                found[sku.name.lower()] = VmSize(sku.name, sku.family or "", vcpus)
+        self._vm_sizes[key] = found
+        return found
+
+    def vm_size(self, location: str, name: str) -> VmSize:
+        """One VM size of ``location`` (e.g. a scale set's ``sku.name`` or a VM's
+        ``hardwareProfile.vmSize``); ``PermanentError`` when Azure does not list it there."""
+        size = self.vm_sizes(location).get(name.lower())
+        if size is None or not size.family:
+            raise PermanentError(
+                f"resource_skus.list: {name} is not offered in {location} (no quota family)",
+                operation="resource_skus.list",
+                code="SkuNotListed",
+            )
+        return size
+
+    def scale_set_size(self, pool: PoolConfig, location: str) -> VmSize:
+        """The VM size of a ``vmss`` / ``pexip-teams`` pool's scale set (its ``sku.name``)."""
+        name, _ = self._skus.get(pool.name, (None, None))
+        if name is None:
+            self.observe(pool)
+            name, _ = self._skus.get(pool.name, (None, None))
+        if not name:
+            raise PermanentError(f"vmss.get: {pool.resource_id} has no sku.name")
+        return self.vm_size(location, name)
 
     def close(self) -> None:
         self._client.close()

@@ -13,7 +13,10 @@ The order is a contract (it is what the ``steps`` of a decision and the README l
 5. **min/max**       the pool's bounds, ``max`` narrowed by the lowest ``ceiling`` a policy
                      gave (a schedule's ``max``), never below ``min``
 6. **quota**         a scale-up fits the vCPU headroom of the quota family *and* the regional
-                     ``cores`` total, shared by every pool of the region in priority order
+                     ``cores`` total, shared by every pool of the region in priority order;
+                     unknown quota holds it to a safe step (``QuotaUnknown``), a pool backing
+                     off after a capacity error holds (``CapacityUnavailable``); a pool that
+                     starts deallocated VMs needs no headroom (quota already counts them)
 
 A resize still in flight or a pool that could not be read holds outright. Each stage that changes
 the value gives its ``Reason``; the decision's reason is that of the last stage that changed it.
@@ -25,6 +28,13 @@ import math
 from collections.abc import Mapping, Sequence
 
 from scaler.core.history import LoadHistory
+from scaler.core.quota import (
+    REGIONAL_QUOTA,
+    QuotaMemory,
+    QuotaRules,
+    allowance,
+    charged_lines,
+)
 from scaler.core.types import (
     Behavior,
     Decision,
@@ -42,8 +52,7 @@ from scaler.core.types import (
     Step,
 )
 
-REGIONAL_QUOTA = "cores"
-"""The ``usage.list`` line that caps all vCPUs of a region, whatever their family."""
+__all__ = ["REGIONAL_QUOTA", "combine", "decide", "plan_tick", "record_scale"]
 
 
 def decide(
@@ -57,11 +66,18 @@ def decide(
     headroom_vcpus: int | None = None,
     history: LoadHistory | None = None,
     quota_note: str = "",
+    quota_unknown: str = "",
+    unknown_step: int = 0,
+    capacity_hold: str = "",
 ) -> Decision:
     """Decide one pool's desired capacity. Pure: the same inputs always give the same output.
 
-    ``headroom_vcpus`` is the quota still free for this pool (``None``: unknown, not clamped;
-    Azure itself refuses a resize beyond quota). ``now`` is in seconds since the epoch.
+    ``headroom_vcpus`` is the quota still free for this pool (``None``: no quota clamp — for a
+    pool whose scale-up needs no new quota, or a replay that does not model quota).
+    ``quota_unknown``, when set, says why the quota is not known: a scale-up is then held to
+    ``unknown_step`` instances (``QuotaUnknown``), whatever ``headroom_vcpus`` says.
+    ``capacity_hold``, when set, says why Azure has no capacity for the pool right now: a
+    scale-up is held (``CapacityUnavailable``). ``now`` is in seconds since the epoch.
     ``quota_note`` says which quota line binds and which pools were served first; it is added
     to the detail of a ``QuotaLimited`` decision.
     """
@@ -160,9 +176,21 @@ def decide(
             value, reason = cap, Reason.TOO_MANY_INSTANCES
             steps.append(Step("bounds", value, reason))
 
-    # 6. quota
+    # 6. quota (and capacity): a scale-up needs both
     detail = ""
-    if value > current and headroom_vcpus is not None:
+    if value > current and capacity_hold:
+        detail = capacity_hold
+        value, reason = current, Reason.CAPACITY_UNAVAILABLE
+        steps.append(Step("quota", value, reason))
+    elif value > current and quota_unknown:
+        allowed = current + max(0, unknown_step)
+        if headroom_vcpus is not None:  # a line that is known still binds
+            allowed = min(allowed, current + max(0, headroom_vcpus) // pool.vcpus_per_instance)
+        if value > allowed:
+            detail = f"quota unknown: {quota_unknown}; safe step {max(0, unknown_step)}"
+            value, reason = allowed, Reason.QUOTA_UNKNOWN
+            steps.append(Step("quota", value, reason))
+    elif value > current and headroom_vcpus is not None:
         allowed = current + max(0, headroom_vcpus) // max(1, pool.vcpus_per_instance)
         if value > allowed:
             detail = (
@@ -219,16 +247,26 @@ def _strongest(
 def plan_tick(
     *,
     pools: Sequence[PoolPlan],
-    usage: Mapping[str, Mapping[str, QuotaUsage]],
+    usage: Mapping[str, Mapping[str, QuotaUsage]] | None = None,
     now: float,
+    quota: QuotaMemory | None = None,
+    rules: QuotaRules | None = None,
+    capacity_holds: Mapping[str, str] | None = None,
 ) -> list[Decision]:
     """Decide every pool of a tick, sharing each region's vCPU quota between them.
 
-    ``usage`` maps a location to its ``usage.list`` lines by name; a location that is absent
-    (its read failed) leaves scale-ups there unclamped. Pools are served in priority order
-    (higher first, then by name), so scarce headroom is split deterministically and the pools
-    that lost out say ``QuotaLimited``. Decisions come back in the order of ``pools``.
+    ``quota`` is what is known of each region's ``usage.list`` (this tick's reads and older ones,
+    see ``scaler.core.quota``); ``usage`` is the short form for "all read just now" (a location
+    that is absent from it was not read). Either way, quota that is not known never means "no
+    limit": a scale-up is then held to ``rules.unknown_step`` instances and says
+    ``QuotaUnknown``. ``capacity_holds`` names the pools whose scale-ups wait after a capacity
+    error (pool → why). Pools are served in priority order (higher first, then by name), so
+    scarce headroom is split deterministically and the pools that lost out say
+    ``QuotaLimited``. Decisions come back in the order of ``pools``.
     """
+    memory = quota if quota is not None else QuotaMemory().remember(usage or {}, now=now)
+    rules = rules or QuotaRules()
+    holds = capacity_holds or {}
     granted: dict[tuple[str, str], int] = {}
     takers: dict[tuple[str, str], list[str]] = {}
     order = sorted(
@@ -238,22 +276,13 @@ def plan_tick(
     for i in order:
         p = pools[i]
         lim = p.limits
-        lines = usage.get(lim.location)
-        headroom: int | None = None
-        note = ""
-        if lines is not None:
-            candidates = []
-            for quota_name in (lim.quota_family, REGIONAL_QUOTA):
-                line = lines.get(quota_name)
-                if line is not None:
-                    key = (lim.location, quota_name)
-                    candidates.append((line.headroom - granted.get(key, 0), quota_name))
-            if candidates:
-                headroom, binding = min(candidates)
-                first = takers.get((lim.location, binding), [])
-                note = f"{binding} in {lim.location}" + (
-                    f", after {', '.join(first)} (served first)" if first else ""
-                )
+        loc = lim.location.lower()
+        allow = allowance(lim, memory, granted=granted, rules=rules, now=now)
+        note = allow.note
+        if allow.binding:
+            first = takers.get((loc, allow.binding), [])
+            if first:
+                note += f", after {', '.join(first)} (served first)"
         d = decide(
             pool=lim,
             behavior=p.behavior,
@@ -261,14 +290,17 @@ def plan_tick(
             observation=p.observation,
             state=p.state,
             now=now,
-            headroom_vcpus=headroom,
+            headroom_vcpus=allow.headroom_vcpus,
             history=p.history,
             quota_note=note,
+            quota_unknown=allow.unknown,
+            unknown_step=rules.unknown_step,
+            capacity_hold=holds.get(lim.name, ""),
         )
         if d.desired > d.current:
             need = (d.desired - d.current) * lim.vcpus_per_instance
-            for quota_name in {lim.quota_family, REGIONAL_QUOTA}:
-                key = (lim.location, quota_name)
+            for name in charged_lines(lim):
+                key = (loc, name)
                 granted[key] = granted.get(key, 0) + need
                 takers.setdefault(key, []).append(f"{lim.name} +{need} vCPUs")
         out[i] = d

@@ -53,6 +53,15 @@ class Reason(StrEnum):
     """The configured maximum drain time passed; the least-loaded busy instances are removed."""
     NO_SPARE_INSTANCES = "NoSpareInstances"
     """A ``vm-set`` pool has no deallocated VM left to start."""
+    QUOTA_UNKNOWN = "QuotaUnknown"
+    """The vCPU quota that a scale-up would use is not known (``usage.list`` failed and no recent
+    reading is remembered, or the pool's quota family has no line in it): the scale-up is held to
+    the configured safe step (``[azure] quota_unknown_step``, default 0). The detail names the
+    family and the location."""
+    CAPACITY_UNAVAILABLE = "CapacityUnavailable"
+    """Azure had no capacity for the VM size (``AllocationFailed``, ``ZonalAllocationFailed``,
+    ``SkuNotAvailable``, ``OverconstrainedAllocationRequest``): not a quota problem; the pool's
+    scale-ups back off."""
 
 
 class MetricStatus(StrEnum):
@@ -113,6 +122,11 @@ class PoolLimits:
     """Higher goes first when pools compete for scarce quota; ties go by name."""
     boot_minutes: float = 20.0
     """Minutes before a new instance takes calls (for policies that look ahead)."""
+    scale_up_uses_quota: bool = True
+    """Whether a scale-up needs new vCPU quota. Azure counts the cores of allocated *and*
+    deallocated VMs against the regional and family quotas
+    (https://learn.microsoft.com/azure/virtual-machines/quotas), so a pool that grows by starting
+    pre-provisioned deallocated VMs (``vm-set``) needs no headroom and is not charged for it."""
 
 
 @dataclass(frozen=True, slots=True)
