@@ -12,7 +12,11 @@ line 1), because traces are hand-edited and a silent misread would skew a back-t
 from __future__ import annotations
 
 import csv
+import io
 import math
+import os
+import stat
+from array import array
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -120,90 +124,146 @@ def write_trace(path: Path | str, rows: Iterable[tuple[datetime, str, float | No
     return count
 
 
+MAX_STEPS = 1_100_000
+"""Longest grid per pool: two years of one-minute steps (about 12.7 days of one-second steps).
+A trace beyond it is almost always two rows far apart (a typo'd year), which would otherwise
+allocate gigabytes before anything noticed."""
+
+MAX_CELLS = 20_000_000
+"""Most grid cells (steps x pools) a trace may lay out: e.g. 38 pools for a year of minutes."""
+
+
 def load_trace(path: Path | str, *, known_pools: Collection[str] | None = None) -> Trace:
     """Read and validate a trace CSV.
 
     Raises :class:`TraceError` naming the file and line for a bad header, an unknown pool
     (when ``known_pools`` is given), an unparsable or non-UTC timestamp (naive counts as
     UTC), negative/NaN/infinite/non-numeric calls, rows out of time order, a repeated
-    (timestamp, pool), a timestamp off the regular step grid, or a file with no data rows.
+    (timestamp, pool), a timestamp off the regular step grid, a grid larger than
+    ``MAX_STEPS``/``MAX_CELLS``, text that is not UTF-8 or not CSV, a file with no data rows
+    or whose calls are all empty, and a path that is not a regular file (``/dev/zero``, a FIFO).
     The step is the most common gap between successive timestamps; pools keep the order in
-    which they first appear.
+    which they first appear. OS errors (not found, permission) propagate as ``OSError``.
     """
     name = str(path)
     known = None if known_pools is None else frozenset(known_pools)
-    parsed: dict[str, int] = {}  # timestamp text -> microseconds since the epoch
-    rows: list[tuple[int, int, str, float | None]] = []  # (line, time_us, pool, calls)
-    stamps: list[tuple[int, int]] = []  # distinct (time_us, first line), in order
-    with open(path, newline="", encoding="utf-8-sig") as fh:
+    # Rows go straight into compact per-pool columns: the index of the row's timestamp in
+    # ``stamp_us`` and its calls (NaN for an empty cell, a value the parser never lets through).
+    stamp_us = array("q")  # distinct timestamps (microseconds since the epoch), in order
+    stamp_line = array("q")  # the line each first appears on
+    columns: dict[str, tuple[array[int], array[float]]] = {}
+    with open(path, "rb") as raw:
+        if not stat.S_ISREG(os.fstat(raw.fileno()).st_mode):
+            raise TraceError(f"{name}: not a regular file")
+        fh = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
         reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None:
-            raise TraceError(f"{name} line 1: file is empty, expected header '{','.join(HEADER)}'")
-        columns = [h.strip() for h in header]
-        missing = [h for h in HEADER if h not in columns]
-        if missing:
-            raise TraceError(
-                f"{name} line 1: header must contain {','.join(HEADER)}, "
-                f"got {','.join(header)!r} (missing {', '.join(missing)})"
-            )
-        i_ts, i_pool, i_calls = (columns.index(h) for h in HEADER)
-        width = max(i_ts, i_pool, i_calls) + 1
-        previous = -1 << 80
-        seen_here: dict[str, int] = {}  # pools already seen at the current timestamp -> line
-        for row in reader:
-            line = reader.line_num
-            if len(row) < width:
-                if not row or (len(row) == 1 and not row[0].strip()):
-                    continue  # blank line
+        line = 1
+        try:
+            header = next(reader, None)
+            if header is None:
                 raise TraceError(
-                    f"{name} line {line}: expected at least {width} columns, got {len(row)}"
+                    f"{name} line 1: file is empty, expected header '{','.join(HEADER)}'"
                 )
-            text = row[i_ts]
-            us = parsed.get(text)
-            if us is None:
-                us = _parse_timestamp(text.strip(), name, line)
-                parsed[text] = us
-            pool = row[i_pool].strip()
-            if not pool:
-                raise TraceError(f"{name} line {line}: pool is empty")
-            if known is not None and pool not in known:
-                config = ", ".join(sorted(known)) or "no pools"
+            cols = [h.strip() for h in header]
+            missing = [h for h in HEADER if h not in cols]
+            if missing:
                 raise TraceError(
-                    f"{name} line {line}: unknown pool {pool!r} (config has: {config})"
+                    f"{name} line 1: header must contain {','.join(HEADER)}, "
+                    f"got {','.join(header)!r} (missing {', '.join(missing)})"
                 )
-            cell = row[i_calls].strip()
-            calls: float | None = None
-            if cell:
-                try:
-                    calls = float(cell) + 0.0  # + 0.0 turns "-0" into 0.0
-                except ValueError:
-                    calls = math.nan
-                if not 0 <= calls < math.inf:  # also false for NaN
+            i_ts, i_pool, i_calls = (cols.index(h) for h in HEADER)
+            width = max(i_ts, i_pool, i_calls) + 1
+            previous = -1 << 80
+            last_text: str | None = None
+            last_us = 0
+            seen_here: dict[str, int] = {}  # pools already seen at the current timestamp -> line
+            for row in reader:
+                line = reader.line_num
+                if len(row) < width:
+                    if not row or (len(row) == 1 and not row[0].strip()):
+                        continue  # blank line
                     raise TraceError(
-                        f"{name} line {line}: calls must be a non-negative number, got {cell!r}"
+                        f"{name} line {line}: expected at least {width} columns, got {len(row)}"
                     )
-            if us > previous:
-                previous = us
-                seen_here = {}
-                stamps.append((us, line))
-            elif us < previous:
-                raise TraceError(
-                    f"{name} line {line}: timestamp {text.strip()!r} is earlier "
-                    f"than the previous row's {_fmt_us(previous)} "
-                    f"(rows must be in time order)"
-                )
-            first = seen_here.get(pool)
-            if first is not None:
-                raise TraceError(
-                    f"{name} line {line}: duplicate row for pool {pool!r} at "
-                    f"{_fmt_us(us)} (first on line {first})"
-                )
-            seen_here[pool] = line
-            rows.append((line, us, pool, calls))
-    if not rows:
+                text = row[i_ts]
+                if text == last_text:  # rows come grouped by timestamp: parse each once
+                    us = last_us
+                else:
+                    us = _parse_timestamp(text.strip(), name, line)
+                    last_text, last_us = text, us
+                pool = row[i_pool].strip()
+                if not pool:
+                    raise TraceError(f"{name} line {line}: pool is empty")
+                if known is not None and pool not in known:
+                    config = ", ".join(sorted(known)) or "no pools"
+                    raise TraceError(
+                        f"{name} line {line}: unknown pool {pool!r} (config has: {config})"
+                    )
+                cell = row[i_calls].strip()
+                calls = math.nan
+                if cell:
+                    try:
+                        calls = float(cell) + 0.0  # + 0.0 turns "-0" into 0.0
+                    except ValueError:
+                        calls = math.nan
+                    if not 0 <= calls < math.inf:  # also false for NaN
+                        raise TraceError(
+                            f"{name} line {line}: calls must be a non-negative number, got {cell!r}"
+                        )
+                if us > previous:
+                    previous = us
+                    seen_here = {}
+                    stamp_us.append(us)
+                    stamp_line.append(line)
+                elif us < previous:
+                    raise TraceError(
+                        f"{name} line {line}: timestamp {text.strip()!r} is earlier "
+                        f"than the previous row's {_fmt_us(previous)} "
+                        f"(rows must be in time order)"
+                    )
+                first = seen_here.get(pool)
+                if first is not None:
+                    raise TraceError(
+                        f"{name} line {line}: duplicate row for pool {pool!r} at "
+                        f"{_fmt_us(us)} (first on line {first})"
+                    )
+                seen_here[pool] = line
+                column = columns.get(pool)
+                if column is None:
+                    column = columns[pool] = (array("q"), array("d"))
+                column[0].append(len(stamp_us) - 1)
+                column[1].append(calls)
+        except UnicodeDecodeError:
+            raise TraceError(_decode_problem(name, path)) from None
+        except csv.Error as exc:
+            raise TraceError(f"{name} line {reader.line_num}: not valid CSV ({exc})") from None
+    if not columns:
         raise TraceError(f"{name} line 2: no data rows after the header")
-    return _build(name, rows, stamps)
+    if all(math.isnan(v) for _, values in columns.values() for v in values):
+        rows = sum(len(values) for _, values in columns.values())
+        raise TraceError(
+            f"{name} line 2: no data: the calls cell of all {rows} rows is empty "
+            f"(an empty cell means the metric was unavailable)"
+        )
+    return _build(name, columns, stamp_us, stamp_line)
+
+
+def _decode_problem(name: str, path: Path | str) -> str:
+    """Where a trace stops being UTF-8: the first bad line, found by decoding line by line
+    (a newline byte never occurs inside a UTF-8 sequence, so lines decode independently)."""
+    offset = 0
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                at = offset + exc.start
+                return (
+                    f"{name} line {number}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at "
+                    f"offset {at})"
+                )
+            offset += len(raw)
+    return f"{name}: not UTF-8 text"
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -233,11 +293,14 @@ def _fmt_us(us: int) -> str:
 
 
 def _build(
-    name: str, rows: list[tuple[int, int, str, float | None]], stamps: list[tuple[int, int]]
+    name: str,
+    columns: Mapping[str, tuple[array[int], array[float]]],
+    stamp_us: array[int],
+    stamp_line: array[int],
 ) -> Trace:
-    """Detect the step, check the grid and lay the rows out per pool (gaps are None)."""
-    start = stamps[0][0]
-    diffs = Counter(b[0] - a[0] for a, b in pairwise(stamps))
+    """Detect the step, check the grid and lay the columns out per pool (gaps are None)."""
+    start = stamp_us[0]
+    diffs = Counter(b - a for a, b in pairwise(stamp_us))
     if diffs:
         # Most common difference; ties go to the smaller step.
         step = min(diffs.items(), key=lambda kv: (-kv[1], kv[0]))[0]
@@ -245,26 +308,38 @@ def _build(
         step = _DEFAULT_STEP_SECONDS * _US
     if step % _US:
         raise TraceError(
-            f"{name} line {stamps[1][1]}: the step between timestamps must be a "
+            f"{name} line {stamp_line[1]}: the step between timestamps must be a "
             f"whole number of seconds, got {step / _US} s"
         )
-    for us, line in stamps:
+    for us, line in zip(stamp_us, stamp_line, strict=True):
         if (us - start) % step:
             raise TraceError(
                 f"{name} line {line}: timestamp {_fmt_us(us)} is off the "
                 f"{step // _US} s step grid starting at {_fmt_us(start)}"
             )
-    length = (stamps[-1][0] - start) // step + 1
-    series: dict[str, list[float | None]] = {}
-    for _, us, pool, calls in rows:
-        values = series.get(pool)
-        if values is None:
-            values = series[pool] = [None] * length
-        values[(us - start) // step] = calls
+    length = (stamp_us[-1] - start) // step + 1
+    if length > MAX_STEPS or length * len(columns) > MAX_CELLS:
+        days = (stamp_us[-1] - start) / (86_400 * _US)
+        cells = f" x {len(columns)} pools" if len(columns) > 1 else ""
+        raise TraceError(
+            f"{name} line {stamp_line[-1]}: the trace spans {days:,.1f} days "
+            f"({_fmt_us(start)} to {_fmt_us(stamp_us[-1])}); at its {step // _US} s step "
+            f"that is {length:,} steps{cells}, more than the limit of {MAX_STEPS:,} steps "
+            f"and {MAX_CELLS:,} cells (about {MAX_STEPS * (step // _US) / 86_400:,.0f} days "
+            f"at this step)"
+        )
+    slots = [(us - start) // step for us in stamp_us]
+    calls: dict[str, tuple[float | None, ...]] = {}
+    for pool, (where, values) in columns.items():
+        series: list[float | None] = [None] * length
+        for k, v in zip(where, values, strict=True):
+            if v == v:  # NaN (an empty cell) stays None
+                series[slots[k]] = v
+        calls[pool] = tuple(series)
     return Trace(
         start=_to_datetime(start),
         step_seconds=step // _US,
-        pools=tuple(series),
-        calls=MappingProxyType({pool: tuple(values) for pool, values in series.items()}),
+        pools=tuple(columns),
+        calls=MappingProxyType(calls),
         length=length,
     )

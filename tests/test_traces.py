@@ -69,6 +69,48 @@ BAD = [
     ),
     ("short row", H + R1 + "2026-11-18T09:01:00Z,a\n", None, 3, "expected at least 3 columns"),
     ("empty pool", H + "2026-11-18T09:00:00Z,,1\n", None, 2, "pool is empty"),
+    (
+        "rows 50 years apart",
+        H + R1 + R2 + "2076-11-18T09:01:00Z,a,2\n",
+        None,
+        4,
+        "the trace spans 18,263.0 days (2026-11-18T09:00:00Z to 2076-11-18T09:01:00Z); at its "
+        "60 s step that is 26,298,722 steps, more than the limit of 1,100,000 steps",
+    ),
+    (
+        "a one-second step with a 400-day gap",
+        H
+        + "".join(f"2026-11-18T09:00:0{s}Z,a,1\n" for s in range(4))
+        + "2027-12-23T09:00:00Z,a,1\n",
+        None,
+        6,
+        "at its 1 s step that is 34,560,001 steps, more than the limit",
+    ),
+    (
+        "too many cells",
+        H
+        + "".join(f"2026-11-18T09:0{m}:00Z,p{k},1\n" for m in range(3) for k in range(40))
+        + "2027-11-18T09:00:00Z,p0,1\n",
+        None,
+        122,
+        "that is 525,601 steps x 40 pools, more than the limit of 1,100,000 steps and "
+        "20,000,000 cells",
+    ),
+    (
+        "no calls at all",
+        H + "2026-11-18T09:00:00Z,a,\n2026-11-18T09:00:00Z,b, \n2026-11-18T09:01:00Z,a,\n",
+        None,
+        2,
+        "no data: the calls cell of all 3 rows is empty",
+    ),
+    ("NUL byte", H + R1 + "2026-11-18T09:01:00Z,a,\x002\n", None, 3, "got '\\x002'"),
+    (
+        "a field beyond the CSV field limit",
+        H + R1 + '2026-11-18T09:01:00Z,a,"' + "9" * 200_000 + '"\n',
+        None,
+        3,
+        "not valid CSV (field larger than field limit (131072))",
+    ),
 ]
 
 
@@ -168,6 +210,8 @@ def traces(draw: st.DrawFn) -> tuple[list[str], int, list[list[float | None]], l
         st.floats(0, 1e6, allow_nan=False, allow_infinity=False),
     )
     values = [draw(st.lists(value, min_size=length, max_size=length)) for _ in pools]
+    if all(v is None for column in values for v in column):
+        values[0][0] = 0.0  # a trace with no value at all is refused ("no data")
     omit = [draw(st.lists(st.booleans(), min_size=length, max_size=length)) for _ in pools]
     return pools, step, values, omit
 
@@ -260,3 +304,40 @@ def test_generated_rows_with_a_short_pool_are_refused() -> None:
     rows = [(start, "a", 1.0), (start, "b", 2.0), (start + timedelta(minutes=1), "a", 1.0)]
     with pytest.raises(TraceError, match="unequal lengths"):
         Trace.from_rows(rows, start=start)
+
+
+def test_non_utf8_trace_names_the_line_and_byte(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes((H + R1).encode() + b"2026-11-18T09:01:00Z,caf\xe9,2\n")
+    with pytest.raises(TraceError) as err:
+        load_trace(path)
+    assert str(err.value) == f"{path} line 3: not UTF-8 text (byte 0xe9 at offset 70)"
+
+
+def test_only_regular_files_are_read() -> None:
+    with pytest.raises(TraceError, match="/dev/zero: not a regular file"):
+        load_trace("/dev/zero")
+
+
+def test_a_long_trace_loads_without_a_copy_of_every_row(tmp_path: Path) -> None:
+    """Rows go straight into per-pool columns: peak memory while loading stays within a small
+    multiple of the loaded trace (keeping every row as a tuple first took about 7x)."""
+    import tracemalloc
+
+    pools = [f"p{k}" for k in range(20)]
+    rows = [
+        (T0 + timedelta(minutes=i), pool, float((i * 7 + k) % 150))
+        for i in range(2 * 1440)
+        for k, pool in enumerate(pools)
+    ]
+    path = tmp_path / "t.csv"
+    write_trace(path, rows)
+    del rows
+    tracemalloc.start()
+    try:
+        trace = load_trace(path)
+        kept, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert trace.length == 2 * 1440 and len(trace.pools) == 20
+    assert peak < 2.5 * kept, (peak, kept)
