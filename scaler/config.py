@@ -274,30 +274,116 @@ class PexipConfig(_Strict):
         return template.replace("{location}", location)
 
 
-class MetricConfig(_Strict):
-    """``[pools.metric]``: where a pool's call load is read and how it becomes calls."""
+# -- where call load comes from ----------------------------------------------------------------
+# No Pexip component sends call counts to Azure Monitor by itself. ``Pexip/CVI`` / ``ActiveCalls``
+# exists only where a cvi-autoscaler publishes it (``[pexip] publish_metrics``); what Azure emits
+# by itself for every scale set are its platform metrics. The ones whose unit this daemon knows:
+VMSS_NAMESPACE = "Microsoft.Compute/virtualMachineScaleSets"
+PLATFORM_METRICS: Mapping[tuple[str, str], tuple[str, str]] = {
+    # https://learn.microsoft.com/azure/azure-monitor/reference/supported-metrics/microsoft-compute-virtualmachinescalesets-metrics
+    # "Percentage CPU": "the percentage of allocated compute units that are currently in use by
+    # the Virtual Machine(s)", unit Percent, aggregation Average, dimension VMName, grain PT1M.
+    (VMSS_NAMESPACE.lower(), "percentage cpu"): ("percent_of_capacity", "Average"),
+}
+"""(namespace, name), lower case → (``meaning``, default ``aggregation``)."""
+PUBLISHED_NAMESPACE = "Pexip/CVI"
+PUBLISHED_NAME = "ActiveCalls"
+"""The custom metric ``publish_metrics`` writes (``scaler.adapters.azure_publish``)."""
+
+Meaning = Literal["calls", "calls_per_instance", "percent_of_capacity"]
+MetricUnit = Literal[
+    "",
+    "Count",
+    "Unspecified",
+    "Percent",
+    "Bytes",
+    "Seconds",
+    "CountPerSecond",
+    "BytesPerSecond",
+    "MilliSeconds",
+    "ByteSeconds",
+    "Cores",
+    "MilliCores",
+    "NanoCores",
+    "BitsPerSecond",
+]
+"""Azure Monitor's metric units (``MetricUnit`` of the metrics API, 2024-02-01); ``""``: implied."""
+Aggregation = Literal["Average", "Maximum", "Minimum", "Total", "Count"]
+
+
+class AzureMetricConfig(_Strict):
+    """One Azure Monitor metric of a resource and the unit of its value.
+
+    ``aggregation`` and ``meaning`` default to what the named metric is (``PLATFORM_METRICS``:
+    ``Percentage CPU`` is ``Average`` / ``percent_of_capacity``); any other metric defaults to
+    ``Maximum`` / ``calls``."""
+
+    resource_id: str = ""
+    """Resource the metric lives on; empty: the pool's own ``resource_id``."""
+    namespace: str = VMSS_NAMESPACE
+    name: str = "Percentage CPU"
+    aggregation: Aggregation = "Average"
+    filter: str = ""
+    """Dimension filter, e.g. ``VMName eq '*'`` (series are summed per minute)."""
+    meaning: Meaning = "percent_of_capacity"
+    """``calls``: the value is the pool's concurrent calls. ``calls_per_instance``: multiply by
+    the current instances. ``percent_of_capacity`` (a CPU-style proxy): value/100 × current ×
+    calls_per_instance."""
+    unit: MetricUnit = ""
+    """The unit Azure Monitor must report the metric in (its ``MetricUnit`` names); a reading in
+    any other unit is missing (hold). Empty: what ``meaning`` implies, ``Count`` or
+    ``Unspecified`` (custom metrics are ingested without a unit) for ``calls`` and
+    ``calls_per_instance``, ``Percent`` for ``percent_of_capacity``."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unit_of_the_named_metric(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        if data.get("source") == "pexip":  # Pexip's status API reads calls
+            return {"meaning": "calls", **data}
+        key = (
+            str(data.get("namespace", VMSS_NAMESPACE)).lower(),
+            str(data.get("name", "Percentage CPU")).lower(),
+        )
+        meaning, aggregation = PLATFORM_METRICS.get(key, ("calls", "Maximum"))
+        return {"meaning": meaning, "aggregation": aggregation, **data}
+
+    @property
+    def is_published(self) -> bool:
+        """Whether this is the custom metric only a cvi-autoscaler's publisher writes."""
+        return self.namespace.lower() == PUBLISHED_NAMESPACE.lower()
+
+
+class FallbackMetricConfig(AzureMetricConfig):
+    """``[pools.metric.fallback_metric]``: read while the Management Node cannot be
+    (``fallback = "azure-monitor"``). A platform metric, which Azure emits whatever Pexip does;
+    default: the scale set's ``Percentage CPU`` as ``percent_of_capacity``. The window, lag and
+    reduction are the pool's ``[pools.metric]`` ones."""
+
+
+class MetricConfig(AzureMetricConfig):
+    """``[pools.metric]``: where a pool's call load is read and how it becomes calls.
+
+    Out of the box: ``source = "pexip"`` (the Management Node's own call counts), or an Azure
+    Monitor platform metric (default: the scale set's ``Percentage CPU``)."""
 
     source: Literal["azure-monitor", "pexip"] = "azure-monitor"
     """``azure-monitor`` (below), or ``pexip``: the Management Node's status API (Teams
     Connector ``call_count`` per instance; Conferencing Node media load in HD calls)."""
     fallback: Literal["none", "azure-monitor"] = "none"
-    """With ``source = "pexip"``: read Azure Monitor when the Management Node cannot be read."""
+    """With ``source = "pexip"``: read ``fallback_metric`` when the Management Node cannot be
+    read."""
+    fallback_metric: FallbackMetricConfig = FallbackMetricConfig()
+    published_elsewhere: bool = False
+    """``Pexip/CVI`` read from Azure Monitor is published by another cvi-autoscaler (one whose
+    ``[pexip] publish_metrics`` writes this pool's resource); without it, validation refuses a
+    ``Pexip/CVI`` metric no pool of this file publishes."""
     locations: list[str] = []
     """``pexip`` source on a ``vm-set`` pool: Pexip system locations whose load counts. The pool
     then sees the load beyond ``base_fill`` of the other nodes' capacity there; empty: only the
     pool's own nodes."""
     base_fill: float = Field(default=0.8, ge=0.0, le=1.0)
-    resource_id: str = ""
-    """Resource the metric lives on; empty: the pool's own ``resource_id``."""
-    namespace: str = "Pexip/CVI"
-    name: str = "ActiveCalls"
-    aggregation: Literal["Average", "Maximum", "Minimum", "Total", "Count"] = "Maximum"
-    filter: str = ""
-    """Dimension filter, e.g. ``VMName eq '*'`` (series are summed per minute)."""
-    meaning: Literal["calls", "calls_per_instance", "percent_of_capacity"] = "calls"
-    """``calls``: the value is the pool's concurrent calls. ``calls_per_instance``: multiply by
-    the current instances. ``percent_of_capacity`` (a CPU-style proxy): value/100 × current ×
-    calls_per_instance."""
     window_minutes: int = Field(default=5, ge=1, le=60)
     lag_minutes: int = Field(default=3, ge=0, le=30)
     """Buckets newer than this are still filling and ignored (Azure Monitor is 1–3 min late)."""
@@ -305,6 +391,116 @@ class MetricConfig(_Strict):
     """How the window's complete buckets become one number."""
     history_minutes: int = Field(default=0, ge=0, le=60 * 24 * 35)
     """Extra history handed to policies that look back (0: none)."""
+
+    def fallback_view(self, pool_resource_id: str) -> MetricConfig:
+        """This metric as the fallback reads it: ``fallback_metric`` from Azure Monitor, with
+        this metric's window, lag and reduction."""
+        fb = self.fallback_metric
+        return self.model_copy(
+            update={
+                "source": "azure-monitor",
+                "fallback": "none",
+                "resource_id": fb.resource_id or pool_resource_id,
+                "namespace": fb.namespace,
+                "name": fb.name,
+                "aggregation": fb.aggregation,
+                "filter": fb.filter,
+                "meaning": fb.meaning,
+                "unit": fb.unit,
+                "published_elsewhere": False,
+            }
+        )
+
+
+def metric_problems(i: int, pool: PoolConfig, config: Config) -> list[str]:
+    """A pool's metric must exist on the deployment as configured, in the unit it claims, and
+    its fallback must not stop with the Management Node. Problems with their key paths."""
+    at = f"pools[{i}].metric"
+    m = pool.metric
+    out: list[str] = []
+    if m.source == "pexip":
+        for key in ("namespace", "name", "aggregation", "filter"):
+            if key in m.model_fields_set:
+                out.append(
+                    f"{at}.{key}: not read with source 'pexip' (the fallback reads "
+                    f"{at}.fallback_metric), got {_show(getattr(m, key))}"
+                )
+        if m.meaning != "calls":
+            out.append(f"{at}.meaning: the pexip source reads calls, got {m.meaning!r}")
+        if m.published_elsewhere:
+            out.append(f"{at}.published_elsewhere: only for an azure-monitor metric, got true")
+    else:
+        if m.fallback != "none":
+            out.append(
+                f"{at}.fallback: only with source 'pexip' (Azure Monitor is already the "
+                f"source), got {m.fallback!r}"
+            )
+        out.extend(_unit_problems(at, m))
+        rid = pool.metric_resource_id.lower()
+        publishers = [p for p in config.pools if p.metric.source == "pexip"]
+        published = config.pexip.publish_metrics and any(
+            p.metric_resource_id.lower() == rid for p in publishers
+        )
+        if m.is_published and not (published or m.published_elsewhere):
+            out.append(
+                f"{at}.namespace: {m.namespace} / {m.name} exists only where cvi-autoscaler "
+                f"publishes it, and no pool here publishes it on this resource ([pexip] "
+                f"publish_metrics with a source = 'pexip' pool); read a platform metric (the "
+                f"default: {VMSS_NAMESPACE} / Percentage CPU), use source = 'pexip', or set "
+                f"{at}.published_elsewhere = true if another cvi-autoscaler publishes it, "
+                f"got {m.namespace!r}"
+            )
+        if m.published_elsewhere and not m.is_published:
+            out.append(
+                f"{at}.published_elsewhere: only for the published metric "
+                f"{PUBLISHED_NAMESPACE} / {PUBLISHED_NAME}, got true"
+            )
+    if m.fallback == "none" and "fallback_metric" in m.model_fields_set:
+        out.append(
+            f"{at}.fallback_metric: read only with fallback = 'azure-monitor', got "
+            f"fallback = {m.fallback!r}"
+        )
+    if m.fallback == "azure-monitor":
+        from scaler.kinds import KindRegistryError, discover
+
+        try:
+            kind = discover().get(pool.kind)
+        except KindRegistryError:
+            kind = None  # reported by the kind checks
+        if kind is not None and kind.needs_pexip:
+            out.append(
+                f"{at}.fallback: kind {pool.kind!r} is observed and sized through the Management "
+                f"Node, so while it is down the pool holds whatever the metric says; a fallback "
+                f"helps kind 'vmss' only, got {m.fallback!r}"
+            )
+        fb = m.fallback_metric
+        fat = f"{at}.fallback_metric"
+        if fb.is_published:
+            out.append(
+                f"{fat}.namespace: the fallback must not read what is published from the "
+                f"Management Node (it stops when the Management Node does); read a platform "
+                f"metric such as {VMSS_NAMESPACE} / Percentage CPU, got {fb.namespace!r}"
+            )
+        if not (fb.resource_id or pool.resource_id):
+            out.append(
+                f"{fat}.resource_id: required when the pool has no resource_id (the platform "
+                f"metric is read from a resource), got ''"
+            )
+        out.extend(_unit_problems(fat, fb))
+    return out
+
+
+def _unit_problems(at: str, m: AzureMetricConfig) -> list[str]:
+    known = PLATFORM_METRICS.get((m.namespace.lower(), m.name.lower()))
+    if known is not None and m.meaning != known[0]:
+        return [
+            f"{at}.meaning: {m.name!r} is a percentage (unit Percent in Microsoft's "
+            f"supported-metrics list), so its meaning is {known[0]!r}, got {m.meaning!r}"
+        ]
+    published_calls = m.is_published and m.name.lower() == PUBLISHED_NAME.lower()
+    if published_calls and m.meaning == "percent_of_capacity":
+        return [f"{at}.meaning: {m.name!r} counts calls, got {m.meaning!r}"]
+    return []
 
 
 class DirectionConfig(_Strict):
@@ -541,6 +737,7 @@ class Config(_Strict):
             if not (pool.location or self.azure.location):
                 problems.append(f"pools[{i}].location: required when azure.location is empty")
             problems.extend(_kind_problems(i, pool, self))
+            problems.extend(metric_problems(i, pool, self))
             sub = self.azure.subscription_id
             if sub and pool.subscription_id and pool.subscription_id.lower() != sub.lower():
                 problems.append(

@@ -8,13 +8,14 @@ reader) and ``MetricsRouter`` its single metrics source, each dispatching by poo
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from scaler.adapters.azure import AzureAdapters, AzureCompute, AzureMonitorMetrics
 from scaler.adapters.azure_publish import AzureMetricPublisher
 from scaler.adapters.pexip import PexipClient, PexipMetrics
 from scaler.config import Config, PoolConfig
+from scaler.core.metrics import to_calls
 from scaler.core.types import MetricReading, MetricStatus, QuotaUsage
 from scaler.core.victims import InstanceActions
 from scaler.errors import AdapterError, PermanentError
@@ -63,9 +64,17 @@ class PoolRouter:
 class MetricsRouter:
     """The daemon's metrics source: each pool read from its ``metric.source``.
 
-    A ``pexip`` pool with ``fallback = "azure-monitor"`` is read from Azure Monitor when the
-    Management Node fails it. With a publisher, every good Pexip reading that splits calls by
-    instance is republished to Azure Monitor (best effort: a failure is logged, nothing holds).
+    A ``pexip`` pool with ``fallback = "azure-monitor"`` is read from its own
+    ``fallback_metric`` (a platform metric such as the scale set's ``Percentage CPU``, which
+    Azure emits whatever Pexip does) when the Management Node fails it; never from what the
+    daemon itself publishes from Pexip, which stops with the Management Node. The fallback
+    reading is handed on in calls (the ``pexip`` source's unit): a ``percent_of_capacity`` or
+    ``calls_per_instance`` value becomes calls with the pool's current size from ``sizes``
+    (without it, or when the size cannot be read, the reading is missing). It names no
+    instance: a CPU share cannot tell an idle instance, so a drain-aware scale-in waits.
+
+    With a publisher, every good Pexip reading that splits calls by instance is republished
+    to Azure Monitor (best effort: a failure is logged, nothing holds).
     """
 
     def __init__(
@@ -75,11 +84,13 @@ class MetricsRouter:
         azure: MetricsSource,
         pexip: MetricsSource | None,
         publisher: AzureMetricPublisher | None = None,
+        sizes: Callable[[PoolConfig], int] | None = None,
     ) -> None:
         self._config = config
         self._azure = azure
         self._pexip = pexip
         self._publisher = publisher
+        self._sizes = sizes
         self._log = get_logger()
 
     def read(self, pools: Sequence[PoolConfig], now: float) -> Mapping[str, MetricReading]:
@@ -98,19 +109,62 @@ class MetricsRouter:
                 if p.metric.fallback == "azure-monitor"
                 and out[p.name].status is not MetricStatus.OK
             ]
-            for p in fallback:
-                self._log.warning(
-                    "metrics.fallback",
-                    pool=p.name,
-                    source="azure-monitor",
-                    error=out[p.name].detail,
-                )
-            by_azure += fallback
+            if fallback:
+                out.update(self._fallback(fallback, out, now))
         if by_azure:
             out.update(self._azure.read(by_azure, now))
         if self._publisher is not None:
             self._publish(by_pexip, out, now)
         return out
+
+    def _fallback(
+        self, pools: Sequence[PoolConfig], failed: Mapping[str, MetricReading], now: float
+    ) -> dict[str, MetricReading]:
+        """Each pool's ``fallback_metric`` read from Azure Monitor, as calls."""
+        views = [
+            p.model_copy(update={"metric": p.metric.fallback_view(p.resource_id)}) for p in pools
+        ]
+        readings = self._azure.read(views, now)
+        out: dict[str, MetricReading] = {}
+        for pool, view in zip(pools, views, strict=True):
+            fb = view.metric
+            why = failed[pool.name].detail
+            what = f"fallback {fb.namespace}/{fb.name}"
+            reading = readings.get(pool.name) or MetricReading.missing("no reading")
+            if reading.status is MetricStatus.OK and fb.meaning != "calls":
+                reading = self._as_calls(pool, reading, fb.meaning)
+            self._log.warning(
+                "metrics.fallback",
+                pool=pool.name,
+                source="azure-monitor",
+                metric=f"{fb.namespace}/{fb.name}",
+                status=str(reading.status),
+                error=why,
+            )
+            if reading.status is not MetricStatus.OK:
+                detail = f"{why}; {what}: {reading.detail}"
+                out[pool.name] = MetricReading(reading.status, None, None, detail)
+                continue
+            out[pool.name] = MetricReading(
+                MetricStatus.OK,
+                reading.calls,
+                reading.as_of,
+                f"{what} ({why})",
+                reading.history,
+                reading.by_instance if fb.meaning == "calls" else (),
+            )
+        return out
+
+    def _as_calls(self, pool: PoolConfig, reading: MetricReading, meaning: str) -> MetricReading:
+        if self._sizes is None:
+            return MetricReading.missing(f"{meaning} needs the pool's size, which is not read")
+        try:
+            size = self._sizes(pool)
+        except AdapterError as err:
+            return MetricReading.missing(f"{meaning} needs the pool's size: {err}")
+        return to_calls(
+            reading, meaning=meaning, current=size, calls_per_instance=pool.calls_per_instance
+        )
 
     def _publish(
         self, pools: Sequence[PoolConfig], readings: Mapping[str, MetricReading], now: float
