@@ -307,6 +307,12 @@ class FakeAzure:
         """Seconds sent as ``Retry-After`` while an operation is in progress."""
         self.enforce_quota = True
         """Reject scale-outs and VM starts that exceed a quota set with :meth:`set_usage`."""
+        self.default_quota_limit: int | None = 10_000
+        """``usage.list`` always lists the regional total and the VM families (Microsoft's
+        ``az vm list-usage`` output, https://learn.microsoft.com/azure/virtual-machines/quotas):
+        lines :meth:`set_usage` did not set are listed for ``cores`` and each family in use, with
+        this limit and the cores of every scale set instance and VM of the location, allocated
+        or deallocated, as current value. ``None``: list only what :meth:`set_usage` set."""
         self._lock = threading.RLock()
         self._requests: list[Recorded] = []
         self._scale_sets: dict[tuple[str, str], _ScaleSet] = {}
@@ -989,7 +995,7 @@ class FakeAzure:
 
     def _list_usages(self, request: _Request, match: re.Match[str]) -> _Response:
         """GET .../locations/{loc}/usages, paged by ``usage_page_size`` with a real nextLink."""
-        entries = list(self._usages.get(match["loc"].lower(), {}).values())
+        entries = self._usage_lines(match["loc"])
         token = request.param("$skiptoken") or "0"
         if not token.isdigit():
             raise _invalid_parameter("$skiptoken", "The value of parameter $skiptoken is invalid.")
@@ -1012,6 +1018,29 @@ class FakeAzure:
                 f"&$skiptoken={offset + size}"
             )
         return _Response(200, body)
+
+    def _usage_lines(self, location: str) -> list[_Usage]:
+        """The lines set with :meth:`set_usage`, then the default ones (``default_quota_limit``)."""
+        explicit = self._usages.get(location.lower(), {})
+        lines = list(explicit.values())
+        if self.default_quota_limit is None:
+            return lines
+        cores: dict[str, int] = {}
+        for scale_set in self._scale_sets.values():
+            if scale_set.location.lower() == location.lower():
+                family = scale_set.quota_family
+                used = scale_set.capacity * scale_set.vcpus_per_instance
+                cores[family] = cores.get(family, 0) + used
+        for vm in self._vms.values():
+            sku = self._vm_skus.get(vm.vm_size.lower())
+            family = vm.quota_family or (sku.family if sku else None)
+            if family and vm.location.lower() == location.lower():
+                cores[family] = cores.get(family, 0) + vm.vcpus
+        totals = {"cores": sum(cores.values()), **dict(sorted(cores.items()))}
+        for name, used in totals.items():
+            if name.lower() not in explicit:
+                lines.append(_Usage(name, used, self.default_quota_limit))
+        return lines
 
     # ------------------------------------------------------------ operations
 

@@ -214,6 +214,15 @@ def test_azure_quota_settings_have_fail_closed_defaults() -> None:
     assert (azure.quota_max_age_seconds, azure.quota_unknown_step) == (900.0, 0)
 
 
+def test_usage_list_lists_the_regional_total_and_the_families_in_use(
+    fake: FakeAzure, compute: tuple[AzureCompute, Config]
+) -> None:
+    adapter, _ = compute
+    fake.add_vm(RG, "burst-1", vcpus=8, vm_size="Standard_F8s_v2")  # deallocated: counted too
+    lines = adapter.usage(LOC)
+    assert (lines["cores"].current, lines[FS].current) == (6 * 4 + 8, 6 * 4 + 8)
+
+
 # ---------------------------------------------------------------- a family usage.list lacks
 
 
