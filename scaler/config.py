@@ -176,6 +176,10 @@ class AzureConfig(_Strict):
     retry_total: int = Field(default=3, ge=0, le=10)
     polling_interval_seconds: float | None = Field(default=None, ge=0.0, le=3600.0)
     """LRO polling interval when Azure sends no ``Retry-After``; empty: the SDK's default."""
+    call_deadline_seconds: float = Field(default=15.0, gt=0.0, le=600.0)
+    """Longest one Azure call may take, retries included: each attempt's timeouts are cut to
+    the time left, and a ``Retry-After`` that would end past it is not waited for (the call fails
+    at once as transient and the pool holds this tick)."""
     quota_max_age_seconds: float = Field(default=900.0, ge=0.0, le=86400.0)
     """While ``usage.list`` fails, its last answer is used for at most this long (seconds)."""
     quota_unknown_step: int = Field(default=0, ge=0, le=100)

@@ -16,7 +16,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import socket
+import struct
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,13 +30,16 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from tests.tls import FakeServer, QuietHandler, serve_tls, write_certificate
 
-__all__ = ["DEFAULT_SUBSCRIPTION_ID", "FakeAzure", "Recorded"]
+__all__ = ["DEFAULT_SUBSCRIPTION_ID", "TRANSPORT_FAULTS", "FakeAzure", "Recorded"]
 
 DEFAULT_SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000001"
 MAX_BATCH_RESOURCES = 50
 """Azure Monitor's limit on resource ids in one ``metrics:getBatch`` request."""
 DEFAULT_TOP = 10
 """Azure Monitor returns at most this many dimension timeseries per metric unless ``top`` is set."""
+
+TRANSPORT_FAULTS = ("raw", "reset", "truncate", "stall", "redirect")
+"""Faults below the ARM error contract: what a gateway, proxy or broken connection does."""
 
 _AGGREGATIONS = ("average", "count", "maximum", "minimum", "total")
 _METRICS_BATCH_SUFFIX = "/metrics:getbatch"
@@ -87,11 +93,21 @@ class _Request:
 
 @dataclass
 class _Response:
-    """What the fake answers: a status, an optional JSON body and extra headers."""
+    """What the fake answers: a status, an optional JSON body and extra headers.
+
+    Transport faults (:meth:`FakeAzure.inject_transport_fault`) use the other fields: ``raw`` is
+    sent as the body instead of JSON (with ``content_type``), and ``action`` is ``"reset"`` (drop
+    the connection without an answer), ``"truncate"`` (announce the full length, send half and
+    close) or ``""``; ``delay`` is slept before answering (outside the fake's lock).
+    """
 
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None
+    content_type: str | None = None
+    action: str = ""
+    delay: float = 0.0
 
 
 class _ArmError(Exception):
@@ -122,6 +138,11 @@ class _Fault:
     message: str
     headers: dict[str, str]
     remaining: int
+    kind: str = "error"
+    """``error`` (an ARM error body) or a transport fault kind (see ``TRANSPORT_FAULTS``)."""
+    raw: bytes | None = None
+    content_type: str | None = None
+    delay: float = 0.0
 
 
 @dataclass
@@ -158,6 +179,9 @@ class _ScaleSet:
     unique_id: str
     time_created: str
     instances: dict[int, _Instance]
+    etag: int = 1
+    """Bumped on every change of the scale set; served as ``"etag": "\"N\""`` and checked
+    against ``If-Match`` on PATCH (see ``_patch_vmss``)."""
 
     @property
     def capacity(self) -> int:
@@ -449,6 +473,18 @@ class FakeAzure:
         with self._lock:
             self._known_scale_set(resource_group, name).provisioning_state = state
 
+    def set_vmss_capacity(self, resource_group: str, name: str, capacity: int) -> None:
+        """Someone else (an operator in the portal, Pexip, Azure autoscale) sets ``sku.capacity``:
+        applied at once, and the scale set's etag changes, as for any update of the resource."""
+        with self._lock:
+            scale_set = self._known_scale_set(resource_group, name)
+            self._apply_capacity(scale_set, capacity)
+
+    def vmss_etag(self, resource_group: str, name: str) -> str:
+        """The scale set's current etag as served (quoted, e.g. ``'"3"'``)."""
+        with self._lock:
+            return f'"{self._known_scale_set(resource_group, name).etag}"'
+
     def set_instance_protection(
         self,
         resource_group: str,
@@ -604,6 +640,55 @@ class FakeAzure:
                 )
             )
 
+    def inject_transport_fault(
+        self,
+        method: str,
+        path_regex: str,
+        kind: str,
+        *,
+        status: int = 200,
+        body: bytes = b"",
+        content_type: str | None = None,
+        headers: dict[str, str] | None = None,
+        delay: float = 0.0,
+        times: int = 1,
+    ) -> None:
+        """Answer the next ``times`` matching requests with a fault that is not an ARM error.
+
+        ``kind`` is one of ``TRANSPORT_FAULTS``:
+
+        - ``raw``: ``status`` with ``body`` as given (e.g. a 502 HTML page from a gateway, a 200
+          ``text/html`` login page) and ``content_type``;
+        - ``reset``: close the connection without answering (TCP RST);
+        - ``truncate``: ``status`` and the headers of the real answer, its Content-Length, but
+          only half of its body before the connection closes;
+        - ``stall``: wait ``delay`` seconds (longer than the client's read timeout), then answer
+          normally;
+        - ``redirect``: ``status`` (default 302 here) with ``Location: body.decode()``.
+        """
+        if kind not in TRANSPORT_FAULTS:
+            raise ValueError(f"unknown transport fault {kind!r}; one of {TRANSPORT_FAULTS}")
+        if kind == "redirect":
+            status = 302 if status == 200 else status
+            headers = {**(headers or {}), "Location": body.decode()}
+            body = b""
+        with self._lock:
+            self._faults.append(
+                _Fault(
+                    method=method.upper(),
+                    pattern=re.compile(path_regex, re.IGNORECASE),
+                    status=status,
+                    code="",
+                    message="",
+                    headers=dict(headers or {}),
+                    remaining=times,
+                    kind=kind,
+                    raw=body,
+                    content_type=content_type,
+                    delay=delay,
+                )
+            )
+
     def fail_next_operation(
         self,
         code: str = "OperationNotAllowed",
@@ -641,14 +726,27 @@ class FakeAzure:
             if not _BEARER.fullmatch((request.header("Authorization") or "").strip()):
                 return _unauthorized()
             fault = self._take_fault(request)
-            if fault is not None:
+            if fault is not None and fault.kind == "error":
                 return _Response(
                     fault.status, _error_body(fault.code, fault.message), fault.headers
                 )
+            if fault is not None and fault.kind in ("raw", "redirect", "reset"):
+                return _Response(
+                    fault.status,
+                    headers=fault.headers,
+                    raw=fault.raw,
+                    content_type=fault.content_type,
+                    action="reset" if fault.kind == "reset" else "",
+                )
             try:
-                return self._route(request)
+                response = self._route(request)
             except _ArmError as error:
-                return error.response()
+                response = error.response()
+            if fault is not None and fault.kind == "truncate":
+                response.action = "truncate"
+            elif fault is not None and fault.kind == "stall":
+                response.delay = fault.delay
+            return response
 
     def _take_fault(self, request: _Request) -> _Fault | None:
         """The first armed fault matching the request, consuming one use of it."""
@@ -779,8 +877,24 @@ class FakeAzure:
         return _Response(200, _vmss_json(self._scale_set(match["rg"], match["vmss"])))
 
     def _patch_vmss(self, request: _Request, match: re.Match[str]) -> _Response:
-        """PATCH .../virtualMachineScaleSets/{name}: capacity change as an LRO."""
+        """PATCH .../virtualMachineScaleSets/{name}: capacity change as an LRO.
+
+        ``If-Match`` is honoured: the scale set's etag is "returned in Create/Update/Get response
+        of the VMSS, so that customer can supply it in the header to ensure optimistic updates"
+        (https://learn.microsoft.com/dotnet/api/azure.resourcemanager.compute.virtualmachinescalesetdata.etag),
+        and a write whose ``If-Match`` no longer matches is refused with ``412 Precondition
+        Failed`` (ARM resource provider contract, "ETags for resources":
+        https://github.com/Azure/azure-resource-manager-rpc/blob/master/v1.0/resource-api-reference.md).
+        """
         scale_set = self._scale_set(match["rg"], match["vmss"])
+        if_match = request.header("If-Match")
+        if if_match is not None and if_match.strip() not in ("*", f'"{scale_set.etag}"'):
+            raise _ArmError(
+                412,
+                "PreconditionFailed",
+                f"The condition specified using HTTP conditional header(s) is not met. "
+                f'If-Match: {if_match}, current ETag: "{scale_set.etag}".',
+            )
         body = _require_object(request.body)
         sku = body.get("sku") or {}
         if not isinstance(sku, dict):
@@ -802,6 +916,7 @@ class FakeAzure:
             scale_set.provisioning_state = "Failed"
 
         scale_set.provisioning_state = "Updating"
+        scale_set.etag += 1
         operation = self._start_operation(scale_set.location, request, succeed, fail)
         echoed = _vmss_json(scale_set)
         echoed["sku"] = {"name": sku_name, "tier": tier, "capacity": target}
@@ -826,6 +941,8 @@ class FakeAzure:
             for victim in victims:
                 del scale_set.instances[victim.instance_id]
         delta = (scale_set.capacity - before) * scale_set.vcpus_per_instance
+        if delta:
+            scale_set.etag += 1
         self._adjust_usage(scale_set.location, scale_set.quota_family, delta)
 
     def _delete_instances(self, request: _Request, match: re.Match[str]) -> _Response:
@@ -850,6 +967,7 @@ class FakeAzure:
         def succeed() -> None:
             for instance in instances:
                 scale_set.instances.pop(instance.instance_id, None)
+            scale_set.etag += 1  # sku.capacity changed
             cores = -len(instances) * scale_set.vcpus_per_instance
             self._adjust_usage(scale_set.location, scale_set.quota_family, cores)
 
@@ -1320,15 +1438,31 @@ class _Handler(QuietHandler):
             response = fake._handle(request)
         except Exception as error:  # a bug in the fake: answer instead of hanging the client
             response = _Response(500, _error_body("InternalServerError", repr(error)))
-        payload = b"" if response.body is None else json.dumps(response.body).encode()
+        if response.action == "reset":
+            # SO_LINGER 0: close() sends a TCP RST, as a dropped connection looks to the client.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            return
+        if response.delay:
+            time.sleep(response.delay)
+        if response.raw is not None:
+            payload, content_type = response.raw, response.content_type
+        else:
+            payload = b"" if response.body is None else json.dumps(response.body).encode()
+            content_type = "application/json; charset=utf-8" if payload else None
         self.send_response(response.status)
-        if payload:
-            self.send_header("Content-Type", "application/json; charset=utf-8")
+        if content_type:
+            self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("x-ms-request-id", str(uuid.uuid4()))
         for name, value in response.headers.items():
             self.send_header(name, value)
         self.end_headers()
+        if response.action == "truncate":
+            self.wfile.write(payload[: len(payload) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
         self.wfile.write(payload)
 
 
@@ -1597,6 +1731,7 @@ def _vmss_json(scale_set: _ScaleSet) -> JSON:
             "platformFaultDomainCount": 1,
             "timeCreated": scale_set.time_created,
         },
+        "etag": f'"{scale_set.etag}"',
     }
 
 

@@ -6,35 +6,47 @@ SDK exceptions become ``scaler.errors`` (``raise … from exc``); it decides not
 Retries: the SDK's own retry policy already retries 429 (honouring ``Retry-After``), 5xx and
 connection errors for each HTTP call (``[azure] retry_total``). Nothing here wraps those calls in
 a second retry loop; a call that still fails becomes a ``TransientError`` and the pool simply
-holds until the next tick, which is the daemon's natural backoff.
+holds until the next tick, which is the daemon's natural backoff. That loop is bounded by
+``[azure] call_deadline_seconds`` (``DeadlineRetryPolicy``): no ``Retry-After`` keeps a tick.
+
+Answers that are not what the API documents (an HTML page from a gateway, a cut-off body, JSON
+of another shape) are errors like any other: ``TransientError`` unless Azure said 4xx.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from azure.core import MatchConditions
 from azure.core.credentials import AccessToken, AccessTokenInfo, TokenCredential
 from azure.core.exceptions import (
     AzureError,
     ClientAuthenticationError,
+    DecodeError,
     HttpResponseError,
+    ResourceModifiedError,
     ResourceNotFoundError,
     ServiceRequestError,
     ServiceResponseError,
+    StreamClosedError,
 )
+from azure.core.pipeline import PipelineRequest, PipelineResponse
+from azure.core.pipeline.policies import RetryPolicy
+from azure.core.pipeline.transport import HttpTransport
 from azure.core.polling import LROPoller
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.compute.models import Sku, VirtualMachineScaleSetUpdate
 from azure.monitor.querymetrics import MetricsClient
 
-from scaler.config import STATIC_TOKEN_ENV, AzureConfig, Config, PoolConfig
-from scaler.core.metrics import Bucket, merge_series, reduce_window
+from scaler.config import STATIC_TOKEN_ENV, AzureConfig, Config, MetricConfig, PoolConfig
+from scaler.core.metrics import merge_series, reduce_window, screen_series
 from scaler.core.quota import VmSize
 from scaler.core.types import MetricReading, MetricStatus, QuotaUsage
 from scaler.errors import (
@@ -101,11 +113,105 @@ def make_credential(cfg: AzureConfig) -> TokenCredential:
     return DefaultAzureCredential()
 
 
+class DeadlineRetryPolicy(RetryPolicy[Any, Any]):
+    """azure-core's own ``RetryPolicy`` (429 and ``Retry-After``, 5xx, lost connections), with a
+    deadline per call.
+
+    Unbounded as shipped: ``RetryPolicy`` sleeps whatever ``Retry-After`` says
+    (``_sleep_for_retry``; ``retry_backoff_max`` caps only the exponential backoff), and its
+    ``timeout`` (total seconds of a call) is checked before the next attempt, after the sleep. So a
+    429 with ``Retry-After: 3600`` held a tick for an hour. Here the SDK's loop stays the only retry
+    loop, with these bounds:
+
+    - one deadline per call, kept in the pipeline context (so redirect hops share it) and given to
+      azure-core as the call's ``timeout``, which also cuts each attempt's connection timeout;
+    - a retry whose wait (``Retry-After`` or backoff) would end past the deadline is not taken:
+      the 429/503 answer comes back as it is and becomes a ``TransientError`` (hold this tick);
+    - no sleep runs past the deadline, and each attempt's read timeout is cut to the time left.
+    """
+
+    _KEY = "cvi_autoscaler_deadline"
+
+    def __init__(self, *, deadline_seconds: float, read_timeout: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._deadline_seconds = deadline_seconds
+        self._read_timeout = read_timeout
+
+    def send(self, request: PipelineRequest[Any]) -> PipelineResponse[Any, Any]:
+        deadline = request.context.get(self._KEY)
+        if deadline is None:
+            deadline = time.monotonic() + self._deadline_seconds
+            request.context[self._KEY] = deadline
+        options = request.context.options
+        options[self._KEY] = deadline
+        options["timeout"] = max(0.0, deadline - time.monotonic())
+        return super().send(request)
+
+    def configure_retries(self, options: dict[str, Any]) -> dict[str, Any]:
+        deadline = options.pop(self._KEY, None)
+        settings = super().configure_retries(options)
+        if deadline is None:
+            deadline = time.monotonic() + float(settings["timeout"])
+        settings[self._KEY] = deadline
+        return settings
+
+    def _wait(self, settings: dict[str, Any], response: PipelineResponse[Any, Any] | None) -> float:
+        wait = self.get_retry_after(response) if response is not None else None
+        return wait if wait else self.get_backoff_time(settings)
+
+    def is_retry(self, settings: dict[str, Any], response: PipelineResponse[Any, Any]) -> bool:
+        if not super().is_retry(settings, response):
+            return False
+        deadline: float = settings[self._KEY]
+        return time.monotonic() + self._wait(settings, response) < deadline
+
+    def sleep(
+        self,
+        settings: dict[str, Any],
+        transport: HttpTransport[Any, Any],
+        response: PipelineResponse[Any, Any] | None = None,
+    ) -> None:
+        left = settings[self._KEY] - time.monotonic()
+        wait = min(self._wait(settings, response), left)
+        if wait > 0:
+            transport.sleep(wait)
+
+    def _configure_timeout(
+        self, request: PipelineRequest[Any], absolute_timeout: float, is_response_error: bool
+    ) -> None:
+        # azure-core cuts only the connection timeout to the time left; cut the read timeout too.
+        super()._configure_timeout(request, absolute_timeout, is_response_error)
+        options = request.context.options
+        read = options.get("read_timeout", self._read_timeout)
+        options["read_timeout"] = min(read, absolute_timeout)
+
+
+_answers = threading.local()
+
+
+def _remember_status(response: PipelineResponse[Any, Any]) -> None:
+    """``raw_response_hook``: the status of the last answer this thread received, so that a body
+    the SDK cannot parse (an HTML error page) is still classed by its status."""
+    _answers.status = response.http_response.status_code
+
+
+REDIRECT_MAX = 3
+"""ARM and Azure Monitor answer these calls without redirects; a few hops are tolerated (a
+proxy's), a loop is cut short (azure-core follows 30 by default)."""
+
+
 def _client_kwargs(cfg: AzureConfig) -> dict[str, Any]:
+    timeout = min(cfg.timeout_seconds, cfg.call_deadline_seconds)
     kwargs: dict[str, Any] = {
-        "retry_total": cfg.retry_total,
-        "connection_timeout": cfg.timeout_seconds,
-        "read_timeout": cfg.timeout_seconds,
+        "retry_policy": DeadlineRetryPolicy(
+            deadline_seconds=cfg.call_deadline_seconds,
+            read_timeout=timeout,
+            retry_total=cfg.retry_total,
+        ),
+        "connection_timeout": timeout,
+        "read_timeout": timeout,
+        "redirect_max": REDIRECT_MAX,
+        "raw_response_hook": _remember_status,
     }
     if cfg.ca_bundle is not None:
         kwargs["connection_verify"] = str(cfg.ca_bundle)
@@ -113,10 +219,26 @@ def _client_kwargs(cfg: AzureConfig) -> dict[str, Any]:
 
 
 def translate(exc: AzureError, operation: str) -> AdapterError:
-    """An SDK exception as our error tree: throttling, 5xx and lost connections are transient."""
-    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
+    """An SDK exception as our error tree: throttling, 5xx, timeouts, lost connections, answers
+    that could not be read and writes refused because the resource changed (412) are transient."""
+    if isinstance(exc, (ServiceRequestError, ServiceResponseError, StreamClosedError)):
         return TransientError(f"{operation}: {exc.message}", operation=operation)
     status = getattr(exc, "status_code", None)
+    if isinstance(exc, DecodeError):  # also IncompleteReadError: a body cut short or not JSON
+        return TransientError(
+            f"{operation}: the answer could not be read ({exc.message})".splitlines()[0],
+            operation=operation,
+            code="DecodeError",
+            status=status,
+        )
+    if isinstance(exc, ResourceModifiedError) or status == 412:
+        what = "the scale set" if operation.startswith("vmss.") else "the resource"
+        return TransientError(
+            f"{operation}: {what} changed since it was read; holding until it is read again",
+            operation=operation,
+            code="PreconditionFailed",
+            status=412,
+        )
     code = ""
     error = getattr(exc, "error", None)
     if error is not None and getattr(error, "code", None):
@@ -131,7 +253,7 @@ def translate(exc: AzureError, operation: str) -> AdapterError:
     if (
         isinstance(exc, HttpResponseError)
         and status is not None
-        and (status == 429 or status >= 500)
+        and (status in (408, 429) or status >= 500)
     ):
         return TransientError(text, operation=operation, code=code, status=status)
     return PermanentError(text, operation=operation, code=code, status=status)
@@ -152,6 +274,23 @@ def _capacity_code(error: Any, depth: int = 0) -> str:
     return ""
 
 
+_UNREADABLE = (ValueError, KeyError, TypeError, AttributeError)
+"""What the SDK raises, unwrapped, on an answer it cannot parse: ``JSONDecodeError`` (a
+``ValueError``) from ``response.json()`` on an HTML page, ``TypeError``/``AttributeError``/
+``KeyError`` on JSON of another shape."""
+
+
+def unreadable(exc: Exception, operation: str, status: int | None) -> AdapterError:
+    """An answer that is not the documented JSON, classed by its HTTP status: 4xx is
+    permanent (a 403 page from a proxy will not change by itself), anything else transient."""
+    shown = f"HTTP {status}" if status is not None else "the answer"
+    text = f"{operation}: {shown} could not be read ({type(exc).__name__}: {exc})"
+    text = text.splitlines()[0][:300]
+    if status is not None and 400 <= status < 500 and status not in (408, 429):
+        return PermanentError(text, operation=operation, code="UnreadableAnswer", status=status)
+    return TransientError(text, operation=operation, code="UnreadableAnswer", status=status)
+
+
 class _Calls:
     """Times each Azure call and tells the observer its outcome."""
 
@@ -162,12 +301,24 @@ class _Calls:
     def call(self, operation: str) -> Iterator[None]:
         start = time.perf_counter()
         outcome = "ok"
+        _answers.status = None
         try:
             yield
         except AzureError as exc:
             err = translate(exc, operation)
             outcome = "transient" if isinstance(err, TransientError) else "error"
             raise err from exc
+        except _UNREADABLE as exc:
+            status: int | None = getattr(_answers, "status", None)
+            if status is None:  # no answer came: not Azure's doing (e.g. a bad argument)
+                outcome = "error"
+                raise
+            err = unreadable(exc, operation, status)
+            outcome = "transient" if isinstance(err, TransientError) else "error"
+            raise err from exc
+        except AdapterError as err:  # already translated inside the block
+            outcome = "transient" if isinstance(err, TransientError) else "error"
+            raise
         except Exception:
             outcome = "error"
             raise
@@ -228,9 +379,15 @@ class AzureMonitorMetrics:
         for (location, namespace, name, aggregation, filt, span), members in groups.items():
             for start in range(0, len(members), METRICS_BATCH_LIMIT):
                 chunk = members[start : start + METRICS_BATCH_LIMIT]
-                out.update(
-                    self._read_chunk(location, namespace, name, aggregation, filt, span, chunk, now)
-                )
+                try:
+                    out.update(
+                        self._read_chunk(
+                            location, namespace, name, aggregation, filt, span, chunk, now
+                        )
+                    )
+                except Exception as exc:  # the port's contract: MISSING, never an exception
+                    detail = f"metrics.query_resources: unexpected {type(exc).__name__}: {exc}"
+                    out.update({p.name: MetricReading.missing(detail) for p in chunk})
         return out
 
     def _read_chunk(
@@ -260,59 +417,98 @@ class AzureMonitorMetrics:
                     aggregations=[aggregation],
                     filter=filt or None,
                 )
+            # The SDK reads the body into its models lazily: keep that inside the call too.
+            with self._calls.call("metrics.query_resources"):
+                found = _metric_series(results, ids, aggregation.lower())
         except AdapterError as err:
             return {p.name: MetricReading.missing(str(err)) for p in pools}
-
-        series: dict[str, list[list[Bucket]] | None] = {}
-        split: dict[str, list[tuple[str, list[Bucket]]]] = {}
-        attr = aggregation.lower()
-        for index, result in enumerate(results):
-            for metric in result.metrics:
-                rid = _resource_of(metric.id) or (ids[index] if index < len(ids) else "")
-                found: list[list[Bucket]] = []
-                for ts in metric.timeseries or []:
-                    buckets: list[Bucket] = [
-                        (v.timestamp.timestamp(), getattr(v, attr, None)) for v in ts.data or []
-                    ]
-                    found.append(buckets)
-                    vm_name = _vm_name(ts.metadata_values)
-                    if vm_name:
-                        split.setdefault(rid.lower(), []).append((vm_name, buckets))
-                series[rid.lower()] = found or None
-        out: dict[str, MetricReading] = {}
-        for pool in pools:
-            m = pool.metric
-            found_series = series.get(pool.metric_resource_id.lower())
-            points = merge_series(found_series) if found_series else None
-            reading = reduce_window(
-                points,
-                now=now,
-                window_seconds=m.window_minutes * 60,
-                lag_seconds=m.lag_minutes * 60,
-                reduce=m.reduce,
-                history_seconds=m.history_minutes * 60,
-            )
-            per_vm = split.get(pool.metric_resource_id.lower())
-            if per_vm and reading.status is MetricStatus.OK:
-                # Each VM's newest complete minute: what a call-safe scale-in chooses from.
-                last = []
-                for vm_name, vm_points in per_vm:
-                    one = reduce_window(
-                        vm_points,
-                        now=now,
-                        window_seconds=m.window_minutes * 60,
-                        lag_seconds=m.lag_minutes * 60,
-                        reduce="last",
-                    )
-                    last.append((vm_name, one.calls))
-                reading = dataclasses.replace(reading, by_instance=tuple(last))
-            out[pool.name] = reading
-        return out
+        return {p.name: _reading(p, found.get(p.metric_resource_id.lower()), now) for p in pools}
 
     def close(self) -> None:
         for client in self._clients.values():
             client.close()
         self._clients.clear()
+
+
+RawSeries = tuple[str, list[tuple[float, object]]]
+"""(VM name or ``""`` when not split by VM; buckets as Azure sent them, values unchecked)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Found:
+    """One metric of one resource as ``metrics:getBatch`` answered it."""
+
+    unit: str | None
+    series: list[RawSeries]
+
+
+def _metric_series(results: Any, ids: Sequence[str], attr: str) -> dict[str, _Found]:
+    """The answer by resource id (lower-cased). Raises ``TypeError``/``AttributeError``/... on an
+    answer of another shape, which the caller reports as unreadable."""
+    out: dict[str, _Found] = {}
+    for index, result in enumerate(results):
+        for metric in result.metrics:
+            rid = _resource_of(metric.id) or (ids[index] if index < len(ids) else "")
+            series: list[RawSeries] = []
+            for ts in metric.timeseries or []:
+                buckets = [(v.timestamp.timestamp(), getattr(v, attr, None)) for v in ts.data or []]
+                series.append((_vm_name(ts.metadata_values), buckets))
+            out[rid.lower()] = _Found(metric.unit, series)
+    return out
+
+
+def _units_for(metric: MetricConfig) -> tuple[str, ...]:
+    """Units (``MetricUnit`` names) a reading may be in for what the pool's metric means.
+
+    Custom metrics carry no unit when ingested (the REST payload has none:
+    https://learn.microsoft.com/azure/azure-monitor/essentials/metrics-store-custom-rest-api),
+    so a calls metric may come back ``Unspecified`` ("No specified unit", the SDK's
+    ``MetricUnit``) as well as ``Count``. A percentage is ``Percent``.
+    """
+    if metric.unit:
+        return (metric.unit,)
+    if metric.meaning == "percent_of_capacity":
+        return ("Percent",)
+    return ("Count", "Unspecified")
+
+
+def _reading(pool: PoolConfig, found: _Found | None, now: float) -> MetricReading:
+    """One pool's reading from its resource's series: ``MISSING`` when there are none, when
+    their unit is not what the pool's metric means, or when any value in the window is invalid
+    (negative, NaN, absurd); else the reduced window, with each VM's newest minute."""
+    m = pool.metric
+    if found is None or not found.series:
+        return MetricReading.missing("no time series")
+    what = f"{m.namespace}/{m.name} on {pool.metric_resource_id}"
+    units = _units_for(m)
+    if (found.unit or "").lower() not in {u.lower() for u in units}:
+        return MetricReading.missing(
+            f"{what} is in unit {found.unit!r}, but metric.meaning = {m.meaning!r} needs "
+            f"{' or '.join(units)} (set metric.unit if this unit is meant)"
+        )
+    window, lag = m.window_minutes * 60, m.lag_minutes * 60
+    clean, invalid = screen_series(found.series, now=now, window_seconds=window, lag_seconds=lag)
+    if invalid:
+        return MetricReading.missing(f"{what}: {invalid}")
+    reading = reduce_window(
+        merge_series(clean),
+        now=now,
+        window_seconds=window,
+        lag_seconds=lag,
+        reduce=m.reduce,
+        history_seconds=m.history_minutes * 60,
+    )
+    per_vm = [(name, points) for (name, _), points in zip(found.series, clean, strict=True) if name]
+    if per_vm and reading.status is MetricStatus.OK:
+        # Each VM's newest complete minute: what a call-safe scale-in chooses from.
+        last = []
+        for vm_name, vm_points in per_vm:
+            one = reduce_window(
+                vm_points, now=now, window_seconds=window, lag_seconds=lag, reduce="last"
+            )
+            last.append((vm_name, one.calls))
+        reading = dataclasses.replace(reading, by_instance=tuple(last))
+    return reading
 
 
 def _vm_name(metadata: Mapping[str, str] | None) -> str:
@@ -336,6 +532,9 @@ def _resource_of(metric_id: str | None) -> str:
 class AzureResize:
     """A running scale set update (``ResizeHandle``) over the SDK's ``LROPoller``."""
 
+    changed = True
+    """A write was sent (``ResizeHandle.changed``)."""
+
     def __init__(self, poller: LROPoller[Any], operation: str, calls: _Calls) -> None:
         self._poller = poller
         self._operation = operation
@@ -346,7 +545,10 @@ class AzureResize:
 
     def result(self, timeout: float | None = None) -> None:
         with self._calls.call(self._operation):
-            self._poller.result(timeout=timeout)
+            try:
+                self._poller.result(timeout=timeout)
+            except _UNREADABLE as exc:  # raised in the poller's thread, on a status it polled
+                raise unreadable(exc, self._operation, None) from exc
         if not self._poller.done():
             raise TimeoutError(f"{self._operation}: still running after {timeout} s")
 
@@ -385,6 +587,8 @@ class AzureCompute:
         )
         self._calls = _Calls(observer)
         self._skus: dict[str, tuple[str | None, str | None]] = {}
+        self._read: dict[str, tuple[int, str | None]] = {}
+        """Per pool, the last ``observe``: (``sku.capacity``, etag)."""
         self._vm_sizes: dict[str, dict[str, VmSize]] = {}
 
     @property
@@ -401,24 +605,56 @@ class AzureCompute:
             vmss = self._client.virtual_machine_scale_sets.get(
                 pool.resource_group, pool.scale_set_name
             )
-        sku = vmss.sku
+            sku = vmss.sku  # the model reads the body lazily: an odd answer fails here
+            etag = vmss.etag
         if sku is None or sku.capacity is None:
             raise PermanentError(f"vmss.get: {pool.resource_id} has no sku.capacity")
         self._skus[pool.name] = (sku.name, sku.tier)
+        self._read[pool.name] = (int(sku.capacity), str(etag) if etag else None)
         state = getattr(vmss, "provisioning_state", None)
         if state is None and getattr(vmss, "properties", None) is not None:
             state = getattr(vmss.properties, "provisioning_state", None)
-        return PoolStatus(capacity=int(sku.capacity), provisioning_state=str(state or "Succeeded"))
+        return PoolStatus(
+            capacity=int(sku.capacity),
+            provisioning_state=str(state or "Succeeded"),
+            etag=str(etag) if etag else None,
+        )
 
-    def resize(self, pool: PoolConfig, capacity: int) -> AzureResize:
+    def resize(self, pool: PoolConfig, capacity: int, *, etag: str | None = None) -> AzureResize:
+        """PATCH ``sku.capacity`` only if the scale set is still as last read.
+
+        A capacity computed from a stale read would undo someone else's change (an operator
+        set 16 after we read 6; our 12 would remove 4 instances). So the PATCH carries
+        ``If-Match`` with the etag of the read the decision came from (``etag``, else the one
+        ``observe`` recorded): VMSS "Etag is property returned in Create/Update/Get response of
+        the VMSS, so that customer can supply it in the header to ensure optimistic updates"
+        (https://learn.microsoft.com/dotnet/api/azure.resourcemanager.compute.virtualmachinescalesetdata.etag);
+        a mismatch is ``412`` → ``TransientError`` and the next tick reads again. Where Azure
+        sent no etag, the capacity is read again right before the PATCH and a change refuses it.
+        """
         name, tier = self._skus.get(pool.name, (None, None))
         if name is None:
             self.observe(pool)
             name, tier = self._skus[pool.name]
+        seen, seen_etag = self._read.get(pool.name, (None, None))
+        etag = etag or seen_etag
+        if etag is None and seen is not None:
+            now = self.observe(pool)
+            if now.capacity != seen:
+                raise TransientError(
+                    f"vmss.begin_update: the scale set changed since it was read (capacity "
+                    f"{seen} → {now.capacity}); holding until it is read again",
+                    operation="vmss.begin_update",
+                    code="CapacityChanged",
+                )
+            etag = now.etag
+        conditional: dict[str, Any] = {}
+        if etag:
+            conditional = {"etag": etag, "match_condition": MatchConditions.IfNotModified}
         update = VirtualMachineScaleSetUpdate(sku=Sku(name=name, tier=tier, capacity=capacity))
         with self._calls.call("vmss.begin_update"):
             poller = self._client.virtual_machine_scale_sets.begin_update(
-                pool.resource_group, pool.scale_set_name, update
+                pool.resource_group, pool.scale_set_name, update, **conditional
             )
         return AzureResize(poller, "vmss.update", self._calls)
 

@@ -9,6 +9,7 @@ source returned no series at all). Nothing here guesses a value it did not see.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 
 from scaler.core.types import MetricReading, MetricStatus
 
@@ -16,6 +17,55 @@ _INF = float("inf")
 
 Bucket = tuple[float, float | None]
 """(bucket start, seconds since the epoch; value or ``None`` for an unknown bucket)."""
+
+
+ABSURD = 1e6
+"""No load the pools read (calls, calls per instance, percent) comes near this: a larger value is
+a fault in the source, not a load."""
+
+
+def is_valid_value(v: object) -> bool:
+    """Whether a reported (non-null) bucket value can be a load: a number, finite, not negative,
+    not absurd (> ``ABSURD``)."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return False
+    return 0.0 <= v <= ABSURD  # NaN fails both comparisons
+
+
+def screen_series(
+    series: Sequence[tuple[str, Sequence[tuple[float, object]]]],
+    *,
+    now: float,
+    window_seconds: float,
+    lag_seconds: float,
+    bucket_seconds: float = 60.0,
+) -> tuple[list[list[Bucket]], str]:
+    """Check every series (one per VM, or one for the whole pool) before anything is summed.
+
+    One invalid value (see ``is_valid_value``) in any series inside the reading's window makes
+    the whole reading unusable: returns ``([], detail)`` naming the series, the bucket and the
+    value, and the caller reports ``MISSING`` (hold). A sum over ``[30, -25, 0]`` would otherwise
+    read as 5 calls. Outside the window (older history) an invalid value is only an unknown
+    bucket. Returns the series with those values as ``None`` and ``""`` when usable.
+    """
+    newest_complete = now - lag_seconds - bucket_seconds
+    oldest = newest_complete - window_seconds + bucket_seconds
+    clean: list[list[Bucket]] = []
+    for name, points in series:
+        out: list[Bucket] = []
+        for t, v in points:
+            if v is None:
+                out.append((t, None))
+            elif is_valid_value(v):
+                out.append((t, float(v)))  # type: ignore[arg-type]  # checked to be a number
+            elif oldest <= t <= newest_complete:
+                label = f"series {name!r}" if name else "the series"
+                at = datetime.fromtimestamp(t, UTC).isoformat(timespec="minutes")
+                return [], f"invalid value {v!r} in {label} at {at} (negative, NaN or absurd)"
+            else:
+                out.append((t, None))
+        clean.append(out)
+    return clean, ""
 
 
 def merge_series(series: Iterable[Sequence[Bucket]]) -> list[Bucket]:
