@@ -840,8 +840,22 @@ def load_config(
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
     except RecursionError as exc:
-        raise ConfigError(f"{path}: not valid TOML (arrays or tables nested too deeply)") from exc
+        raise ConfigError(
+            f"{path}: not valid TOML (arrays or tables nested too deeply, at line "
+            f"{_deep_line(text)})"
+        ) from exc
     return parse_config(raw, environ=environ, dry_run=dry_run)
+
+
+def _deep_line(text: str, limit: int = 100) -> int:
+    """The line where brackets first nest ``limit`` deep (strings not told apart: a hint)."""
+    depth = 0
+    for number, line in enumerate(text.splitlines(), 1):
+        for char in line:
+            depth += (char in "[{") - (char in "]}")
+            if depth >= limit:
+                return number
+    return 1
 
 
 MAX_CONFIG_BYTES = 1 << 20

@@ -2,7 +2,12 @@
 
 Off by default (``[http] enabled``), bound to 127.0.0.1 unless configured. It only reads the
 daemon's state: GET and HEAD are served, every other method gets 405, and nothing here can
-change capacity. The standard library's threading HTTP server runs it in a daemon thread.
+change capacity. The standard library's HTTP server runs it in a daemon thread, with bounded
+resources whatever clients do (``_Server``): a connection waits for its request without a
+thread of its own and is closed after ``idle_timeout`` seconds (or sooner, oldest first, once
+``max_waiting`` connections wait), a fixed pool of ``workers`` threads answers requests, and a
+request read or answer that stalls is cut off by the same socket timeout. So hundreds of idle
+connections cost file descriptors for a few seconds, never a thread each.
 
 - ``/healthz``: the process is alive and the loop has ticked within 3 intervals (the same test
   gates systemd's ``WATCHDOG=1``).
@@ -15,12 +20,17 @@ change capacity. The standard library's threading HTTP server runs it in a daemo
 
 from __future__ import annotations
 
+import contextlib
 import json
+import queue
+import selectors
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import TYPE_CHECKING, Any, cast
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -191,22 +201,40 @@ def _iso(t: float | None) -> str | None:
 
 
 class HttpEndpoint:
-    """The endpoint's server and thread; ``port`` is the bound port (useful with port 0)."""
+    """The endpoint's server and thread; ``port`` is the bound port (useful with port 0).
+
+    ``idle_timeout`` (seconds) bounds how long a connection may wait for its request and how
+    long a read or write may stall; ``workers`` threads answer; at most ``max_waiting``
+    connections wait for a request (the oldest is closed for a new one)."""
 
     def __init__(
-        self, daemon: Daemon, *, registry: CollectorRegistry, bind: str, port: int
+        self,
+        daemon: Daemon,
+        *,
+        registry: CollectorRegistry,
+        bind: str,
+        port: int,
+        idle_timeout: float = 10.0,
+        workers: int = 4,
+        max_waiting: int = 32,
     ) -> None:
         self.daemon = daemon
         self.registry = registry
         registry.register(DaemonCollector(daemon))
-        handler = type("Handler", (_Handler,), {"endpoint": self})
-        self.server = ThreadingHTTPServer((bind, port), handler)
-        self.server.daemon_threads = True
+        handler = type("Handler", (_Handler,), {"endpoint": self, "timeout": idle_timeout})
+        self.server = _Server(
+            (bind, port),
+            handler,
+            idle_timeout=idle_timeout,
+            workers=workers,
+            max_waiting=max_waiting,
+        )
         self.port = int(self.server.server_address[1])
         self.bind = bind
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        self.server.start_threads()
         self._thread = threading.Thread(
             target=self.server.serve_forever, name="http", kwargs={"poll_interval": 0.5}
         )
@@ -216,9 +244,139 @@ class HttpEndpoint:
 
     def stop(self) -> None:
         self.server.shutdown()
+        self.server.stop_threads()
         self.server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+class _Server(HTTPServer):
+    """An HTTP server whose threads and connections are bounded (see the module docstring).
+
+    The accepting thread only hands each new connection to the waiting thread, which watches
+    all waiting connections with one selector; a connection that sends its request goes to
+    the worker pool, one that stays silent for ``idle_timeout`` is closed. Only the waiting
+    thread touches the selector and the waiting set."""
+
+    request_queue_size = 128
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        *,
+        idle_timeout: float,
+        workers: int,
+        max_waiting: int,
+    ) -> None:
+        super().__init__(address, handler)
+        self.idle_timeout = idle_timeout
+        self.max_waiting = max_waiting
+        self.max_ready = max_waiting
+        self._incoming: list[tuple[socket.socket, Any]] = []
+        self._lock = threading.Lock()
+        self._waiting: dict[socket.socket, tuple[float, Any]] = {}  # oldest first
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._ready: queue.Queue[tuple[socket.socket, Any] | None] = queue.Queue()
+        self._stopping = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"http-worker-{i}", daemon=True)
+            for i in range(max(1, workers))
+        ]
+        self._threads.append(threading.Thread(target=self._wait, name="http-waiting", daemon=True))
+        self.closed_idle = 0
+        """Connections closed without a request (timed out or pushed out); for tests/metrics."""
+
+    def start_threads(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop_threads(self) -> None:
+        self._stopping.set()
+        self._wake()
+        for _ in self._threads:
+            self._ready.put(None)
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout=2)
+        with self._lock:
+            leftover, self._incoming = self._incoming, []
+        for sock, _ in leftover:
+            self.shutdown_request(sock)
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    # -- the accepting thread ---------------------------------------------------------------
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._lock:
+            self._incoming.append((request, client_address))
+        self._wake()
+
+    def _wake(self) -> None:
+        # A full buffer means a wake-up is pending anyway; a closed one that we are stopping.
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+
+    # -- the waiting thread -----------------------------------------------------------------
+
+    def _wait(self) -> None:
+        while not self._stopping.is_set():
+            with self._lock:
+                incoming, self._incoming = self._incoming, []
+            now = time.monotonic()
+            for sock, addr in incoming:
+                self._waiting[sock] = (now + self.idle_timeout, addr)
+                self._selector.register(sock, selectors.EVENT_READ)
+            while len(self._waiting) > self.max_waiting:
+                self._close_waiting(next(iter(self._waiting)))
+            for sock, (deadline, _) in list(self._waiting.items()):
+                if deadline > now:
+                    break  # deadlines come in arrival order
+                self._close_waiting(sock)
+            first = next(iter(self._waiting.values()), None)
+            timeout = 1.0 if first is None else max(0.0, min(1.0, first[0] - now))
+            for key, _ in self._selector.select(timeout):
+                if key.fileobj is self._wake_r:
+                    with contextlib.suppress(OSError):
+                        while self._wake_r.recv(4096):
+                            pass
+                    continue
+                sock = cast(socket.socket, key.fileobj)
+                self._selector.unregister(sock)
+                _, addr = self._waiting.pop(sock)
+                if self._ready.qsize() >= self.max_ready:
+                    self.shutdown_request(sock)  # every worker is busy and many are queued
+                else:
+                    self._ready.put((sock, addr))
+        for sock in list(self._waiting):
+            self._close_waiting(sock)
+
+    def _close_waiting(self, sock: socket.socket) -> None:
+        self._selector.unregister(sock)
+        del self._waiting[sock]
+        self.closed_idle += 1
+        self.shutdown_request(sock)
+
+    # -- the workers ------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            item = self._ready.get()
+            if item is None:
+                return
+            sock, addr = item
+            try:
+                self.finish_request(sock, addr)
+            except Exception:  # a client that vanished mid-answer; nothing to do but close
+                get_logger().debug("http.request_failed", client=str(addr[0]))
+            finally:
+                self.shutdown_request(sock)
 
 
 class _Handler(BaseHTTPRequestHandler):
