@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from azure.storage.blob import BlobLeaseClient, BlobServiceClient
 
-from scaler.adapters.azure import AzureAdapters
 from scaler.adapters.azure_lease import BlobLeader, BlobSharedState
+from scaler.adapters.pools import build_adapters
 from scaler.config import Config, HaConfig, parse_config
 from scaler.daemon import Daemon, PoolOutcome
 from scaler.state import StateStore
@@ -107,7 +107,7 @@ class Replica:
     """One daemon with its own adapters, lease and state store, as ``run`` wires them."""
 
     def __init__(self, config: Config, ha: HaConfig) -> None:
-        self.adapters = AzureAdapters(config)
+        self.adapters = build_adapters(config, clock=_Wall())  # as run wires them
         self.lease = BlobLeader(ha)
         self.store = StateStore(shared=BlobSharedState(self.lease, ha.state_blob))
         self.applied: list[float] = []
@@ -153,7 +153,15 @@ def pair(
 ) -> Iterator[tuple[Replica, Replica, HaConfig]]:
     monkeypatch.setenv("CVI_AUTOSCALER_STATIC_TOKEN", "x")
     doc = config_doc(
-        pool_table(behavior={"scale_up": {"period_seconds": 1}}, metric={"lag_minutes": 1}),
+        pool_table(
+            behavior={"scale_up": {"period_seconds": 1}},
+            metric={
+                "namespace": "Pexip/CVI",
+                "name": "ActiveCalls",
+                "published_elsewhere": True,
+                "lag_minutes": 1,
+            },
+        ),
         daemon={"interval_seconds": 1, "shutdown_deadline_seconds": 5},
     )
     doc["azure"].update(
@@ -279,3 +287,147 @@ def test_leadership_is_trusted_only_inside_the_lease(azurite: str) -> None:
     finally:
         lease.stop(release=True)
         lease.close()
+
+
+# -- once and the lease (issue 10, finding 7) ------------------------------------------------
+
+
+def _once_config(path: Path, fake: FakeAzure, azurite: str, container: str) -> None:
+    path.write_text(
+        f"""
+[azure]
+subscription_id = "{fake.subscription_id}"
+location = "westeurope"
+resource_manager_url = "{fake.url}"
+metrics_url = "{fake.url}"
+credential = "static-token"
+ca_bundle = "{fake.ca_file}"
+polling_interval_seconds = 0
+retry_total = 0
+
+[daemon]
+once_wait_seconds = 5
+
+[ha]
+enabled = true
+connection_string = "{azurite}"
+container = "{container}"
+lease_seconds = {LEASE}
+identity = "once-here"
+
+[[pools]]
+name = "tc"
+resource_id = "{vmss_id("tc")}"
+vcpus_per_instance = 4
+quota_family = "standardFSv2Family"
+min = 1
+max = 20
+[pools.metric]
+namespace = "Microsoft.Compute/virtualMachineScaleSets"
+name = "Percentage CPU"
+meaning = "percent_of_capacity"
+lag_minutes = 1
+[[pools.policies]]
+type = "target-tracking"
+""",
+        encoding="utf-8",
+    )
+
+
+def _busy_cpu(fake: FakeAzure) -> None:
+    """A platform metric (it exists without a publisher): the scale set at 100 % CPU."""
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    points = [(now + timedelta(minutes=m), 100.0) for m in range(-30, 30)]
+    fake.set_metric(
+        vmss_id("tc"),
+        "Microsoft.Compute/virtualMachineScaleSets",
+        "Percentage CPU",
+        points,
+        unit="Percent",
+    )
+
+
+def _once(path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CVI_AUTOSCALER")}
+    env["CVI_AUTOSCALER_STATIC_TOKEN"] = "x"
+    return subprocess.run(
+        [sys.executable, "-m", "scaler", "once", "--config", str(path), *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _lease_state(azurite: str, container: str) -> str | None:
+    service = BlobServiceClient.from_connection_string(azurite)
+    try:
+        blob = service.get_container_client(container).get_blob_client("leader")
+        if not blob.exists():
+            return None
+        return str(blob.get_blob_properties().lease.state)
+    finally:
+        service.close()
+
+
+def test_once_writes_nothing_while_another_replica_leads(
+    azurite: str, fake: FakeAzure, tmp_path: Path
+) -> None:
+    container = f"ha-{uuid.uuid4().hex[:12]}"
+    config = tmp_path / "once.toml"
+    _once_config(config, fake, azurite, container)
+    _busy_cpu(fake)
+    other = BlobLeader(
+        HaConfig(
+            enabled=True,
+            connection_string=azurite,
+            container=container,
+            lease_seconds=LEASE,
+            identity="prod-a",
+        )
+    )
+    try:
+        assert other.step()  # the production daemon leads
+        done = _once(config)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "another replica leads (prod-a); once wrote nothing" in done.stderr
+        assert fake.writes() == []
+        assert other.is_leader() and _lease_state(azurite, container) == "leased"
+    finally:
+        other.stop(release=True)
+        other.close()
+
+
+def test_once_takes_the_lease_writes_and_releases_it(
+    azurite: str, fake: FakeAzure, tmp_path: Path
+) -> None:
+    container = f"ha-{uuid.uuid4().hex[:12]}"
+    config = tmp_path / "once.toml"
+    _once_config(config, fake, azurite, container)
+    _busy_cpu(fake)
+    fake.set_usage("westeurope", "cores", current=12, limit=400)
+    fake.set_usage("westeurope", "standardFSv2Family", current=12, limit=400)
+    done = _once(config, "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [w.method for w in fake.writes()] == ["PATCH"]
+    assert _lease_state(azurite, container) == "available"  # released at the end
+
+
+def test_once_dry_run_never_touches_the_lease(
+    azurite: str, fake: FakeAzure, tmp_path: Path
+) -> None:
+    container = f"ha-{uuid.uuid4().hex[:12]}"
+    config = tmp_path / "once.toml"
+    _once_config(config, fake, azurite, container)
+    _busy_cpu(fake)
+    done = _once(config, "--dry-run", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert fake.writes() == []
+    service = BlobServiceClient.from_connection_string(azurite)
+    try:  # not even the container: no attempt was made
+        assert not service.get_container_client(container).exists()
+    finally:
+        service.close()
