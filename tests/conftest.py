@@ -25,7 +25,14 @@ def pool_table(name: str = "tc", **over: Any) -> dict[str, Any]:
         "min": 1,
         "max": 20,
         "boot_minutes": 20,
-        "metric": {"namespace": "Pexip/CVI", "name": "ActiveCalls", "lag_minutes": 2},
+        # The fakes serve this metric as if another cvi-autoscaler published it: nothing else
+        # writes Pexip/CVI, so a config must say so (metric.published_elsewhere).
+        "metric": {
+            "namespace": "Pexip/CVI",
+            "name": "ActiveCalls",
+            "published_elsewhere": True,
+            "lag_minutes": 2,
+        },
         "policies": [{"type": "target-tracking", "target_utilization": 0.8}],
     }
     table.update(over)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -113,8 +114,19 @@ def test_example_config_against_a_local_fake_azure(env: AzureEnv) -> None:
     """The README's example, pointed at the fake with endpoint and credential overrides."""
     rg, name = "pexip-tc-westeurope-RG", "pexip-tc-westeurope-vmss"
     rid = env.fake.add_vmss(rg, name, capacity=2)
-    env.calls(rid, {"vm0": [40.0] * 10, "vm1": [50.0] * 10})  # 90 calls → ceil(90 / 10.5) = 9
-    env.fake.set_usage("westeurope", "cores", current=10, limit=34)  # 24 vCPUs = 6 more
+    # The example reads the scale set's platform metric, as Azure emits it for every scale set:
+    # "Percentage CPU", unit Percent, averaged over the instances (learn.microsoft.com/azure/
+    # azure-monitor/reference/supported-metrics/microsoft-compute-virtualmachinescalesets-metrics)
+    # 100 % of 2 instances of 15 calls = 30 calls → ceil(30 / 10.5) = 3.
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    env.fake.set_metric(
+        rid,
+        "Microsoft.Compute/virtualMachineScaleSets",
+        "Percentage CPU",
+        [(now - timedelta(minutes=9 - i), 100.0) for i in range(10)],
+        unit="Percent",
+    )
+    env.fake.set_usage("westeurope", "cores", current=10, limit=14)  # 4 vCPUs = 1 more
     env.fake.set_usage("westeurope", "standardFSv2Family", current=8, limit=100)
     sub = env.fake.subscription_id
     overrides = {
@@ -129,13 +141,13 @@ def test_example_config_against_a_local_fake_azure(env: AzureEnv) -> None:
     proc = cli("once", "--config", "examples/azure.toml", "--json", env=overrides)
     assert proc.returncode == 0, proc.stderr
     record = json.loads(proc.stdout)
-    assert (record["current"], record["desired"], record["reason"]) == (2, 6, "ScaleUpLimit")
-    assert env.fake.vmss_capacity(rg, name) == 6
-    # the next pass is limited by the quota: 24 - 16 = 8 vCPUs left = 2 instances
+    assert (record["current"], record["desired"]) == (2, 3)
+    assert env.fake.vmss_capacity(rg, name) == 3
+    # still 100 %: 45 calls want 5, but the 4 vCPUs left went to the third instance
     proc = cli("once", "--config", "examples/azure.toml", "--json", env=overrides)
     record = json.loads(proc.stdout)
-    assert (record["current"], record["desired"], record["reason"]) == (6, 8, "QuotaLimited")
-    assert env.fake.vmss_capacity(rg, name) == 8
+    assert (record["current"], record["desired"], record["reason"]) == (3, 3, "QuotaLimited")
+    assert env.fake.vmss_capacity(rg, name) == 3
 
 
 def test_once_human_output(env: AzureEnv) -> None:

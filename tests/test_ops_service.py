@@ -78,6 +78,9 @@ quota_family = "standardFSv2Family"
 min = 1
 max = {max_}
 [pools.metric]
+namespace = "Pexip/CVI"
+name = "ActiveCalls"
+published_elsewhere = true
 lag_minutes = 1
 [[pools.policies]]
 type = "target-tracking"

@@ -410,7 +410,14 @@ def test_drain_from_azure_monitor_split_by_vm_name(env: Env) -> None:
     pool = teams_pool(
         rid,
         drain=True,
-        metric={"filter": "VMName eq '*'", "window_minutes": 5, "lag_minutes": 2},
+        metric={
+            "namespace": "Pexip/CVI",
+            "name": "ActiveCalls",
+            "published_elsewhere": True,  # per-VM calls as another cvi-autoscaler publishes them
+            "filter": "VMName eq '*'",
+            "window_minutes": 5,
+            "lag_minutes": 2,
+        },
     )
 
     class WallClock:
