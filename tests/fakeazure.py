@@ -331,6 +331,8 @@ class FakeAzure:
         """Seconds sent as ``Retry-After`` while an operation is in progress."""
         self.enforce_quota = True
         """Reject scale-outs and VM starts that exceed a quota set with :meth:`set_usage`."""
+        self.serve_vmss_etag = True
+        """``False``: scale set GETs carry no ``etag`` (as from an API or a cloud without one)."""
         self.default_quota_limit: int | None = 10_000
         """``usage.list`` always lists the regional total and the VM families (Microsoft's
         ``az vm list-usage`` output, https://learn.microsoft.com/azure/virtual-machines/quotas):
@@ -874,7 +876,10 @@ class FakeAzure:
 
     def _get_vmss(self, request: _Request, match: re.Match[str]) -> _Response:
         """GET .../virtualMachineScaleSets/{name}."""
-        return _Response(200, _vmss_json(self._scale_set(match["rg"], match["vmss"])))
+        body = _vmss_json(self._scale_set(match["rg"], match["vmss"]))
+        if not self.serve_vmss_etag:
+            del body["etag"]
+        return _Response(200, body)
 
     def _patch_vmss(self, request: _Request, match: re.Match[str]) -> _Response:
         """PATCH .../virtualMachineScaleSets/{name}: capacity change as an LRO.

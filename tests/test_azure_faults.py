@@ -530,3 +530,20 @@ def test_an_explicit_etag_from_an_older_read_is_refused(azure: Adapters) -> None
     with pytest.raises(TransientError):
         azure.compute.resize(azure.pool, 4, etag=old)
     assert azure.fake.vmss_capacity("cvi", "tc") == 9
+
+
+def test_without_an_etag_the_capacity_is_read_again_before_the_write(azure: Adapters) -> None:
+    azure.fake.serve_vmss_etag = False
+    status = azure.compute.observe(azure.pool)
+    assert (status.capacity, status.etag) == (6, None)
+    azure.fake.set_vmss_capacity("cvi", "tc", 16)
+    azure.fake.clear_requests()
+
+    with pytest.raises(TransientError, match="6 → 16"):
+        azure.compute.resize(azure.pool, 12)
+    assert azure.fake.vmss_capacity("cvi", "tc") == 16
+    assert [r.method for r in azure.fake.requests] == ["GET"]  # the re-read, and no PATCH
+
+    azure.compute.observe(azure.pool)
+    azure.compute.resize(azure.pool, 17).result(timeout=PROMPT)
+    assert azure.fake.vmss_capacity("cvi", "tc") == 17
