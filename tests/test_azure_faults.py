@@ -380,6 +380,27 @@ def test_an_html_error_page_on_metrics_holds_only_the_pools_it_answered_for(
     assert (readings["b"].status, readings["b"].calls) == (MetricStatus.OK, 50.0)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"values": [{"value": [{"timeseries": "x"}]}]}',
+        b'{"values": [{"value": [{"id": 5, "unit": "Count", "timeseries": [{"data": [{}]}]}]}]}',
+        b'{"values": [{"value": [{"unit": "Count", "timeseries": [{"data": '
+        b'[{"timeStamp": "{t}", "maximum": "ten"}]}]}]}]}',
+    ],
+    ids=["timeseries-not-a-list", "no-timestamp", "value-not-a-number"],
+)
+def test_metrics_json_of_another_shape_is_a_missing_reading(azure: Adapters, body: bytes) -> None:
+    in_window = (NOW_MINUTE - timedelta(minutes=4)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = body.replace(b"{t}", in_window.encode())
+    azure.fake.inject_transport_fault(
+        "POST", r"metrics:getBatch", "raw", body=body, content_type="application/json"
+    )
+    reading = azure.metrics.read(azure.config.pools, time.time())["tc"]
+    assert reading.status is MetricStatus.MISSING
+    assert "could not be read" in reading.detail or "invalid value 'ten'" in reading.detail
+
+
 def test_a_login_page_instead_of_the_scale_set_is_transient(azure: Adapters) -> None:
     azure.fake.inject_transport_fault(
         "GET", r"/virtualMachineScaleSets/tc$", "raw", body=HTML, content_type="text/html"

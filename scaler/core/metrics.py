@@ -61,7 +61,7 @@ def screen_series(
             elif oldest <= t <= newest_complete:
                 label = f"series {name!r}" if name else "the series"
                 at = datetime.fromtimestamp(t, UTC).isoformat(timespec="minutes")
-                return [], f"invalid value {v!r} in {label} at {at} (negative, NaN or absurd)"
+                return [], f"invalid value {v!r} in {label} at {at} (not a number ≥ 0 and ≤ 1e6)"
             else:
                 out.append((t, None))
         clean.append(out)
