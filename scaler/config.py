@@ -89,6 +89,12 @@ class DaemonConfig(_Strict):
     dry_run: bool = False
     shutdown_deadline_seconds: float = Field(default=20.0, gt=0.0, le=600.0)
     """SIGTERM to exit, at most; keep below systemd's ``TimeoutStopSec``."""
+    tick_deadline_seconds: float | None = Field(default=None, gt=0.0, le=3600.0)
+    """A tick's reads end by then: pools whose state is not read by half of it hold
+    (``ObserveTimedOut``), metrics or quota not read by all of it count as missing, and the
+    others are decided. Empty: 80 % of the interval."""
+    read_workers: int = Field(default=8, ge=1, le=64)
+    """Threads that read pools, metrics and quota concurrently within a tick."""
     once_wait_seconds: float = Field(default=900.0, ge=0.0, le=86400.0)
     """``once`` waits this long for its resizes to finish before reporting."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -571,7 +577,7 @@ class PoolConfig(_Strict):
     """``[[pools]]``: one pool the daemon sizes (see ``kind``)."""
 
     name: str
-    kind: Literal["vmss", "pexip-teams", "vm-set"] = "vmss"
+    kind: str = "vmss"
     """``vmss``: a scale set resized through ``sku.capacity`` (call-safe with ``drain``);
     ``pexip-teams``: a Teams Connector sized through Pexip's ``min_number_of_instances``;
     ``vm-set``: pre-provisioned Conferencing Node VMs started and deallocated."""
@@ -655,25 +661,15 @@ class PoolConfig(_Strict):
 
     @property
     def resource_group(self) -> str:
-        if self.kind == "vm-set":
-            return self.vm_set.resource_group
+        """The scale set's resource group, else ``vm_set.resource_group``."""
         m = _VMSS_ID.match(self.resource_id)
-        return m.group("rg") if m else ""
+        return m.group("rg") if m else self.vm_set.resource_group
 
     @property
-    def drain_enabled(self) -> bool:
-        """Whether scale-in of this ``vmss`` pool removes only idle instances, by id."""
-        if self.kind != "vmss":
-            return False
-        if self.drain is not None:
-            return self.drain
-        return self.metric.source == "pexip"
-
-    @property
-    def calls_per_instance_from_nodes(self) -> bool:
-        """A ``vm-set`` pool without ``calls_per_instance`` takes it from its nodes'
-        ``max_hd_calls``."""
-        return self.kind == "vm-set" and "calls_per_instance" not in self.model_fields_set
+    def calls_per_instance_set(self) -> bool:
+        """Whether ``calls_per_instance`` was configured (a ``vm-set`` pool without it takes
+        its nodes' ``max_hd_calls``)."""
+        return "calls_per_instance" in self.model_fields_set
 
     @property
     def scale_set_name(self) -> str:
@@ -788,40 +784,37 @@ class Config(_Strict):
 
 
 def _kind_problems(i: int, pool: PoolConfig, config: Config) -> list[str]:
-    """What each pool kind needs, with the key path of what is missing or wrong."""
+    """What the pool's kind needs (``scaler.kinds``), plus what every kind shares, with the key
+    path of what is missing or wrong."""
+    from scaler.kinds import KindRegistryError, discover
+
     at = f"pools[{i}]"
-    out: list[str] = []
-    if pool.kind == "vmss" and not pool.resource_id:
-        out.append(f"{at}.resource_id: required for kind 'vmss', got ''")
-    if pool.kind == "pexip-teams" and not pool.teams_proxy:
-        out.append(f"{at}.teams_proxy: required for kind 'pexip-teams', got ''")
-    if pool.kind == "vm-set":
-        if pool.resource_id:
-            out.append(
-                f"{at}.resource_id: not used by kind 'vm-set' (set vm_set.resource_group and "
-                f"vm_set.tag), got {pool.resource_id!r}"
-            )
-        for key in ("resource_group", "tag"):
-            if not getattr(pool.vm_set, key):
-                out.append(f"{at}.vm_set.{key}: required for kind 'vm-set', got ''")
-        if not config.azure.subscription_id:
-            out.append("azure.subscription_id: required with a 'vm-set' pool, got ''")
-    if pool.kind != "vm-set" and pool.metric.locations:
-        out.append(f"{at}.metric.locations: only for kind 'vm-set', got {pool.metric.locations}")
-    needs_pexip = pool.kind in ("pexip-teams", "vm-set") or pool.metric.source == "pexip"
+    try:
+        kinds = discover()
+    except KindRegistryError as exc:
+        return [f"{at}.kind: {exc}"]
+    kind = kinds.get(pool.kind)
+    if kind is None:
+        return [f"{at}.kind: must be one of {', '.join(sorted(kinds))}, got {pool.kind!r}"]
+    out = list(kind.problems(at, pool, config))
+    if not kind.node_metric and pool.metric.locations:
+        out.append(
+            f"{at}.metric.locations: only for kinds of Conferencing Nodes "
+            f"({', '.join(sorted(k for k, v in kinds.items() if v.node_metric))}), "
+            f"got {pool.metric.locations}"
+        )
+    needs_pexip = kind.needs_pexip or pool.metric.source == "pexip"
     if needs_pexip and not config.pexip.url:
         out.append(f"pexip.url: required by pools[{i}] (kind {pool.kind!r}), got ''")
     if (
         config.pexip.publish_metrics
         and pool.metric.source == "pexip"
-        and pool.kind != "vm-set"
+        and not kind.node_metric
         and not pool.metric_resource_id
     ):
         out.append(
             f"{at}.metric.resource_id: publish_metrics needs a resource to publish on, got ''"
         )
-    if pool.drain and pool.kind != "vmss":
-        out.append(f"{at}.drain: only for kind 'vmss' (the others always drain), got true")
     return out
 
 

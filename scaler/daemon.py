@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from scaler.config import Config, PoolConfig
 from scaler.core import (
@@ -36,15 +36,11 @@ from scaler.core import (
 )
 from scaler.core.history import ArrayHistory
 from scaler.core.metrics import to_calls
-from scaler.core.victims import (
-    DrainState,
-    InstanceActions,
-    draining_detail,
-    plan_drain,
-    plan_vm_set,
-    with_loads,
-)
-from scaler.errors import AdapterError, ConfigError, PermanentError
+from scaler.core.quota import CapacityBackoff, QuotaMemory, QuotaRules
+from scaler.core.types import PoolLimits
+from scaler.core.victims import DrainState, InstanceActions
+from scaler.errors import AdapterError, CapacityError, ConfigError
+from scaler.kinds import PlanInput, kind_of, limits_of
 from scaler.logs import get_logger
 from scaler.ports import (
     Clock,
@@ -55,8 +51,15 @@ from scaler.ports import (
     QuotaReader,
     ResizeHandle,
 )
+from scaler.reads import BoundedReads
 from scaler.sdnotify import Notifier
 from scaler.state import InFlightRecord, PoolSnapshot, Snapshot, StateStore, hold_one_window
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+CAPACITY_BACKOFF_CAP = 20
+"""A pool whose VM size Azure has no capacity for retries at most this many intervals apart."""
 
 HISTORY_MINUTES = 5 * 7 * 24 * 60
 """Minutes of load kept per pool for policies that look back (five weeks, ~400 kB a pool)."""
@@ -92,6 +95,12 @@ class PoolOutcome:
             "detail": (d.detail if d else "") or None,
             "error": self.error,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class _Backoff:
+    backoff: CapacityBackoff
+    code: str
 
 
 @dataclass(slots=True)
@@ -144,8 +153,17 @@ class Daemon:
         self.identity = identity
         self.read_failures: list[str] = []
         """What the last tick could not read (pools, metrics, quota); empty when all worked."""
-        self.pending_drains: dict[str, list[dict[str, Any]]] = {}
-        """Per pool, instances picked for removal and not yet removed; persisted as is."""
+        self.quota_memory = QuotaMemory()
+        """The last ``usage.list`` of each region with its age, charged with what was granted
+        since (``scaler.core.quota``)."""
+        self._charged: dict[str, PoolLimits] = {}
+        self.capacity_backoff: dict[str, _Backoff] = {}
+        """Pools whose last resize Azure refused for want of capacity."""
+        self.reads = BoundedReads(config.daemon.read_workers, monotonic=monotonic)
+        """Reads of one tick run here, bounded by the tick's deadline."""
+        self.pending_drains: dict[str, DrainState] = {}
+        """Per pool, what a call-safe scale-in waits for (pools with nothing waiting have no
+        entry); persisted."""
         self.started_at = clock.now()
         self.monotonic = monotonic
         """Seconds on a clock that never steps (health's tick age); the wall ``clock`` feeds
@@ -156,10 +174,11 @@ class Daemon:
         self.period: float | None = None
         """``run``'s ``period_seconds`` while it runs (the demo's sped-up interval)."""
         self._followed_at = float("-inf")
+        """``time.monotonic()`` by which a stop must be complete, once ``run`` is stopping."""
         self._reload_requested = threading.Event()
         self._pending_config: Config | None = None
         self._was_leader = False
-        self._limits = {p.name: p.limits(config.azure.location) for p in config.pools}
+        self._limits = {p.name: limits_of(p, config.azure.location) for p in config.pools}
         self._behaviors = {p.name: p.behavior.to_core() for p in config.pools}
         self.history = {
             p.name: ArrayHistory(start=clock.now() // 60.0 * 60.0, capacity=HISTORY_MINUTES)
@@ -180,26 +199,66 @@ class Daemon:
         pools = self.config.pools
         self._check_promotion(now)
         statuses: dict[str, PoolStatus] = {}
-        failed: dict[str, str] = {}
+        failed: dict[str, tuple[Reason, str]] = {}
         read_failures: list[str] = []
+        # the tick's budget: the pools' reads get half of it, metrics and quota the rest
+        start = self.monotonic()
+        budget = self.config.daemon.tick_deadline_seconds or 0.8 * self._period()
+        observed = self.reads.run(
+            {pool.name: _bind(self.actuator.observe, pool) for pool in pools},
+            deadline=start + budget / 2.0,
+        )
         for pool in pools:
-            try:
-                statuses[pool.name] = self.actuator.observe(pool)
-            except AdapterError as err:
-                failed[pool.name] = str(err)
-                read_failures.append(f"pool {pool.name}")
-                self.log.warning("pool.observe_failed", pool=pool.name, error=str(err))
+            got = observed[pool.name]
+            if got.value is not None:
+                statuses[pool.name] = got.value
+                continue
+            read_failures.append(f"pool {pool.name}")
+            if got.timed_out is not None:
+                error = f"observe {got.timed_out.describe(self.monotonic())}"
+                failed[pool.name] = (Reason.OBSERVE_TIMED_OUT, error)
+                self.log.warning("pool.observe_timed_out", pool=pool.name, error=error)
+            else:
+                error = _error_text(got.error)
+                failed[pool.name] = (Reason.OBSERVE_FAILED, error)
+                self.log.warning("pool.observe_failed", pool=pool.name, error=error)
         self._reap_finished()
 
         readable = [p for p in pools if p.name in statuses]
         readings: Mapping[str, MetricReading] = {}
+        locations = sorted({self.config.location_of(p) for p in readable})
+        calls: dict[str, Callable[[], Any]] = {
+            f"quota {loc}": _bind(self.quota.usage, loc) for loc in locations
+        }
         if readable:
-            try:
-                readings = self.metrics.read(readable, now)
-            except AdapterError as err:
-                read_failures.append("metrics")
-                self.log.warning("metrics.read_failed", error=str(err))
-        self.usage = self._read_quota(readable)
+            calls["metrics"] = lambda: self.metrics.read(readable, now)
+        got_all = self.reads.run(calls, deadline=start + budget)
+        metrics = got_all.get("metrics")
+        if metrics is not None and metrics.value is not None:
+            readings = metrics.value
+        elif metrics is not None:
+            read_failures.append("metrics")
+            error = (
+                f"metrics read {metrics.timed_out.describe(self.monotonic())}"
+                if metrics.timed_out is not None
+                else _error_text(metrics.error)
+            )
+            self.log.warning("metrics.read_failed", error=error)
+            readings = {p.name: MetricReading.missing(error) for p in readable}
+        usage: dict[str, Mapping[str, QuotaUsage]] = {}
+        for loc in locations:
+            quota = got_all[f"quota {loc}"]
+            if quota.value is not None:
+                usage[loc] = quota.value
+            else:
+                error = (
+                    f"usage.list {quota.timed_out.describe(self.monotonic())}"
+                    if quota.timed_out is not None
+                    else _error_text(quota.error)
+                )
+                self.log.warning("quota.read_failed", location=loc, error=error)
+        self.usage = usage
+        self.quota_memory = self.quota_memory.remember(usage, now=now)
         read_failures += [
             f"quota {loc}"
             for loc in sorted({self.config.location_of(p) for p in readable})
@@ -212,6 +271,8 @@ class Daemon:
             status = statuses[pool.name]
             reading = readings.get(pool.name) or MetricReading.missing("no reading")
             limits = self._limits[pool.name]
+            if status.quota_family and not pool.quota_family:  # from the VM size
+                limits = dataclasses.replace(limits, quota_family=status.quota_family)
             if status.calls_per_instance:  # a vm-set's nodes report their own capacity
                 limits = dataclasses.replace(limits, calls_per_instance=status.calls_per_instance)
             reading = to_calls(
@@ -235,7 +296,22 @@ class Daemon:
                     history=self.history[pool.name],
                 )
             )
-        decisions = plan_tick(pools=plans, usage=self.usage, now=now)
+        interval = self.config.daemon.interval_seconds
+        holds = {
+            name: f"{b.code}: Azure had no capacity; retrying after a backoff"
+            for name, b in self.capacity_backoff.items()
+            if b.backoff.holds(now=now, interval=interval, cap=CAPACITY_BACKOFF_CAP * interval)
+        }
+        decisions = plan_tick(
+            pools=plans,
+            quota=self.quota_memory,
+            rules=QuotaRules(
+                self.config.azure.quota_max_age_seconds, self.config.azure.quota_unknown_step
+            ),
+            capacity_holds=holds,
+            now=now,
+        )
+        self._charged = {p.limits.name: p.limits for p in plans}
 
         by_name = {p.name: p for p in pools}
         outcomes: list[PoolOutcome] = []
@@ -245,14 +321,14 @@ class Daemon:
                 pool, decision, statuses[pool.name], readings.get(pool.name), now
             )
             outcomes.append(self._act(pool, decision, now, actions))
-        for name, error in failed.items():
+        for name, (why, error) in failed.items():
             prev = self.last.get(name)
             outcomes.append(
                 PoolOutcome(
                     pool=name,
                     current=prev.current if prev else None,
                     desired=prev.current if prev else None,
-                    reason=Reason.OBSERVE_FAILED,
+                    reason=why,
                     error=error,
                 )
             )
@@ -276,15 +352,6 @@ class Daemon:
         if reading.as_of is not None and reading.calls is not None:
             store.put(reading.as_of, reading.calls)
 
-    def _read_quota(self, pools: Sequence[PoolConfig]) -> dict[str, Mapping[str, QuotaUsage]]:
-        usage: dict[str, Mapping[str, QuotaUsage]] = {}
-        for location in sorted({self.config.location_of(p) for p in pools}):
-            try:
-                usage[location] = self.quota.usage(location)
-            except AdapterError as err:
-                self.log.warning("quota.read_failed", location=location, error=str(err))
-        return usage
-
     def _per_instance(
         self,
         pool: PoolConfig,
@@ -292,43 +359,28 @@ class Daemon:
         status: PoolStatus,
         reading: MetricReading | None,
         now: float,
-    ) -> tuple[Decision, InstanceActions | None]:
-        """For pools that act per instance, the pure planners choose which instances move:
-        only idle ones are removed (``vmss`` with drain), burst nodes drain before they stop
-        (``vm-set``). Returns the decision as it will really happen and the writes."""
-        if status.instances is None:
-            return d, None
-        loads = dict(reading.by_instance) if reading is not None else {}
-        instances = with_loads(status.instances, loads)
-        if pool.kind == "vm-set":
-            lifetime = pool.vm_set.min_lifetime_minutes * 60.0
-            plan = plan_vm_set(
-                decision=d, instances=instances, now=now, min_lifetime_seconds=lifetime
+    ) -> tuple[Decision, InstanceActions]:
+        """The pool kind's pure planner refines the decision into what will really happen and
+        the writes that make it happen (``scaler.kinds``): e.g. only idle instances are
+        removed (``vmss`` with drain), burst nodes drain before they stop (``vm-set``)."""
+        plan = kind_of(pool).plan(
+            PlanInput(
+                pool=pool,
+                decision=d,
+                status=status,
+                reading=reading,
+                state=self.pending_drains.get(pool.name, DrainState()),
+                now=now,
             )
-            waiting = draining_detail(instances, now=now, min_lifetime_seconds=lifetime)
-            if waiting:
-                self.log.info("drain.waiting", pool=pool.name, detail=waiting)
-            return plan.decision, plan.actions
-        saved = (self.pending_drains.get(pool.name) or [{}])[0]
-        state = DrainState(
-            pending_since=saved.get("pending_since"),
-            protected=frozenset(saved.get("protected", ())),
-        )
-        max_drain = pool.max_drain_minutes * 60.0 if pool.max_drain_minutes else None
-        plan = plan_drain(
-            decision=d, instances=instances, state=state, now=now, max_drain_seconds=max_drain
         )
         if plan.state == DrainState():
             self.pending_drains.pop(pool.name, None)
         else:
-            self.pending_drains[pool.name] = [
-                {
-                    "pending_since": plan.state.pending_since,
-                    "protected": sorted(plan.state.protected),
-                }
-            ]
-        if plan.decision.reason is Reason.WAITING_FOR_IDLE:
-            self.log.info("drain.waiting", pool=pool.name, detail=plan.decision.detail)
+            self.pending_drains[pool.name] = plan.state
+        if plan.waiting or plan.decision.reason is Reason.WAITING_FOR_IDLE:
+            self.log.info(
+                "drain.waiting", pool=pool.name, detail=plan.waiting or plan.decision.detail
+            )
         return plan.decision, plan.actions
 
     def _act(
@@ -336,7 +388,7 @@ class Daemon:
         pool: PoolConfig,
         d: Decision,
         now: float,
-        actions: InstanceActions | None = None,
+        actions: InstanceActions,
     ) -> PoolOutcome:
         self.states[pool.name] = d.state
         self.log.info(
@@ -363,7 +415,7 @@ class Daemon:
                 detail=d.detail,
             )
         base = PoolOutcome(pool.name, d.current, d.desired, str(d.reason), decision=d)
-        if d.desired == d.current and (actions is None or actions.empty):
+        if d.desired == d.current and actions.empty:
             return base
         if self.dry_run:
             self.log.info(
@@ -384,14 +436,9 @@ class Daemon:
             self.log.info("scale.skipped_standby", pool=pool.name, desired=d.desired)
             return base
         try:
-            if actions is not None:
-                apply = getattr(self.actuator, "apply", None)
-                if apply is None:
-                    raise PermanentError(f"pool {pool.name}: the actuator cannot act per instance")
-                handle: ResizeHandle = apply(pool, actions)
-            else:
-                handle = self.actuator.resize(pool, d.desired)
+            handle = self.actuator.apply(pool, actions)
         except AdapterError as err:
+            self._capacity_failed(pool.name, err, now)
             self.log.error(
                 "scale.failed",
                 pool=pool.name,
@@ -403,8 +450,13 @@ class Daemon:
             return PoolOutcome(
                 pool.name, d.current, d.desired, str(d.reason), error=str(err), decision=d
             )
-        changed = getattr(handle, "changed", True)  # False: the target was already set
-        if actions is None or actions.changes_capacity:
+        changed = handle.changed  # False: the target was already set
+        if changed and d.change > 0 and pool.name in self._charged:
+            # the headroom granted here is not offered again before the next usage.list
+            self.quota_memory = self.quota_memory.charge(
+                self._charged[pool.name], instances=d.change
+            )
+        if actions.changes_capacity:
             self.inflight[pool.name] = _InFlight(handle, d.desired, now)
         if changed:
             self.states[pool.name] = record_scale(d.state, now=now, change=d.change)
@@ -426,6 +478,7 @@ class Daemon:
             try:
                 op.handle.result(0)
             except AdapterError as err:
+                self._capacity_failed(name, err, self.clock.now())
                 self.log.error(
                     "scale.failed",
                     pool=name,
@@ -434,7 +487,23 @@ class Daemon:
                     code=err.code or None,
                 )
             else:
+                self.capacity_backoff.pop(name, None)
                 self.log.info("scale.completed", pool=name, capacity=op.target)
+
+    def _capacity_failed(self, pool: str, err: AdapterError, now: float) -> None:
+        """Azure had no capacity for the pool's VM size (not a quota refusal): its scale-ups
+        wait, doubling from one interval (``CapacityUnavailable``)."""
+        if not isinstance(err, CapacityError):
+            return
+        earlier = self.capacity_backoff.get(pool)
+        backoff = (earlier.backoff if earlier else CapacityBackoff()).failed(now)
+        self.capacity_backoff[pool] = _Backoff(backoff, err.code or "AllocationFailed")
+        self.log.warning(
+            "scale.capacity_unavailable",
+            pool=pool,
+            code=err.code or None,
+            failures=backoff.failures,
+        )
 
     def wait_for_resizes(self, timeout: float) -> dict[str, str | None]:
         """Wait (``once``) for the resizes started by this process; pool → error or ``None``."""
@@ -505,7 +574,7 @@ class Daemon:
             pools[pool.name] = PoolSnapshot(
                 state=self.states.get(pool.name, PoolState()),
                 inflight=record,
-                drains=tuple(self.pending_drains.get(pool.name, ())),
+                drains=(drain.to_doc(),) if (drain := self.pending_drains.get(pool.name)) else (),
             )
         return Snapshot(saved_at=self.clock.now(), writer=self.identity, pools=pools)
 
@@ -572,12 +641,11 @@ class Daemon:
         )
 
     def _resume(self, pool: PoolConfig, rec: InFlightRecord) -> bool:
-        resume = getattr(self.actuator, "resume", None)
-        if rec.token is None or resume is None:
+        if rec.token is None:
             self.log.info("scale.not_resumable", pool=pool.name, desired=rec.target)
             return False
         try:
-            handle = resume(pool, rec.token)
+            handle = self.actuator.resume(pool, rec.token)
         except AdapterError as err:
             self.log.warning("scale.resume_failed", pool=pool.name, error=str(err))
             return False
@@ -630,6 +698,15 @@ class Daemon:
             for section in ("azure", "ha", "http")
             if getattr(new, section) != getattr(self.config, section)
         ]
+        for pool in new.pools:  # the platform's own refusals (e.g. no Event Hub for pexip-teams)
+            try:
+                found = self.actuator.preflight(pool)
+            except AdapterError as err:
+                self.log.warning("pool.preflight_warning", pool=pool.name, warning=str(err))
+                continue
+            problems.extend(found.errors)
+            for warning in found.warnings:
+                self.log.warning("pool.preflight_warning", pool=pool.name, warning=warning)
         if problems:
             self.log.error("config.reload_rejected", problems=problems)
             return
@@ -642,7 +719,7 @@ class Daemon:
         now = self.clock.now()
         self.config = new
         self.dry_run = new.daemon.dry_run if self._dry_run_arg is None else self._dry_run_arg
-        self._limits = {p.name: p.limits(new.azure.location) for p in new.pools}
+        self._limits = {p.name: limits_of(p, new.azure.location) for p in new.pools}
         self._behaviors = {p.name: p.behavior.to_core() for p in new.pools}
         names = {p.name for p in new.pools}
         for pool in new.pools:
@@ -808,3 +885,18 @@ def _describe(actions: InstanceActions | None) -> dict[str, Any] | None:
         for f in dataclasses.fields(actions)
         if getattr(actions, f.name) not in (None, ())
     }
+
+
+def _bind(read: Callable[[T], R], arg: T) -> Callable[[], R]:
+    """``read(arg)`` as a call of no arguments (one per pool or location)."""
+    return lambda: read(arg)
+
+
+def _error_text(err: BaseException | None) -> str:
+    """An adapter error's message; anything else (a bug in an adapter, a library's exception
+    that escaped translation) is named by its type so the pool holds and the loop goes on."""
+    if err is None:
+        return "no answer"
+    if isinstance(err, AdapterError):
+        return str(err)
+    return f"{type(err).__name__}: {err}"

@@ -13,6 +13,7 @@ from typing import Protocol
 from scaler.config import PoolConfig
 from scaler.core.types import MetricReading, QuotaUsage
 from scaler.core.victims import Instance, InstanceActions
+from scaler.kinds.base import Preflight
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,9 @@ class PoolStatus:
     """Instances Pexip's own scheduled-scaling policies add on top of the minimum right now
     (``pexip-teams``; docs.pexip.com/admin/teams_scaling.htm)."""
     licensed_calls: float | None = None
+    quota_family: str | None = None
+    """The quota family of the pool's VM size as Azure lists it (Resource SKUs); ``None``:
+    not known (then the configured ``quota_family`` applies, or ``QuotaUnknown``)."""
     """Teams calls the deployment's licences allow (``pexip-teams``); ``None``: unknown."""
     draining: int = 0
     """Instances still allocated but on their way out (Pexip's "Waiting for termination"),
@@ -90,6 +94,10 @@ class PoolActuator(Protocol):
     def observe(self, pool: PoolConfig) -> PoolStatus: ...
 
     def apply(self, pool: PoolConfig, actions: InstanceActions) -> ResizeHandle: ...
+
+    def preflight(self, pool: PoolConfig) -> Preflight:
+        """Checks of the pool against the live platform, at start-up and on reload."""
+        ...
 
     def resume(self, pool: PoolConfig, token: str) -> ResizeHandle:
         """A handle on the resize saved as ``token`` (``ResizeHandle.continuation_token()``);

@@ -170,4 +170,5 @@ def test_a_tick_over_many_pools_makes_a_bounded_number_of_calls(env: AzureEnv) -
     kinds = [r.path.lower().rsplit("/", 1)[-1] for r in env.fake.requests]
     assert kinds.count("metrics:getbatch") == 2  # 50 + 10 resources
     assert kinds.count("usages") == 1  # one quota read per region
-    assert len(env.fake.requests) == 60 + 2 + 1  # plus one GET per scale set, no writes
+    assert kinds.count("skus") == 1  # VM sizes (quota families): once per region and process
+    assert len(env.fake.requests) == 60 + 2 + 1 + 1  # plus one GET per scale set, no writes

@@ -49,6 +49,7 @@ from scaler.config import STATIC_TOKEN_ENV, AzureConfig, Config, MetricConfig, P
 from scaler.core.metrics import merge_series, reduce_window, screen_series
 from scaler.core.quota import VmSize
 from scaler.core.types import MetricReading, MetricStatus, QuotaUsage
+from scaler.core.victims import InstanceActions
 from scaler.errors import (
     CAPACITY_ERROR_CODES,
     AdapterError,
@@ -57,6 +58,7 @@ from scaler.errors import (
     PermanentError,
     TransientError,
 )
+from scaler.kinds.base import Preflight
 from scaler.ports import PoolStatus
 
 CallObserver = Callable[[str, str, float], None]
@@ -585,10 +587,12 @@ class AzureCompute:
             **kwargs,
         )
         self._calls = _Calls(observer)
+        self._default_location = azure.location
         self._skus: dict[str, tuple[str | None, str | None]] = {}
         self._read: dict[str, tuple[int, str | None]] = {}
         """Per pool, the last ``observe``: (``sku.capacity``, etag)."""
         self._vm_sizes: dict[str, dict[str, VmSize]] = {}
+        self._sizes_lock = threading.Lock()
 
     @property
     def client(self) -> ComputeManagementClient:
@@ -617,7 +621,27 @@ class AzureCompute:
             capacity=int(sku.capacity),
             provisioning_state=str(state or "Succeeded"),
             etag=str(etag) if etag else None,
+            quota_family=self._family_of(pool, sku.name),
         )
+
+    def apply(self, pool: PoolConfig, actions: InstanceActions) -> AzureResize:
+        """The ``PoolActuator`` port for a scale set sized as a whole: a capacity write."""
+        if actions.capacity is None or not actions.changes_capacity:
+            raise PermanentError(f"pool {pool.name}: a scale set is sized by capacity here")
+        return self.resize(pool, actions.capacity)
+
+    def preflight(self, pool: PoolConfig) -> Preflight:
+        return Preflight()
+
+    def _family_of(self, pool: PoolConfig, size: str | None) -> str | None:
+        """The quota family of the scale set's VM size (Resource SKUs, cached per location);
+        ``None`` when it cannot be known now (the pool then says ``QuotaUnknown``)."""
+        if not size:
+            return None
+        try:
+            return self.vm_size(pool.location or self._default_location, size).family
+        except AdapterError:
+            return None
 
     def resize(self, pool: PoolConfig, capacity: int, *, etag: str | None = None) -> AzureResize:
         """PATCH ``sku.capacity`` only if the scale set is still as last read.
@@ -696,6 +720,10 @@ class AzureCompute:
         ?$filter=location eq '<loc>'``). Read once per location for the process lifetime (SKUs
         rarely change); a failed read is not cached, so the next need tries again."""
         key = location.lower()
+        with self._sizes_lock:  # pools are observed concurrently: one read per location
+            return self._read_vm_sizes(location, key)
+
+    def _read_vm_sizes(self, location: str, key: str) -> Mapping[str, VmSize]:
         cached = self._vm_sizes.get(key)
         if cached is not None:
             return cached

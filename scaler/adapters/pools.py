@@ -18,7 +18,7 @@ from scaler.config import Config, PoolConfig
 from scaler.core.metrics import to_calls
 from scaler.core.types import MetricReading, MetricStatus, QuotaUsage
 from scaler.core.victims import InstanceActions
-from scaler.errors import AdapterError, PermanentError
+from scaler.errors import AdapterError, ConfigError, PermanentError
 from scaler.kinds import KindActuator, KindContext, Preflight, discover
 from scaler.logs import get_logger
 from scaler.ports import Clock, MetricsSource, PoolStatus, ResizeHandle
@@ -229,6 +229,14 @@ class Adapters:
             config, azure=azure_metrics, pexip=pexip_metrics, publisher=self.publisher
         )
 
+    def preflight(self, config: Config) -> None:
+        """Check every pool against the live platform (``KindActuator.preflight``): log the
+        warnings, and raise ``ConfigError`` naming each pool the platform refuses (e.g. a
+        ``pexip-teams`` connector without the Event Hub), so ``run``/``once`` exit 2."""
+        errors = check_pools(self.compute, config.pools)
+        if errors:
+            raise ConfigError(errors)
+
     @property
     def credential(self) -> Any:
         """The process's one Azure credential (also used by the leader lease)."""
@@ -242,6 +250,29 @@ class Adapters:
         self.azure.close()
 
 
+def check_pools(router: Any, pools: Sequence[PoolConfig]) -> list[str]:
+    """Each pool's preflight through ``router`` (the daemon's actuator): warnings are logged
+    (``pool.preflight_warning``), errors returned."""
+    log = get_logger()
+    errors: list[str] = []
+    for pool in pools:
+        try:
+            found: Preflight = router.preflight(pool)
+        except AdapterError as err:
+            log.warning("pool.preflight_warning", pool=pool.name, warning=str(err))
+            continue
+        for warning in found.warnings:
+            log.warning("pool.preflight_warning", pool=pool.name, warning=warning)
+        errors.extend(found.errors)
+    return errors
+
+
 def build_adapters(config: Config, *, clock: Clock, observer: Any = None) -> Adapters:
     """The adapters for ``run`` and ``once``: Azure always, Pexip when ``[pexip] url`` is set."""
-    return Adapters(config, clock=clock, observer=observer)
+    adapters = Adapters(config, clock=clock, observer=observer)
+    try:
+        adapters.preflight(config)
+    except BaseException:
+        adapters.close()
+        raise
+    return adapters

@@ -25,6 +25,7 @@ from scaler.core.metrics import reduce_window
 from scaler.core.types import MetricReading, QuotaUsage
 from scaler.core.victims import InstanceActions
 from scaler.errors import PermanentError
+from scaler.kinds.base import Preflight
 from scaler.ports import Clock, PoolStatus
 from scaler.traces import Trace
 
@@ -79,6 +80,10 @@ class SimPool:
 
     def ready(self, now: float) -> int:
         return bisect.bisect_right(self.ready_at, now)
+
+
+UNLIMITED_VCPUS = 1_000_000
+"""The limit of a quota line the simulator was not given."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +221,11 @@ class SimCloud:
     def observe(self, pool: PoolConfig) -> PoolStatus:
         sim = self.pools[pool.name]
         busy = self.clock.now() < sim.busy_until
-        return PoolStatus(sim.capacity, "Updating" if busy else "Succeeded")
+        return PoolStatus(
+            sim.capacity,
+            "Updating" if busy else "Succeeded",
+            quota_family=pool.quota_family or "standardFSv2Family",
+        )
 
     def resize(self, pool: PoolConfig, capacity: int) -> SimResize:
         now = self.clock.now()
@@ -239,6 +248,9 @@ class SimCloud:
             return SimResize(self.clock, self.clock.now(), changed=False)
         return self.resize(pool, actions.capacity)
 
+    def preflight(self, pool: PoolConfig) -> Preflight:
+        return Preflight()
+
     def resume(self, pool: PoolConfig, token: str) -> SimResize:
         raise PermanentError(f"pool {pool.name}: the simulator has nothing to resume")
 
@@ -246,13 +258,19 @@ class SimCloud:
 
     def usage(self, location: str) -> Mapping[str, QuotaUsage]:
         out: dict[str, QuotaUsage] = {}
-        for name, limit in self.quota_limits.items():
+        # Azure's usage.list always lists the regional total and every family in use; the
+        # simulator gives those it was not told about a limit nothing reaches
+        limits = dict(self.quota_limits)
+        for sim in self.pools.values():
+            for name in ("cores", sim.config.quota_family or "standardFSv2Family"):
+                limits.setdefault(name, UNLIMITED_VCPUS)
+        for name, limit in limits.items():
             used = self.other_usage.get(name, 0)
             for sim in self.pools.values():
                 cfg = sim.config
                 if self.config.location_of(cfg) != location:
                     continue
-                if name in ("cores", cfg.quota_family):
+                if name in ("cores", cfg.quota_family or "standardFSv2Family"):
                     used += sim.capacity * cfg.vcpus_per_instance
             out[name] = QuotaUsage(name, used, limit)
         return out

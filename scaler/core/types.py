@@ -53,6 +53,14 @@ class Reason(StrEnum):
     """The configured maximum drain time passed; the least-loaded busy instances are removed."""
     NO_SPARE_INSTANCES = "NoSpareInstances"
     """A ``vm-set`` pool has no deallocated VM left to start."""
+    LICENSE_LIMITED = "LicenseLimited"
+    """A Teams Connector scale-up was cut to what Pexip's Teams licences can carry
+    (``status/v1/licensing``); more instances could take no more calls."""
+    PEXIP_SCHEDULED = "PexipScheduledScaling"
+    """Pexip's own scheduled scaling adds instances on top of the minimum the daemon sets; the
+    pool cannot go below what those policies add while they are active."""
+    OBSERVE_TIMED_OUT = "ObserveTimedOut"
+    """The pool's reads did not finish within the tick's deadline; it holds this tick."""
     QUOTA_UNKNOWN = "QuotaUnknown"
     """The vCPU quota that a scale-up would use is not known (``usage.list`` failed and no recent
     reading is remembered, or the pool's quota family has no line in it): the scale-up is held to

@@ -266,6 +266,27 @@ class VmssActuator:
         return None
 
     def preflight(self, pool: PoolConfig) -> Preflight:
+        """Warn when Pexip itself sizes this scale set: Pexip reports ``instance_status`` only
+        with the Teams Connector's Azure Event Hub on (docs.pexip.com/admin/teams_status.htm),
+        and then it owns the scale set's size (teams_scaling.htm) and would undo the daemon's
+        capacity writes; such a connector is kind ``pexip-teams``."""
+        if self._pexip is None:
+            return Preflight()
+        from scaler.adapters.pexip import scale_set_named
+        from scaler.errors import AdapterError
+
+        try:
+            nodes = self._pexip.teams_nodes()
+        except AdapterError as err:
+            return Preflight(warnings=(f"cannot check Pexip's Teams Connector list: {err}",))
+        if any(n.instance_status and scale_set_named(n, pool) for n in nodes):
+            return Preflight(
+                warnings=(
+                    f"pool {pool.name}: Pexip reports instance_status for this scale set, so "
+                    "its Teams Connector has the Azure Event Hub on and Pexip sizes it itself; "
+                    "capacity written here would be overridden — use kind 'pexip-teams'",
+                )
+            )
         return Preflight()
 
     def apply(self, pool: PoolConfig, actions: InstanceActions) -> ResizeHandle:
@@ -316,6 +337,6 @@ def _busy_names(client: PexipClient, pool: PoolConfig) -> set[str] | None:
         if not scale_set_matches(node, pool):
             continue
         calls = node.call_count
-        if calls is None or not math.isfinite(calls) or calls != 0:
+        if not node.valid or calls is None or not math.isfinite(calls) or calls != 0:
             busy.add(node.name.lower())
     return busy

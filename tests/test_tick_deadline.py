@@ -1,0 +1,95 @@
+"""One stuck or broken read never freezes the tick: the pool that waits holds, the others are
+decided (the reliability issue's findings 2 and 3, at the daemon's level)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Mapping, Sequence
+
+from scaler.adapters.sim import ManualClock, SimCloud
+from scaler.config import PoolConfig, parse_config
+from scaler.core.types import MetricReading
+from scaler.daemon import Daemon
+from scaler.ports import PoolStatus
+from scaler.traces import Trace
+from tests.conftest import config_doc, pool_table
+from tests.test_daemon import START
+
+
+class Stuck:
+    """The simulator, except that observing ``stuck`` blocks until released."""
+
+    def __init__(self, cloud: SimCloud, stuck: str) -> None:
+        self.cloud = cloud
+        self.stuck = stuck
+        self.release = threading.Event()
+        self.observed: list[str] = []
+
+    def observe(self, pool: PoolConfig) -> PoolStatus:
+        self.observed.append(pool.name)
+        if pool.name == self.stuck:
+            self.release.wait(30)
+        return self.cloud.observe(pool)
+
+    def apply(self, pool, actions):  # type: ignore[no-untyped-def]
+        return self.cloud.apply(pool, actions)
+
+    def resume(self, pool, token):  # type: ignore[no-untyped-def]
+        return self.cloud.resume(pool, token)
+
+
+class BrokenMetrics:
+    """A metrics source whose library lets a decode error escape (an HTML error page)."""
+
+    def read(self, pools: Sequence[PoolConfig], now: float) -> Mapping[str, MetricReading]:
+        return json.loads("<html>502 Bad Gateway</html>")  # type: ignore[no-any-return]
+
+
+def two_pools(**daemon: object):  # type: ignore[no-untyped-def]
+    doc = config_doc(pool_table("a"), pool_table("b"))
+    doc["daemon"] = {"tick_deadline_seconds": 1.0, **daemon}
+    config = parse_config(doc, environ={})
+    clock = ManualClock(START.timestamp() + 10 * 60)
+    trace = Trace(
+        start=START,
+        step_seconds=60,
+        pools=("a", "b"),
+        calls={"a": [120.0] * 60, "b": [120.0] * 60},
+        length=60,
+    )
+    cloud = SimCloud(
+        config, trace, clock=clock, quota_limits={"cores": 1000, "standardFSv2Family": 1000}
+    )
+    return config, clock, cloud
+
+
+def test_a_stuck_pool_holds_while_the_others_are_decided() -> None:
+    config, clock, cloud = two_pools()
+    actuator = Stuck(cloud, "a")
+    daemon = Daemon(config=config, metrics=cloud, actuator=actuator, quota=cloud, clock=clock)
+    began = time.monotonic()
+    a, b = daemon.tick()
+    took = time.monotonic() - began
+    assert a.reason == "ObserveTimedOut" and not a.applied
+    assert b.applied and b.desired > b.current
+    assert took < 10  # bounded by the tick's deadline, not by the stuck call (30 s)
+    # the next tick does not pile another read onto the stuck one
+    clock.advance(30)
+    a2, _ = daemon.tick()
+    assert a2.reason == "ObserveTimedOut"
+    assert actuator.observed.count("a") == 1
+    actuator.release.set()
+
+
+def test_a_metrics_library_error_holds_every_pool_and_the_loop_goes_on() -> None:
+    config, clock, cloud = two_pools()
+    daemon = Daemon(
+        config=config, metrics=BrokenMetrics(), actuator=cloud, quota=cloud, clock=clock
+    )
+    outcomes = daemon.tick()
+    assert [o.reason for o in outcomes] == ["MetricsMissing", "MetricsMissing"]
+    assert not any(o.applied for o in outcomes)
+    assert "JSONDecodeError" in (outcomes[0].decision.detail if outcomes[0].decision else "")
+    assert daemon.read_failures == ["metrics"]
