@@ -342,6 +342,21 @@ class FakePexip:
         with self._lock:
             self.stray_participants.append(_participant(len(self.stray_participants), media_node))
 
+    def clear(self) -> None:
+        """Forget every instance, connector, policy, node, participant and fault (requests
+        stay recorded)."""
+        with self._lock:
+            self.teams_nodes.clear()
+            self.teams_proxies.clear()
+            self.scheduled_scaling.clear()
+            self.nodes.clear()
+            self.stray_participants.clear()
+            self.licensing = {"teams_total": 100}
+            self._teams_proxy_of.clear()
+            self._teams_raw.clear()
+            self._faults.clear()
+            self._next_links.clear()
+
     # -- faults ---------------------------------------------------------------------------------
 
     def inject_fault(

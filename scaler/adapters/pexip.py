@@ -889,8 +889,8 @@ class PexipMetrics:
 
     * ``vmss`` / ``pexip-teams`` pools: Σ ``call_count`` of the pool's Teams Connector
       instances, with each instance's count. An instance belongs to a pool by its
-      ``scaleset_id`` (the pool's scale set) or its ``eventhub_id`` (the pool's Teams
-      Connector's); one without either belongs to the only Teams pool, and is unattributable
+      ``scaleset_id`` (the pool's scale set) or, without one, its ``eventhub_id`` (the pool's
+      Teams Connector's); one without either belongs to the only Teams pool, and is unattributable
       when there are several. A reading is ``MISSING`` — never 0 — when any record it could
       contain is unattributable, ambiguous or invalid, when no record names the pool while
       others name an unknown scale set, or when the list is empty while the Event Hub is on
@@ -1042,7 +1042,9 @@ def _attribute(
     keyless: list[TeamsNode] = []
     for node in nodes:
         owners = [p for p in pools if scale_set_named(node, p)]
-        if not owners and node.eventhub_id:
+        # The Event Hub id joins an instance to its connector only when it names no scale set
+        # itself: a scaleset_id naming another scale set is never overridden.
+        if not owners and not node.scaleset_id and node.eventhub_id:
             owners = [
                 p
                 for p in pools
