@@ -350,7 +350,7 @@ class AzureMetricConfig(_Strict):
     def _unit_of_the_named_metric(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        if data.get("source") == "pexip":  # Pexip's status API reads calls
+        if data.get("source") in ("pexip", "log-analytics"):  # both read calls
             return {"meaning": "calls", **data}
         key = (
             str(data.get("namespace", VMSS_NAMESPACE)).lower(),
@@ -372,18 +372,53 @@ class FallbackMetricConfig(AzureMetricConfig):
     reduction are the pool's ``[pools.metric]`` ones."""
 
 
+class LogAnalyticsConfig(_Strict):
+    """``[pools.metric.log_analytics]``: a KQL query over a Log Analytics workspace that yields
+    the pools' concurrent calls per minute (``scaler.adapters.azure_logs`` states the contract:
+    columns ``TimeGenerated``, ``pool``, ``calls``)."""
+
+    workspace_id: str = ""
+    """The workspace's id (a GUID, "Workspace ID" in the portal)."""
+    query: str = ""
+    """KQL yielding one row per pool and minute: ``TimeGenerated`` (the minute's start, UTC),
+    ``pool`` (a pool name of this file), ``calls`` (concurrent calls; null: unknown)."""
+    logs_url: str = "https://api.loganalytics.io"
+    """Log Analytics query endpoint (sovereign clouds, emulators)."""
+    audience: str = ""
+    """Token audience; empty: ``logs_url`` (the SDK's default)."""
+    server_timeout_seconds: int = Field(default=60, ge=1, le=600)
+    """How long the service may run the query (Log Analytics allows up to 10 minutes)."""
+
+    @field_validator("workspace_id")
+    @classmethod
+    def _workspace_guid(cls, v: str) -> str:
+        if v and not _GUID.match(v):
+            raise ValueError("must be the workspace's GUID")
+        return v
+
+    @field_validator("logs_url")
+    @classmethod
+    def _https_logs(cls, v: str) -> str:
+        if urlparse(v).scheme != "https":
+            raise ValueError("must be an https:// URL (Azure refuses bearer tokens over http)")
+        return v.rstrip("/")
+
+
 class MetricConfig(AzureMetricConfig):
     """``[pools.metric]``: where a pool's call load is read and how it becomes calls.
 
     Out of the box: ``source = "pexip"`` (the Management Node's own call counts), or an Azure
     Monitor platform metric (default: the scale set's ``Percentage CPU``)."""
 
-    source: Literal["azure-monitor", "pexip"] = "azure-monitor"
+    source: Literal["azure-monitor", "pexip", "log-analytics"] = "azure-monitor"
     """``azure-monitor`` (below), or ``pexip``: the Management Node's status API (Teams
     Connector ``call_count`` per instance; Conferencing Node media load in HD calls)."""
-    fallback: Literal["none", "azure-monitor"] = "none"
+    fallback: Literal["none", "azure-monitor", "log-analytics"] = "none"
     """With ``source = "pexip"``: read ``fallback_metric`` when the Management Node cannot be
-    read."""
+    read. ``log-analytics``: run ``log_analytics`` when the source cannot be read (any source
+    but ``log-analytics`` itself)."""
+    log_analytics: LogAnalyticsConfig = LogAnalyticsConfig()
+    """``source`` or ``fallback`` ``log-analytics``: the workspace and the query."""
     fallback_metric: FallbackMetricConfig = FallbackMetricConfig()
     published_elsewhere: bool = False
     """``Pexip/CVI`` read from Azure Monitor is published by another cvi-autoscaler (one whose
@@ -439,8 +474,19 @@ def metric_problems(i: int, pool: PoolConfig, config: Config) -> list[str]:
             out.append(f"{at}.meaning: the pexip source reads calls, got {m.meaning!r}")
         if m.published_elsewhere:
             out.append(f"{at}.published_elsewhere: only for an azure-monitor metric, got true")
+    elif m.source == "log-analytics":
+        for key in ("namespace", "name", "aggregation", "filter", "unit"):
+            if key in m.model_fields_set:
+                out.append(
+                    f"{at}.{key}: not read with source 'log-analytics' (the query's 'calls' "
+                    f"column is the load), got {_show(getattr(m, key))}"
+                )
+        if m.meaning != "calls":
+            out.append(f"{at}.meaning: the log-analytics source reads calls, got {m.meaning!r}")
+        if m.published_elsewhere:
+            out.append(f"{at}.published_elsewhere: only for an azure-monitor metric, got true")
     else:
-        if m.fallback != "none":
+        if m.fallback == "azure-monitor":
             out.append(
                 f"{at}.fallback: only with source 'pexip' (Azure Monitor is already the "
                 f"source), got {m.fallback!r}"
@@ -465,7 +511,8 @@ def metric_problems(i: int, pool: PoolConfig, config: Config) -> list[str]:
                 f"{at}.published_elsewhere: only for the published metric "
                 f"{PUBLISHED_NAMESPACE} / {PUBLISHED_NAME}, got true"
             )
-    if m.fallback == "none" and "fallback_metric" in m.model_fields_set:
+    out.extend(_log_analytics_problems(at, m))
+    if m.fallback != "azure-monitor" and "fallback_metric" in m.model_fields_set:
         out.append(
             f"{at}.fallback_metric: read only with fallback = 'azure-monitor', got "
             f"fallback = {m.fallback!r}"
@@ -497,6 +544,31 @@ def metric_problems(i: int, pool: PoolConfig, config: Config) -> list[str]:
                 f"metric is read from a resource), got ''"
             )
         out.extend(_unit_problems(fat, fb))
+    return out
+
+
+def _log_analytics_problems(at: str, m: MetricConfig) -> list[str]:
+    """``log_analytics`` is complete where it is read (as source or fallback), and set only
+    there; a fallback is another source than the one it stands in for."""
+    la = m.log_analytics
+    used = "log-analytics" in (m.source, m.fallback)
+    if not used:
+        if "log_analytics" in m.model_fields_set:
+            return [
+                f"{at}.log_analytics: read only with source or fallback = 'log-analytics', "
+                f"got source = {m.source!r}, fallback = {m.fallback!r}"
+            ]
+        return []
+    out = []
+    if m.fallback == m.source:
+        out.append(f"{at}.fallback: must differ from the source, got {m.fallback!r}")
+    if not la.workspace_id:
+        out.append(f"{at}.log_analytics.workspace_id: required for log-analytics, got ''")
+    if not la.query.strip():
+        out.append(
+            f"{at}.log_analytics.query: required for log-analytics (KQL yielding TimeGenerated, "
+            f"pool, calls per minute), got ''"
+        )
     return out
 
 
