@@ -49,7 +49,8 @@ _REASONS = tuple(str(r) for r in Reason)
 
 
 class CallMetrics:
-    """A ``CallObserver``: counts and times every Azure call by operation and outcome."""
+    """A ``CallObserver``: counts and times every Azure call by operation and outcome, and
+    counts every failed call of Azure or the Pexip Management Node (``adapter_errors``)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.calls = Counter(
@@ -66,9 +67,19 @@ class CallMetrics:
             registry=registry,
         )
 
+        self.errors = Counter(
+            f"{PREFIX}_adapter_errors",
+            "Calls to Azure or the Pexip Management Node that failed, by operation and kind "
+            "(transient: worth retrying; error: a refusal or an answer that cannot be read).",
+            ["operation", "kind"],
+            registry=registry,
+        )
+
     def __call__(self, operation: str, outcome: str, seconds: float) -> None:
         self.calls.labels(operation, outcome).inc()
         self.seconds.labels(operation, outcome).observe(seconds)
+        if outcome != "ok":
+            self.errors.labels(operation, outcome).inc()
 
 
 class DaemonCollector(Collector):

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -314,10 +315,15 @@ class PexipClient:
         *,
         password: str | None = None,
         transport: httpx.BaseTransport | None = None,
+        observer: Callable[[str, str, float], None] | None = None,
     ) -> None:
+        """``observer(operation, outcome, seconds)`` hears of every request and every answer
+        that cannot be used (outcome ``ok``, ``transient`` or ``error``), as the Azure
+        adapters' ``CallObserver`` does, so both services' failures are counted alike."""
         if not cfg.url:
             raise ConfigError("pexip.url: required, got ''")
         self._cfg = cfg
+        self._observer = observer
         base = urlsplit(cfg.url)
         self._origin = (base.scheme.lower(), (base.hostname or "").lower(), _port(base))
         # The system's trust store plus the extra CA (a Management Node often has a private CA).
@@ -523,6 +529,7 @@ class PexipClient:
             pages += 1
             params = None  # meta.next carries its own query
             if not isinstance(body, dict) or not isinstance(body.get("objects"), list):
+                self._observe(f"GET {path}", "error", 0.0)
                 raise PermanentError(
                     f"pexip {path}: answer is not a list of objects", operation=f"GET {path}"
                 )
@@ -565,7 +572,36 @@ class PexipClient:
         json_body: Mapping[str, Any] | None = None,
     ) -> Any:
         operation = f"{method} {endpoint}"
-        where = f"pexip {self._cfg.url}{endpoint}"
+        start = time.monotonic()
+        outcome = "error"
+        try:
+            result = self._answer(
+                method, url, operation, params=params, json_body=json_body, timeout=timeout
+            )
+            outcome = "ok"
+            return result
+        except TransientError:
+            outcome = "transient"
+            raise
+        finally:
+            self._observe(operation, outcome, time.monotonic() - start)
+
+    def _observe(self, operation: str, outcome: str, seconds: float) -> None:
+        if self._observer is not None:
+            # ids in paths (teams_proxy/7/) become {id}: one series per endpoint
+            self._observer("pexip." + _ID_IN_PATH.sub("/{id}/", operation), outcome, seconds)
+
+    def _answer(
+        self,
+        method: str,
+        url: str,
+        operation: str,
+        *,
+        timeout: float,
+        params: Mapping[str, Any] | None,
+        json_body: Mapping[str, Any] | None,
+    ) -> Any:
+        where = f"pexip {self._cfg.url}{operation.partition(' ')[2]}"
         try:
             response = self._http.request(
                 method, url, params=params, json=json_body, timeout=timeout
@@ -575,6 +611,14 @@ class PexipClient:
         except httpx.TransportError as exc:
             raise TransientError(f"{where}: {exc}", operation=operation) from exc
         status = response.status_code
+        if 300 <= status < 400:  # redirects are not followed: credentials stay on this host
+            raise PermanentError(
+                f"{where}: HTTP {status} redirect to {response.headers.get('location', '')!r}"
+                " (not followed)",
+                operation=operation,
+                status=status,
+                code=str(status),
+            )
         if status >= 400:
             snippet = response.text.strip().replace("\n", " ")[:200]
             text = f"{where}: HTTP {status}{' ' + snippet if snippet else ''}"
@@ -590,6 +634,9 @@ class PexipClient:
             raise PermanentError(
                 f"{where}: malformed JSON ({exc})", operation=operation, status=status
             ) from exc
+
+
+_ID_IN_PATH = re.compile(r"/\d+/")
 
 
 def find_proxy(proxies: Iterable[TeamsProxy], ref: str) -> TeamsProxy | None:

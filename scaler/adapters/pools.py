@@ -209,7 +209,9 @@ class Adapters:
         pexip_metrics: MetricsSource | None = None
         if config.pexip.url:
             try:
-                self.pexip = PexipClient(config.pexip, password=pexip_password)
+                self.pexip = PexipClient(
+                    config.pexip, password=pexip_password, observer=observer
+                )
             except BaseException:
                 self.azure.close()
                 raise
