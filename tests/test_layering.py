@@ -94,6 +94,8 @@ def test_no_kind_name_is_switched_on_outside_the_kinds() -> None:
     offenders = []
     for rel in (
         "scaler/daemon.py",
+        "scaler/tick.py",
+        "scaler/persistence.py",
         "scaler/config.py",
         "scaler/adapters/pools.py",
         "scaler/adapters/sim.py",
@@ -111,10 +113,10 @@ def test_no_kind_name_is_switched_on_outside_the_kinds() -> None:
 
 
 def test_the_daemon_asks_its_ports_instead_of_probing_them() -> None:
-    tree = ast.parse((ROOT / "scaler" / "daemon.py").read_text(encoding="utf-8"))
     probes = [
-        node.lineno
-        for node in ast.walk(tree)
+        (name, node.lineno)
+        for name in ("daemon.py", "tick.py", "persistence.py")
+        for node in ast.walk(ast.parse((ROOT / "scaler" / name).read_text(encoding="utf-8")))
         if isinstance(node, ast.Call)
         and isinstance(node.func, ast.Name)
         and node.func.id in ("getattr", "hasattr")
@@ -123,3 +125,12 @@ def test_the_daemon_asks_its_ports_instead_of_probing_them() -> None:
         and node.args[0].attr in ("actuator", "metrics", "quota")
     ]
     assert probes == []
+
+
+def test_the_daemon_is_split_along_its_seams() -> None:
+    """The loop, the tick and persistence are separate modules; the tick never saves state and
+    persistence never decides."""
+    tick = imports(ROOT / "scaler" / "tick.py")
+    persistence = imports(ROOT / "scaler" / "persistence.py")
+    assert "scaler.state" not in tick and "scaler.persistence" not in tick
+    assert "scaler.core.decide" not in persistence and "scaler.kinds" not in persistence

@@ -1,0 +1,531 @@
+"""One tick: observe → decide → act for every pool.
+
+Each tick re-reads every pool's real capacity (level-triggered: a change made in the portal is
+simply the new truth), reads all metrics in batches and each region's quota once — all of it
+concurrently and bounded by the tick's deadline, so one stuck read holds only its own pool — lets
+the pure core decide, lets each pool's kind plan the writes (``scaler.kinds``), and writes only
+where the decision differs from what Azure has. A resize is started and not waited for: while it
+runs the pool holds (``ResizeInFlight``), so one slow scale set never stalls the others. Errors
+of one pool never stop the tick. Leadership is re-checked right before every write (fencing).
+
+``Ticker`` owns what the daemon carries from tick to tick per pool (stabilisation state,
+resizes in flight, drains, load history, quota memory, capacity backoff); persistence
+(``scaler.persistence``) saves and adopts it, and the loop (``scaler.daemon``) drives it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from scaler.config import Config, PoolConfig
+from scaler.core import (
+    Decision,
+    MetricReading,
+    MetricStatus,
+    Observation,
+    PoolPlan,
+    PoolState,
+    QuotaUsage,
+    Reason,
+    plan_tick,
+    record_scale,
+)
+from scaler.core.history import ArrayHistory
+from scaler.core.metrics import to_calls
+from scaler.core.quota import CapacityBackoff, QuotaMemory, QuotaRules
+from scaler.core.types import PoolLimits
+from scaler.core.victims import DrainState, InstanceActions
+from scaler.errors import AdapterError, CapacityError
+from scaler.kinds import PlanInput, kind_of, limits_of
+from scaler.logs import get_logger
+from scaler.ports import (
+    Clock,
+    LeaderLease,
+    MetricsSource,
+    PoolActuator,
+    PoolStatus,
+    QuotaReader,
+    ResizeHandle,
+)
+from scaler.reads import BoundedReads
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+CAPACITY_BACKOFF_CAP = 20
+"""A pool whose VM size Azure has no capacity for retries at most this many intervals apart."""
+
+HISTORY_MINUTES = 5 * 7 * 24 * 60
+"""Minutes of load kept per pool for policies that look back (five weeks, ~400 kB a pool)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PoolOutcome:
+    """What a tick did for one pool; ``once --json`` prints these."""
+
+    pool: str
+    current: int | None
+    desired: int | None
+    reason: str
+    applied: bool = False
+    dry_run: bool = False
+    error: str | None = None
+    decision: Decision | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d = self.decision
+        return {
+            "pool": self.pool,
+            "current": self.current,
+            "desired": self.desired,
+            "reason": self.reason,
+            "applied": self.applied,
+            "dry_run": self.dry_run,
+            "recommended": d.recommended if d else None,
+            "policy": d.policy if d else None,
+            "calls": d.calls if d else None,
+            "metric_status": str(d.metric_status) if d else None,
+            "steps": [[s.stage, s.value, str(s.reason)] for s in d.steps] if d else [],
+            "detail": (d.detail if d else "") or None,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Backoff:
+    backoff: CapacityBackoff
+    code: str
+
+
+@dataclass(slots=True)
+class _InFlight:
+    handle: ResizeHandle
+    target: int
+    started: float
+
+
+class Ticker:
+    """The per-pool state carried between ticks, and the tick itself."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        metrics: MetricsSource,
+        actuator: PoolActuator,
+        quota: QuotaReader,
+        clock: Clock,
+        monotonic: Callable[[], float],
+        period: Callable[[], float],
+        dry_run: bool,
+        leader: LeaderLease | None = None,
+    ) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.actuator = actuator
+        self.quota = quota
+        self.clock = clock
+        self.monotonic = monotonic
+        self.period = period
+        """Seconds between ticks now (the tick's deadline defaults to 80 % of it)."""
+        self.dry_run = dry_run
+        self.leader = leader
+        self.stopping = threading.Event()
+        """Set when the daemon stops: no new write starts."""
+        self.states: dict[str, PoolState] = {p.name: PoolState() for p in config.pools}
+        self.inflight: dict[str, _InFlight] = {}
+        self.last: dict[str, PoolOutcome] = {}
+        self.usage: dict[str, Mapping[str, QuotaUsage]] = {}
+        self.ticks = 0
+        self.last_tick_at: float | None = None
+        self.read_failures: list[str] = []
+        """What the last tick could not read (pools, metrics, quota); empty when all worked."""
+        self.quota_memory = QuotaMemory()
+        """The last ``usage.list`` of each region with its age, charged with what was granted
+        since (``scaler.core.quota``)."""
+        self._charged: dict[str, PoolLimits] = {}
+        self.capacity_backoff: dict[str, _Backoff] = {}
+        """Pools whose last resize Azure refused for want of capacity."""
+        self.reads = BoundedReads(config.daemon.read_workers, monotonic=monotonic)
+        """Reads of one tick run here, bounded by the tick's deadline."""
+        self.pending_drains: dict[str, DrainState] = {}
+        """Per pool, what a call-safe scale-in waits for (pools with nothing waiting have no
+        entry); persisted."""
+        self._limits = {p.name: limits_of(p, config.azure.location) for p in config.pools}
+        self._behaviors = {p.name: p.behavior.to_core() for p in config.pools}
+        self.history = {
+            p.name: ArrayHistory(start=clock.now() // 60.0 * 60.0, capacity=HISTORY_MINUTES)
+            for p in config.pools
+        }
+        self.log = get_logger()
+
+    def use_config(self, new: Config) -> None:
+        """A reloaded config: pools added get fresh state, pools removed are forgotten."""
+        now = self.clock.now()
+        self.config = new
+        self._limits = {p.name: limits_of(p, new.azure.location) for p in new.pools}
+        self._behaviors = {p.name: p.behavior.to_core() for p in new.pools}
+        names = {p.name for p in new.pools}
+        for pool in new.pools:
+            self.states.setdefault(pool.name, PoolState())
+            if pool.name not in self.history:
+                self.history[pool.name] = ArrayHistory(
+                    start=now // 60.0 * 60.0, capacity=HISTORY_MINUTES
+                )
+        for table in (self.states, self.history, self.last):
+            for name in [n for n in table if n not in names]:
+                del table[name]
+
+    def tick(self, now: float) -> list[PoolOutcome]:
+        """Observe, decide and act once for every pool; ``now`` from the wall clock."""
+        pools = self.config.pools
+        statuses: dict[str, PoolStatus] = {}
+        failed: dict[str, tuple[Reason, str]] = {}
+        read_failures: list[str] = []
+        # the tick's budget: the pools' reads get half of it, metrics and quota the rest
+        start = self.monotonic()
+        budget = self.config.daemon.tick_deadline_seconds or 0.8 * self.period()
+        observed = self.reads.run(
+            {pool.name: _bind(self.actuator.observe, pool) for pool in pools},
+            deadline=start + budget / 2.0,
+        )
+        for pool in pools:
+            got = observed[pool.name]
+            if got.value is not None:
+                statuses[pool.name] = got.value
+                continue
+            read_failures.append(f"pool {pool.name}")
+            if got.timed_out is not None:
+                error = f"observe {got.timed_out.describe(self.monotonic())}"
+                failed[pool.name] = (Reason.OBSERVE_TIMED_OUT, error)
+                self.log.warning("pool.observe_timed_out", pool=pool.name, error=error)
+            else:
+                error = _error_text(got.error)
+                failed[pool.name] = (Reason.OBSERVE_FAILED, error)
+                self.log.warning("pool.observe_failed", pool=pool.name, error=error)
+        self._reap_finished()
+
+        readable = [p for p in pools if p.name in statuses]
+        readings: Mapping[str, MetricReading] = {}
+        locations = sorted({self.config.location_of(p) for p in readable})
+        calls: dict[str, Callable[[], Any]] = {
+            f"quota {loc}": _bind(self.quota.usage, loc) for loc in locations
+        }
+        if readable:
+            calls["metrics"] = lambda: self.metrics.read(readable, now)
+        got_all = self.reads.run(calls, deadline=start + budget)
+        metrics = got_all.get("metrics")
+        if metrics is not None and metrics.value is not None:
+            readings = metrics.value
+        elif metrics is not None:
+            read_failures.append("metrics")
+            error = (
+                f"metrics read {metrics.timed_out.describe(self.monotonic())}"
+                if metrics.timed_out is not None
+                else _error_text(metrics.error)
+            )
+            self.log.warning("metrics.read_failed", error=error)
+            readings = {p.name: MetricReading.missing(error) for p in readable}
+        usage: dict[str, Mapping[str, QuotaUsage]] = {}
+        for loc in locations:
+            quota = got_all[f"quota {loc}"]
+            if quota.value is not None:
+                usage[loc] = quota.value
+            else:
+                error = (
+                    f"usage.list {quota.timed_out.describe(self.monotonic())}"
+                    if quota.timed_out is not None
+                    else _error_text(quota.error)
+                )
+                self.log.warning("quota.read_failed", location=loc, error=error)
+        self.usage = usage
+        self.quota_memory = self.quota_memory.remember(usage, now=now)
+        read_failures += [
+            f"quota {loc}"
+            for loc in sorted({self.config.location_of(p) for p in readable})
+            if loc not in self.usage
+        ]
+        self.read_failures = read_failures
+
+        plans = []
+        for pool in readable:
+            status = statuses[pool.name]
+            reading = readings.get(pool.name) or MetricReading.missing("no reading")
+            limits = self._limits[pool.name]
+            if status.quota_family and not pool.quota_family:  # from the VM size
+                limits = dataclasses.replace(limits, quota_family=status.quota_family)
+            if status.calls_per_instance:  # a vm-set's nodes report their own capacity
+                limits = dataclasses.replace(limits, calls_per_instance=status.calls_per_instance)
+            reading = to_calls(
+                reading,
+                meaning=pool.metric.meaning,
+                current=status.capacity,
+                calls_per_instance=limits.calls_per_instance,
+            )
+            self._remember(pool.name, reading)
+            plans.append(
+                PoolPlan(
+                    limits=limits,
+                    behavior=self._behaviors[pool.name],
+                    policies=pool.policies_built,
+                    observation=Observation(
+                        current=status.capacity,
+                        metric=reading,
+                        in_flight=status.in_flight or pool.name in self.inflight,
+                    ),
+                    state=self.states[pool.name],
+                    history=self.history[pool.name],
+                )
+            )
+        interval = self.config.daemon.interval_seconds
+        holds = {
+            name: f"{b.code}: Azure had no capacity; retrying after a backoff"
+            for name, b in self.capacity_backoff.items()
+            if b.backoff.holds(now=now, interval=interval, cap=CAPACITY_BACKOFF_CAP * interval)
+        }
+        decisions = plan_tick(
+            pools=plans,
+            quota=self.quota_memory,
+            rules=QuotaRules(
+                self.config.azure.quota_max_age_seconds, self.config.azure.quota_unknown_step
+            ),
+            capacity_holds=holds,
+            now=now,
+        )
+        self._charged = {p.limits.name: p.limits for p in plans}
+
+        by_name = {p.name: p for p in pools}
+        outcomes: list[PoolOutcome] = []
+        for decision in decisions:
+            pool = by_name[decision.pool]
+            decision, actions = self._per_instance(
+                pool, decision, statuses[pool.name], readings.get(pool.name), now
+            )
+            outcomes.append(self._act(pool, decision, now, actions))
+        for name, (why, error) in failed.items():
+            prev = self.last.get(name)
+            outcomes.append(
+                PoolOutcome(
+                    pool=name,
+                    current=prev.current if prev else None,
+                    desired=prev.current if prev else None,
+                    reason=why,
+                    error=error,
+                )
+            )
+        order = {p.name: i for i, p in enumerate(pools)}
+        outcomes.sort(key=lambda o: order[o.pool])
+        for o in outcomes:
+            self.last[o.pool] = o
+        self.ticks += 1
+        self.last_tick_at = now
+        return outcomes
+
+    def _remember(self, pool: str, reading: MetricReading) -> None:
+        """Feed the pool's rolling history with what this tick's reading saw."""
+        store = self.history[pool]
+        for t, v in reading.history:
+            if v is not None:
+                store.put(t, v)
+        if reading.as_of is not None and reading.calls is not None:
+            store.put(reading.as_of, reading.calls)
+
+    def _per_instance(
+        self,
+        pool: PoolConfig,
+        d: Decision,
+        status: PoolStatus,
+        reading: MetricReading | None,
+        now: float,
+    ) -> tuple[Decision, InstanceActions]:
+        """The pool kind's pure planner refines the decision into what will really happen and
+        the writes that make it happen (``scaler.kinds``): e.g. only idle instances are
+        removed (``vmss`` with drain), burst nodes drain before they stop (``vm-set``)."""
+        plan = kind_of(pool).plan(
+            PlanInput(
+                pool=pool,
+                decision=d,
+                status=status,
+                reading=reading,
+                state=self.pending_drains.get(pool.name, DrainState()),
+                now=now,
+            )
+        )
+        if plan.state == DrainState():
+            self.pending_drains.pop(pool.name, None)
+        else:
+            self.pending_drains[pool.name] = plan.state
+        if plan.waiting or plan.decision.reason is Reason.WAITING_FOR_IDLE:
+            self.log.info(
+                "drain.waiting", pool=pool.name, detail=plan.waiting or plan.decision.detail
+            )
+        return plan.decision, plan.actions
+
+    def _act(
+        self,
+        pool: PoolConfig,
+        d: Decision,
+        now: float,
+        actions: InstanceActions,
+    ) -> PoolOutcome:
+        self.states[pool.name] = d.state
+        self.log.info(
+            "decision.made",
+            pool=pool.name,
+            current=d.current,
+            desired=d.desired,
+            reason=str(d.reason),
+            recommended=d.recommended,
+            policy=d.policy,
+            calls=d.calls,
+            metric_status=str(d.metric_status),
+            steps=[f"{s.stage}={s.value}:{s.reason}" for s in d.steps],
+            detail=d.detail or None,
+        )
+        if d.metric_status is not MetricStatus.OK:
+            self.log.warning(f"metrics.{d.metric_status}", pool=pool.name, detail=d.detail or None)
+        if d.reason is Reason.QUOTA_LIMITED:
+            self.log.warning(
+                "quota.limited",
+                pool=pool.name,
+                current=d.current,
+                desired=d.desired,
+                detail=d.detail,
+            )
+        base = PoolOutcome(pool.name, d.current, d.desired, str(d.reason), decision=d)
+        if d.desired == d.current and actions.empty:
+            return base
+        if self.dry_run:
+            self.log.info(
+                "scale.dry_run",
+                pool=pool.name,
+                current=d.current,
+                desired=d.desired,
+                reason=str(d.reason),
+                actions=_describe(actions),
+            )
+            return PoolOutcome(
+                pool.name, d.current, d.desired, str(d.reason), dry_run=True, decision=d
+            )
+        if self.stopping.is_set():
+            self.log.info("scale.skipped_stopping", pool=pool.name, desired=d.desired)
+            return base
+        if self.leader is not None and not self.leader.is_leader():  # fencing, right before
+            self.log.info("scale.skipped_standby", pool=pool.name, desired=d.desired)
+            return base
+        try:
+            handle = self.actuator.apply(pool, actions)
+        except AdapterError as err:
+            self._capacity_failed(pool.name, err, now)
+            self.log.error(
+                "scale.failed",
+                pool=pool.name,
+                current=d.current,
+                desired=d.desired,
+                error=str(err),
+                code=err.code or None,
+            )
+            return PoolOutcome(
+                pool.name, d.current, d.desired, str(d.reason), error=str(err), decision=d
+            )
+        changed = handle.changed  # False: the target was already set
+        if changed and d.change > 0 and pool.name in self._charged:
+            # the headroom granted here is not offered again before the next usage.list
+            self.quota_memory = self.quota_memory.charge(
+                self._charged[pool.name], instances=d.change
+            )
+        if actions.changes_capacity:
+            self.inflight[pool.name] = _InFlight(handle, d.desired, now)
+        if changed:
+            self.states[pool.name] = record_scale(d.state, now=now, change=d.change)
+        self.log.info(
+            "scale.applied" if changed else "scale.unchanged",
+            pool=pool.name,
+            current=d.current,
+            desired=d.desired,
+            reason=str(d.reason),
+            actions=_describe(actions),
+        )
+        return PoolOutcome(pool.name, d.current, d.desired, str(d.reason), applied=True, decision=d)
+
+    def _reap_finished(self) -> None:
+        for name, op in list(self.inflight.items()):
+            if not op.handle.done():
+                continue
+            del self.inflight[name]
+            try:
+                op.handle.result(0)
+            except AdapterError as err:
+                self._capacity_failed(name, err, self.clock.now())
+                self.log.error(
+                    "scale.failed",
+                    pool=name,
+                    desired=op.target,
+                    error=str(err),
+                    code=err.code or None,
+                )
+            else:
+                self.capacity_backoff.pop(name, None)
+                self.log.info("scale.completed", pool=name, capacity=op.target)
+
+    def _capacity_failed(self, pool: str, err: AdapterError, now: float) -> None:
+        """Azure had no capacity for the pool's VM size (not a quota refusal): its scale-ups
+        wait, doubling from one interval (``CapacityUnavailable``)."""
+        if not isinstance(err, CapacityError):
+            return
+        earlier = self.capacity_backoff.get(pool)
+        backoff = (earlier.backoff if earlier else CapacityBackoff()).failed(now)
+        self.capacity_backoff[pool] = _Backoff(backoff, err.code or "AllocationFailed")
+        self.log.warning(
+            "scale.capacity_unavailable",
+            pool=pool,
+            code=err.code or None,
+            failures=backoff.failures,
+        )
+
+    def wait_for_resizes(self, timeout: float) -> dict[str, str | None]:
+        """Wait (``once``) for the resizes started by this process; pool → error or ``None``."""
+        deadline = self.clock.now() + timeout
+        results: dict[str, str | None] = {}
+        for name, op in list(self.inflight.items()):
+            remaining = max(0.0, deadline - self.clock.now())
+            try:
+                op.handle.result(remaining)
+            except AdapterError as err:
+                results[name] = str(err)
+            except TimeoutError as err:
+                results[name] = str(err)
+                continue
+            del self.inflight[name]
+            results.setdefault(name, None)
+        return results
+
+
+def _describe(actions: InstanceActions | None) -> dict[str, Any] | None:
+    """Per-instance writes for the log (only the non-empty ones)."""
+    if actions is None:
+        return None
+    return {
+        f.name: getattr(actions, f.name)
+        for f in dataclasses.fields(actions)
+        if getattr(actions, f.name) not in (None, ())
+    }
+
+
+def _bind(read: Callable[[T], R], arg: T) -> Callable[[], R]:
+    """``read(arg)`` as a call of no arguments (one per pool or location)."""
+    return lambda: read(arg)
+
+
+def _error_text(err: BaseException | None) -> str:
+    """An adapter error's message; anything else (a bug in an adapter, a library's exception
+    that escaped translation) is named by its type so the pool holds and the loop goes on."""
+    if err is None:
+        return "no answer"
+    if isinstance(err, AdapterError):
+        return str(err)
+    return f"{type(err).__name__}: {err}"
