@@ -680,7 +680,8 @@ class PoolConfig(_Strict):
     """``pexip-teams``: the Teams Connector's name or id in Pexip's configuration."""
     vm_set: VmSetConfig = VmSetConfig()
 
-    _built: tuple[ScalingPolicy, ...] = PrivateAttr(default=())
+    _quota_subscription: str = PrivateAttr(default="")
+    """The pool's subscription when it is not the config's default one (set by ``Config``)."""
 
     @field_validator("name")
     @classmethod
@@ -752,10 +753,6 @@ class PoolConfig(_Strict):
     def metric_resource_id(self) -> str:
         return self.metric.resource_id or self.resource_id
 
-    @property
-    def policies_built(self) -> tuple[ScalingPolicy, ...]:
-        return self._built
-
     def limits(self, default_location: str) -> PoolLimits:
         return PoolLimits(
             name=self.name,
@@ -764,7 +761,11 @@ class PoolConfig(_Strict):
             calls_per_instance=self.calls_per_instance,
             vcpus_per_instance=self.vcpus_per_instance,
             quota_family=self.quota_family,
-            location=self.location or default_location,
+            location=(
+                f"{self._quota_subscription}/{self.location or default_location}"
+                if self._quota_subscription
+                else self.location or default_location
+            ),
             priority=self.priority,
             boot_minutes=self.boot_minutes,
         )
@@ -810,12 +811,12 @@ class Config(_Strict):
                 problems.append(f"pools[{i}].location: required when azure.location is empty")
             problems.extend(_kind_problems(i, pool, self))
             problems.extend(metric_problems(i, pool, self))
-            sub = self.azure.subscription_id
-            if sub and pool.subscription_id and pool.subscription_id.lower() != sub.lower():
-                problems.append(
-                    f"pools[{i}].resource_id: must be in azure.subscription_id ({sub}), "
-                    f"got {pool.resource_id!r}"
-                )
+            # A pool's scale set names its own subscription; azure.subscription_id is the
+            # default (vm-set pools name none). Quota is per subscription and region.
+            other = pool.subscription_id.lower() != (self.subscription_id or "").lower()
+            pool._quota_subscription = (
+                pool.subscription_id if pool.subscription_id and other else ""
+            )
         ha = self.ha
         if ha.enabled and bool(ha.account_url) == bool(ha.connection_string):
             problems.append(
@@ -850,6 +851,14 @@ class Config(_Strict):
 
     def location_of(self, pool: PoolConfig) -> str:
         return pool.location or self.azure.location
+
+    def quota_scope_of(self, pool: PoolConfig) -> str:
+        """Where the pool's vCPU quota lines live: quota is per subscription and region
+        (https://learn.microsoft.com/azure/virtual-machines/quotas), so a bare region for the
+        default subscription (``[azure] subscription_id``, else the first pool's) and
+        ``<subscription>/<region>`` for a pool in another one. Equal to ``PoolLimits.location``;
+        ``usage.list`` is read once per scope."""
+        return pool.limits(self.azure.location).location
 
     def pool_limits(self) -> list[PoolLimits]:
         return [p.limits(self.azure.location) for p in self.pools]
@@ -1025,7 +1034,6 @@ def parse_config(
         names = [p.name for p in built]
         for name in {n for n in names if names.count(n) > 1}:
             problems.append(f"pools[{i}].policies: policy {name!r} is listed twice")
-        pool._built = tuple(built)
     if problems:
         raise ConfigError(_finish(problems, sources))
     return config

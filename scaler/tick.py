@@ -42,6 +42,7 @@ from scaler.core.victims import DrainState, InstanceActions
 from scaler.errors import AdapterError, CapacityError
 from scaler.kinds import PlanInput, kind_of, limits_of
 from scaler.logs import get_logger
+from scaler.policyset import build_policies
 from scaler.ports import (
     Clock,
     LeaderLease,
@@ -157,6 +158,7 @@ class Ticker:
         entry); persisted."""
         self._limits = {p.name: limits_of(p, config.azure.location) for p in config.pools}
         self._behaviors = {p.name: p.behavior.to_core() for p in config.pools}
+        self._policies = {p.name: build_policies(p) for p in config.pools}
         self.history = {
             p.name: ArrayHistory(start=clock.now() // 60.0 * 60.0, capacity=HISTORY_MINUTES)
             for p in config.pools
@@ -169,6 +171,7 @@ class Ticker:
         self.config = new
         self._limits = {p.name: limits_of(p, new.azure.location) for p in new.pools}
         self._behaviors = {p.name: p.behavior.to_core() for p in new.pools}
+        self._policies = {p.name: build_policies(p) for p in new.pools}
         names = {p.name for p in new.pools}
         for pool in new.pools:
             self.states.setdefault(pool.name, PoolState())
@@ -271,7 +274,7 @@ class Ticker:
                 PoolPlan(
                     limits=limits,
                     behavior=self._behaviors[pool.name],
-                    policies=pool.policies_built,
+                    policies=self._policies[pool.name],
                     observation=Observation(
                         current=status.capacity,
                         metric=reading,

@@ -379,4 +379,4 @@ def test_pool_config_copy_keeps_the_policies(env: Env) -> None:
     assert view.metric_resource_id == rid
     assert (view.metric.namespace, view.metric.name) == (VMSS, "Percentage CPU")
     assert view.metric.window_minutes == pool.metric.window_minutes
-    assert view.policies_built == pool.policies_built
+    assert view.policies == pool.policies

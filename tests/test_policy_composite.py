@@ -26,6 +26,7 @@ from scaler.core.history import ArrayHistory
 from scaler.core.types import PolicyContext, Recommendation
 from scaler.errors import ConfigError
 from scaler.loadgen import PoolProfile, generate
+from scaler.policyset import build_policies
 from tests.conftest import config_doc, pool_table
 
 POOL = PoolLimits("tc", 1, 40, 15.0, 4, "standardFSv2Family", "westeurope", boot_minutes=20)
@@ -183,7 +184,7 @@ def test_a_whole_config_with_every_policy_type_validates() -> None:
         {"type": "example-headroom"},
     ]
     config = parse_config(config_doc(pool_table(policies=policies)), environ={})
-    names = [p.name for p in config.pools[0].policies_built]
+    names = [p.name for p in build_policies(config.pools[0])]
     assert names == ["composite", "step", "example-headroom"]
     assert config.pool_limits()[0].boot_minutes == 20
 

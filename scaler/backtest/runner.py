@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from scaler.backtest.baselines import oracle, static_peak
+from scaler.backtest.baselines import clairvoyant, oracle, static_peak
 from scaler.backtest.engine import (
     DEFAULT_CPU_IDLE_PERCENT,
     MEAN_CALL_MINUTES,
@@ -34,6 +34,7 @@ from scaler.backtest.results import BacktestResult, Metrics, PoolResult, combine
 from scaler.config import Config, PoolConfig
 from scaler.errors import ConfigError
 from scaler.kinds import kind_of, limits_of
+from scaler.policyset import build_policies
 from scaler.traces import Trace
 
 PARALLEL_MIN_STEPS = 150_000
@@ -102,7 +103,7 @@ def pool_specs(config: Config, options: Options) -> list[PoolSpec]:
             PoolSpec(
                 limits=limits_of(pool, config.azure.location),
                 behavior=pool.behavior.to_core(),
-                policies=tuple(pool.policies_built),
+                policies=build_policies(pool),
                 boot_seconds=pool.boot_minutes * 60.0,
                 window_seconds=m.window_minutes * 60.0,
                 lag_seconds=m.lag_minutes * 60.0,
@@ -154,7 +155,9 @@ def run_backtest(
 
     pools: dict[str, PoolResult] = {}
     oracle_sizes = []
-    for spec, (run, o_totals, o_sizes, s_totals) in zip(specs, scored_pools, strict=True):
+    for spec, (run, o_totals, o_sizes, s_totals, c_totals, c_sizes) in zip(
+        specs, scored_pools, strict=True
+    ):
         lim = spec.limits
         vcpus = lim.vcpus_per_instance
         pools[spec.name] = PoolResult(
@@ -167,6 +170,8 @@ def run_backtest(
             run=run,
             oracle_sizes=o_sizes,
             reasons=run.reasons,
+            clairvoyant=Metrics.of(c_totals, vcpus_per_instance=vcpus),
+            clairvoyant_sizes=c_sizes,
         )
         oracle_sizes.append(o_sizes)
 
@@ -182,6 +187,10 @@ def run_backtest(
         [p.static_peak for p in results],
         requested=[[float(p.static_peak.max_instances)] * n for p in results],
     )
+    clairvoyant_total = combine(
+        [p.clairvoyant for p in results if p.clairvoyant is not None],
+        requested=[p.clairvoyant_sizes for p in results],
+    )
     return BacktestResult(
         config=config_name,
         trace=trace_name,
@@ -194,13 +203,15 @@ def run_backtest(
         oracle=oracle_total,
         static_peak=static_total,
         options=options.describe(),
+        clairvoyant=clairvoyant_total,
     )
 
 
 # -- running the pools ------------------------------------------------------------------------
 
-Scored = tuple[PoolRun, PoolTotals, "array[float]", PoolTotals]
-"""A pool's run, the oracle's totals and sizes, and the static-peak totals."""
+Scored = tuple[PoolRun, PoolTotals, "array[float]", PoolTotals, PoolTotals, "array[int]"]
+"""A pool's run, the oracle's totals and sizes, the static-peak totals, and the clairvoyant's
+totals and requested size per scored bucket."""
 
 
 def _score_pool(
@@ -217,7 +228,15 @@ def _score_pool(
         demand, grid, calls_per_instance=cpi, minimum=0, boot_minutes=spec.boot_seconds / 60.0
     )
     s_totals = static_peak(demand, grid, calls_per_instance=cpi, minimum=0)
-    return run, o_totals, o_sizes, s_totals
+    seer = clairvoyant(spec, column, grid, demand=demand)
+    return (
+        run,
+        o_totals,
+        o_sizes,
+        s_totals,
+        seer.totals,
+        array("I", map(int, seer.series.requested)),
+    )
 
 
 _FORKED: tuple[Sequence[PoolSpec], Sequence[Sequence[float | None]], Grid] | None = None
