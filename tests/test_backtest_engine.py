@@ -311,7 +311,7 @@ def test_totals_add_up_the_pools() -> None:
     assert r.oracle.vcpu_hours <= r.static_peak.vcpu_hours
     doc = r.to_json()
     assert set(doc) >= {"scored_from", "pools", "total", "baselines"}
-    assert set(doc["baselines"]) == {"oracle", "static_peak"}
+    assert set(doc["baselines"]) == {"oracle", "static_peak", "clairvoyant"}
     for m in (doc["total"], doc["pools"]["a"], doc["baselines"]["oracle"]):
         assert set(m) >= {
             "vcpu_hours",

@@ -151,6 +151,12 @@ class PoolSpec:
     """``drain``: after this long a draining instance is deleted and its calls are dropped."""
     cpu_idle_percent: float = DEFAULT_CPU_IDLE_PERCENT
     mean_call_minutes: float = MEAN_CALL_MINUTES
+    hold_at: Sequence[int] | None = None
+    """Per bucket, a size at which ``decide()`` is known to hold: a tick in bucket *i* that
+    finds the pool at ``hold_at[i]`` skips ``decide()`` (and is not counted in ``reasons``).
+    Only for a policy set that asks for exactly that size under a behaviour without
+    stabilisation, rate limit or missing-data floor (the clairvoyant baseline): its replay then
+    costs a fraction of a policy's, with the same outcome."""
 
     @property
     def name(self) -> str:
@@ -270,6 +276,8 @@ def replay_pool(
     drain_state = DrainState()  # ``idle``: what a waiting scale-in carries between ticks
     idle_ready = 0
     state = PoolState()
+    hold_at = spec.hold_at
+    last_hold = len(hold_at) - 1 if hold_at is not None else -1
 
     totals = PoolTotals(min_instances=cap, max_instances=cap)
     series = PoolSeries()
@@ -296,6 +304,12 @@ def replay_pool(
         while next_tick <= t:
             now = next_tick
             next_tick += interval
+            if hold_at is not None:
+                k = int((now - start) // s)
+                if hold_at[k if k < last_hold else last_hold] == cap:
+                    if idle_only:  # decide() would have asked for ``cap``: no scale-in waits
+                        drain_state = DrainState()
+                    continue
             # buckets of [now - lag - window (- history), now - lag), complete ones only
             hi = int((now - hi_base) // s)
             lo = -int((lo_base - now) // s)

@@ -21,7 +21,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from scaler.backtest.results import BacktestResult, Metrics, summary_text, table_rows
+from scaler.backtest.results import (
+    BacktestResult,
+    Metrics,
+    baseline_rows,
+    ratio_text,
+    summary_text,
+    table_rows,
+)
 from scaler.traces import format_timestamp
 
 DEMAND = "#1f4e79"
@@ -89,7 +96,8 @@ def draw(result: BacktestResult, path: Path) -> Path:
     total = result.total
     fig.suptitle(
         f"{title}: {total.vcpu_hours:,.0f} vCPU-h "
-        f"({total.vcpu_hours / result.oracle.vcpu_hours:.2f}× oracle), "
+        f"({ratio_text(total, result.clairvoyant)}× clairvoyant, "
+        f"{ratio_text(total, result.oracle)}× oracle), "
         f"{total.unserved_call_minutes:,.0f} unserved call-minutes, "
         f"{total.dropped_calls:,.0f} dropped calls",
         fontsize=13,
@@ -143,7 +151,8 @@ def draw(result: BacktestResult, path: Path) -> Path:
                 m = pool.metrics
                 ax.set_title(
                     f"{name}: {m.vcpu_hours:,.0f} vCPU-h "
-                    f"({m.vcpu_hours / pool.oracle.vcpu_hours:.2f}× oracle), "
+                    f"({ratio_text(m, pool.clairvoyant)}× clairvoyant, "
+                    f"{ratio_text(m, pool.oracle)}× oracle), "
                     f"unserved {m.unserved_call_minutes:,.0f} call-min, "
                     f"dropped {m.dropped_calls:,.0f}",
                     fontsize=11,
@@ -199,6 +208,7 @@ pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:.85em}
 
 _HTML_COLUMNS = (
     ("vCPU-hours", "vcpu_hours"),
+    ("× clairvoyant", "ratio_clairvoyant"),
     ("× oracle", "ratio"),
     ("instance-hours", "instance_hours"),
     ("call-minutes", "call_minutes"),
@@ -211,10 +221,11 @@ _HTML_COLUMNS = (
 )
 
 
-def _html_cell(m: Metrics, key: str, floor: Metrics) -> str:
+def _html_cell(m: Metrics, key: str, floor: Metrics, seer: Metrics | None) -> str:
     if key == "ratio":
-        value = f"{m.vcpu_hours / floor.vcpu_hours:.2f}" if floor.vcpu_hours else "-"
-        return f"<td>{value}</td>"
+        return f"<td>{ratio_text(m, floor)}</td>"
+    if key == "ratio_clairvoyant":
+        return f"<td>{ratio_text(m, seer)}</td>"
     v = getattr(m, key)
     text = f"{v:,}" if isinstance(v, int) else f"{v:,.1f}"
     bad = key in ("unserved_call_minutes", "dropped_calls") and v > 0
@@ -226,14 +237,19 @@ def html_table(results: Sequence[BacktestResult]) -> str:
     rows = [f"<tr><th></th>{head}</tr>"]
     many = len(results) > 1
     for r in results:
-        for label, m, floor in table_rows(r, label=r.config if many else ""):
+        for label, m, floor, seer in table_rows(r, label=r.config if many else ""):
             cls = ' class="total"' if label.endswith("total") else ""
-            cells = "".join(_html_cell(m, k, floor) for _, k in _HTML_COLUMNS)
+            cells = "".join(_html_cell(m, k, floor, seer) for _, k in _HTML_COLUMNS)
             rows.append(f"<tr{cls}><td>{html.escape(label)}</td>{cells}</tr>")
-    first = results[0]
-    for label, m in (("oracle (cost floor)", first.oracle), ("static_peak", first.static_peak)):
-        cells = "".join(_html_cell(m, k, first.oracle) for _, k in _HTML_COLUMNS)
-        rows.append(f'<tr class="base"><td>{label}</td>{cells}</tr>')
+        if many and r.clairvoyant is not None and r.clairvoyant != results[0].clairvoyant:
+            cells = "".join(
+                _html_cell(r.clairvoyant, k, r.oracle, r.clairvoyant) for _, k in _HTML_COLUMNS
+            )
+            label = html.escape(f"{r.config} clairvoyant")
+            rows.append(f'<tr class="base"><td>{label}</td>{cells}</tr>')
+    for label, m, floor, seer in baseline_rows(results[0]):
+        cells = "".join(_html_cell(m, k, floor, seer) for _, k in _HTML_COLUMNS)
+        rows.append(f'<tr class="base"><td>{html.escape(label)}</td>{cells}</tr>')
     return "<table>\n" + "\n".join(rows) + "\n</table>"
 
 
@@ -267,9 +283,11 @@ def write_report(results: Sequence[BacktestResult], directory: Path) -> list[Pat
         f"{format_timestamp(datetime.now(UTC).replace(microsecond=0))}.</p>",
         html_table(results),
         "<p>Cost is billed from the request of an instance; unserved call-minutes are demand "
-        "above ready capacity; dropped calls were on instances removed busy. The oracle has "
-        "perfect foresight under the same boot time (the cost floor); static_peak holds the "
-        "peak need all the time.</p>",
+        "above ready capacity; dropped calls were on instances removed busy. The clairvoyant has "
+        "perfect foresight under each pool's own min, boot time and scale-in mode (the "
+        "call-safe floor cost targets are stated against); the oracle has perfect foresight "
+        "under the same boot time but may pack calls and release capacity at once (the "
+        "capacity floor); static_peak holds the peak need all the time.</p>",
     ]
     for r, png in images:
         data = base64.b64encode(png.read_bytes()).decode("ascii")

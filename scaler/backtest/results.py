@@ -129,6 +129,10 @@ class PoolResult:
     run: PoolRun
     oracle_sizes: array[float]
     reasons: Mapping[str, int] = field(default_factory=dict)
+    clairvoyant: Metrics | None = None
+    """Perfect foresight under the pool's own rules (``baselines.clairvoyant``)."""
+    clairvoyant_sizes: Sequence[int] = ()
+    """The clairvoyant's requested instances per scored bucket."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,12 +150,29 @@ class BacktestResult:
     oracle: Metrics
     static_peak: Metrics
     options: Mapping[str, Any] = field(default_factory=dict)
+    clairvoyant: Metrics | None = None
+    """The call-safe floor: perfect foresight under each pool's own min, boot time and scale-in
+    mode (``baselines.clairvoyant``); cost targets are stated against it."""
 
     def times(self) -> list[datetime]:
         """UTC start of each scored bucket."""
         start = self.scored_from.timestamp()
         n = len(next(iter(self.pools.values())).run.series.demand) if self.pools else 0
         return [datetime.fromtimestamp(start + i * self.step_seconds, UTC) for i in range(n)]
+
+    def _clairvoyant_json(self) -> dict[str, Any]:
+        if self.clairvoyant is None:
+            return {}
+        return {
+            "clairvoyant": {
+                **self.clairvoyant.to_json(),
+                "pools": {
+                    name: p.clairvoyant.to_json()
+                    for name, p in self.pools.items()
+                    if p.clairvoyant is not None
+                },
+            }
+        }
 
     def to_json(self) -> dict[str, Any]:
         """DESIGN.md's backtest JSON, plus per-pool baselines and what was run."""
@@ -173,15 +194,36 @@ class BacktestResult:
                     **self.static_peak.to_json(),
                     "pools": {name: p.static_peak.to_json() for name, p in self.pools.items()},
                 },
+                **self._clairvoyant_json(),
             },
             "reasons": {name: dict(sorted(p.reasons.items())) for name, p in self.pools.items()},
+            **self._multiples_json(),
         }
+
+    def _multiples_json(self) -> dict[str, Any]:
+        """``vs_clairvoyant``: vCPU-hours as a multiple of the call-safe floor's."""
+        if self.clairvoyant is None:
+            return {}
+        pools = {
+            name: _multiple(p.metrics, p.clairvoyant)
+            for name, p in self.pools.items()
+            if p.clairvoyant is not None
+        }
+        return {"vs_clairvoyant": {"total": _multiple(self.total, self.clairvoyant), **pools}}
+
+
+def _multiple(m: Metrics, floor: Metrics) -> float | None:
+    return round(m.vcpu_hours / floor.vcpu_hours, 4) if floor.vcpu_hours > 0 else None
 
 
 # -- tables -----------------------------------------------------------------------------------
 
+Row = tuple[str, Metrics, Metrics, "Metrics | None"]
+"""(label, figures, the oracle to compare with, the clairvoyant to compare with)."""
+
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("vCPU-h", "vcpu_hours"),
+    ("× clairv.", "ratio_clairvoyant"),
     ("× oracle", "ratio"),
     ("inst-h", "instance_hours"),
     ("call-min", "call_minutes"),
@@ -194,9 +236,18 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _cell(m: Metrics, key: str, floor: Metrics) -> str:
+def ratio_text(m: Metrics, floor: Metrics | None) -> str:
+    """``m``'s vCPU-hours as a multiple of ``floor``'s (``-`` without one)."""
+    if floor is None or floor.vcpu_hours <= 0:
+        return "-"
+    return f"{m.vcpu_hours / floor.vcpu_hours:.2f}"
+
+
+def _cell(m: Metrics, key: str, floor: Metrics, seer: Metrics | None) -> str:
     if key == "ratio":
-        return f"{m.vcpu_hours / floor.vcpu_hours:.2f}" if floor.vcpu_hours > 0 else "-"
+        return ratio_text(m, floor)
+    if key == "ratio_clairvoyant":
+        return ratio_text(m, seer)
     value = getattr(m, key)
     if isinstance(value, int):
         return f"{value:,}"
@@ -205,20 +256,35 @@ def _cell(m: Metrics, key: str, floor: Metrics) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}"
 
 
-def table_rows(result: BacktestResult, *, label: str = "") -> list[tuple[str, Metrics, Metrics]]:
-    """(row label, figures, oracle to compare with) for the pools, the total and the baselines."""
-    rows: list[tuple[str, Metrics, Metrics]] = []
+def table_rows(result: BacktestResult, *, label: str = "") -> list[Row]:
+    """(row label, figures, oracle and clairvoyant to compare with) for the pools and the
+    total."""
+    rows: list[Row] = []
     prefix = f"{label} " if label else ""
     for name, p in result.pools.items():
-        rows.append((f"{prefix}{name}", p.metrics, p.oracle))
-    rows.append((f"{prefix}total", result.total, result.oracle))
+        rows.append((f"{prefix}{name}", p.metrics, p.oracle, p.clairvoyant))
+    rows.append((f"{prefix}total", result.total, result.oracle, result.clairvoyant))
     return rows
 
 
-def render_table(rows: Sequence[tuple[str, Metrics, Metrics]], *, title: str = "") -> str:
+def baseline_rows(result: BacktestResult) -> list[Row]:
+    """The baselines' rows (all pools together), each compared with the same floors."""
+    rows: list[Row] = []
+    o, c = result.oracle, result.clairvoyant
+    if c is not None:
+        rows.append(("clairvoyant (call-safe floor)", c, o, c))
+    rows.append(("oracle (cost floor)", o, o, c))
+    rows.append(("static_peak", result.static_peak, o, c))
+    return rows
+
+
+def render_table(rows: Sequence[Row], *, title: str = "") -> str:
     """A plain-text table, right-aligned numbers."""
     header = ["", *[c for c, _ in COLUMNS]]
-    body = [[label, *[_cell(m, key, floor) for _, key in COLUMNS]] for label, m, floor in rows]
+    body = [
+        [label, *[_cell(m, key, floor, seer) for _, key in COLUMNS]]
+        for label, m, floor, seer in rows
+    ]
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
     lines = [title] if title else []
 
@@ -244,19 +310,23 @@ def summary_text(results: Sequence[BacktestResult]) -> str:
         f"warm-up days)",
         "",
     ]
-    rows: list[tuple[str, Metrics, Metrics]] = []
+    rows: list[Row] = []
     if len(results) == 1:
         rows += table_rows(first)
     else:
         for r in results:
             rows += table_rows(r, label=r.config)
-    rows.append(("oracle (cost floor)", first.oracle, first.oracle))
-    rows.append(("static_peak", first.static_peak, first.oracle))
+            if r.clairvoyant is not None and r.clairvoyant != first.clairvoyant:
+                # another min/max, boot time or scale-in mode: another call-safe floor
+                rows.append((f"{r.config} clairvoyant", r.clairvoyant, r.oracle, r.clairvoyant))
+    rows += baseline_rows(first)
     title = f"config {first.config}" if len(results) == 1 else "configs compared"
     lines.append(render_table(rows, title=title))
     lines.append("")
     lines.append(
-        "vCPU-h and inst-h: cost; × oracle: vCPU-hours over the perfect-foresight floor; "
+        "vCPU-h and inst-h: cost; × clairv.: vCPU-hours over the call-safe floor (perfect "
+        "foresight that keeps the pool's min and scales in as its kind does); "
+        "× oracle: vCPU-hours over the capacity floor (perfect foresight that may pack calls); "
         "unserved: call-minutes without capacity; dropped: calls cut by a scale-in; "
         "peak short: worst minute's unserved calls."
     )
