@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from scaler.adapters.azure import AzureAdapters, AzureCompute, AzureMonitorMetrics
+from scaler.adapters.azure_logs import LogAnalyticsMetrics
 from scaler.adapters.azure_publish import AzureMetricPublisher
 from scaler.adapters.pexip import PexipClient, PexipMetrics
 from scaler.config import Config, PoolConfig
@@ -73,6 +74,10 @@ class MetricsRouter:
     (without it, or when the size cannot be read, the reading is missing). It names no
     instance: a CPU share cannot tell an idle instance, so a drain-aware scale-in waits.
 
+    A ``log-analytics`` pool is read from its KQL query (``logs``). Any pool with
+    ``fallback = "log-analytics"`` whose own source fails is read from that query instead: a
+    source of its own (another service, fed by another path), already in calls.
+
     With a publisher, every good Pexip reading that splits calls by instance is republished
     to Azure Monitor (best effort: a failure is logged, nothing holds).
     """
@@ -85,17 +90,20 @@ class MetricsRouter:
         pexip: MetricsSource | None,
         publisher: AzureMetricPublisher | None = None,
         sizes: Callable[[PoolConfig], int] | None = None,
+        logs: MetricsSource | None = None,
     ) -> None:
         self._config = config
         self._azure = azure
         self._pexip = pexip
+        self._logs = logs
         self._publisher = publisher
         self._sizes = sizes
         self._log = get_logger()
 
     def read(self, pools: Sequence[PoolConfig], now: float) -> Mapping[str, MetricReading]:
         by_pexip = [p for p in pools if p.metric.source == "pexip"]
-        by_azure = [p for p in pools if p.metric.source != "pexip"]
+        by_logs = [p for p in pools if p.metric.source == "log-analytics"]
+        by_azure = [p for p in pools if p.metric.source not in ("pexip", "log-analytics")]
         out: dict[str, MetricReading] = {}
         if by_pexip:
             if self._pexip is None:
@@ -103,18 +111,54 @@ class MetricsRouter:
                     out[p.name] = MetricReading.missing("pexip source needs [pexip] settings")
             else:
                 out.update(self._pexip.read(by_pexip, now))
-            fallback = [
-                p
-                for p in by_pexip
-                if p.metric.fallback == "azure-monitor"
-                and out[p.name].status is not MetricStatus.OK
-            ]
-            if fallback:
-                out.update(self._fallback(fallback, out, now))
+        if by_logs:
+            out.update(self._read_logs(by_logs, now))
         if by_azure:
             out.update(self._azure.read(by_azure, now))
+        failed = [p for p in pools if out[p.name].status is not MetricStatus.OK]
+        to_azure = [p for p in failed if p.metric.fallback == "azure-monitor"]
+        if to_azure:
+            out.update(self._fallback(to_azure, out, now))
+        to_logs = [p for p in failed if p.metric.fallback == "log-analytics"]
+        if to_logs:
+            out.update(self._logs_fallback(to_logs, out, now))
         if self._publisher is not None:
             self._publish(by_pexip, out, now)
+        return out
+
+    def _read_logs(self, pools: Sequence[PoolConfig], now: float) -> Mapping[str, MetricReading]:
+        if self._logs is None:
+            why = "log-analytics source is not available (no Log Analytics client)"
+            return {p.name: MetricReading.missing(why) for p in pools}
+        readings = self._logs.read(pools, now)
+        return {p.name: readings.get(p.name) or MetricReading.missing("no reading") for p in pools}
+
+    def _logs_fallback(
+        self, pools: Sequence[PoolConfig], failed: Mapping[str, MetricReading], now: float
+    ) -> dict[str, MetricReading]:
+        """Each pool's ``log_analytics`` query, read because its own source failed."""
+        change = {"source": "log-analytics", "fallback": "none", "meaning": "calls"}
+        views = [p.model_copy(update={"metric": p.metric.model_copy(update=change)}) for p in pools]
+        readings = self._read_logs(views, now)
+        out: dict[str, MetricReading] = {}
+        for pool in pools:
+            why = failed[pool.name].detail
+            reading = readings[pool.name]
+            self._log.warning(
+                "metrics.fallback",
+                pool=pool.name,
+                source="log-analytics",
+                status=str(reading.status),
+                error=why,
+            )
+            detail = f"fallback log-analytics: {reading.detail}" if reading.detail else ""
+            out[pool.name] = MetricReading(
+                reading.status,
+                reading.calls,
+                reading.as_of,
+                f"{detail or 'fallback log-analytics'} ({why})",
+                reading.history,
+            )
         return out
 
     def _fallback(
@@ -227,8 +271,13 @@ class Adapters:
             if config.pexip.publish_metrics:
                 self.publisher = AzureMetricPublisher(config, self.azure.credential)
         self.compute = router
+        self.logs = _logs_source(config, self.azure.credential, observer)
         self.metrics = MetricsRouter(
-            config, azure=azure_metrics, pexip=pexip_metrics, publisher=self.publisher
+            config,
+            azure=azure_metrics,
+            pexip=pexip_metrics,
+            publisher=self.publisher,
+            logs=self.logs,
         )
 
     def preflight(self, config: Config) -> None:
@@ -249,7 +298,16 @@ class Adapters:
             self.pexip.close()
         if self.publisher is not None:
             self.publisher.close()
+        if self.logs is not None:
+            self.logs.close()
         self.azure.close()
+
+
+def _logs_source(config: Config, credential: Any, observer: Any) -> LogAnalyticsMetrics | None:
+    """The Log Analytics query client, when a pool reads (or falls back to) Log Analytics."""
+    if not any("log-analytics" in (p.metric.source, p.metric.fallback) for p in config.pools):
+        return None
+    return LogAnalyticsMetrics(config, credential, observer=observer)
 
 
 def check_pools(router: Any, pools: Sequence[PoolConfig]) -> list[str]:
