@@ -33,6 +33,12 @@ config_option = click.option(
 dry_run_option = click.option(
     "--dry-run", is_flag=True, help="Read and decide for real, write nothing to Azure."
 )
+allow_competing_option = click.option(
+    "--allow-competing",
+    is_flag=True,
+    help="Start even if an enabled Azure autoscale setting targets a pool's scale set "
+    "(a warning instead of exit 2); both will then resize it.",
+)
 
 
 def _fail_config(err: ConfigError) -> NoReturn:
@@ -72,11 +78,13 @@ def _install_stop_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def _with_adapters(config: Config, body: Callable[[Any], int]) -> int:
+def _with_adapters(
+    config: Config, body: Callable[[Any], int], *, allow_competing: bool = False
+) -> int:
     from scaler.adapters.pools import build_adapters
 
     try:
-        adapters = build_adapters(config, clock=_clock())
+        adapters = build_adapters(config, clock=_clock(), allow_competing=allow_competing)
     except ConfigError as err:
         _fail_config(err)
     try:
@@ -98,7 +106,8 @@ def _clock() -> Any:
 @main.command()
 @config_option
 @dry_run_option
-def run(config_path: Path, dry_run: bool) -> None:
+@allow_competing_option
+def run(config_path: Path, dry_run: bool, allow_competing: bool) -> None:
     """Run the daemon until SIGTERM or SIGINT; SIGHUP re-reads the configuration."""
     from scaler.daemon import Daemon
     from scaler.service import run_service
@@ -119,7 +128,13 @@ def run(config_path: Path, dry_run: bool) -> None:
         return load_config(config_path, dry_run=dry_run or None)
 
     try:
-        clean = run_service(config, stop=stop, reload_config=reload_config, on_daemon=on_daemon)
+        clean = run_service(
+            config,
+            stop=stop,
+            reload_config=reload_config,
+            on_daemon=on_daemon,
+            allow_competing=allow_competing,
+        )
     except ConfigError as err:
         _fail_config(err)
     code = EXIT_OK if clean else EXIT_FAILURE
@@ -132,8 +147,9 @@ def run(config_path: Path, dry_run: bool) -> None:
 @main.command()
 @config_option
 @dry_run_option
+@allow_competing_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per pool on stdout.")
-def once(config_path: Path, dry_run: bool, as_json: bool) -> None:
+def once(config_path: Path, dry_run: bool, allow_competing: bool, as_json: bool) -> None:
     """One observe → decide → act pass, waiting for the resizes it starts. With [ha] on it
     writes only while holding the leader lease: if another replica leads it writes nothing
     and exits 1 (a dry run never touches the lease)."""
@@ -186,7 +202,7 @@ def once(config_path: Path, dry_run: bool, as_json: bool) -> None:
                 click.echo(f"{o.pool}: {move} {o.reason} {state}{extra}".rstrip())
         return code
 
-    sys.exit(_with_adapters(config, body))
+    sys.exit(_with_adapters(config, body, allow_competing=allow_competing))
 
 
 @main.command()

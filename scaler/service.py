@@ -62,6 +62,7 @@ def run_service(
     stop: threading.Event,
     reload_config: Callable[[], Config],
     on_daemon: Callable[[Daemon], None] | None = None,
+    allow_competing: bool = False,
 ) -> bool:
     """Run until ``stop`` is set; ``False`` if a tick was stuck past the shutdown deadline.
     Raises ``ConfigError`` for settings only found wrong when the clients are built."""
@@ -70,7 +71,9 @@ def run_service(
     registry = CollectorRegistry()
     calls = CallMetrics(registry)
     notifier = Notifier()
-    adapters = build_adapters(config, clock=WallClock(), observer=calls)
+    adapters = build_adapters(
+        config, clock=WallClock(), observer=calls, allow_competing=allow_competing
+    )
     leader = None
     shared: SharedState | None = None
     identity = config.ha.identity or f"{socket.gethostname()}:{os.getpid()}"

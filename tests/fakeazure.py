@@ -306,6 +306,69 @@ _VMSS = _RG + _COMPUTE + r"/virtualMachineScaleSets/(?P<vmss>[^/]+)"
 _INSTANCE = _VMSS + r"/virtualMachines/(?P<instance>[^/]+)"
 _VM = _RG + _COMPUTE + r"/virtualMachines/(?P<vm>[^/]+)"
 _LOCATION = _SUB + _COMPUTE + r"/locations/(?P<loc>[^/]+)"
+_INSIGHTS_RG = _RG + r"/providers/Microsoft\.Insights"
+
+# Every request the fake serves, as the Azure RBAC operation that authorises it (method, path
+# pattern, operation). Sources: Microsoft's resource provider operations,
+# https://learn.microsoft.com/azure/role-based-access-control/permissions/compute and
+# https://learn.microsoft.com/azure/role-based-access-control/permissions/monitor (an LRO status
+# poll is ``locations/operations/read``; the metrics:getBatch data plane has no operation of its
+# own in that list and is authorised by ``Metrics/Read`` on each resource, as the ARM metrics
+# API; custom-metric ingestion is the *data action* ``Metrics/Write`` of Monitoring Metrics
+# Publisher). tests/test_zz_rbac.py holds deploy/azure-role.json to exactly these.
+RBAC_OPERATIONS: tuple[tuple[str, str, str], ...] = (
+    (
+        "GET",
+        _RG + _COMPUTE + r"/virtualMachineScaleSets",
+        "Microsoft.Compute/virtualMachineScaleSets/read",
+    ),
+    ("GET", _VMSS, "Microsoft.Compute/virtualMachineScaleSets/read"),
+    ("PATCH", _VMSS, "Microsoft.Compute/virtualMachineScaleSets/write"),
+    ("POST", _VMSS + r"/delete", "Microsoft.Compute/virtualMachineScaleSets/delete/action"),
+    (
+        "GET",
+        _VMSS + r"/virtualMachines",
+        "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/read",
+    ),
+    ("GET", _INSTANCE, "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/read"),
+    ("PUT", _INSTANCE, "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/write"),
+    ("PATCH", _INSTANCE, "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/write"),
+    ("GET", _SUB + _COMPUTE + r"/virtualMachines", "Microsoft.Compute/virtualMachines/read"),
+    ("GET", _RG + _COMPUTE + r"/virtualMachines", "Microsoft.Compute/virtualMachines/read"),
+    ("GET", _VM, "Microsoft.Compute/virtualMachines/read"),
+    ("GET", _VM + r"/instanceView", "Microsoft.Compute/virtualMachines/instanceView/read"),
+    ("POST", _VM + r"/start", "Microsoft.Compute/virtualMachines/start/action"),
+    ("POST", _VM + r"/deallocate", "Microsoft.Compute/virtualMachines/deallocate/action"),
+    ("GET", _LOCATION + r"/usages", "Microsoft.Compute/locations/usages/read"),
+    ("GET", _SUB + _COMPUTE + r"/skus", "Microsoft.Compute/skus/read"),
+    (
+        "GET",
+        _LOCATION + r"/operations/(?P<op>[^/]+)",
+        "Microsoft.Compute/locations/operations/read",
+    ),
+    ("POST", _SUB + r"/metrics:getBatch", "Microsoft.Insights/Metrics/Read"),
+    ("GET", _INSIGHTS_RG + r"/autoscalesettings", "Microsoft.Insights/AutoscaleSettings/Read"),
+    (
+        "POST",
+        r"/subscriptions/[^/]+/resourceGroups/.+/metrics",
+        "data:Microsoft.Insights/Metrics/Write",
+    ),
+)
+"""``data:`` marks a data action (a role's ``DataActions``), the rest are ``Actions``."""
+
+_RBAC_COMPILED = tuple((m, re.compile(p + "/?", re.IGNORECASE), op) for m, p, op in RBAC_OPERATIONS)
+OBSERVED_OPERATIONS: set[str] = set()
+"""Every RBAC operation any FakeAzure of this process served (successfully routed or not)."""
+UNMAPPED_REQUESTS: list[str] = []
+"""Requests no entry of ``RBAC_OPERATIONS`` names (a gap in the table: the RBAC test fails)."""
+
+
+def rbac_operation(method: str, path: str) -> str | None:
+    """The RBAC operation that authorises ``method path`` (``data:`` for a data action)."""
+    for wanted, pattern, operation in _RBAC_COMPILED:
+        if wanted == method.upper() and pattern.fullmatch(path):
+            return operation
+    return None
 
 
 class FakeAzure:
@@ -348,6 +411,7 @@ class FakeAzure:
         self._series: dict[tuple[str, str, str], dict[str | None, _Series]] = {}
         self._operations: dict[str, _Operation] = {}
         self._faults: list[_Fault] = []
+        self._autoscale: dict[str, dict[str, JSON]] = {}
         self._next_failure: tuple[str, str] | None = None
         self._server: FakeServer | None = None
         self._thread: threading.Thread | None = None
@@ -583,6 +647,79 @@ class FakeAzure:
                 name, family, vcpus, tuple(x.lower() for x in locations) if locations else None
             )
 
+    def add_autoscale_setting(
+        self,
+        resource_group: str,
+        name: str,
+        *,
+        target_resource_uri: str,
+        enabled: bool = True,
+        location: str = "westeurope",
+        minimum: int = 1,
+        maximum: int = 10,
+        default: int = 1,
+    ) -> str:
+        """An Azure autoscale setting (``Microsoft.Insights/autoscalesettings``) in a resource
+        group, shaped after Microsoft's ``listAutoscaleSetting.json`` example
+        (specification/monitor/resource-manager/Microsoft.Insights/stable/2022-10-01/examples):
+        one profile scaling on the target's ``Percentage CPU``; returns its id."""
+        setting_id = (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{resource_group}"
+            f"/providers/microsoft.insights/autoscalesettings/{name}"
+        )
+
+        def rule(direction: str, operator: str, threshold: float) -> JSON:
+            return {
+                "metricTrigger": {
+                    "metricName": "Percentage CPU",
+                    "metricResourceUri": target_resource_uri,
+                    "timeGrain": "PT1M",
+                    "statistic": "Average",
+                    "timeWindow": "PT5M",
+                    "timeAggregation": "Average",
+                    "operator": operator,
+                    "threshold": threshold,
+                    "dividePerInstance": False,
+                },
+                "scaleAction": {
+                    "direction": direction,
+                    "type": "ChangeCount",
+                    "value": "1",
+                    "cooldown": "PT5M",
+                },
+            }
+
+        body: JSON = {
+            "id": setting_id,
+            "name": name,
+            "type": "Microsoft.Insights/autoscaleSettings",
+            "location": location,
+            "tags": {},
+            "properties": {
+                "profiles": [
+                    {
+                        "name": "default",
+                        "capacity": {
+                            "minimum": str(minimum),
+                            "maximum": str(maximum),
+                            "default": str(default),
+                        },
+                        "rules": [
+                            rule("Increase", "GreaterThan", 70.0),
+                            rule("Decrease", "LessThan", 25.0),
+                        ],
+                    }
+                ],
+                "enabled": enabled,
+                "name": name,
+                "targetResourceUri": target_resource_uri,
+                "notifications": [],
+            },
+        }
+        with self._lock:
+            self._autoscale.setdefault(resource_group.lower(), {})[name.lower()] = body
+        return setting_id
+
     def usage(self, location: str, name: str) -> tuple[int, int]:
         """``(current, limit)`` of a usage entry set with :meth:`set_usage`."""
         with self._lock:
@@ -725,6 +862,11 @@ class FakeAzure:
                     headers=dict(request.headers),
                 )
             )
+            operation = rbac_operation(request.method, request.path)
+            if operation is None:
+                UNMAPPED_REQUESTS.append(f"{request.method} {request.path}")
+            else:
+                OBSERVED_OPERATIONS.add(operation)
             if not _BEARER.fullmatch((request.header("Authorization") or "").strip()):
                 return _unauthorized()
             fault = self._take_fault(request)
@@ -822,6 +964,7 @@ class FakeAzure:
             ("GET", _LOCATION + r"/usages", self._list_usages),
             ("GET", _SUB + _COMPUTE + r"/skus", self._list_skus),
             ("GET", _LOCATION + r"/operations/(?P<op>[^/]+)", self._get_operation),
+            ("GET", _INSIGHTS_RG + r"/autoscalesettings", self._list_autoscale),
         ]
         routes = [_Route(m, re.compile(p + "/?", re.IGNORECASE), h) for m, p, h in table]
         routes.append(
@@ -1113,6 +1256,15 @@ class FakeAzure:
                 continue
             items.append(_sku_json(sku, offered))
         return _Response(200, {"value": items})
+
+    # ------------------------------------------------------------ autoscale settings endpoint
+
+    def _list_autoscale(self, request: _Request, match: re.Match[str]) -> _Response:
+        """GET .../resourcegroups/{rg}/providers/Microsoft.Insights/autoscalesettings
+        (``AutoscaleSettings_ListByResourceGroup``, ``listAutoscaleSetting.json``): every
+        setting of the group, enabled or not, whatever it targets; no ``nextLink``."""
+        settings = self._autoscale.get(match["rg"].lower(), {})
+        return _Response(200, {"value": [json.loads(json.dumps(b)) for b in settings.values()]})
 
     # ------------------------------------------------------------ usage endpoint
 

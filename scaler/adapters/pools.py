@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from scaler.adapters.azure import AzureAdapters, AzureCompute, AzureMonitorMetrics
+from scaler.adapters.azure_autoscale import AutoscaleSettings
 from scaler.adapters.azure_logs import LogAnalyticsMetrics
 from scaler.adapters.azure_publish import AzureMetricPublisher
 from scaler.adapters.pexip import PexipClient, PexipMetrics
@@ -28,9 +29,16 @@ from scaler.ports import Clock, MetricsSource, PoolStatus, ResizeHandle
 class PoolRouter:
     """The daemon's actuator and quota reader: each pool goes to the actuator of its kind."""
 
-    def __init__(self, kinds: Mapping[str, KindActuator], compute: AzureCompute) -> None:
+    def __init__(
+        self,
+        kinds: Mapping[str, KindActuator],
+        compute: AzureCompute,
+        *,
+        autoscale: AutoscaleSettings | None = None,
+    ) -> None:
         self._kinds = dict(kinds)
         self._compute = compute
+        self._autoscale = autoscale
 
     def _of(self, pool: PoolConfig) -> KindActuator:
         actuator = self._kinds.get(pool.kind)
@@ -45,7 +53,15 @@ class PoolRouter:
         return self._of(pool).apply(pool, actions)
 
     def preflight(self, pool: PoolConfig) -> Preflight:
-        return self._of(pool).preflight(pool)
+        """The kind's own check, then competing scalers: an enabled Azure autoscale setting
+        on the pool's scale set (``AutoscaleSettings.check``), at start-up and on reload."""
+        found = self._of(pool).preflight(pool)
+        if self._autoscale is None:
+            return found
+        other = self._autoscale.check(pool)
+        return Preflight(
+            errors=(*found.errors, *other.errors), warnings=(*found.warnings, *other.warnings)
+        )
 
     def member_names(self, pool: PoolConfig) -> Sequence[str] | None:
         """The names of a pool's members as last observed (``None``: not listed yet or not a
@@ -244,8 +260,12 @@ class Adapters:
         clock: Clock,
         observer: Any = None,
         pexip_password: str | None = None,
+        allow_competing: bool = False,
     ) -> None:
         self.azure = AzureAdapters(config, observer=observer)
+        self.autoscale = AutoscaleSettings(
+            config, self.azure.credential, observer=observer, allow_competing=allow_competing
+        )
         self.pexip: PexipClient | None = None
         self.publisher: AzureMetricPublisher | None = None
         azure_metrics: AzureMonitorMetrics = self.azure.metrics
@@ -253,9 +273,7 @@ class Adapters:
         pexip_metrics: MetricsSource | None = None
         if config.pexip.url:
             try:
-                self.pexip = PexipClient(
-                    config.pexip, password=pexip_password, observer=observer
-                )
+                self.pexip = PexipClient(config.pexip, password=pexip_password, observer=observer)
             except BaseException:
                 self.azure.close()
                 raise
@@ -265,7 +283,7 @@ class Adapters:
             actuator = kind.actuator(ctx)
             if actuator is not None:
                 kinds[name] = actuator
-        router = PoolRouter(kinds, compute)
+        router = PoolRouter(kinds, compute, autoscale=self.autoscale)
         if self.pexip is not None:
             pexip_metrics = PexipMetrics(config, self.pexip, members=router.member_names)
             if config.pexip.publish_metrics:
@@ -276,6 +294,9 @@ class Adapters:
             config,
             azure=azure_metrics,
             pexip=pexip_metrics,
+            # a fallback to a percentage metric needs the pool's size (one scale set read per
+            # falling-back pool per tick, only while falling back)
+            sizes=lambda pool: compute.observe(pool).capacity,
             publisher=self.publisher,
             logs=self.logs,
         )
@@ -298,6 +319,7 @@ class Adapters:
             self.pexip.close()
         if self.publisher is not None:
             self.publisher.close()
+        self.autoscale.close()
         if self.logs is not None:
             self.logs.close()
         self.azure.close()
@@ -327,9 +349,13 @@ def check_pools(router: Any, pools: Sequence[PoolConfig]) -> list[str]:
     return errors
 
 
-def build_adapters(config: Config, *, clock: Clock, observer: Any = None) -> Adapters:
-    """The adapters for ``run`` and ``once``: Azure always, Pexip when ``[pexip] url`` is set."""
-    adapters = Adapters(config, clock=clock, observer=observer)
+def build_adapters(
+    config: Config, *, clock: Clock, observer: Any = None, allow_competing: bool = False
+) -> Adapters:
+    """The adapters for ``run`` and ``once``: Azure always, Pexip when ``[pexip] url`` is set.
+    ``allow_competing``: an enabled Azure autoscale setting on a pool's scale set is a warning
+    instead of a refusal."""
+    adapters = Adapters(config, clock=clock, observer=observer, allow_competing=allow_competing)
     try:
         adapters.preflight(config)
     except BaseException:

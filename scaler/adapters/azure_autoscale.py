@@ -1,0 +1,167 @@
+"""Competing scalers: Azure autoscale settings that target the pools' scale sets.
+
+An enabled ``Microsoft.Insights/autoscalesettings`` resource whose ``targetResourceUri`` is a
+pool's scale set changes ``sku.capacity`` on its own rules, so it and the daemon would undo each
+other's work. Azure autoscale "is a service that allows you to automatically add and remove
+resources" of the target named by the setting's ``targetResourceUri``
+(https://learn.microsoft.com/azure/azure-monitor/autoscale/autoscale-understanding-settings);
+a setting with ``enabled: false`` changes nothing.
+
+The settings are read at start-up and on every reload (through the pool router's preflight),
+with ``MonitorManagementClient.autoscale_settings.list_by_resource_group`` (``GET
+/subscriptions/{sub}/resourcegroups/{rg}/providers/Microsoft.Insights/autoscalesettings``,
+RBAC ``Microsoft.Insights/AutoscaleSettings/Read``), once per resource group per check. A
+setting lives in any resource group, but the portal and ``az monitor autoscale create`` put it
+beside its target by default, so the pool's own resource group is the one read.
+
+An enabled setting on a pool's scale set is an error (``run``/``once`` exit 2 naming the
+setting and the pool; a reload is rejected) unless ``--allow-competing`` makes it a warning.
+A read that fails is a warning: nothing is known either way, and refusing to start because
+Azure Monitor's control plane hiccups would be worse than the fight it guards against.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from azure.core.credentials import TokenCredential
+from azure.mgmt.monitor import MonitorManagementClient
+
+from scaler.adapters.azure import CallObserver, _Calls, _client_kwargs
+from scaler.config import Config, PoolConfig
+from scaler.errors import AdapterError
+from scaler.kinds.base import Preflight
+
+CACHE_SECONDS = 30.0
+"""Longest a resource group's list serves the checks of several pools. A pass (start-up or a
+reload) checks each pool once, so the cache is also dropped as soon as a pool is checked again:
+a reload always reads the settings afresh."""
+
+
+@dataclass(frozen=True)
+class CompetingSetting:
+    """An Azure autoscale setting that targets a pool's scale set."""
+
+    pool: str
+    name: str
+    setting_id: str
+    enabled: bool
+    target: str
+
+
+class AutoscaleSettings:
+    """Reads the autoscale settings beside each pool's scale set; ``check`` judges one pool.
+
+    ``allow_competing`` turns the refusal of an enabled setting into a warning."""
+
+    def __init__(
+        self,
+        config: Config,
+        credential: TokenCredential,
+        *,
+        observer: CallObserver | None = None,
+        allow_competing: bool = False,
+    ) -> None:
+        self._config = config
+        self._credential = credential
+        self._observer = observer
+        self.allow_competing = allow_competing
+        self._calls = _Calls(observer)
+        self._clients: dict[str, MonitorManagementClient] = {}
+        self._cache: dict[tuple[str, str], tuple[float, list[Any]]] = {}
+        self._checked: set[str] = set()
+        self._lock = threading.Lock()
+
+    def _client(self, subscription_id: str) -> MonitorManagementClient:
+        client = self._clients.get(subscription_id)
+        if client is None:
+            azure = self._config.azure
+            client = MonitorManagementClient(
+                self._credential,
+                subscription_id,
+                base_url=azure.resource_manager_url,
+                credential_scopes=[azure.arm_audience().rstrip("/") + "/.default"],
+                **_client_kwargs(azure),
+            )
+            self._clients[subscription_id] = client
+        return client
+
+    def _settings(self, subscription_id: str, resource_group: str) -> list[Any]:
+        key = (subscription_id.lower(), resource_group.lower())
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None and now - cached[0] < CACHE_SECONDS:
+                return cached[1]
+            client = self._client(subscription_id)
+            with self._calls.call("autoscale_settings.list"):
+                found = list(client.autoscale_settings.list_by_resource_group(resource_group))
+            self._cache[key] = (now, found)
+            return found
+
+    def competing(self, pool: PoolConfig) -> list[CompetingSetting]:
+        """The settings (enabled or not) whose target is the pool's scale set; raises
+        ``AdapterError`` when they cannot be read."""
+        if not pool.scale_set_name:
+            return []  # a vm-set pool: Azure autoscale targets scale sets, not loose VMs
+        subscription = pool.subscription_id or self._config.azure.subscription_id
+        target = pool.resource_id.rstrip("/").lower()
+        out: list[CompetingSetting] = []
+        for setting in self._settings(subscription, pool.resource_group):
+            uri = (getattr(setting, "target_resource_uri", None) or "").rstrip("/")
+            if uri.lower() != target:
+                continue
+            out.append(
+                CompetingSetting(
+                    pool=pool.name,
+                    name=str(getattr(setting, "name", None) or getattr(setting, "id", "?")),
+                    setting_id=str(getattr(setting, "id", "") or ""),
+                    enabled=bool(getattr(setting, "enabled", True)),
+                    target=uri,
+                )
+            )
+        return out
+
+    def check(self, pool: PoolConfig) -> Preflight:
+        """An enabled setting on the pool's scale set refuses the pool (a warning with
+        ``allow_competing``); a disabled one and a failed read are warnings."""
+        with self._lock:
+            if pool.name in self._checked:  # a new pass: read again
+                self._checked.clear()
+                self._cache.clear()
+            self._checked.add(pool.name)
+        try:
+            found = self.competing(pool)
+        except AdapterError as err:
+            return Preflight(
+                warnings=(f"Azure autoscale settings of {pool.resource_group} not read: {err}",)
+            )
+        errors: list[str] = []
+        warnings: list[str] = []
+        for s in found:
+            if not s.enabled:
+                warnings.append(
+                    f"Azure autoscale setting {s.name!r} targets this scale set but is disabled; "
+                    "enabling it would fight this daemon"
+                )
+                continue
+            text = (
+                f"pool {pool.name}: the enabled Azure autoscale setting {s.name!r} "
+                f"({s.setting_id}) also sizes scale set {pool.scale_set_name}"
+            )
+            if self.allow_competing:
+                warnings.append(f"{text}; allowed by --allow-competing, both will resize it")
+            else:
+                errors.append(
+                    f"{text}; disable it (az monitor autoscale update --enabled false) or "
+                    "start with --allow-competing"
+                )
+        return Preflight(errors=tuple(errors), warnings=tuple(warnings))
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
