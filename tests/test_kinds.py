@@ -273,3 +273,57 @@ def test_drain_state_survives_its_document() -> None:
     assert DrainState.from_doc(state.to_doc()) == state
     assert DrainState.from_doc({"pending_since": "x", "protected": [None]}) == DrainState()
     assert dataclasses.asdict(DrainState.from_doc(None)) == dataclasses.asdict(DrainState())
+
+
+class Unattributable:
+    """The simulator's metric, except on the ticks the script marks, where the reading cannot be
+    attributed to the pool (as Pexip's records naming another scale set are)."""
+
+    def __init__(self, cloud: Any, script: list[bool]) -> None:
+        self.cloud = cloud
+        self.script = list(script)
+
+    def read(self, pools: Any, now: float) -> dict[str, MetricReading]:
+        bad = self.script.pop(0) if self.script else False
+        if bad:
+            return {p.name: MetricReading.missing("no record attributable to tc") for p in pools}
+        return dict(self.cloud.read(pools, now))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    script=st.lists(st.booleans(), min_size=2, max_size=25),
+    load=st.lists(st.floats(0, 200), min_size=60, max_size=60),
+)
+def test_property_an_unattributable_read_never_lowers_the_pool(
+    script: list[bool], load: list[float]
+) -> None:
+    from scaler.adapters.sim import ManualClock, SimCloud
+    from scaler.daemon import Daemon
+    from tests.test_daemon import START, flat_trace
+
+    config = parse_config(
+        config_doc(
+            pool_table(behavior={"scale_down": {"stabilization_seconds": 0, "max_percent": 100}})
+        ),
+        environ={},
+    )
+    clock = ManualClock(START.timestamp() + 10 * 60)
+    cloud = SimCloud(config, flat_trace([*load] * 2), clock=clock, quota_limits={}, lro_seconds=0)
+    daemon = Daemon(
+        config=config,
+        metrics=Unattributable(cloud, script),
+        actuator=cloud,
+        quota=cloud,
+        clock=clock,
+    )
+    last_good: int | None = None
+    for bad in script:
+        (o,) = daemon.tick()
+        if bad and last_good is not None:
+            assert o.desired is not None and o.desired >= last_good
+        if not bad and o.desired is not None:
+            last_good = o.desired
+        elif bad and o.desired is not None and last_good is not None:
+            last_good = max(last_good, o.desired)
+        clock.advance(60)
