@@ -172,3 +172,37 @@ def test_a_tick_over_many_pools_makes_a_bounded_number_of_calls(env: AzureEnv) -
     assert kinds.count("usages") == 1  # one quota read per region
     assert kinds.count("skus") == 1  # VM sizes (quota families): once per region and process
     assert len(env.fake.requests) == 60 + 2 + 1 + 1  # plus one GET per scale set, no writes
+
+
+def test_no_capacity_for_the_vm_size_backs_off_instead_of_retrying_every_tick(
+    env: AzureEnv,
+) -> None:
+    """AllocationFailed is Azure having no capacity, not a quota refusal
+    (learn.microsoft.com/troubleshoot/azure/virtual-machines/allocation-failure): the pool's
+    scale-ups wait (CapacityUnavailable), doubling from one interval, instead of a PATCH a tick."""
+    import time as _time
+
+    pool = env.pool("tc", capacity=2)
+    env.calls(pool["resource_id"], {"vm0": [60.0] * 10})
+    config = load_config(env.write_config(pool))
+    adapters = AzureAdapters(config)
+    try:
+        daemon = Daemon(
+            config=config,
+            metrics=adapters.metrics,
+            actuator=adapters.compute,
+            quota=adapters.compute,
+            clock=WallClock(),
+        )
+        env.fake.fail_next_operation(code="AllocationFailed", message="no capacity for F4s_v2")
+        (first,) = daemon.tick()
+        assert first.applied
+        deadline = _time.monotonic() + 20
+        while not daemon.inflight["tc"].handle.done() and _time.monotonic() < deadline:
+            _time.sleep(0.05)
+        (second,) = daemon.tick()  # learns of the failure, then holds the scale-up
+        assert (second.desired, second.reason) == (2, "CapacityUnavailable")
+        assert len(patches(env)) == 1
+        assert daemon.capacity_backoff["tc"].backoff.failures == 1
+    finally:
+        adapters.close()
