@@ -322,6 +322,11 @@ RBAC_OPERATIONS: tuple[tuple[str, str, str], ...] = (
         _RG + _COMPUTE + r"/virtualMachineScaleSets",
         "Microsoft.Compute/virtualMachineScaleSets/read",
     ),
+    (
+        "GET",
+        _SUB + _COMPUTE + r"/virtualMachineScaleSets",
+        "Microsoft.Compute/virtualMachineScaleSets/read",
+    ),
     ("GET", _VMSS, "Microsoft.Compute/virtualMachineScaleSets/read"),
     ("PATCH", _VMSS, "Microsoft.Compute/virtualMachineScaleSets/write"),
     ("POST", _VMSS + r"/delete", "Microsoft.Compute/virtualMachineScaleSets/delete/action"),
