@@ -12,6 +12,13 @@ clearly lower; weekends and public holidays are near zero.
 
 Everything is drawn from ``random.Random`` instances seeded from (seed, pool, local date),
 so a given day of a given pool is identical whatever window it is generated in.
+
+Scenario knobs (all off by default, so the bundled traces do not change): ``regions`` makes one
+pool serve users in several time zones (follow-the-sun); ``weekday_factors`` another weekly
+shape (a pool whose busiest day is not midweek); ``weekly_growth`` compound growth from
+``growth_from``; ``level_steps`` a lasting change of the whole load from a date on (a new
+customer onboarded); ``day_factors`` a quieter or busier date (the weeks around Christmas);
+``half_days`` a half-day holiday (an ordinary morning, a holiday afternoon from 12:00 local).
 """
 
 from __future__ import annotations
@@ -27,8 +34,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
     "MEAN_MEETING_MINUTES",
+    "WEEKDAY_FACTORS",
     "Gap",
     "PoolProfile",
+    "Region",
     "Spike",
     "generate",
 ]
@@ -48,6 +57,8 @@ _SLOT_WEIGHTS: tuple[float, ...] = (
 # Demand multiplier per local weekday (Monday first) and on a public holiday.
 _WEEKDAY_FACTOR: tuple[float, ...] = (0.90, 1.00, 1.00, 0.97, 0.70, 0.04, 0.03)
 _HOLIDAY_FACTOR = 0.03
+WEEKDAY_FACTORS = _WEEKDAY_FACTOR
+_AFTERNOON_SLOT = 24  # 12:00 local: a half-day holiday's afternoon starts here
 
 # Share of calls that are ad-hoc (start anywhere in the half hour) rather than scheduled.
 _ADHOC_SHARE = 0.12
@@ -78,12 +89,24 @@ MEAN_MEETING_MINUTES: float = _mean(_NOMINAL) + _mean(_OVERRUN)
 
 
 @dataclass(frozen=True)
+class Region:
+    """Users of a pool in one time zone: ``share`` of the pool's ``peak_calls`` (their own
+    business day's peak, not necessarily at the same moment as the other regions')."""
+
+    timezone: str
+    share: float
+
+
+@dataclass(frozen=True)
 class PoolProfile:
     """One Teams Connector pool's demand.
 
     ``peak_calls`` is the expected number of concurrent calls at the busiest minute of a
     typical Wednesday (around 10:00 local); actual days vary by a few percent either way.
     ``holidays`` are local dates with near-zero demand. ``seed`` picks the random sequence.
+    ``timezone`` is the users' zone (the business day's clock), whatever zone the pool's
+    config assumes. The other fields are scenario knobs (module docstring); dates are local
+    dates of the users' zone (of each region's, with ``regions``).
     """
 
     name: str
@@ -91,6 +114,19 @@ class PoolProfile:
     peak_calls: float
     holidays: tuple[date, ...] = ()
     seed: int = 0
+    regions: tuple[Region, ...] = ()
+    """Users in several zones (``timezone`` is then only the pool's nominal zone)."""
+    weekday_factors: tuple[float, ...] | None = None
+    """Demand multiplier per local weekday, Monday first (default ``WEEKDAY_FACTORS``)."""
+    weekly_growth: float = 0.0
+    """Compound growth per week (0.077 ≈ +45 % over five weeks), 1× on ``growth_from``."""
+    growth_from: date | None = None
+    level_steps: tuple[tuple[date, float], ...] = ()
+    """(from local date, multiplier): the load is multiplied from that date on."""
+    day_factors: tuple[tuple[date, float], ...] = ()
+    """(local date, multiplier) for single days."""
+    half_days: tuple[date, ...] = ()
+    """Half-day holidays: the afternoon (from 12:00 local) is a holiday."""
 
 
 @dataclass(frozen=True)
@@ -148,6 +184,7 @@ def generate(
     for p in profiles:
         if not math.isfinite(p.peak_calls) or p.peak_calls < 0:
             raise ValueError(f"pool {p.name!r}: peak_calls must be >= 0, got {p.peak_calls}")
+        _check_knobs(p)
     events: list[Spike | Gap] = [*spikes, *gaps]
     for event in events:
         if event.pool not in zones:
@@ -216,40 +253,101 @@ def _minute_range(at: datetime, minutes: int, start: datetime, total: int) -> ra
     return range(first, max(first, last))
 
 
+def _check_knobs(p: PoolProfile) -> None:
+    for region in p.regions:
+        try:
+            ZoneInfo(region.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"pool {p.name!r}: unknown region timezone {region.timezone!r}"
+            ) from exc
+        if not math.isfinite(region.share) or region.share < 0:
+            raise ValueError(f"pool {p.name!r}: region share must be >= 0, got {region.share}")
+    if p.weekday_factors is not None and (
+        len(p.weekday_factors) != 7 or any(not math.isfinite(f) or f < 0 for f in p.weekday_factors)
+    ):
+        raise ValueError(f"pool {p.name!r}: weekday_factors needs 7 factors >= 0")
+    if not math.isfinite(p.weekly_growth) or p.weekly_growth <= -1:
+        raise ValueError(f"pool {p.name!r}: weekly_growth must be > -1, got {p.weekly_growth}")
+    if p.weekly_growth and p.growth_from is None:
+        raise ValueError(f"pool {p.name!r}: weekly_growth needs growth_from")
+    for _, f in (*p.level_steps, *p.day_factors):
+        if not math.isfinite(f) or f < 0:
+            raise ValueError(f"pool {p.name!r}: factors must be >= 0, got {f}")
+
+
 def _concurrency(profile: PoolProfile, tz: ZoneInfo, start: datetime, total: int) -> list[int]:
     """Concurrent calls at each minute of the window: a running sum of meeting starts/ends."""
     w0 = int(start.timestamp()) // 60
     diff = [0] * (total + 1)
-    scale = profile.peak_calls / _unit_peak()
     holidays = set(profile.holidays)
-    # Meetings can outlast midnight by a couple of hours, so start a local day early.
-    day = (start - timedelta(days=1)).astimezone(tz).date()
-    last_day = (start + timedelta(minutes=total)).astimezone(tz).date()
-    while day <= last_day:
-        for begin, length in _day_meetings(profile, tz, day, scale, holidays):
-            a = max(begin - w0, 0)
-            b = min(begin + length - w0, total)
-            if a < b:
-                diff[a] += 1
-                diff[b] -= 1
-        day += timedelta(days=1)
+    # One region in the profile's own zone, or the regions it lists (seeded by their zone).
+    regions = (
+        [(tz, profile.peak_calls, "")]
+        if not profile.regions
+        else [
+            (ZoneInfo(r.timezone), profile.peak_calls * r.share, f"/{r.timezone}")
+            for r in profile.regions
+        ]
+    )
+    for zone, peak, salt in regions:
+        scale = peak / _unit_peak()
+        # Meetings can outlast midnight by a couple of hours, so start a local day early.
+        day = (start - timedelta(days=1)).astimezone(zone).date()
+        last_day = (start + timedelta(minutes=total)).astimezone(zone).date()
+        while day <= last_day:
+            for begin, length in _day_meetings(profile, zone, day, scale, holidays, salt):
+                a = max(begin - w0, 0)
+                b = min(begin + length - w0, total)
+                if a < b:
+                    diff[a] += 1
+                    diff[b] -= 1
+            day += timedelta(days=1)
     return list(accumulate(diff[:total]))
 
 
+def _day_level(profile: PoolProfile, day: date) -> float:
+    """The scenario knobs' multiplier for a local date (1 without any)."""
+    level = 1.0
+    if profile.weekly_growth and profile.growth_from is not None:
+        level *= (1.0 + profile.weekly_growth) ** ((day - profile.growth_from).days / 7.0)
+    for since, f in profile.level_steps:
+        if day >= since:
+            level *= f
+    for on, f in profile.day_factors:
+        if day == on:
+            level *= f
+    return level
+
+
 def _day_meetings(
-    profile: PoolProfile, tz: ZoneInfo, day: date, scale: float, holidays: set[date]
+    profile: PoolProfile,
+    tz: ZoneInfo,
+    day: date,
+    scale: float,
+    holidays: set[date],
+    salt: str = "",
 ) -> Iterator[tuple[int, int]]:
     """Meetings starting on local ``day``, as (start epoch minute, duration minutes)."""
-    rng = random.Random(f"{profile.seed}/{profile.name}/{day.isoformat()}")
-    factor = _HOLIDAY_FACTOR if day in holidays else _WEEKDAY_FACTOR[day.weekday()]
-    factor *= max(0.5, rng.gauss(1.0, _DAY_SPREAD))
+    rng = random.Random(f"{profile.seed}/{profile.name}{salt}/{day.isoformat()}")
+    weekly = profile.weekday_factors or _WEEKDAY_FACTOR
+    normal = weekly[day.weekday()]
+    factor = _HOLIDAY_FACTOR if day in holidays else normal
+    spread = max(0.5, rng.gauss(1.0, _DAY_SPREAD))
+    factor *= spread
+    level = _day_level(profile, day)
+    factor *= level
+    # a half-day holiday: the afternoon's slots at the holiday's level
+    afternoon = factor
+    if day in profile.half_days and day not in holidays:
+        afternoon = _HOLIDAY_FACTOR * spread * level
     jitter, jitter_cum = _cumulative(_JITTER)
     nominal, nominal_cum = _cumulative(_NOMINAL)
     overrun, overrun_cum = _cumulative(_OVERRUN)
     for slot, weight in enumerate(_SLOT_WEIGHTS):
         local = datetime(day.year, day.month, day.day, slot // 2, 30 * (slot % 2), tzinfo=tz)
         at = int(local.timestamp()) // 60
-        lam = scale * weight * factor
+        lam = scale * weight * (factor if slot < _AFTERNOON_SLOT else afternoon)
         scheduled = _poisson(rng, lam * (1 - _ADHOC_SHARE))
         adhoc = _poisson(rng, lam * _ADHOC_SHARE)
         n = scheduled + adhoc
