@@ -147,6 +147,11 @@ def test_a_pool_that_cannot_be_read_holds_and_the_others_go_on(env: AzureEnv) ->
     b = env.pool("b", capacity=2)
     env.calls(a["resource_id"], {"vm0": [60.0] * 10})
     env.calls(b["resource_id"], {"vm0": [60.0] * 10})
+    # A role granted on each scale set but not on their resource group: Azure refuses the
+    # group's scale set list (so each pool is read by its own GET) and this one scale set.
+    env.fake.inject_fault(
+        "GET", r"virtualMachineScaleSets$", status=403, code="AuthorizationFailed", times=5
+    )
     env.fake.inject_fault(
         "GET", r"virtualMachineScaleSets/a$", status=403, code="AuthorizationFailed", times=5
     )
@@ -171,7 +176,8 @@ def test_a_tick_over_many_pools_makes_a_bounded_number_of_calls(env: AzureEnv) -
     assert kinds.count("metrics:getbatch") == 2  # 50 + 10 resources
     assert kinds.count("usages") == 1  # one quota read per region
     assert kinds.count("skus") == 1  # VM sizes (quota families): once per region and process
-    assert len(env.fake.requests) == 60 + 2 + 1 + 1  # plus one GET per scale set, no writes
+    assert kinds.count("virtualmachinescalesets") == 1  # one list answers all 60 scale sets
+    assert len(env.fake.requests) == 1 + 2 + 1 + 1  # no GET per scale set, no writes
 
 
 def test_no_capacity_for_the_vm_size_backs_off_instead_of_retrying_every_tick(

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from azure.core import MatchConditions
 from azure.core.credentials import AccessToken, AccessTokenInfo, TokenCredential
@@ -63,6 +64,15 @@ from scaler.ports import PoolStatus
 
 CallObserver = Callable[[str, str, float], None]
 """Told of every Azure call: (operation, outcome, seconds). Feeds health and Prometheus metrics."""
+
+
+@runtime_checkable
+class BudgetObserver(Protocol):
+    """Told of every ARM rate-limit header read from an answer (``health.CallMetrics`` exports
+    them as gauges). A call observer that also has this method is told both."""
+
+    def ratelimit_remaining(self, subscription: str, header: str, remaining: int) -> None: ...
+
 
 METRICS_BATCH_LIMIT = 50
 """``metrics:getBatch`` takes at most this many resource ids per call."""
@@ -195,6 +205,99 @@ def _remember_status(response: PipelineResponse[Any, Any]) -> None:
     """``raw_response_hook``: the status of the last answer this thread received, so that a body
     the SDK cannot parse (an HTML error page) is still classed by its status."""
     _answers.status = response.http_response.status_code
+
+
+RATELIMIT_HEADERS: Mapping[str, tuple[float, int]] = {
+    # header: (refill in requests per second, low-water mark in requests)
+    "x-ms-ratelimit-remaining-subscription-reads": (12_000 / 3600.0, 100),
+    "x-ms-ratelimit-remaining-subscription-writes": (1_200 / 3600.0, 20),
+    "x-ms-ratelimit-remaining-subscription-global-reads": (25.0, 100),
+    "x-ms-ratelimit-remaining-subscription-global-writes": (10.0, 20),
+}
+"""ARM's remaining-request headers per subscription, with how fast each budget comes back and
+the level below which the next tick waits. "Each request includes values for the number of
+remaining read and write requests" (``…-subscription-reads`` on reads, ``…-writes`` on writes;
+hourly limits 12,000 reads and 1,200 writes per subscription and principal), and subscriptions
+on the token-bucket algorithm also send ``…-subscription-global-reads``/``-writes`` (buckets of
+250 reads refilled at 25 a second, 200 writes at 10 a second):
+https://learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling
+"""
+
+STRETCH_MAX_SECONDS = 300.0
+"""The longest a tick is held back for the ARM budget (the daemon holds pools meanwhile)."""
+
+_SUBSCRIPTION_IN_URL = re.compile(r"/subscriptions/([^/?#]+)", re.IGNORECASE)
+
+
+class ArmBudget:
+    """The ARM request budget each subscription has left, from the rate-limit headers of every
+    answer (a ``raw_response_hook`` on each client), and how long the next tick should wait.
+
+    Rule (``stretch_seconds``): each header's last value is projected forward at its documented
+    refill rate (so a budget that nothing reads any more recovers rather than holding the loop
+    for ever); when a projected value is under its low-water mark, the next tick waits the time
+    that refill takes to bring it back to the mark — the longest over subscriptions and headers,
+    at most ``STRETCH_MAX_SECONDS``. 0 while every budget is above its mark (the normal case:
+    a tick costs a handful of reads per subscription). Waiting for the refill instead of sending
+    requests that would get 429s keeps the other replicas and tools of the subscription working.
+    """
+
+    def __init__(
+        self,
+        observer: BudgetObserver | None = None,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._observer = observer
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._seen: dict[tuple[str, str], tuple[int, float]] = {}
+        """(subscription lower-cased, header) → (remaining, monotonic time read)."""
+
+    def hook(self, response: PipelineResponse[Any, Any]) -> None:
+        """``raw_response_hook``: remember the answer's status and its rate-limit headers."""
+        _remember_status(response)
+        headers = response.http_response.headers
+        found = [(h, headers.get(h)) for h in RATELIMIT_HEADERS]
+        found = [(h, v) for h, v in found if v is not None]
+        if not found:
+            return
+        m = _SUBSCRIPTION_IN_URL.search(str(response.http_request.url))
+        if m is None:
+            return
+        self.record(m.group(1), {h: v for h, v in found if v is not None})
+
+    def record(self, subscription: str, headers: Mapping[str, str]) -> None:
+        """Remember the headers' values; one that is not a non-negative integer is ignored."""
+        sub = subscription.lower()
+        now = self._monotonic()
+        for header, raw in headers.items():
+            text = str(raw).strip()
+            if header not in RATELIMIT_HEADERS or not text.isdigit():
+                continue
+            remaining = int(text)
+            with self._lock:
+                self._seen[(sub, header)] = (remaining, now)
+            if self._observer is not None:
+                self._observer.ratelimit_remaining(sub, header, remaining)
+
+    def remaining(self) -> dict[tuple[str, str], int]:
+        """The last value read of each (subscription, header)."""
+        with self._lock:
+            return {key: value for key, (value, _) in self._seen.items()}
+
+    def stretch_seconds(self) -> float:
+        """How much longer than its interval the next tick should wait (seconds, 0 normally)."""
+        now = self._monotonic()
+        with self._lock:
+            seen = list(self._seen.items())
+        wait = 0.0
+        for (_, header), (remaining, at) in seen:
+            rate, low = RATELIMIT_HEADERS[header]
+            projected = remaining + rate * max(0.0, now - at)
+            if projected < low:
+                wait = max(wait, (low - projected) / rate)
+        return min(wait, STRETCH_MAX_SECONDS)
 
 
 REDIRECT_MAX = 3
@@ -342,13 +445,27 @@ class AzureMonitorMetrics:
         credential: TokenCredential,
         *,
         observer: CallObserver | None = None,
+        budget: ArmBudget | None = None,
         **client_kwargs: Any,
     ) -> None:
         self._config = config
         self._credential = credential
         self._clients: dict[str, MetricsClient] = {}
         self._calls = _Calls(observer)
-        self._client_kwargs = {**_client_kwargs(config.azure), **client_kwargs}
+        self._budget = budget or ArmBudget(
+            observer if isinstance(observer, BudgetObserver) else None
+        )
+        self._client_kwargs = {
+            **_client_kwargs(config.azure),
+            "raw_response_hook": self._budget.hook,
+            **client_kwargs,
+        }
+
+    def stretch_seconds(self) -> float:
+        """How much longer than its interval the next tick should wait (``ArmBudget``; the
+        metrics data plane sends no ARM budget headers, so this is the compute budget when
+        both share one, else 0)."""
+        return self._budget.stretch_seconds()
 
     def _client(self, location: str) -> MetricsClient:
         endpoint = self._config.azure.metrics_endpoint(location)
@@ -364,11 +481,14 @@ class AzureMonitorMetrics:
         return client
 
     def read(self, pools: Sequence[PoolConfig], now: float) -> Mapping[str, MetricReading]:
-        groups: dict[tuple[str, str, str, str, str, int], list[PoolConfig]] = {}
+        # metrics:getBatch reads one subscription and one region per call (the SDK takes the
+        # subscription from the first id), so those are part of the group key.
+        groups: dict[tuple[str, str, str, str, str, str, int], list[PoolConfig]] = {}
         for pool in pools:
             m = pool.metric
             span = (m.window_minutes + m.lag_minutes + 1) * 60 + m.history_minutes * 60
             key = (
+                _subscription_of(pool.metric_resource_id),
                 self._config.location_of(pool),
                 m.namespace,
                 m.name,
@@ -378,7 +498,7 @@ class AzureMonitorMetrics:
             )
             groups.setdefault(key, []).append(pool)
         out: dict[str, MetricReading] = {}
-        for (location, namespace, name, aggregation, filt, span), members in groups.items():
+        for (_, location, namespace, name, aggregation, filt, span), members in groups.items():
             for start in range(0, len(members), METRICS_BATCH_LIMIT):
                 chunk = members[start : start + METRICS_BATCH_LIMIT]
                 try:
@@ -520,6 +640,11 @@ def _vm_name(metadata: Mapping[str, str] | None) -> str:
     return ""
 
 
+def _subscription_of(resource_id: str) -> str:
+    m = _SUBSCRIPTION_IN_URL.search(resource_id)
+    return m.group(1).lower() if m else ""
+
+
 def _resource_of(metric_id: str | None) -> str:
     """``{resourceId}/providers/Microsoft.Insights/metrics/{name}`` → ``{resourceId}``."""
     if not metric_id:
@@ -560,6 +685,29 @@ class AzureResize:
             return None
 
 
+LIST_REFUSED_RETRY_SECONDS = 600.0
+"""After Azure refuses a subscription's scale set list (403), its pools are read by GET and the
+list is tried again after this long."""
+
+
+@dataclasses.dataclass(slots=True)
+class _Listing:
+    """One list of a subscription's scale sets (by lower-cased id) and the pools it served."""
+
+    at: float
+    items: dict[str, Any]
+    error: AdapterError | None = None
+    refused: bool = False
+    served: set[str] = dataclasses.field(default_factory=set)
+
+
+def _provisioning_state(vmss: Any) -> str | None:
+    state = getattr(vmss, "provisioning_state", None)
+    if state is None and getattr(vmss, "properties", None) is not None:
+        state = getattr(vmss.properties, "provisioning_state", None)
+    return None if state is None else str(state)
+
+
 class AzureCompute:
     """``PoolActuator`` and ``QuotaReader`` over ``ComputeManagementClient``.
 
@@ -573,56 +721,180 @@ class AzureCompute:
         credential: TokenCredential,
         *,
         observer: CallObserver | None = None,
+        budget: ArmBudget | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
         **client_kwargs: Any,
     ) -> None:
         azure = config.azure
-        kwargs = {**_client_kwargs(azure), **client_kwargs}
+        self._budget = budget or ArmBudget(
+            observer if isinstance(observer, BudgetObserver) else None
+        )
+        kwargs = {**_client_kwargs(azure), "raw_response_hook": self._budget.hook, **client_kwargs}
         if azure.polling_interval_seconds is not None:
             kwargs.setdefault("polling_interval", azure.polling_interval_seconds)
-        self._client = ComputeManagementClient(
-            credential,
-            config.subscription_id,
-            base_url=azure.resource_manager_url,
-            credential_scopes=[azure.arm_audience().rstrip("/") + "/.default"],
-            **kwargs,
-        )
+        self._credential = credential
+        self._azure = azure
+        self._kwargs = kwargs
+        self._subscription = config.subscription_id
+        self._clients: dict[str, ComputeManagementClient] = {}
+        self._clients_lock = threading.Lock()
+        self._client = self.client_for(self._subscription)
         self._calls = _Calls(observer)
+        self._monotonic = monotonic
         self._default_location = azure.location
         self._skus: dict[str, tuple[str | None, str | None]] = {}
         self._read: dict[str, tuple[int, str | None]] = {}
         """Per pool, the last ``observe``: (``sku.capacity``, etag)."""
-        self._vm_sizes: dict[str, dict[str, VmSize]] = {}
+        self._vm_sizes: dict[tuple[str, str], dict[str, VmSize]] = {}
         self._sizes_lock = threading.Lock()
+        self._list_max_age = min(30.0, config.daemon.interval_seconds / 2.0)
+        self._scopes: dict[str, set[str]] = {}
+        """Per subscription, the resource groups of its scale-set pools (lower-cased)."""
+        for pool in config.pools:
+            if pool.resource_id:
+                self._scopes.setdefault(pool.subscription_id.lower(), set()).add(
+                    pool.resource_group.lower()
+                )
+        self._pools_per_subscription = {
+            sub: sum(1 for p in config.pools if p.resource_id and p.subscription_id.lower() == sub)
+            for sub in self._scopes
+        }
+        self._listings: dict[str, _Listing] = {}
+        self._listing_locks: dict[str, threading.Lock] = {}
+        self._list_refused_until: dict[str, float] = {}
 
     @property
     def client(self) -> ComputeManagementClient:
-        """The process's one compute client (shared with the per-instance adapters)."""
+        """The compute client of ``[azure] subscription_id`` (the per-instance adapters' and
+        ``vm-set`` pools')."""
         return self._client
+
+    def client_for(self, subscription: str) -> ComputeManagementClient:
+        """One client per subscription for the process lifetime, built when first needed."""
+        key = subscription.lower()
+        with self._clients_lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = ComputeManagementClient(
+                    self._credential,
+                    subscription,
+                    base_url=self._azure.resource_manager_url,
+                    credential_scopes=[self._azure.arm_audience().rstrip("/") + "/.default"],
+                    **self._kwargs,
+                )
+                self._clients[key] = client
+            return client
+
+    def _client_of(self, pool: PoolConfig) -> ComputeManagementClient:
+        sub = pool.subscription_id
+        if not sub or sub.lower() == self._subscription.lower():
+            return self._client
+        return self.client_for(sub)
 
     @property
     def calls(self) -> _Calls:
         return self._calls
 
+    @property
+    def budget(self) -> ArmBudget:
+        return self._budget
+
+    def stretch_seconds(self) -> float:
+        """How much longer than its interval the next tick should wait for the ARM request
+        budget to refill (``ArmBudget.stretch_seconds``; 0 normally)."""
+        return self._budget.stretch_seconds()
+
     def observe(self, pool: PoolConfig) -> PoolStatus:
+        """The scale set as Azure has it now.
+
+        Bulk read: where a subscription holds two scale-set pools or more, one paged list per
+        subscription answers every pool of the tick (``list(rg)`` when they all sit in one
+        resource group, else ``list_all()``; the list items are the same
+        ``VirtualMachineScaleSet`` model a GET returns). A listing serves each pool once and
+        for at most ``min(30 s, interval / 2)``: the next ``observe`` of a pool already served
+        (the next tick) lists again, so nothing is decided on an older read than a GET would
+        give. Concurrent ``observe`` calls share one list request series behind a lock; a
+        failed list fails the subscription's pools of this tick alike (no GET storm). A GET
+        answers where the list cannot: a scale set absent from it (404 or list lag), one whose
+        ``provisioningState`` is not ``Succeeded`` (an operation in flight), and every pool of
+        a subscription whose list Azure refuses (403: a role scoped to the scale sets
+        themselves; the list is tried again after ``LIST_REFUSED_RETRY_SECONDS``).
+        """
+        vmss = self._listed(pool)
+        if vmss is None or str(_provisioning_state(vmss) or "").lower() != "succeeded":
+            return self.get(pool)
+        return self._status(pool, vmss, "vmss.list")
+
+    def get(self, pool: PoolConfig) -> PoolStatus:
+        """The scale set by its own GET (``observe`` without the bulk list)."""
         with self._calls.call("vmss.get"):
-            vmss = self._client.virtual_machine_scale_sets.get(
+            vmss = self._client_of(pool).virtual_machine_scale_sets.get(
                 pool.resource_group, pool.scale_set_name
             )
-            sku = vmss.sku  # the model reads the body lazily: an odd answer fails here
-            etag = vmss.etag
+            vmss.sku  # noqa: B018 -- the model reads the body lazily: an odd answer fails here
+        return self._status(pool, vmss, "vmss.get")
+
+    def _status(self, pool: PoolConfig, vmss: Any, operation: str) -> PoolStatus:
+        sku = vmss.sku
+        etag = vmss.etag
         if sku is None or sku.capacity is None:
-            raise PermanentError(f"vmss.get: {pool.resource_id} has no sku.capacity")
+            raise PermanentError(f"{operation}: {pool.resource_id} has no sku.capacity")
         self._skus[pool.name] = (sku.name, sku.tier)
         self._read[pool.name] = (int(sku.capacity), str(etag) if etag else None)
-        state = getattr(vmss, "provisioning_state", None)
-        if state is None and getattr(vmss, "properties", None) is not None:
-            state = getattr(vmss.properties, "provisioning_state", None)
+        state = _provisioning_state(vmss)
         return PoolStatus(
             capacity=int(sku.capacity),
             provisioning_state=str(state or "Succeeded"),
             etag=str(etag) if etag else None,
             quota_family=self._family_of(pool, sku.name),
         )
+
+    def _listed(self, pool: PoolConfig) -> Any | None:
+        """The pool's scale set from this tick's listing of its subscription; ``None`` where a
+        GET must answer instead."""
+        sub = pool.subscription_id.lower()
+        if self._pools_per_subscription.get(sub, 0) < 2:
+            return None  # one scale set: its GET costs the same request and answers exactly
+        if self._list_refused_until.get(sub, float("-inf")) > self._monotonic():
+            return None
+        key = pool.resource_id.lower()
+        with self._listing_locks.setdefault(sub, threading.Lock()):
+            listing = self._listings.get(sub)
+            now = self._monotonic()
+            if listing is None or key in listing.served or now - listing.at > self._list_max_age:
+                listing = self._list(pool, now)
+                self._listings[sub] = listing
+            listing.served.add(key)
+        if listing.refused:
+            return None
+        if listing.error is not None:
+            raise type(listing.error)(
+                str(listing.error),
+                operation=listing.error.operation,
+                code=listing.error.code,
+                status=listing.error.status,
+            )
+        return listing.items.get(key)
+
+    def _list(self, pool: PoolConfig, now: float) -> _Listing:
+        sub = pool.subscription_id.lower()
+        groups = self._scopes.setdefault(sub, set())
+        groups.add(pool.resource_group.lower())
+        operation = "vmss.list" if len(groups) == 1 else "vmss.list_all"
+        items: dict[str, Any] = {}
+        try:
+            with self._calls.call(operation):
+                ops = self._client_of(pool).virtual_machine_scale_sets
+                pages = ops.list(pool.resource_group) if len(groups) == 1 else ops.list_all()
+                for vmss in pages:
+                    if vmss.id:
+                        items[str(vmss.id).lower()] = vmss
+        except AdapterError as err:
+            if err.status == 403:  # a role on the scale sets only: read each by its GET
+                self._list_refused_until[sub] = now + LIST_REFUSED_RETRY_SECONDS
+                return _Listing(now, {}, refused=True)
+            return _Listing(now, {}, error=err)
+        return _Listing(now, items)
 
     def apply(self, pool: PoolConfig, actions: InstanceActions) -> AzureResize:
         """The ``PoolActuator`` port for a scale set sized as a whole: a capacity write."""
@@ -639,7 +911,8 @@ class AzureCompute:
         if not size:
             return None
         try:
-            return self.vm_size(pool.location or self._default_location, size).family
+            location = pool.location or self._default_location
+            return self.vm_size(location, size, subscription=pool.subscription_id).family
         except AdapterError:
             return None
 
@@ -657,12 +930,12 @@ class AzureCompute:
         """
         name, tier = self._skus.get(pool.name, (None, None))
         if name is None:
-            self.observe(pool)
+            self.get(pool)
             name, tier = self._skus[pool.name]
         seen, seen_etag = self._read.get(pool.name, (None, None))
         etag = etag or seen_etag
         if etag is None and seen is not None:
-            now = self.observe(pool)
+            now = self.get(pool)
             if now.capacity != seen:
                 raise TransientError(
                     f"vmss.begin_update: the scale set changed since it was read (capacity "
@@ -676,7 +949,7 @@ class AzureCompute:
             conditional = {"etag": etag, "match_condition": MatchConditions.IfNotModified}
         update = VirtualMachineScaleSetUpdate(sku=Sku(name=name, tier=tier, capacity=capacity))
         with self._calls.call("vmss.begin_update"):
-            poller = self._client.virtual_machine_scale_sets.begin_update(
+            poller = self._client_of(pool).virtual_machine_scale_sets.begin_update(
                 pool.resource_group, pool.scale_set_name, update, **conditional
             )
         return AzureResize(poller, "vmss.update", self._calls)
@@ -686,7 +959,7 @@ class AzureCompute:
         sent: the poller only goes on polling the operation Azure already runs)."""
         try:
             with self._calls.call("vmss.resume_update"):
-                poller = self._client.virtual_machine_scale_sets.begin_update(
+                poller = self._client_of(pool).virtual_machine_scale_sets.begin_update(
                     pool.resource_group,
                     pool.scale_set_name,
                     VirtualMachineScaleSetUpdate(),
@@ -701,10 +974,16 @@ class AzureCompute:
 
     def usage(self, location: str) -> Mapping[str, QuotaUsage]:
         """``usage.list(location)`` by line name. A line without a usable ``currentValue`` or
-        ``limit`` is left out (a missing line is unknown quota, never 0 used or no limit)."""
+        ``limit`` is left out (a missing line is unknown quota, never 0 used or no limit).
+
+        vCPU quota is per subscription and region: ``location`` is a quota scope as
+        ``Config.quota_scope_of`` names it, a bare region for ``[azure] subscription_id`` or
+        ``<subscription>/<region>`` for another subscription."""
+        sub, _, region = location.rpartition("/")
+        client = self.client_for(sub) if sub else self._client
         out: dict[str, QuotaUsage] = {}
         with self._calls.call("usage.list"):
-            for item in self._client.usage.list(location):
+            for item in client.usage.list(region):
                 if item.name is None or item.name.value is None:
                     continue
                 if item.current_value is None or item.limit is None or item.limit < 0:
@@ -714,22 +993,25 @@ class AzureCompute:
                 )
         return out
 
-    def vm_sizes(self, location: str) -> Mapping[str, VmSize]:
+    def vm_sizes(self, location: str, *, subscription: str = "") -> Mapping[str, VmSize]:
         """The VM sizes Azure offers this subscription in ``location`` (lower-cased name →
         family and vCPUs), from the Resource SKUs API (``GET …/providers/Microsoft.Compute/skus
         ?$filter=location eq '<loc>'``). Read once per location for the process lifetime (SKUs
-        rarely change); a failed read is not cached, so the next need tries again."""
-        key = location.lower()
+        rarely change); a failed read is not cached, so the next need tries again. Offers
+        are per subscription: ``subscription`` (empty: ``[azure] subscription_id``)."""
+        sub = (subscription or self._subscription).lower()
+        key = (sub, location.lower())
         with self._sizes_lock:  # pools are observed concurrently: one read per location
             return self._read_vm_sizes(location, key)
 
-    def _read_vm_sizes(self, location: str, key: str) -> Mapping[str, VmSize]:
+    def _read_vm_sizes(self, location: str, key: tuple[str, str]) -> Mapping[str, VmSize]:
         cached = self._vm_sizes.get(key)
         if cached is not None:
             return cached
         found: dict[str, VmSize] = {}
+        client = self.client_for(key[0]) if key[0] else self._client
         with self._calls.call("resource_skus.list"):
-            for sku in self._client.resource_skus.list(filter=f"location eq '{location}'"):
+            for sku in client.resource_skus.list(filter=f"location eq '{location}'"):
                 if (sku.resource_type or "").lower() != "virtualmachines" or not sku.name:
                     continue
                 vcpus: int | None = None
@@ -740,10 +1022,10 @@ class AzureCompute:
         self._vm_sizes[key] = found
         return found
 
-    def vm_size(self, location: str, name: str) -> VmSize:
+    def vm_size(self, location: str, name: str, *, subscription: str = "") -> VmSize:
         """One VM size of ``location`` (e.g. a scale set's ``sku.name`` or a VM's
         ``hardwareProfile.vmSize``); ``PermanentError`` when Azure does not list it there."""
-        size = self.vm_sizes(location).get(name.lower())
+        size = self.vm_sizes(location, subscription=subscription).get(name.lower())
         if size is None or not size.family:
             raise PermanentError(
                 f"resource_skus.list: {name} is not offered in {location} (no quota family)",
@@ -756,23 +1038,37 @@ class AzureCompute:
         """The VM size of a ``vmss`` / ``pexip-teams`` pool's scale set (its ``sku.name``)."""
         name, _ = self._skus.get(pool.name, (None, None))
         if name is None:
-            self.observe(pool)
+            self.get(pool)
             name, _ = self._skus.get(pool.name, (None, None))
         if not name:
             raise PermanentError(f"vmss.get: {pool.resource_id} has no sku.name")
-        return self.vm_size(location, name)
+        return self.vm_size(location, name, subscription=pool.subscription_id)
 
     def close(self) -> None:
-        self._client.close()
+        with self._clients_lock:
+            clients = list(self._clients.values())
+            self._clients.clear()
+        for client in clients:
+            client.close()
 
 
 class AzureAdapters:
-    """The process's one credential and one client per service, closed in the right order."""
+    """The process's one credential and one client per service, closed in the right order.
+
+    Metrics and compute share one ``ArmBudget``; a call ``observer`` that is also a
+    ``BudgetObserver`` (``health.CallMetrics``) is told every rate-limit header."""
 
     def __init__(self, config: Config, *, observer: CallObserver | None = None) -> None:
         self.credential = make_credential(config.azure)
-        self.metrics = AzureMonitorMetrics(config, self.credential, observer=observer)
-        self.compute = AzureCompute(config, self.credential, observer=observer)
+        self.budget = ArmBudget(observer if isinstance(observer, BudgetObserver) else None)
+        self.metrics = AzureMonitorMetrics(
+            config, self.credential, observer=observer, budget=self.budget
+        )
+        self.compute = AzureCompute(config, self.credential, observer=observer, budget=self.budget)
+
+    def stretch_seconds(self) -> float:
+        """How much longer than its interval the next tick should wait (``ArmBudget``)."""
+        return self.budget.stretch_seconds()
 
     def close(self) -> None:
         self.metrics.close()
