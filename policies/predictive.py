@@ -1,57 +1,126 @@
-"""Predictive: scale out ahead of load that the same hour of earlier weeks says is coming.
+"""Predictive: scale out ahead of load that earlier weeks say is coming, with measured headroom.
 
 A Teams Connector instance takes up to 20 minutes to boot and meetings start on the hour, so a
 policy that reacts to the 09:00 step is 20 minutes late every morning. This one forecasts the
 load over the next ``boot_minutes + margin_minutes`` and asks now for what that load will need.
 
-The forecast is a seasonal-naive ensemble (Hyndman & Athanasopoulos, *Forecasting: Principles
-and Practice*, §5.2 "seasonal naïve"; several seasons blended for robustness):
+The forecast is a seasonal one (Hyndman & Athanasopoulos, *Forecasting: Principles and
+Practice*, §5.2 "seasonal naïve", extended with a trend, weights and outlier handling); the pure
+pieces live in :mod:`policies.forecasting`:
 
-1. **seasonal**: for every minute of the horizon, the load at the same minute of the week in each
-   of the last ``weeks`` weeks, blended by ``blend`` (``max``: cover the busiest of them;
-   ``median``: ignore one odd week such as a holiday or a spike; ``mean``). With
-   ``outlier_ratio`` set, a week whose value is more than that many times the weeks' median
-   (smoothed by one instance of calls) is left out first when at least three weeks are known:
-   an unannounced surge last week is not replayed this week, while a busy week still counts
-   (``max`` then covers the busiest *ordinary* week). With ``timezone``
-   set, "the same minute" is the same *local* minute, so a 09:00 step stays at 09:00 across a
-   daylight-saving change;
-2. **level adjustment**: the ratio of the load actually seen over the last ``recent_minutes`` to
-   the seasonal forecast of those same minutes, smoothed by one instance's worth of calls (so a
-   quiet night's 2 calls against 1 does not double the morning) and bounded to
-   [``adjust_min``, ``adjust_max``]: a busier-than-usual day lifts the forecast. By default it
-   never lowers it (``adjust_min = 1``): against a ``max`` blend an ordinary morning always looks
-   quieter than the busiest of four weeks, and lowering the forecast for that left the 09:00 step
-   short in backtests; set ``adjust_min`` below 1 to let a quiet day (a holiday) save cost;
-3. ``desired = ceil(peak of the adjusted forecast ÷ (calls_per_instance × target_utilization))``;
-   while a single week stands behind the forecast (a new deployment, a pool whose history was
-   lost), ``single_week_utilization`` plans with more room: one earlier day says less about
-   how busy this one will be than the busiest of several.
+1. **time base found from the data**: "the same minute last week" depends on whose clock the
+   users live by. Each candidate time base (UTC, the pool's ``timezone``, and ``time_bases``:
+   by default one zone per common daylight-saving rule — EU, US, southern Australia) gives its
+   own seasonal forecast (``time_bases = []``: the configured zone alone, as before); they
+   differ only in the weeks around a DST change. Each forecast is
+   scored against what then happened (predict the last days from the weeks before them, per
+   local hour of the day, errors decaying with a 14-day half-life); the forecast is the highest
+   of the time bases not worse than the best by more than an instance-hour of call-minutes.
+   So across a DST change both alignments are kept (the busier of the two) until the data says
+   which holds, and a pool serving several regions (follow-the-sun) picks per hour of the day
+   the alignment of the region that is awake then (a mixture). ``timezone`` is a hint: it sets
+   the local day (holidays, day fits, error slots) and is one candidate among the others;
+2. **seasonal value**: the same local minute of each of the last ``weeks`` weeks, scaled by the
+   estimated growth to today and blended (``weighted``: each week ``recency_decay`` times the
+   weight of the week after it; ``max``, ``median`` and ``mean`` as before). Left out: weeks
+   whose day was a holiday (``holidays``), days that an event distorted as a whole (total beyond
+   ``day_outlier_ratio`` of the same weekday's median, either way: a Christmas week does not
+   teach January), and a week's minute above ``outlier_ratio × (median + one instance)``
+   (an unannounced surge is not replayed);
+3. **trend**: week-over-week growth from the daily totals of the last ``weeks`` weeks (median of
+   the growth between every pair of weeks over the days both have; holidays and outlier days
+   left out), bounded to [``growth_min``, ``growth_max``] per week and applied per week back;
+4. **holidays**: a holiday (or a half day's afternoon) is planned like the same hours of the
+   last Sundays; the first working day after it is planned from the normal days before it;
+5. **level**: the ratio of the load seen over the last ``recent_minutes`` to the forecast of
+   those minutes, smoothed by one instance of calls and bounded to [``adjust_min``,
+   ``adjust_max``]: a busier-than-usual day lifts the forecast;
+6. **headroom from measured error** (``headroom = "error-quantile"``, the default): for every
+   minute the policy records how far the load went above the peak it had planned for that minute
+   one boot time earlier (the lead time of its decisions: boot + metric lag + tick), normalised by
+   ``√(forecast + calls_per_instance)``, per local hour of the day over the last ``error_days``.
+   It plans ``peak + q × √(peak + calls_per_instance)`` calls, ``q`` the ``error_quantile`` of that
+   hour's errors, at ``plan_utilization`` of ``calls_per_instance``: quiet hours get little
+   headroom, volatile ramps more. Minutes more than ``outlier_ratio`` above the plan (an
+   unannounced event) are not counted. Until an hour has ``min_error_days`` of errors, and with
+   ``headroom = "utilization"``, it plans ``peak ÷ (calls_per_instance × target_utilization)``
+   (``single_week_utilization`` while one week of history is all it has), as before.
 
 It only ever adds to the reactive answer: the result is never below what target tracking would
 recommend from the current reading (same ``target_utilization``). With less than
 ``min_history_weeks`` of seasonal history it *is* target tracking. With an unusable metric it still
 recommends the forecast (a floor, which the core never uses to scale in).
 
-Speed: a backtest calls this ~400 000 times, so the blended seasonal value of each minute is
-computed once and kept in the instance (the weeks it reads are long past and no longer change);
-each call then reads about ``horizon + recent_minutes`` cached numbers. The cache is keyed to the
-history object and bounded, so behaviour stays a pure function of the inputs.
+Speed: a backtest calls this ~400 000 times. Every bucket's seasonal value is computed once, when
+it enters the horizon, and kept; fits (growth, weights, outlier days) are made once per local day,
+error quantiles at most every ``refit_minutes`` per hour of the day; errors and time-base scores
+are updated once per bucket as it becomes visible. A call then reads about ``horizon`` cached
+numbers. The caches are keyed to the history object and bounded, so behaviour stays a pure
+function of the inputs (a fresh instance first replays the last ``error_days`` of history).
 """
 
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from collections import deque
+from dataclasses import dataclass
+from datetime import date, tzinfo
 from typing import ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from policies.forecasting import (
+    Blend,
+    Calendar,
+    blend,
+    check_country,
+    day_outliers,
+    day_start,
+    growth_per_week,
+    local_day,
+    plan_instances,
+    upper_quantile,
+    utc_offset,
+    without_outliers,
+)
 from scaler.core.history import LoadHistory
-from scaler.core.types import PolicyContext, Recommendation
+from scaler.core.types import PolicyContext, PoolLimits, Recommendation
 
 WEEK_SECONDS = 7 * 86400.0
+DAY_SECONDS = 86400.0
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r}") from exc
+
+
+class HolidayConfig(BaseModel):
+    """``holidays = {country = "GB", subdivision = "ENG", dates = [...], half_days = [...]}``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    country: str | None = None
+    """ISO 3166 code whose public holidays count (the ``holidays`` package); empty: none."""
+    subdivision: str | None = None
+    """Region of ``country`` (e.g. ``ENG``, ``CA``, ``BY``)."""
+    dates: tuple[date, ...] = ()
+    """Further whole days off (company shutdowns)."""
+    half_days: tuple[date, ...] = ()
+    """Days whose afternoon (from ``half_day_from`` on) is off (e.g. Christmas Eve)."""
+    half_day_from: int = Field(default=12, ge=0, le=23)
+    """Local hour from which a half day is off."""
+
+    @model_validator(mode="after")
+    def _country(self) -> HolidayConfig:
+        if self.country is not None:
+            check_country(self.country, self.subdivision)
+        elif self.subdivision is not None:
+            raise ValueError("subdivision needs country")
+        return self
 
 
 class PredictiveConfig(BaseModel):
@@ -60,17 +129,26 @@ class PredictiveConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     target_utilization: float = Field(default=0.8, gt=0.0, le=1.0)
-    """Share of ``calls_per_instance`` to plan for, as in target tracking."""
+    """Share of ``calls_per_instance`` for the reactive floor and the utilisation headroom."""
     boot_minutes: float | None = Field(default=None, ge=0.0, le=240.0)
     """Look-ahead before the margin; empty: the pool's ``boot_minutes``."""
     margin_minutes: float = Field(default=10.0, ge=0.0, le=240.0)
     """Extra look-ahead beyond the boot time (meetings that start a little early)."""
     weeks: int = Field(default=4, ge=1, le=5)
     """Seasonal weeks blended (the daemon keeps 5 weeks of history)."""
-    blend: Literal["max", "median", "mean"] = "max"
-    outlier_ratio: float | None = Field(default=None, gt=1.0, le=100.0)
-    """Leave out a week above this many times the weeks' median (+ one instance of calls);
-    empty: keep every week."""
+    blend: Blend = "weighted"
+    recency_decay: float = Field(default=0.75, gt=0.0, le=1.0)
+    """``weighted`` blend: weight of a week relative to the week after it."""
+    outlier_ratio: float | None = Field(default=1.5, gt=1.0, le=100.0)
+    """Leave out a week's minute above this many times the weeks' median (+ one instance of
+    calls), and do not learn headroom from minutes this far above the plan; empty: keep all."""
+    day_outlier_ratio: float | None = Field(default=1.5, gt=1.0, le=100.0)
+    """Leave out a whole day whose total is beyond this factor of the same weekday's median
+    (either way, ± an instance-hour); empty: keep every day."""
+    growth_min: float = Field(default=0.8, gt=0.0, le=1.0)
+    """Lowest week-over-week growth factor extrapolated (1: never a decline)."""
+    growth_max: float = Field(default=1.25, ge=1.0, le=3.0)
+    """Highest week-over-week growth factor extrapolated (1: no growth)."""
     single_week_utilization: float | None = Field(default=None, gt=0.0, le=1.0)
     """``target_utilization`` for a forecast that rests on one week alone; empty: the same."""
     min_history_weeks: int = Field(default=1, ge=1, le=5)
@@ -81,16 +159,38 @@ class PredictiveConfig(BaseModel):
     """Lowest level factor; 1 (the default) never lowers the seasonal forecast."""
     adjust_max: float = Field(default=1.5, ge=1.0, le=10.0)
     timezone: str | None = None
-    """IANA zone whose local week the load follows; empty: UTC weeks."""
+    """IANA zone of the pool's users as the operator believes: the local day for holidays, fits
+    and error slots, and one candidate time base; empty: UTC."""
+    time_bases: tuple[str, ...] = ("UTC", "Europe/London", "America/New_York", "Australia/Sydney")
+    """Candidate time bases besides ``timezone`` (IANA zones; one per daylight-saving rule is
+    enough). Empty: ``timezone`` alone (or UTC), as before time bases were found from the data."""
+    headroom: Literal["error-quantile", "utilization"] = "error-quantile"
+    """``error-quantile``: headroom from the measured forecast error; ``utilization``: plan the
+    forecast at ``target_utilization`` (the behaviour before error-quantile headroom)."""
+    error_quantile: float = Field(default=0.995, ge=0.5, lt=1.0)
+    """Quantile of the hour's normalised forecast error to plan for."""
+    error_days: int = Field(default=14, ge=1, le=35)
+    """Days of forecast errors kept per hour of the day."""
+    min_error_days: float = Field(default=3.0, ge=0.0, le=35.0)
+    """Days of errors an hour needs before its quantile is trusted (until then: utilisation)."""
+    plan_utilization: float = Field(default=1.0, gt=0.0, le=1.0)
+    """Share of ``calls_per_instance`` the forecast plus error headroom is planned at."""
+    refit_minutes: int = Field(default=60, ge=1, le=1440)
+    """How often an hour's error quantile is recomputed."""
+    holidays: HolidayConfig | None = None
 
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, v: str | None) -> str | None:
         if v is not None:
-            try:
-                ZoneInfo(v)
-            except (ZoneInfoNotFoundError, ValueError) as exc:
-                raise ValueError(f"unknown time zone {v!r}") from exc
+            _zone(v)
+        return v
+
+    @field_validator("time_bases")
+    @classmethod
+    def _time_bases(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for name in v:
+            _zone(name)
         return v
 
     @model_validator(mode="after")
@@ -99,11 +199,33 @@ class PredictiveConfig(BaseModel):
             raise ValueError(
                 f"min_history_weeks ({self.min_history_weeks}) must be <= weeks ({self.weeks})"
             )
+        if self.min_error_days > self.error_days:
+            raise ValueError(
+                f"min_error_days ({self.min_error_days}) must be <= error_days ({self.error_days})"
+            )
         return self
 
 
+@dataclass(frozen=True, slots=True)
+class _DayFit:
+    """How one local day (or half day) is forecast: per week back, the seconds back to its
+    source, the source's weight (0: left out) and the growth factor to today."""
+
+    backs: tuple[float, ...]
+    weights: tuple[float, ...]
+    growth: tuple[float, ...]
+    rate: float
+    """Estimated growth per week."""
+
+
+_Groups = tuple[tuple[tuple[float, ...], tuple[int, ...]], ...]
+"""Time bases grouped by their shifts: (shift per week back, indices of the bases)."""
+
+_DEFAULT_POOL = PoolLimits("forecast", 0, 1, 15.0, 1, "", "")
+
+
 class Predictive:
-    """Seasonal forecast over the boot horizon, never below the reactive answer."""
+    """Seasonal forecast over the boot horizon with measured headroom, never below reactive."""
 
     name: ClassVar[str] = "predictive"
     Config: ClassVar[type[PredictiveConfig]] = PredictiveConfig
@@ -112,135 +234,381 @@ class Predictive:
     """Buckets kept in the caches (about four weeks of minutes) before the oldest half goes."""
     _FRESH = 2
     """The newest visible buckets are re-read every call: a late metric may still revise them."""
+    _HALF_LIFE_DAYS = 14.0
+    """Half-life of the time bases' error scores."""
 
     def __init__(self, config: PredictiveConfig | None = None) -> None:
-        self.config = config or PredictiveConfig()
-        self._tz = ZoneInfo(self.config.timezone) if self.config.timezone else None
-        self._shifts: dict[int, tuple[float, ...]] = {}
-        self._smooth = 0.0  # one instance of calls: the outlier test's smoothing
+        self.config = cfg = config or PredictiveConfig()
+        self._hint: tzinfo | None = ZoneInfo(cfg.timezone) if cfg.timezone else None
+        seen: list[str] = []
+        for n in (cfg.timezone or "UTC", *cfg.time_bases):
+            if n not in seen:
+                seen.append(n)
+        self._bases: tuple[tzinfo | None, ...] = tuple(
+            None if n == "UTC" else ZoneInfo(n) for n in seen
+        )
+        hol = cfg.holidays
+        self._calendar = (
+            None
+            if hol is None
+            else Calendar(
+                country=hol.country,
+                subdivision=hol.subdivision,
+                dates=hol.dates,
+                half_days=hol.half_days,
+                half_day_from=hol.half_day_from,
+            )
+        )
+        self._half_from = hol.half_day_from if hol is not None else 12
+        self._blocks: dict[int, tuple[int, int, bool]] = {}
+        self._groups: dict[tuple[int, tuple[float, ...]], _Groups] = {}
+        self._totals: dict[int, tuple[float, float]] = {}
+        self._fits: dict[tuple[int, bool], _DayFit] = {}
+        self._smooth = 0.0  # one instance of calls
+        self._boot_b = 0
+        self._margin_b = 0
         self._reset(None, 60.0, 0)
 
     def _reset(self, owner: LoadHistory | None, step: float, base: int) -> None:
         self._owner = owner
         self._step = step
-        # Per bucket from ``_base`` on: the blended seasonal calls (-1: unknown) and how many
-        # weeks had a value; filled forward, one new bucket per minute of time passing.
+        # Per bucket from ``_base`` on: the seasonal forecast (-1: unknown), the weeks behind it,
+        # the time bases' own forecasts where they differ, and the level at the tick there.
         self._base = base
         self._sea: list[float] = []
         self._cnt: list[int] = []
+        self._cand: list[tuple[float, ...] | None] = []
+        self._lev: list[float] = []
+        self._lev_last = base - 1
+        self._lev_value = 1.0
         # Prefix sums, over settled buckets from ``_base`` on, of actual and seasonal calls and
         # of the number of buckets where both are known (for the level adjustment).
         self._pa: list[float] = [0.0]
         self._ps: list[float] = [0.0]
         self._pn: list[int] = [0]
+        # What was learnt from the visible past: errors per local hour, time-base scores.
+        self._done = base
+        per_slot = max(1, round(self.config.error_days * 3600.0 / step))
+        self._errors: dict[int, deque[float]] = {s: deque(maxlen=per_slot) for s in range(24)}
+        self._quant: dict[int, tuple[int, float | None]] = {}
+        self._scores: dict[int, tuple[int, list[float]]] = {}
+        self._totals.clear()
+        self._fits.clear()
 
-    # -- forecast -------------------------------------------------------------------------------
+    # -- public forecast --------------------------------------------------------------------------
 
-    def forecast(self, ctx: PolicyContext) -> tuple[float | None, int]:
-        """(peak calls expected over the horizon, weeks of history behind it)."""
-        h = ctx.history
-        if h is None:
-            return None, 0
+    def forecast(
+        self, *, history: LoadHistory, at: float, now: float, pool: PoolLimits | None = None
+    ) -> float | None:
+        """The forecast load (calls) for the minute holding ``at``, as made at ``now``.
+
+        ``history`` must be cut as it was visible at ``now`` (``visible_until`` = now − metric
+        lag); ``pool`` gives ``boot_minutes`` and ``calls_per_instance`` (default: 20 and 15).
+        ``None`` when no earlier week covers ``at``. The seasonal value times the level seen at
+        ``now``, before headroom; calls in time order reuse the caches.
+        """
+        limits = pool or _DEFAULT_POOL
+        _, _, last, recent = self._prepare(history, now, limits)
+        b = math.floor(at / self._step)
+        k = b - self._base
+        if 0 <= k < len(self._sea):
+            value = self._sea[k]
+        else:
+            value = self._seasonal(history, b, history.visible_until)[0]
+        if value < 0.0:
+            return None
+        return value * self._level(limits, history, last, recent, history.visible_until)
+
+    # -- caches ---------------------------------------------------------------------------------
+
+    def _prepare(self, h: LoadHistory, now: float, pool: PoolLimits) -> tuple[int, int, int, int]:
+        """Bring the caches up to ``now``; returns (first, end, last, recent) in buckets."""
         cfg = self.config
         step = h.step_seconds
-        boot = ctx.pool.boot_minutes if cfg.boot_minutes is None else cfg.boot_minutes
-        first = math.floor(ctx.now / step)
-        end = first + max(1, math.ceil((boot + cfg.margin_minutes) * 60.0 / step))
+        boot = pool.boot_minutes if cfg.boot_minutes is None else cfg.boot_minutes
+        boot_b = max(0, math.ceil(boot * 60.0 / step))
+        margin_b = max(0, math.ceil(cfg.margin_minutes * 60.0 / step))
+        first = math.floor(now / step)
+        end = first + max(1, boot_b + margin_b)
         visible = h.visible_until
         last = math.floor(visible / step)  # first bucket not yet visible
         recent = max(0, math.ceil(cfg.recent_minutes * 60.0 / step))
         lo = min(first, last - recent)
-        smooth = ctx.pool.calls_per_instance
+        backfill = math.ceil(cfg.error_days * DAY_SECONDS / step)
+        smooth = pool.calls_per_instance
         if (
             h is not self._owner
             or step != self._step
             or smooth != self._smooth
+            or boot_b != self._boot_b
+            or margin_b != self._margin_b
             or lo < self._base
             or lo > self._base + len(self._sea) + 1440
         ):
             self._smooth = smooth
-            self._reset(h, step, lo)
-        elif len(self._sea) > self._KEEP and lo - self._base > self._KEEP // 2:
+            self._boot_b, self._margin_b = boot_b, margin_b
+            self._reset(h, step, min(lo, last) - backfill)
+        elif len(self._sea) > self._KEEP + backfill and lo - self._base > self._KEEP + backfill:
             self._trim(self._KEEP // 2)
-
-        filled = self._fill(h, end, visible)
-        base = self._base
-        if filled >= end:
-            peak = max(self._sea[first - base : end - base])
-            weeks = max(self._cnt[first - base : end - base])
-        else:  # sources not visible yet (a history that lags by a week): no caching
-            pairs = [self._seasonal(h, b, visible) for b in range(first, end)]
-            peak = max(p[0] for p in pairs)
-            weeks = max(p[1] for p in pairs)
-        if peak < 0.0 or weeks < cfg.min_history_weeks:
-            return None, weeks
-        return peak * self._level(ctx, h, last, recent, visible), weeks
+        self._fill(h, end, visible)
+        self._learn(h, last - self._FRESH)
+        return first, end, last, recent
 
     def _trim(self, drop: int) -> None:
         self._base += drop
-        del self._sea[:drop], self._cnt[:drop]
+        del self._sea[:drop], self._cnt[:drop], self._cand[:drop], self._lev[:drop]
         if len(self._pa) > drop:
             del self._pa[:drop], self._ps[:drop], self._pn[:drop]
         else:
             self._pa, self._ps, self._pn = [0.0], [0.0], [0]
+        if len(self._blocks) > 8192:
+            self._blocks.clear()
+        if len(self._groups) > 8192:
+            self._groups.clear()
 
     def _fill(self, h: LoadHistory, end: int, visible: float) -> int:
         """Extend the seasonal cache up to bucket ``end`` (exclusive) as far as its sources are
         visible; returns the first bucket not cached."""
-        sea, cnt = self._sea, self._cnt
+        sea, cnt, cand, lev = self._sea, self._cnt, self._cand, self._lev
         b = self._base + len(sea)
         while b < end:
-            value, n, settled = self._seasonal(h, b, visible)
+            value, n, settled, per_base = self._seasonal(h, b, visible)
             if not settled:
                 break
             sea.append(value)
             cnt.append(n)
+            cand.append(per_base)
+            lev.append(1.0)
             b += 1
         return b
 
-    def _seasonal(self, h: LoadHistory, bucket: int, visible: float) -> tuple[float, int, bool]:
-        """(blend of the same minute in earlier weeks or -1, weeks found, all sources visible)."""
-        step = self._step
-        mid = (bucket + 0.5) * step
-        found: list[float] = []
-        settled = True
-        t = mid
-        for shift in self._shift(mid):
-            t -= WEEK_SECONDS
-            if t + shift + step / 2 > visible:
-                settled = False
-                continue
-            v = h.value_at(t + shift)
-            if v is not None:
-                found.append(v)
-        weeks = len(found)
-        ratio = self.config.outlier_ratio
-        if ratio is not None and weeks >= 3:
-            found = _without_outliers(found, ratio, self._smooth)
-        return _reduce(found, self.config.blend), weeks, settled
+    # -- seasonal forecast ------------------------------------------------------------------------
 
-    def _shift(self, t: float) -> tuple[float, ...]:
-        """Per week back, seconds to add to ``t - w weeks`` to land on the same local time."""
-        hour = math.floor(t / 3600.0)
-        found = self._shifts.get(hour)
+    def _block(self, t: float) -> tuple[int, int, bool]:
+        """(local day ordinal, local hour, afternoon of a half day?) for the 15 minutes holding
+        ``t`` in the hinted zone (15 minutes: every zone's offset is a multiple of them)."""
+        key = math.floor(t / 900.0)
+        found = self._blocks.get(key)
         if found is None:
-            weeks = range(1, self.config.weeks + 1)
-            if self._tz is None:
-                found = tuple(0.0 for _ in weeks)
-            else:
-                now = self._offset(hour * 3600.0)
-                found = tuple(now - self._offset(hour * 3600.0 - w * WEEK_SECONDS) for w in weeks)
-            if len(self._shifts) > 4096:
-                self._shifts.clear()
-            self._shifts[hour] = found
+            day, hour, _ = local_day(self._hint, key * 900.0)
+            found = (day, hour, hour >= self._half_from)
+            self._blocks[key] = found
         return found
 
-    def _offset(self, t: float) -> float:
-        delta = datetime.fromtimestamp(t, self._tz).utcoffset()
-        return delta.total_seconds() if delta is not None else 0.0
+    def _off(self, day: int, pm: bool) -> bool:
+        cal = self._calendar
+        if cal is None:
+            return False
+        return cal.is_off(date.fromordinal(day), self._half_from if pm else 0)
+
+    def _total(self, h: LoadHistory, day: int, visible: float) -> tuple[float, float]:
+        """(call-minutes scaled to the whole day, share of buckets known) of local ``day``;
+        (0, 0) while the day is not wholly visible."""
+        found = self._totals.get(day)
+        if found is not None:
+            return found
+        start = day_start(self._hint, day)
+        stop = day_start(self._hint, day + 1)
+        if stop > visible:
+            return 0.0, 0.0
+        values = h.values(start, stop)
+        known = [v for v in values if v is not None]
+        share = len(known) / len(values) if values else 0.0
+        total = sum(known) / share * (stop - start) / 60.0 / len(values) if known else 0.0
+        found = (total, share)
+        if len(self._totals) > 400:
+            self._totals.clear()
+        self._totals[day] = found
+        return found
+
+    def _fit(self, h: LoadHistory, day: int, pm: bool, visible: float) -> _DayFit:
+        """Sources, weights and growth for local ``day`` (its afternoon when ``pm``)."""
+        found = self._fits.get((day, pm))
+        if found is not None:
+            return found
+        cfg = self.config
+        weeks = cfg.weeks
+        smooth_day = self._smooth * 60.0  # an instance-hour of call-minutes
+        # Daily totals of the last ``weeks`` weeks (newest first), None where they must not count.
+        grid: list[list[float | None]] = []
+        for k in range(1, weeks + 1):
+            row: list[float | None] = []
+            for j in range(7):
+                d = day - 7 * k + j
+                total, share = self._total(h, d, visible)
+                bad = share < 0.9 or self._off(d, False) or self._off(d, True)
+                row.append(None if bad else total)
+            grid.append(row)
+        if cfg.day_outlier_ratio is not None:
+            for j in range(7):
+                column = [grid[k][j] for k in range(weeks)]
+                for k, out in enumerate(day_outliers(column, cfg.day_outlier_ratio, smooth_day)):
+                    if out:
+                        grid[k][j] = None
+        rate = growth_per_week(grid, low=cfg.growth_min, high=cfg.growth_max)
+        # Sources: the same weekday, or for a day off the last Sundays.
+        off = self._off(day, pm)
+        lead = 0 if not off else (date.fromordinal(day).weekday() + 1)
+        sources = [day - lead - 7 * (w - 1) if off else day - 7 * w for w in range(1, weeks + 1)]
+        totals: list[float | None] = []
+        for d in sources:
+            total, share = self._total(h, d, visible)
+            totals.append(None if share <= 0.0 or self._off(d, pm) else total)
+        outs = [False] * weeks
+        if cfg.day_outlier_ratio is not None:
+            scaled = [
+                None if t is None else t * rate ** ((day - d) / 7.0)
+                for t, d in zip(totals, sources, strict=True)
+            ]
+            outs = day_outliers(scaled, cfg.day_outlier_ratio, smooth_day)
+        weights = tuple(
+            0.0 if t is None or out else cfg.recency_decay**w
+            for w, (t, out) in enumerate(zip(totals, outs, strict=True))
+        )
+        fit = _DayFit(
+            backs=tuple((day - d) * DAY_SECONDS for d in sources),
+            weights=weights,
+            growth=tuple(rate ** ((day - d) / 7.0) for d in sources),
+            rate=rate,
+        )
+        if len(self._fits) > 64:
+            self._fits.clear()
+        self._fits[(day, pm)] = fit
+        return fit
+
+    def _shift_groups(self, t: float, backs: tuple[float, ...]) -> _Groups:
+        """Time bases grouped by their shifts: per source, the seconds to add to ``t - back`` to
+        land on the same local time in that base."""
+        key = (math.floor(t / 900.0), backs)
+        found = self._groups.get(key)
+        if found is None:
+            at = key[0] * 900.0
+            by_shift: dict[tuple[float, ...], list[int]] = {}
+            for i, zone in enumerate(self._bases):
+                now = utc_offset(zone, at)
+                shifts = tuple(now - utc_offset(zone, at - back) for back in backs)
+                by_shift.setdefault(shifts, []).append(i)
+            found = tuple((s, tuple(ix)) for s, ix in by_shift.items())
+            self._groups[key] = found
+        return found
+
+    def _seasonal(
+        self, h: LoadHistory, bucket: int, visible: float
+    ) -> tuple[float, int, bool, tuple[float, ...] | None]:
+        """(forecast or -1, weeks found, all sources visible, each time base's forecast when
+        they differ)."""
+        step = self._step
+        mid = (bucket + 0.5) * step
+        day, hour, pm = self._block(mid)
+        fit = self._fit(h, day, pm, visible)
+        if not any(fit.weights):
+            return -1.0, 0, True, None
+        cfg = self.config
+        groups = self._shift_groups(mid, fit.backs)
+        settled = True
+        weeks = 0
+        values: list[float] = []
+        for shifts, _ in groups:
+            found: list[float] = []
+            weights: list[float] = []
+            for back, shift, weight, growth in zip(
+                fit.backs, shifts, fit.weights, fit.growth, strict=True
+            ):
+                if weight <= 0.0:
+                    continue
+                t = mid - back + shift
+                if t + step / 2 > visible:
+                    settled = False
+                    continue
+                v = h.value_at(t)
+                if v is not None:
+                    found.append(v * growth)
+                    weights.append(weight)
+            weeks = max(weeks, len(found))
+            if cfg.outlier_ratio is not None:
+                found, weights = without_outliers(found, weights, cfg.outlier_ratio, self._smooth)
+            values.append(blend(found, weights, cfg.blend))
+        if len(values) == 1:
+            return values[0], weeks, settled, None
+        per_base = [0.0] * len(self._bases)
+        for value, (_, members) in zip(values, groups, strict=True):
+            for i in members:
+                per_base[i] = value
+        if max(values) - min(values) < 1e-9:
+            return values[0], weeks, settled, None
+        kept = self._kept(hour)
+        best = max(v for v, keep in zip(per_base, kept, strict=True) if keep)
+        return best, weeks, settled, tuple(per_base)
+
+    def _kept(self, slot: int) -> tuple[bool, ...]:
+        """Time bases still in the running for local hour ``slot``: error score within an
+        instance-hour of call-minutes of the best (all of them before any evidence)."""
+        found = self._scores.get(slot)
+        if found is None:
+            return (True,) * len(self._bases)
+        scores = found[1]
+        best = min(scores)
+        tolerance = self._smooth * 60.0
+        return tuple(s <= best + tolerance for s in scores)
+
+    # -- learning from the visible past -----------------------------------------------------------
+
+    def _learn(self, h: LoadHistory, upto: int) -> None:
+        """Score time bases and record forecast errors for settled buckets up to ``upto``."""
+        b = self._done
+        base = self._base
+        if b < base:
+            b = base
+        sea, cand, lev = self._sea, self._cand, self._lev
+        upto = min(upto, base + len(sea) - self._margin_b - 1)
+        step = self._step
+        boot_b, margin_b = self._boot_b, self._margin_b
+        cpi = self._smooth
+        ratio = self.config.outlier_ratio
+        half_life = self._HALF_LIFE_DAYS * DAY_SECONDS / step
+        errors = self._errors
+        while b < upto:
+            k = b - base
+            a = h.value_at((b + 0.5) * step)
+            if a is not None:
+                slot = self._block((b + 0.5) * step)[1]
+                per_base = cand[k]
+                if per_base is not None:
+                    found = self._scores.get(slot)
+                    if found is None:
+                        scores = [0.0] * len(per_base)
+                    else:
+                        decay = 0.5 ** ((b - found[0]) / half_life)
+                        scores = [s * decay for s in found[1]]
+                    for i, f in enumerate(per_base):
+                        scores[i] += abs(a - f)
+                    self._scores[slot] = (b, scores)
+                i0 = k - boot_b
+                if i0 >= 0:
+                    planned = max(sea[i0 : k + margin_b + 1])
+                    if planned >= 0.0:
+                        planned *= lev[i0]
+                        if ratio is None or a <= ratio * (planned + cpi):
+                            errors[slot].append((a - planned) / math.sqrt(planned + cpi))
+            b += 1
+        self._done = max(self._done, b)
+
+    def _error_z(self, slot: int, first: int) -> float | None:
+        """The hour's error quantile, refreshed at most every ``refit_minutes``; ``None`` while
+        it has fewer than ``min_error_days`` of errors."""
+        cfg = self.config
+        found = self._quant.get(slot)
+        refit = cfg.refit_minutes * 60.0 / self._step
+        if found is not None and first - found[0] < refit:
+            return found[1]
+        errs = self._errors[slot]
+        need = cfg.min_error_days * 3600.0 / self._step
+        value = upper_quantile(errs, cfg.error_quantile) if errs and len(errs) >= need else None
+        self._quant[slot] = (first, value)
+        return value
 
     def _level(
-        self, ctx: PolicyContext, h: LoadHistory, last: int, recent: int, visible: float
+        self, pool: PoolLimits, h: LoadHistory, last: int, recent: int, visible: float
     ) -> float:
         """Recent actual ÷ recent seasonal, smoothed by one instance of calls and bounded."""
         cfg = self.config
@@ -277,23 +645,72 @@ class Predictive:
                 pairs += 1
         if not pairs:
             return 1.0
-        k1 = ctx.pool.calls_per_instance
+        k1 = pool.calls_per_instance
         ratio = (actual_sum / pairs + k1) / (seasonal_sum / pairs + k1)
         return min(cfg.adjust_max, max(cfg.adjust_min, ratio))
+
+    def _peak(self, ctx: PolicyContext) -> tuple[float | None, int, float | None]:
+        """(peak calls expected over the horizon, weeks of history behind it, the error
+        quantile to plan it with or ``None`` for the utilisation headroom)."""
+        h = ctx.history
+        if h is None:
+            return None, 0, None
+        first, end, last, recent = self._prepare(h, ctx.now, ctx.pool)
+        base = self._base
+        if base + len(self._sea) >= end:
+            peak = max(self._sea[first - base : end - base])
+            weeks = max(self._cnt[first - base : end - base])
+        else:  # sources not visible yet (a history that lags by a week): no caching
+            found = [self._seasonal(h, b, h.visible_until) for b in range(first, end)]
+            peak = max(p[0] for p in found)
+            weeks = max(p[1] for p in found)
+        level = self._level(ctx.pool, h, last, recent, h.visible_until)
+        self._record_level(first, level)
+        if peak < 0.0 or weeks < self.config.min_history_weeks:
+            return None, weeks, None
+        z: float | None = None
+        if self.config.headroom == "error-quantile":
+            step = self._step
+            slots = {self._block((first + self._boot_b + 0.5) * step)[1]}
+            slots.add(self._block((end - 0.5) * step)[1])
+            zs = [self._error_z(s, first) for s in slots]
+            if all(v is not None for v in zs):
+                z = max(v for v in zs if v is not None)
+        return peak * level, weeks, z
+
+    def _record_level(self, first: int, level: float) -> None:
+        """Remember the level used at tick bucket ``first`` (errors are measured against the
+        plan as it was made); buckets since the previous tick keep the previous level."""
+        lev, base = self._lev, self._base
+        k = first - base
+        if not 0 <= k < len(lev):
+            return
+        for i in range(max(self._lev_last - base + 1, 0), k):
+            lev[i] = self._lev_value
+        lev[k] = level
+        self._lev_last, self._lev_value = first, level
 
     # -- policy ---------------------------------------------------------------------------------
 
     def recommend(self, ctx: PolicyContext) -> Recommendation | None:
         cfg = self.config
-        per_instance = ctx.pool.calls_per_instance * cfg.target_utilization
+        cpi = ctx.pool.calls_per_instance
+        per_instance = cpi * cfg.target_utilization
         reactive: int | None = None
         if ctx.calls is not None:
             reactive = math.ceil(round(ctx.calls / per_instance, 9))
-        peak, weeks = self.forecast(ctx)
+        peak, weeks, z = self._peak(ctx)
+        predicted: int | None = None
         planned = per_instance
-        if cfg.single_week_utilization is not None and weeks <= 1:
-            planned = ctx.pool.calls_per_instance * cfg.single_week_utilization
-        predicted = None if peak is None else math.ceil(round(peak / planned, 9))
+        if peak is not None:
+            if z is not None:
+                predicted = plan_instances(
+                    peak, z, calls_per_instance=cpi, utilization=cfg.plan_utilization
+                )
+            else:
+                if cfg.single_week_utilization is not None and weeks <= 1:
+                    planned = cpi * cfg.single_week_utilization
+                predicted = math.ceil(round(peak / planned, 9))
         if predicted is None or (reactive is not None and reactive >= predicted):
             if reactive is None or ctx.calls is None:
                 return None
@@ -304,28 +721,7 @@ class Predictive:
             return Recommendation(desired=reactive, utilization_ratio=ratio, note=why)
         assert peak is not None
         ratio = peak / (ctx.current * planned) if ctx.current > 0 else None
-        return Recommendation(
-            desired=predicted, utilization_ratio=ratio, note=f"forecast {peak:.0f} calls"
-        )
-
-
-def _without_outliers(values: list[float], ratio: float, smooth: float) -> list[float]:
-    """``values`` without those above ``ratio × (median + smooth)`` (``smooth``: one instance of
-    calls, so a quiet minute's 3 calls against 1 is no outlier)."""
-    limit = ratio * (_reduce(values, "median") + smooth)
-    return [v for v in values if v <= limit]
-
-
-def _reduce(values: list[float], how: str) -> float:
-    """Blend of the weeks' values; -1 when there are none (calls are never negative)."""
-    if not values:
-        return -1.0
-    if how == "max":
-        return max(values)
-    if how == "mean":
-        return sum(values) / len(values)
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    if len(ordered) % 2:
-        return ordered[mid]
-    return (ordered[mid - 1] + ordered[mid]) / 2.0
+        note = f"forecast {peak:.0f} calls"
+        if z is not None:
+            note += f" + error q{cfg.error_quantile:g} z={z:.2f}"
+        return Recommendation(desired=predicted, utilization_ratio=ratio, note=note)
