@@ -13,8 +13,10 @@ connections cost file descriptors for a few seconds, never a thread each.
   gates systemd's ``WATCHDOG=1``).
 - ``/readyz``: config loaded, Azure reachable (the last tick's reads succeeded) and the replica
   knows whether it leads or stands by.
-- ``/metrics``: Prometheus text (per pool instances, load, decision reason; ticks; Azure calls
-  by operation and outcome; quota headroom; leader state).
+- ``/metrics``: Prometheus text (per pool instances, min/max, load, decision reason, scale
+  actions; ticks; Azure calls by operation and outcome; quota headroom; leader state; build
+  info). No ``_created`` series. deploy/grafana-dashboard.json and deploy/prometheus-rules.yml
+  query these names (tests/test_dashboards.py checks them against a live endpoint).
 - ``/status``: JSON, the last decision per pool with its inputs and reason.
 """
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
 import selectors
 import socket
@@ -32,7 +35,13 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import TYPE_CHECKING, Any, cast
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
@@ -41,7 +50,13 @@ from scaler.core.types import Reason
 from scaler.logs import get_logger
 
 if TYPE_CHECKING:
-    from scaler.daemon import Daemon
+    from collections.abc import Sequence
+
+    from scaler.daemon import Daemon, PoolOutcome
+
+# A ``*_created`` series per counter and histogram doubles the series count and no dashboard
+# reads it (prometheus_client: "disable_created_metrics()").
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 PREFIX = "cvi_autoscaler"
 _REASONS = tuple(str(r) for r in Reason)
@@ -82,6 +97,47 @@ class CallMetrics:
             self.errors.labels(operation, outcome).inc()
 
 
+class ScaleActions:
+    """Counts the resizes the daemon applied, by pool and direction (``up``/``down``), fed from
+    the daemon's ``on_tick`` hook so that no tick is missed between two scrapes."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.counter = Counter(
+            f"{PREFIX}_scale_actions",
+            "Resizes applied (not dry runs), by pool and direction (up, down).",
+            ["pool", "direction"],
+            registry=registry,
+        )
+
+    def __call__(self, now: float, outcomes: Sequence[PoolOutcome]) -> None:
+        for o in outcomes:
+            if not o.applied or o.current is None or o.desired is None:
+                continue
+            if o.desired != o.current:
+                direction = "up" if o.desired > o.current else "down"
+                self.counter.labels(o.pool, direction).inc()
+
+    def attach(self, daemon: Daemon) -> None:
+        """Chain onto ``daemon.on_tick`` (keeping a hook already set)."""
+        previous = daemon.on_tick
+
+        def on_tick(now: float, outcomes: Sequence[PoolOutcome]) -> None:
+            self(now, outcomes)
+            if previous is not None:
+                previous(now, outcomes)
+
+        daemon.on_tick = on_tick
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cvi-autoscaler")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 class DaemonCollector(Collector):
     """Reads the daemon's state at scrape time (no bookkeeping in the loop)."""
 
@@ -113,10 +169,24 @@ class DaemonCollector(Collector):
             "1 while a resize started here runs.",
             labels=["pool"],
         )
+        low = GaugeMetricFamily(
+            f"{PREFIX}_pool_min_instances", "The pool's configured min.", labels=["pool"]
+        )
+        high = GaugeMetricFamily(
+            f"{PREFIX}_pool_max_instances", "The pool's configured max.", labels=["pool"]
+        )
+        per = GaugeMetricFamily(
+            f"{PREFIX}_pool_calls_per_instance",
+            "Concurrent calls one instance serves (the pool's calls_per_instance).",
+            labels=["pool"],
+        )
         last = dict(d.last)
         for pool in d.config.pools:
             o = last.get(pool.name)
             inflight.add_metric([pool.name], 1.0 if pool.name in d.inflight else 0.0)
+            low.add_metric([pool.name], float(pool.min))
+            high.add_metric([pool.name], float(pool.max))
+            per.add_metric([pool.name], float(pool.calls_per_instance))
             if o is None:
                 continue
             if o.current is not None:
@@ -127,7 +197,15 @@ class DaemonCollector(Collector):
                 calls.add_metric([pool.name], float(o.decision.calls))
             for r in _REASONS:
                 reason.add_metric([pool.name, r], 1.0 if o.reason == r else 0.0)
-        yield from (current, desired, calls, reason, inflight)
+        yield from (current, desired, calls, reason, inflight, low, high, per)
+        build = GaugeMetricFamily(
+            f"{PREFIX}_build_info",
+            "1, labelled with the version and, when the image sets CVI_AUTOSCALER_REVISION, the "
+            "source revision.",
+            labels=["version", "revision"],
+        )
+        build.add_metric([_version(), os.environ.get("CVI_AUTOSCALER_REVISION", "")], 1.0)
+        yield build
 
         ticks = CounterMetricFamily(f"{PREFIX}_ticks", "Ticks completed.")
         ticks.add_metric([], float(d.ticks))
@@ -232,6 +310,7 @@ class HttpEndpoint:
         self.daemon = daemon
         self.registry = registry
         registry.register(DaemonCollector(daemon))
+        ScaleActions(registry).attach(daemon)
         handler = type("Handler", (_Handler,), {"endpoint": self, "timeout": idle_timeout})
         self.server = _Server(
             (bind, port),
