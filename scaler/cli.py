@@ -1,4 +1,4 @@
-"""Command line: ``run``, ``once``, ``validate``, ``demo`` and ``backtest``.
+"""Command line: ``run``, ``once``, ``validate``, ``demo``, ``backtest`` and ``forecast``.
 
 Exit codes are a contract: 0 ok, 2 bad config or usage, 1 anything else.
 """
@@ -340,5 +340,59 @@ def backtest(
             scale_in=cast(ScaleIn | None, scale_in),  # one of SCALE_IN_MODES: click checked it
             cpu_idle_percent=cpu_idle_percent,
             workers=workers,
+        )
+    )
+
+
+@main.command()
+@config_option
+@click.option(
+    "--trace",
+    "trace_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Trace CSV (timestamp,pool,calls).",
+)
+@click.option("--json", "as_json", is_flag=True, help="The forecast errors as JSON on stdout.")
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Write a chart per pool (PNG) and an HTML page to this directory.",
+)
+@click.option(
+    "--warmup-days",
+    type=click.FloatRange(min=0.0),
+    default=7.0,
+    show_default=True,
+    help="Leading days of the trace that are history only (not scored).",
+)
+@click.option(
+    "--hours-in",
+    "zone",
+    default="UTC",
+    show_default=True,
+    help="IANA time zone of the hour-of-day table.",
+)
+def forecast(
+    config_path: Path,
+    trace_path: Path,
+    as_json: bool,
+    report_dir: Path | None,
+    warmup_days: float,
+    zone: str,
+) -> None:
+    """Forecast vs actual of each pool's predictive policy, with error percentiles per hour."""
+    from scaler.backtest.forecast import run_command as run_forecast_command
+
+    sys.exit(
+        run_forecast_command(
+            config_path=config_path,
+            trace_path=trace_path,
+            as_json=as_json,
+            report_dir=report_dir,
+            warmup_days=warmup_days,
+            zone=zone,
         )
     )
