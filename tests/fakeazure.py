@@ -319,6 +319,11 @@ _INSIGHTS_RG = _RG + r"/providers/Microsoft\.Insights"
 RBAC_OPERATIONS: tuple[tuple[str, str, str], ...] = (
     (
         "GET",
+        _SUB + _COMPUTE + r"/virtualMachineScaleSets",
+        "Microsoft.Compute/virtualMachineScaleSets/read",
+    ),
+    (
+        "GET",
         _RG + _COMPUTE + r"/virtualMachineScaleSets",
         "Microsoft.Compute/virtualMachineScaleSets/read",
     ),
@@ -400,6 +405,19 @@ class FakeAzure:
         self.enforce_quota = True
         """Reject scale-outs and VM starts that exceed a quota set with :meth:`set_usage`."""
         self.serve_vmss_etag = True
+        self.latency = 0.0
+        """Seconds every answer waits before it is sent (an ARM round trip; the server sends
+        without Nagle's delay, ``tests.tls.QuietHandler``)."""
+        self.ratelimit_headers: dict[str, str] = {}
+        """Sent on every answer, e.g. ``{"x-ms-ratelimit-remaining-subscription-reads": "3"}``:
+        "Each request includes values for the number of remaining read and write requests"
+        (https://learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling)."""
+        self.vmss_page_size = 100
+        """Scale sets per page of a list; more follow through ``nextLink``
+        (``VirtualMachineScaleSets_ListAll``: "Use nextLink property in the response to get the
+        next page")."""
+        self.other_subscriptions: set[str] = set()
+        """Subscriptions served besides ``subscription_id`` (``add_subscription``)."""
         """``False``: scale set GETs carry no ``etag`` (as from an API or a cloud without one)."""
         self.default_quota_limit: int | None = 10_000
         """``usage.list`` always lists the regional total and the VM families (Microsoft's
@@ -499,12 +517,16 @@ class FakeAzure:
         location: str = "westeurope",
         vcpus_per_instance: int = 4,
         quota_family: str = "standardFSv2Family",
+        subscription_id: str | None = None,
     ) -> str:
-        """Create a uniform scale set with instances ``0 .. capacity-1``; return its id."""
+        """Create a uniform scale set with instances ``0 .. capacity-1``; return its id.
+        ``subscription_id``: one added with :meth:`add_subscription` (resource group names
+        stay unique across subscriptions in this fake)."""
         if capacity < 0:
             raise ValueError("capacity must be >= 0")
         resource_id = (
-            f"/subscriptions/{self.subscription_id}/resourceGroups/{resource_group}"
+            f"/subscriptions/{subscription_id or self.subscription_id}"
+            f"/resourceGroups/{resource_group}"
             f"/providers/Microsoft.Compute/virtualMachineScaleSets/{name}"
         )
         with self._lock:
@@ -628,10 +650,33 @@ class FakeAzure:
 
     # ------------------------------------------------------------ quota and metrics
 
-    def set_usage(self, location: str, name: str, *, current: int, limit: int) -> None:
+    def add_subscription(self, subscription_id: str) -> None:
+        """Serve another subscription too (its own scale sets and quota: vCPU quota is per
+        subscription and region, https://learn.microsoft.com/azure/virtual-machines/quotas)."""
+        with self._lock:
+            self.other_subscriptions.add(subscription_id.lower())
+
+    def _subscriptions(self) -> set[str]:
+        return {self.subscription_id.lower(), *self.other_subscriptions}
+
+    def _usage_key(self, subscription: str | None, location: str) -> str:
+        """Where a subscription's usage lines of a location are kept."""
+        if not subscription or subscription.lower() == self.subscription_id.lower():
+            return location.lower()
+        return f"{subscription.lower()}/{location.lower()}"
+
+    def set_usage(
+        self,
+        location: str,
+        name: str,
+        *,
+        current: int,
+        limit: int,
+        subscription_id: str | None = None,
+    ) -> None:
         """Set one usage entry of a location, e.g. ``("westeurope", "cores", ...)``."""
         with self._lock:
-            entries = self._usages.setdefault(location.lower(), {})
+            entries = self._usages.setdefault(self._usage_key(subscription_id, location), {})
             existing = entries.get(name.lower())
             if existing is None:
                 entries[name.lower()] = _Usage(name, current, limit)
@@ -932,7 +977,7 @@ class FakeAzure:
                     "MissingApiVersionParameter",
                     "The api-version query parameter (?api-version=) is required for all requests.",
                 )
-            if route.arm and match["sub"].lower() != self.subscription_id.lower():
+            if route.arm and match["sub"].lower() not in self._subscriptions():
                 raise _ArmError(
                     404,
                     "SubscriptionNotFound",
@@ -953,6 +998,7 @@ class FakeAzure:
         """The endpoint table; paths match case-insensitively like ARM."""
         table: list[tuple[str, str, Callable[[_Request, re.Match[str]], _Response]]] = [
             ("GET", _RG + _COMPUTE + r"/virtualMachineScaleSets", self._list_vmss),
+            ("GET", _SUB + _COMPUTE + r"/virtualMachineScaleSets", self._list_all_vmss),
             ("GET", _VMSS, self._get_vmss),
             ("PATCH", _VMSS, self._patch_vmss),
             ("POST", _VMSS + r"/delete", self._delete_instances),
@@ -1019,12 +1065,37 @@ class FakeAzure:
     def _list_vmss(self, request: _Request, match: re.Match[str]) -> _Response:
         """GET .../virtualMachineScaleSets: scale sets of a resource group."""
         group = match["rg"].lower()
-        items = [_vmss_json(s) for (rg, _), s in self._scale_sets.items() if rg == group]
-        return _Response(200, {"value": items})
+        found = [s for (rg, _), s in self._scale_sets.items() if rg == group]
+        return self._vmss_page(request, match, [s for s in found if _in_sub(s, match["sub"])])
+
+    def _list_all_vmss(self, request: _Request, match: re.Match[str]) -> _Response:
+        """GET /subscriptions/{sub}/providers/Microsoft.Compute/virtualMachineScaleSets
+        (``VirtualMachineScaleSets_ListAll``): every scale set of the subscription."""
+        found = [s for s in self._scale_sets.values() if _in_sub(s, match["sub"])]
+        return self._vmss_page(request, match, found)
+
+    def _vmss_page(
+        self, request: _Request, match: re.Match[str], found: list[_ScaleSet]
+    ) -> _Response:
+        """One page of ``vmss_page_size`` scale sets; a real ``nextLink`` to the rest."""
+        token = request.param("$skiptoken") or "0"
+        if not token.isdigit():
+            raise _invalid_parameter("$skiptoken", "The value of parameter $skiptoken is invalid.")
+        offset, size = int(token), max(1, self.vmss_page_size)
+        body: JSON = {"value": [_vmss_json(s) for s in found[offset : offset + size]]}
+        if offset + size < len(found):
+            body["nextLink"] = (
+                f"{self.url}{request.path}?api-version={request.param('api-version')}"
+                f"&$skiptoken={offset + size}"
+            )
+        return _Response(200, body)
 
     def _get_vmss(self, request: _Request, match: re.Match[str]) -> _Response:
         """GET .../virtualMachineScaleSets/{name}."""
-        body = _vmss_json(self._scale_set(match["rg"], match["vmss"]))
+        found = self._scale_set(match["rg"], match["vmss"])
+        if not _in_sub(found, match["sub"]):
+            raise _not_found("virtualMachineScaleSets", match["vmss"], match["rg"])
+        body = _vmss_json(found)
         if not self.serve_vmss_etag:
             del body["etag"]
         return _Response(200, body)
@@ -1056,7 +1127,7 @@ class FakeAzure:
         if not isinstance(target, int) or isinstance(target, bool) or target < 0:
             raise _invalid_parameter("sku.capacity", "The value of parameter capacity is invalid.")
         extra_cores = (target - scale_set.capacity) * scale_set.vcpus_per_instance
-        self._check_quota(scale_set.location, scale_set.quota_family, extra_cores)
+        self._check_quota(_quota_place(self, scale_set), scale_set.quota_family, extra_cores)
         sku_name = str(sku.get("name") or scale_set.sku_name)
         tier = str(sku.get("tier") or scale_set.tier)
 
@@ -1096,7 +1167,7 @@ class FakeAzure:
         delta = (scale_set.capacity - before) * scale_set.vcpus_per_instance
         if delta:
             scale_set.etag += 1
-        self._adjust_usage(scale_set.location, scale_set.quota_family, delta)
+        self._adjust_usage(_quota_place(self, scale_set), scale_set.quota_family, delta)
 
     def _delete_instances(self, request: _Request, match: re.Match[str]) -> _Response:
         """POST .../virtualMachineScaleSets/{name}/delete: deleteInstances as an LRO."""
@@ -1122,7 +1193,7 @@ class FakeAzure:
                 scale_set.instances.pop(instance.instance_id, None)
             scale_set.etag += 1  # sku.capacity changed
             cores = -len(instances) * scale_set.vcpus_per_instance
-            self._adjust_usage(scale_set.location, scale_set.quota_family, cores)
+            self._adjust_usage(_quota_place(self, scale_set), scale_set.quota_family, cores)
 
         def fail() -> None:
             for instance in instances:
@@ -1275,7 +1346,7 @@ class FakeAzure:
 
     def _list_usages(self, request: _Request, match: re.Match[str]) -> _Response:
         """GET .../locations/{loc}/usages, paged by ``usage_page_size`` with a real nextLink."""
-        entries = self._usage_lines(match["loc"])
+        entries = self._usage_lines(match["loc"], match["sub"])
         token = request.param("$skiptoken") or "0"
         if not token.isdigit():
             raise _invalid_parameter("$skiptoken", "The value of parameter $skiptoken is invalid.")
@@ -1293,28 +1364,29 @@ class FakeAzure:
         }
         if offset + size < len(entries):
             body["nextLink"] = (
-                f"{self.url}/subscriptions/{self.subscription_id}/providers/Microsoft.Compute"
+                f"{self.url}/subscriptions/{match['sub']}/providers/Microsoft.Compute"
                 f"/locations/{match['loc']}/usages?api-version={request.param('api-version')}"
                 f"&$skiptoken={offset + size}"
             )
         return _Response(200, body)
 
-    def _usage_lines(self, location: str) -> list[_Usage]:
+    def _usage_lines(self, location: str, subscription: str | None = None) -> list[_Usage]:
         """The lines set with :meth:`set_usage`, then the default ones (``default_quota_limit``)."""
-        explicit = self._usages.get(location.lower(), {})
+        explicit = self._usages.get(self._usage_key(subscription, location), {})
         lines = list(explicit.values())
         if self.default_quota_limit is None:
             return lines
+        sub = subscription or self.subscription_id
         cores: dict[str, int] = {}
         for scale_set in self._scale_sets.values():
-            if scale_set.location.lower() == location.lower():
+            if scale_set.location.lower() == location.lower() and _in_sub(scale_set, sub):
                 family = scale_set.quota_family
                 used = scale_set.capacity * scale_set.vcpus_per_instance
                 cores[family] = cores.get(family, 0) + used
         for vm in self._vms.values():
             sku = self._vm_skus.get(vm.vm_size.lower())
             family = vm.quota_family or (sku.family if sku else None)
-            if family and vm.location.lower() == location.lower():
+            if family and vm.location.lower() == location.lower() and _in_sub(vm, sub):
                 cores[family] = cores.get(family, 0) + vm.vcpus
         totals = {"cores": sum(cores.values()), **dict(sorted(cores.items()))}
         for name, used in totals.items():
@@ -1607,6 +1679,9 @@ class _Handler(QuietHandler):
             return
         if response.delay:
             time.sleep(response.delay)
+        if fake.latency:
+            time.sleep(fake.latency)
+        response.headers = {**fake.ratelimit_headers, **response.headers}
         if response.raw is not None:
             payload, content_type = response.raw, response.content_type
         else:
@@ -1629,6 +1704,17 @@ class _Handler(QuietHandler):
 
 
 # ====================================================================== helpers
+
+
+def _in_sub(resource: _ScaleSet | _VirtualMachine, subscription: str) -> bool:
+    """Whether the resource belongs to the subscription (from its id)."""
+    return resource.resource_id.lower().startswith(f"/subscriptions/{subscription.lower()}/")
+
+
+def _quota_place(fake: FakeAzure, scale_set: _ScaleSet) -> str:
+    """The key of the usage lines a scale set's cores count against."""
+    sub = scale_set.resource_id.split("/")[2]
+    return fake._usage_key(sub, scale_set.location)
 
 
 def _error_body(code: str, message: str) -> JSON:
