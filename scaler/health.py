@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, cast
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
@@ -82,6 +83,14 @@ class CallMetrics:
             registry=registry,
         )
 
+        self.remaining = Gauge(
+            f"{PREFIX}_arm_ratelimit_remaining",
+            "ARM requests left per subscription as the last answer's x-ms-ratelimit-remaining-"
+            "subscription-{reads,writes,global-reads,global-writes} header said.",
+            ["subscription", "header"],
+            registry=registry,
+        )
+
         self.errors = Counter(
             f"{PREFIX}_adapter_errors",
             "Calls to Azure or the Pexip Management Node that failed, by operation and kind "
@@ -93,6 +102,11 @@ class CallMetrics:
     def __call__(self, operation: str, outcome: str, seconds: float) -> None:
         self.calls.labels(operation, outcome).inc()
         self.seconds.labels(operation, outcome).observe(seconds)
+
+    def ratelimit_remaining(self, subscription: str, header: str, remaining: int) -> None:
+        """``azure.BudgetObserver``: one ARM rate-limit header of an answer."""
+        short = header.removeprefix("x-ms-ratelimit-remaining-")
+        self.remaining.labels(subscription, short).set(remaining)
         if outcome != "ok":
             self.errors.labels(operation, outcome).inc()
 
