@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
@@ -396,3 +397,127 @@ def forecast(
             zone=zone,
         )
     )
+
+
+@main.group()
+def trace() -> None:
+    """Backtest traces from your own recorded load."""
+
+
+@trace.command("export")
+@config_option
+@click.option(
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Trace CSV to write (timestamp,pool,calls).",
+)
+@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]))
+@click.option(
+    "--until",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]),
+    help="End (exclusive, UTC); default: now.",
+)
+@click.option("--days", type=click.FloatRange(min=0.0, min_open=True), help="Instead of --since.")
+@click.option(
+    "--source",
+    type=click.Choice(["auto", "azure-monitor", "pexip", "log-analytics"]),
+    default="auto",
+    show_default=True,
+    help="Where the calls come from; auto: each pool's metric.source.",
+)
+@click.option("--pool", "pools", multiple=True, help="Only this pool (repeatable).")
+@click.option(
+    "--teams-protocol",
+    default="TEAMS",
+    show_default=True,
+    help="Pexip history: the protocol of a call's Teams leg.",
+)
+def trace_export(
+    config_path: Path,
+    output: Path,
+    since: datetime | None,
+    until: datetime | None,
+    days: float | None,
+    source: str,
+    pools: tuple[str, ...],
+    teams_protocol: str,
+) -> None:
+    """Write a trace of the configured pools' calls per minute from Azure Monitor, Pexip's
+    call history or Log Analytics (times in UTC)."""
+    from scaler.trace_export import export, parse_span
+
+    config = _load(config_path)
+    configure(config.daemon.log_level, config.daemon.log_format, stream=sys.stderr)
+    try:
+        start, end = parse_span(since, until, days, datetime.now(UTC))
+        summary = export(
+            config,
+            since=start,
+            until=end,
+            output=output,
+            source=cast(Any, source),
+            pools=pools,
+            teams_protocol=teams_protocol,
+        )
+    except ConfigError as err:
+        _fail_config(err)
+    except (ScalerError, OSError) as err:
+        click.echo(f"trace export: {err}", err=True)
+        sys.exit(EXIT_FAILURE)
+    for s in summary:
+        note = f" ({s.note})" if s.note else ""
+        click.echo(f"{s.pool}: {s.known}/{s.minutes} minutes known from {s.source}{note}")
+    click.echo(f"wrote {output}")
+
+
+@main.group("import")
+def import_() -> None:
+    """Bring an existing scaler's settings over as a configuration."""
+
+
+@import_.command("azure-autoscale")
+@click.argument("setting_file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the configuration here instead of stdout.",
+)
+@click.option("--pool-name", default="", help="Pool name (default: the scale set's name).")
+@click.option("--vcpus-per-instance", type=click.IntRange(1, 1024), default=4, show_default=True)
+@click.option(
+    "--calls-per-instance",
+    type=click.FloatRange(0, 10000, min_open=True),
+    default=15.0,
+    show_default=True,
+)
+def import_azure_autoscale(
+    setting_file: Path,
+    output: Path | None,
+    pool_name: str,
+    vcpus_per_instance: int,
+    calls_per_instance: float,
+) -> None:
+    """The configuration equivalent to an Azure autoscale setting (the JSON of
+    ``az monitor autoscale show``): profiles → schedule, rules → step, capacity → the pool's
+    min/max and missing-data floor. Exit 2 naming the JSON path of what cannot be translated."""
+    from scaler.importers import load_setting, translate
+
+    try:
+        text = translate(
+            load_setting(setting_file),
+            pool_name=pool_name,
+            vcpus_per_instance=vcpus_per_instance,
+            calls_per_instance=calls_per_instance,
+        )
+    except ConfigError as err:
+        for line in err.problems:
+            click.echo(f"import error: {line}", err=True)
+        sys.exit(EXIT_CONFIG)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
