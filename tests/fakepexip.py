@@ -29,6 +29,13 @@ page it comes from; field names and nullability follow Pexip's own API client mo
   ``local_timezone``, ``time_from``/``time_to``, ``mon`` … ``sun``, ``enabled``).
 * **Licences**: ``status/v1/licensing/`` is a one-object list with ``teams_count`` (in use:
   the Teams calls now, unless set) and ``teams_total``.
+* **Call history** (https://docs.pexip.com/api_manage/api_history.htm):
+  ``history/v1/participant/`` lists completed participants (call legs) with ``start_time`` and
+  ``end_time`` in UTC without an offset, ``protocol``, ``call_direction``, ``conference_name``
+  (field names from go-infinity-sdk ``history/models.go``), filtered with Tastypie's
+  ``<field>__gte`` / ``__gt`` / ``__lte`` / ``__lt`` on the times (the filters Pexip's own client
+  sends: ``start_time__gte``, ``end_time__lt``) and ordered by ``order_by``; Pexip keeps the
+  most recent 10,000 conferences only.
 * **Schemas**: ``<resource>/schema/`` describes each modelled resource's fields (Tastypie's
   ``fields`` map with ``type`` and ``nullable``), as the status API documents
   (https://docs.pexip.com/api_manage/api_status.htm: "A summary of the schema … via the REST
@@ -48,6 +55,7 @@ import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, cast
@@ -135,6 +143,7 @@ class FakePexip:
         self.scheduled_scaling: dict[int, dict[str, Any]] = {}
         self.licensing: dict[str, Any] = {"teams_total": 100}
         self.stray_participants: list[dict[str, Any]] = []
+        self.history: list[dict[str, Any]] = []
         self._teams_proxy_of: dict[str, int | None] = {}
         self._teams_raw: dict[str, dict[str, str]] = {}
         self._lock = threading.RLock()
@@ -342,6 +351,37 @@ class FakePexip:
         with self._lock:
             self.stray_participants.append(_participant(len(self.stray_participants), media_node))
 
+    def add_history_participant(
+        self,
+        start: str,
+        end: str | None,
+        *,
+        protocol: str = "TEAMS",
+        call_direction: str = "out",
+        conference_name: str = "Teams meeting",
+        **extra: Any,
+    ) -> None:
+        """A completed call leg in ``history/v1/participant/`` (times: ISO, UTC, no offset)."""
+        with self._lock:
+            number = len(self.history) + 1
+            record: dict[str, Any] = {
+                "id": number,
+                "call_uuid": f"00000000-0000-4000-9000-{number:012d}",
+                "conference_name": conference_name,
+                "display_name": f"leg {number}",
+                "call_direction": call_direction,
+                "protocol": protocol,
+                "role": "guest",
+                "service_type": "gateway",
+                "start_time": start,
+                "end_time": end,
+                "duration": None,
+                "disconnect_reason": "Call disconnected",
+                "resource_uri": f"/api/admin/history/v1/participant/{number}/",
+            }
+            record.update(extra)
+            self.history.append(record)
+
     def clear(self) -> None:
         """Forget every instance, connector, policy, node, participant and fault (requests
         stay recorded)."""
@@ -434,6 +474,8 @@ class FakePexip:
             return self._page(path, query, [self._poll(n) for n in self.nodes.values()])
         if method == "GET" and path == f"{STATUS}/participant/":
             return self._page(path, query, self._participants())
+        if method == "GET" and path == "/api/admin/history/v1/participant/":
+            return self._page(path, query, _history_select(self.history, query))
         if method == "GET" and path == f"{STATUS}/licensing/":
             return self._page(path, query, [self._licences()])
         if method == "GET" and path == f"{CONFIGURATION}/teams_proxy/":
@@ -561,9 +603,9 @@ class FakePexip:
         offset = int(query.get("offset", 0))
         chunk = objects[offset : offset + limit] if limit else objects[offset:]
         more = bool(limit) and offset + limit < len(objects)
-        nxt: str | None = (
-            f"{path}?{urlencode({'limit': limit, 'offset': offset + limit})}" if more else None
-        )
+        # Tastypie's meta.next keeps the request's filters and moves the offset on.
+        following = {**query, "limit": limit, "offset": offset + limit}
+        nxt: str | None = f"{path}?{urlencode(following)}" if more else None
         for pattern, link in self._next_links:
             if pattern.search(path):
                 nxt = link.replace("{n}", str(next(self._counter)))
@@ -577,6 +619,42 @@ class FakePexip:
             else None,
         }
         return _json(200, {"meta": meta, "objects": chunk})
+
+
+_HISTORY_FILTER = re.compile(r"^(start_time|end_time)__(gte|gt|lte|lt)$")
+
+
+def _history_select(records: list[dict[str, Any]], query: dict[str, str]) -> list[dict[str, Any]]:
+    """Tastypie's time filters and ``order_by`` over the history records."""
+
+    def moment(text: Any) -> float | None:
+        if not isinstance(text, str):
+            return None
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+
+    ops = {
+        "gte": lambda a, b: a >= b,
+        "gt": lambda a, b: a > b,
+        "lte": lambda a, b: a <= b,
+        "lt": lambda a, b: a < b,
+    }
+    out = list(records)
+    for key, value in query.items():
+        m = _HISTORY_FILTER.match(key)
+        if m is None:
+            continue
+        bound = moment(value)
+        out = [
+            r
+            for r in out
+            if (t := moment(r.get(m[1]))) is not None and bound is not None and ops[m[2]](t, bound)
+        ]
+    order = query.get("order_by", "")
+    if order.lstrip("-") in ("start_time", "end_time"):
+        key = order.lstrip("-")
+        out.sort(key=lambda r: moment(r.get(key)) or 0.0, reverse=order.startswith("-"))
+    return out
 
 
 def _calls_for(media_load: float, max_hd_calls: int) -> int:

@@ -48,6 +48,7 @@ from scaler.errors import AdapterError, ConfigError, PermanentError, TransientEr
 
 STATUS = "/api/admin/status/v1"
 CONFIGURATION = "/api/admin/configuration/v1"
+HISTORY = "/api/admin/history/v1"
 _T = TypeVar("_T")
 
 MAINTENANCE_REASON = "cvi-autoscaler: draining for scale-in"
@@ -285,6 +286,27 @@ class SchemaField:
     nullable: bool
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryCall:
+    """One completed participant (call leg) of Pexip's call history. ``start``/``end`` in
+    seconds since the epoch; ``problem`` names what makes the record unusable."""
+
+    id: str
+    start: float | None
+    end: float | None
+    protocol: str
+    call_direction: str
+    conference_name: str
+    problem: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantHistory:
+    calls: tuple[HistoryCall, ...]
+    retained_from: float | None
+    """Start of the oldest participant Pexip still keeps (``None``: the history is empty)."""
+
+
 def load_password(cfg: PexipConfig, environ: Mapping[str, str] | None = None) -> str:
     """The Management Node password: first line of ``password_file``, else ``password_env``."""
     if cfg.password_file is not None:
@@ -454,6 +476,43 @@ class PexipClient:
             values[key] = None if number is None else int(number)
         return Licensing(values["teams_count"], values["teams_total"], "; ".join(problems))
 
+    def participant_history(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        max_pages: int = 5000,
+        deadline_seconds: float = 600.0,
+    ) -> ParticipantHistory:
+        """Completed participants (call legs) whose time overlaps ``[since, until)``, from
+        ``history/v1/participant/`` (https://docs.pexip.com/api_manage/api_history.htm; fields
+        as Pexip's client models them, github.com/pexip/go-infinity-sdk ``history/models.go``),
+        filtered on the server with Tastypie's ``end_time__gte`` / ``start_time__lt`` and paged
+        by ``limit``/``offset`` through ``meta.next`` (same-origin only, at most ``max_pages``
+        pages, within ``deadline_seconds``). Pexip keeps only the most recent 10,000
+        conferences, so ``retained_from`` is the start of the oldest participant it still
+        holds: calls before it are unknown, not absent.
+        """
+        path = f"{HISTORY}/participant/"
+        window = {"end_time__gte": _api_time(since), "start_time__lt": _api_time(until)}
+        records = self._list(
+            path, query=window, max_pages=max_pages, deadline_seconds=deadline_seconds
+        )
+        oldest = self._request(
+            "GET",
+            path,
+            path,
+            params={"limit": 1, "offset": 0, "order_by": "start_time"},
+            timeout=self._cfg.timeout_seconds,
+        )
+        first = oldest.get("objects") if isinstance(oldest, dict) else None
+        retained = None
+        if first and isinstance(first[0], dict):
+            retained = _time(first[0].get("start_time"))
+        return ParticipantHistory(
+            calls=tuple(_history_call(obj) for obj in records), retained_from=retained
+        )
+
     def schema(self, resource: str) -> dict[str, SchemaField]:
         """The fields of ``resource`` (e.g. ``status/v1/teamsnode``) from its ``schema/``."""
         path = f"/api/admin/{resource.strip('/')}/schema/"
@@ -492,34 +551,48 @@ class PexipClient:
 
     # -- plumbing -----------------------------------------------------------------------------
 
-    def _list(self, path: str) -> list[dict[str, Any]]:
+    def _list(
+        self,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        max_pages: int | None = None,
+        deadline_seconds: float | None = None,
+    ) -> list[dict[str, Any]]:
         """Every object of a Tastypie list, following ``meta.next`` page by page.
 
         ``meta.next`` is followed only when it is relative or names the configured scheme, host
         and port (credentials never go elsewhere), for at most ``max_pages`` pages and within
-        ``read_deadline_seconds`` in total.
+        ``read_deadline_seconds`` in total (``max_pages`` / ``deadline_seconds`` override them
+        for reads that are known to be long, such as call history). ``query`` adds filters
+        to the first request (``meta.next`` carries them on).
         """
+        cap = max_pages or self._cfg.max_pages
+        budget = deadline_seconds or self._cfg.read_deadline_seconds
         objects: list[dict[str, Any]] = []
         url: str | None = path
-        params: dict[str, Any] | None = {"limit": self._cfg.page_size, "offset": 0}
+        params: dict[str, Any] | None = {
+            "limit": self._cfg.page_size,
+            "offset": 0,
+            **(query or {}),
+        }
         seen: set[str] = set()
-        deadline = time.monotonic() + self._cfg.read_deadline_seconds
+        deadline = time.monotonic() + budget
         pages = 0
         while url:
             if url in seen:
                 raise PermanentError(
                     f"pexip {path}: meta.next loops back to {url}", operation=f"GET {path}"
                 )
-            if pages >= self._cfg.max_pages:
+            if pages >= cap:
                 raise PermanentError(
-                    f"pexip {path}: more than {self._cfg.max_pages} pages (pexip.max_pages); "
-                    f"next was {url}",
+                    f"pexip {path}: more than {cap} pages (pexip.max_pages); next was {url}",
                     operation=f"GET {path}",
                 )
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TransientError(
-                    f"pexip {path}: not read within {self._cfg.read_deadline_seconds:g} s "
+                    f"pexip {path}: not read within {budget:g} s "
                     f"(pexip.read_deadline_seconds) after {pages} pages",
                     operation=f"GET {path}",
                 )
@@ -854,6 +927,30 @@ def _bool(obj: Mapping[str, Any], key: str, kind: str, name: str) -> bool:
     if not isinstance(value, bool):
         raise _missing(kind, name, key, value)
     return value
+
+
+def _api_time(moment: datetime) -> str:
+    """A filter value as Pexip's own client sends it (RFC 3339, UTC)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _history_call(obj: Mapping[str, Any]) -> HistoryCall:
+    start, end = _time(obj.get("start_time")), _time(obj.get("end_time"))
+    problem = ""
+    if start is None or end is None:
+        which = "start_time" if start is None else "end_time"
+        problem = f"{which} is {obj.get(which)!r}"
+    elif end < start:
+        problem = "end_time is before start_time"
+    return HistoryCall(
+        id=str(obj.get("id") if obj.get("id") is not None else obj.get("call_uuid", "")),
+        start=start,
+        end=end,
+        protocol=_str(obj.get("protocol")),
+        call_direction=_str(obj.get("call_direction")),
+        conference_name=_str(obj.get("conference_name")),
+        problem=problem,
+    )
 
 
 def _time(value: Any) -> float | None:
