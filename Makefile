@@ -60,5 +60,16 @@ test: lint typecheck unit
 bench: install
 	$(BIN)/python bench/run.py
 
+.PHONY: image image-test
+
+# The container image from the Dockerfile, with podman or docker (tools/image/build.sh).
+image:
+	tools/image/build.sh
+
+# Build the image (on a local Debian base and a wheelhouse when no registry is reachable) and
+# check it from its file system: entry point, validate, demo, ownership, HEALTHCHECK. Root only.
+image-test: install
+	$(BIN)/python tools/image/image_test.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info

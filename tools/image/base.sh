@@ -26,7 +26,8 @@ fi
 [ "$(id -u)" = 0 ] || { echo "base: debootstrap needs root" >&2; exit 1; }
 if ! command -v debootstrap >/dev/null 2>&1; then
     echo "base: installing debootstrap"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap \
+    export DEBIAN_FRONTEND=noninteractive
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends debootstrap; } \
         </dev/null >/dev/null
 fi
 
