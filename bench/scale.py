@@ -155,12 +155,12 @@ def _rss_mb() -> float:
 def measure(n: int, *, ticks: int, latency: float) -> dict[str, Any]:
     """One fleet: the daemon's steady-state tick, measured."""
     os.environ.setdefault("CVI_AUTOSCALER_STATIC_TOKEN", "bench-token")
-    import structlog
-
     from scaler.adapters.pools import build_adapters
     from scaler.daemon import Daemon
+    from scaler.logs import configure
 
-    structlog.configure(logger_factory=structlog.ReturnLoggerFactory())  # no log I/O in the bench
+    # as ``run`` logs under systemd or in a container: JSON lines (here into /dev/null)
+    configure(fmt="json", stream=open(os.devnull, "w"))  # noqa: SIM115
     ctx = mp.get_context("spawn")
     here, there = ctx.Pipe()
     with tempfile.TemporaryDirectory() as directory:
