@@ -10,15 +10,32 @@
    perfect foresight through the same model (``bench/clairvoyant.py``) with its variations;
    then the recommended set and the schedule baseline on held-out traces.
 
-Usage: ``python bench/run.py [--runs N] [--skip-speed] [--skip-quality] [--markdown]``.
+3. **Scenario families** (``tools/gen_traces.py``: follow-the-sun, users in another zone across
+   both DST changes, growth, Christmas then a launch surge, late-week peak, half-day holidays,
+   metric gaps, a new customer's load step), each on held-out seeds nobody tuned for: one row
+   per family with the recommended set's unserved call-minutes outside the unannounced events
+   and inside them against their allowance (the excess demand of each event's first boot + lag
+   + tick), its cost as a multiple of the call-safe floor (``baselines.clairvoyant`` of the
+   recommended pools), the baselines' multiples and the saving against ``baseline-schedule``;
+   then the issue's targets, met or not, per family.
+4. **Memory**: a 20-pool, 60-day trace backtested by ``cvi-autoscaler backtest`` in a child
+   process; the peak of the whole process tree's memory (sum of RSS and of PSS over the process
+   and its forked workers, sampled from ``/proc``).
+
+Usage: ``python bench/run.py [--runs N] [--skip-speed] [--skip-quality] [--skip-families]
+[--skip-memory] [--seeds N ...] [--family NAME ...] [--markdown]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -32,11 +49,11 @@ if str(ROOT) not in sys.path:  # allow running without installing the package
 
 from bench.clairvoyant import clairvoyant  # noqa: E402
 from scaler.backtest import BacktestResult, Options, run_backtest  # noqa: E402
-from scaler.backtest.engine import ScaleIn  # noqa: E402
+from scaler.backtest.engine import ScaleIn, carry_demand  # noqa: E402
 from scaler.config import Config, load_config, parse_config  # noqa: E402
 from scaler.loadgen import PoolProfile, generate  # noqa: E402
 from scaler.traces import Trace, load_trace  # noqa: E402
-from tools.gen_traces import FIVE_WEEKS_START, five_weeks  # noqa: E402
+from tools.gen_traces import FAMILIES, FIVE_WEEKS_START, Scenario, five_weeks, scenario  # noqa: E402
 
 TRACE = ROOT / "examples" / "traces" / "two-regions-5w.csv"
 RECOMMENDED = ROOT / "examples" / "recommended.toml"
@@ -79,11 +96,11 @@ ZONES = (
 SUB = "00000000-0000-0000-0000-000000000000"
 
 
-def speed_trace(days: int = 30) -> Trace:
-    """Ten pools in ten time zones, peaks from 40 to 265 calls, one-minute steps."""
+def speed_trace(days: int = 30, pools: int = 10) -> Trace:
+    """Pools in ten time zones, peaks from 40 to 265 calls, one-minute steps."""
     profiles = [
-        PoolProfile(f"pool-{i:02d}", zone, peak_calls=40 + 25 * i, seed=i)
-        for i, zone in enumerate(ZONES)
+        PoolProfile(f"pool-{i:02d}", ZONES[i % len(ZONES)], peak_calls=40 + 25 * (i % 10), seed=i)
+        for i in range(pools)
     ]
     start = datetime(2026, 9, 7, tzinfo=UTC)
     columns: dict[str, list[float | None]] = {p.name: [] for p in profiles}
@@ -407,18 +424,293 @@ def print_targets(rows: list[dict[str, Any]]) -> None:
                 )
 
 
+# -- scenario families --------------------------------------------------------------------------
+
+FAMILY_SEEDS = (101, 102, 103)
+"""Held-out seeds: nothing in ``examples/`` was tuned on them."""
+FAMILY_CONFIGS: tuple[tuple[str, Path], ...] = (
+    ("recommended", RECOMMENDED),
+    ("baseline-schedule", ROOT / "examples" / "baseline-schedule.toml"),
+    ("baseline-cpu-rules", ROOT / "examples" / "baseline-cpu-rules.toml"),
+    ("baseline-static", ROOT / "examples" / "baseline-static.toml"),
+)
+TARGET_CLAIRVOYANT = 1.20
+TARGET_SAVING = 0.35
+
+
+def event_split(
+    result: BacktestResult, sc: Scenario, trace: Trace, config: Config
+) -> dict[str, float]:
+    """Unserved call-minutes inside and outside the scenario's unannounced events, and the
+    events' allowance: the excess demand (demand - demand / factor) over each event's first
+    boot + lag + tick minutes, in call-minutes."""
+    step = result.step_seconds
+    per_min = step / 60.0
+    first = round((result.scored_from - trace.start).total_seconds() / step)
+    windows: dict[str, list[tuple[int, int]]] = {}
+    allowance = 0.0
+    pools = {p.name: p for p in config.pools}
+    for e in sc.events():
+        a = round((e.start - trace.start).total_seconds() / step)
+        b = a + round(e.minutes * 60.0 / step)
+        windows.setdefault(e.pool, []).append((a, b))
+        pool = pools[e.pool]
+        lead = pool.boot_minutes + pool.metric.lag_minutes + config.daemon.interval_seconds / 60
+        demand = carry_demand(trace.calls[e.pool])
+        for d in demand[max(a, first) : min(b, a + round(lead * 60.0 / step))]:
+            allowance += (d - d / e.factor) * per_min
+    inside = outside = 0.0
+    for name, pool in result.pools.items():
+        spans = windows.get(name, [])
+        for i, short in enumerate(pool.run.series.unserved):
+            if not short:
+                continue
+            k = first + i
+            if any(a <= k < b for a, b in spans):
+                inside += short * per_min
+            else:
+                outside += short * per_min
+    return {"inside": inside, "outside": outside, "allowance": allowance}
+
+
+def _family_job(job: tuple[str, int]) -> dict[str, Any]:
+    """One family and seed: every config of ``FAMILY_CONFIGS`` on its trace."""
+    family, seed = job
+    sc = scenario(family, seed)
+    trace = sc.trace()
+    out: dict[str, Any] = {"family": family, "seed": seed}
+    for label, path in FAMILY_CONFIGS:
+        if not path.exists():
+            continue
+        config = load_config(path)
+        result = run_backtest(config, trace, options=Options(warmup_days=7, workers=1))
+        split = event_split(result, sc, trace, config)
+        out[label] = {
+            "vcpu_hours": result.total.vcpu_hours,
+            "clairvoyant": result.clairvoyant.vcpu_hours if result.clairvoyant else float("nan"),
+            "unserved": result.total.unserved_call_minutes,
+            "dropped": result.total.dropped_calls,
+            **split,
+        }
+    return out
+
+
+def bench_families(families: Sequence[str], seeds: Sequence[int]) -> list[dict[str, Any]]:
+    jobs = [(f, s) for f in families for s in seeds]
+    workers = min(2, os.cpu_count() or 1)
+    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            return pool.map(_family_job, jobs, chunksize=1)
+    return [_family_job(j) for j in jobs]
+
+
+def print_families(runs: list[dict[str, Any]], markdown: bool) -> None:
+    if not runs:
+        return
+    by_family: dict[str, list[dict[str, Any]]] = {}
+    for r in runs:
+        by_family.setdefault(r["family"], []).append(r)
+    head = (
+        "family",
+        "seeds",
+        "unserved outside",
+        "in events / allowed",
+        "× clairv.",
+        "schedule ×",
+        "cpu-rules ×",
+        "static ×",
+        "saving vs schedule",
+        "targets",
+    )
+    body = []
+    verdicts: list[tuple[str, list[tuple[str, bool, str]]]] = []
+    for family, rows in by_family.items():
+        rec = [r["recommended"] for r in rows]
+        floor = [r["clairvoyant"] for r in rec]  # the recommended pools' call-safe floor
+
+        def ratio(label: str, rows: list[dict[str, Any]] = rows, floor: list[float] = floor) -> str:
+            got = [
+                r[label]["vcpu_hours"] / f for r, f in zip(rows, floor, strict=True) if label in r
+            ]
+            return f"{statistics.mean(got):.2f}" if got else "-"
+
+        outside = [r["outside"] for r in rec]
+        inside = sum(r["inside"] for r in rec)
+        allowed = sum(r["allowance"] for r in rec)
+        ratios = [r["vcpu_hours"] / f for r, f in zip(rec, floor, strict=True)]
+        savings = []
+        service = True
+        for r in rows:
+            sched = r.get("baseline-schedule")
+            if sched is None:
+                continue
+            savings.append(1.0 - r["recommended"]["vcpu_hours"] / sched["vcpu_hours"])
+            service &= (
+                r["recommended"]["unserved"] <= sched["unserved"] + 0.5
+                and r["recommended"]["dropped"] <= sched["dropped"] + 0.5
+            )
+        checks = [
+            ("0 unserved outside events", max(outside) < 0.5, f"{sum(outside):,.0f}"),
+            (
+                "inside events at most the allowance",
+                all(r["inside"] <= r["allowance"] + 0.5 for r in rec),
+                f"{inside:,.0f} of {allowed:,.0f}",
+            ),
+            (
+                f"≤ {TARGET_CLAIRVOYANT:.2f}× clairvoyant",
+                max(ratios) <= TARGET_CLAIRVOYANT,
+                f"{max(ratios):.2f}× worst seed",
+            ),
+            (
+                f"≥ {TARGET_SAVING:.0%} cheaper than baseline-schedule at equal or better service",
+                bool(savings) and min(savings) >= TARGET_SAVING and service,
+                f"{min(savings, default=float('nan')):.0%} worst seed, service "
+                f"{'as good or better' if service else 'worse'}",
+            ),
+        ]
+        verdicts.append((family, checks))
+        met = sum(ok for _, ok, _ in checks)
+        body.append(
+            (
+                family,
+                ",".join(str(r["seed"]) for r in rows),
+                f"{sum(outside):,.0f}",
+                f"{inside:,.0f} / {allowed:,.0f}" if allowed or inside else "- (none)",
+                f"{statistics.mean(ratios):.2f}",
+                ratio("baseline-schedule"),
+                ratio("baseline-cpu-rules"),
+                ratio("baseline-static"),
+                f"{statistics.mean(savings):.0%}" if savings else "-",
+                f"{met}/{len(checks)}",
+            )
+        )
+    print(
+        "\nScenario families (held-out seeds; examples/recommended.toml unless named; costs as "
+        "multiples of the recommended pools' call-safe floor, mean over seeds; unserved in "
+        "call-minutes summed over seeds):"
+    )
+    print_table(head, body, markdown)
+    print(
+        f"\nTargets per family: 0 unserved call-minutes outside unannounced events (inside: at "
+        f"most their first boot + lag + tick of excess demand), ≤ {TARGET_CLAIRVOYANT:.2f}× the "
+        f"clairvoyant floor, ≥ {TARGET_SAVING:.0%} cheaper than baseline-schedule at equal or "
+        "better service:"
+    )
+    for family, checks in verdicts:
+        print(f"  {family}:")
+        for text, ok, value in checks:
+            print(f"    [{'met' if ok else 'NOT met'}] {text}: {value}")
+
+
+# -- memory -----------------------------------------------------------------------------------
+
+MEMORY_TARGET_MB = 200.0
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (from /proc/<pid>/task/*/children)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children", encoding="ascii") as fh:
+                    todo.extend(int(c) for c in fh.read().split())
+        except OSError:
+            continue
+    return out
+
+
+def _kib(pid: int, path: str, key: str) -> int:
+    try:
+        with open(f"/proc/{pid}/{path}", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith(key):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def bench_memory(pools: int = 20, days: int = 60) -> dict[str, float] | None:
+    """Peak memory of ``cvi-autoscaler backtest`` and its workers on a ``pools`` × ``days``
+    trace (sum over the process tree, sampled every 20 ms)."""
+    if not os.path.isdir("/proc/self/task"):
+        return None
+    from scaler.traces import write_trace
+    from tools.gen_traces import generate
+
+    with tempfile.TemporaryDirectory() as tmp:
+        trace_path = Path(tmp) / "trace.csv"
+        config_path = Path(tmp) / "config.toml"
+        profiles = [
+            PoolProfile(
+                f"pool-{i:02d}", ZONES[i % len(ZONES)], peak_calls=40 + 25 * (i % 10), seed=i
+            )
+            for i in range(pools)
+        ]
+        start = datetime(2026, 9, 7, tzinfo=UTC)
+        write_trace(trace_path, generate(profiles, start, days))
+        lines = [
+            "[daemon]\ninterval_seconds = 60\n[azure]\n"
+            f'subscription_id = "{SUB}"\nlocation = "westeurope"\n'
+        ]
+        for p in profiles:
+            lines.append(
+                f'[[pools]]\nname = "{p.name}"\n'
+                f'resource_id = "/subscriptions/{SUB}/resourceGroups/bench/providers/'
+                f'Microsoft.Compute/virtualMachineScaleSets/{p.name}"\n'
+                'vcpus_per_instance = 4\nquota_family = "standardFSv2Family"\nmin = 1\nmax = 40\n'
+                "[pools.metric]\nlag_minutes = 3\nwindow_minutes = 5\n"
+                '[[pools.policies]]\ntype = "target-tracking"\ntarget_utilization = 0.7\n'
+            )
+        config_path.write_text("".join(lines), encoding="utf-8")
+        command = [
+            sys.executable, "-m", "scaler", "backtest", "--config", str(config_path),
+            "--trace", str(trace_path), "--json",
+        ]  # fmt: skip
+        began = time.perf_counter()
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        peak_rss = peak_pss = 0
+        procs = 0
+        while child.poll() is None:
+            tree = _tree(child.pid)
+            procs = max(procs, len(tree))
+            peak_rss = max(peak_rss, sum(_kib(p, "status", "VmRSS:") for p in tree))
+            peak_pss = max(peak_pss, sum(_kib(p, "smaps_rollup", "Pss:") for p in tree))
+            time.sleep(0.02)
+        took = time.perf_counter() - began
+        if child.returncode != 0:
+            why = child.stderr.read().decode()[-500:] if child.stderr else ""
+            print(f"(memory bench failed: {why})")
+            return None
+    return {
+        "rss_mb": peak_rss / 1024.0,
+        "pss_mb": peak_pss / 1024.0,
+        "processes": float(procs),
+        "seconds": took,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="timed runs of the speed bench")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--skip-held-out", action="store_true", help="no held-out traces")
+    parser.add_argument("--skip-families", action="store_true", help="no scenario families")
+    parser.add_argument("--skip-memory", action="store_true", help="no 20-pool 60-day run")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(FAMILY_SEEDS))
+    parser.add_argument("--family", action="append", choices=list(FAMILIES))
     parser.add_argument("--markdown", action="store_true", help="tables as Markdown")
     args = parser.parse_args()
     if not args.skip_quality:
         print_quality(bench_quality(), args.markdown)
         if not args.skip_held_out:
             print_held_out(bench_held_out(), args.markdown)
+    if not args.skip_families:
+        print_families(bench_families(args.family or list(FAMILIES), args.seeds), args.markdown)
     if not args.skip_speed:
         s = bench_speed(max(1, args.runs))
         print(
@@ -427,8 +719,19 @@ def main() -> None:
             f"  median {s['median_s']:.2f} s ({s['steps_per_s']:,.0f} pool-steps/s) with the "
             f"default workers; {s['median_one_process_s']:.2f} s in one process\n"
             f"  peak RSS {s['rss_mb']:.0f} MB (this process), {s['worker_rss_mb']:.0f} MB "
-            f"(largest worker)"
+            f"(largest worker); target < 5 s: "
+            f"{'met' if s['median_s'] < 5.0 else 'NOT met'} ({os.cpu_count()} CPUs here)"
         )
+    if not args.skip_memory:
+        m = bench_memory()
+        if m is not None:
+            print(
+                f"\nMemory: cvi-autoscaler backtest on 20 pools × 60 days × 1 minute "
+                f"({m['seconds']:.1f} s, {m['processes']:.0f} processes at most): peak of the "
+                f"process tree {m['rss_mb']:.0f} MB RSS summed, {m['pss_mb']:.0f} MB PSS "
+                f"(shared pages counted once); target < {MEMORY_TARGET_MB:.0f} MB: "
+                f"{'met' if m['pss_mb'] < MEMORY_TARGET_MB else 'NOT met'}"
+            )
 
 
 if __name__ == "__main__":

@@ -266,6 +266,11 @@ def run_forecast(
 
     Raises ``BacktestError`` when the trace lacks a pool of the config, the warm-up leaves
     nothing to score, the zone is unknown or no pool has a ``predictive`` policy."""
+    found_by_pool = {pool.name: find_forecaster(build_policies(pool)) for pool in config.pools}
+    if not any(found_by_pool.values()):
+        raise BacktestError(
+            "no pool of the config has a predictive policy (at the top level or in a composite)"
+        )
     check_pools(config, trace)
     grid = grid_for(config, trace, warmup_days)
     try:
@@ -275,7 +280,7 @@ def run_forecast(
     pools: dict[str, PoolForecast] = {}
     skipped: list[str] = []
     for pool in config.pools:
-        found = find_forecaster(build_policies(pool))
+        found = found_by_pool[pool.name]
         if found is None:
             skipped.append(pool.name)
             continue
@@ -296,10 +301,6 @@ def run_forecast(
             first=grid.scored_index,
             interval_seconds=grid.interval_seconds,
             zone=tz,
-        )
-    if not pools:
-        raise BacktestError(
-            "no pool of the config has a predictive policy (at the top level or in a composite)"
         )
     return ForecastResult(
         config=config_name,
