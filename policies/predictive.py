@@ -84,7 +84,7 @@ from policies.forecasting import (
     utc_offset,
     without_outliers,
 )
-from scaler.core.history import LoadHistory
+from scaler.core.history import ArrayHistory, LoadHistory
 from scaler.core.types import PolicyContext, PoolLimits, Recommendation
 
 WEEK_SECONDS = 7 * 86400.0
@@ -218,8 +218,9 @@ class _DayFit:
     """Estimated growth per week."""
 
 
-_Groups = tuple[tuple[tuple[float, ...], tuple[int, ...]], ...]
-"""Time bases grouped by their shifts: (shift per week back, indices of the bases)."""
+_Groups = tuple[tuple[tuple[int, ...], tuple[float, ...], tuple[float, ...], tuple[int, ...]], ...]
+"""Time bases grouped by where their sources lie: (buckets back, weights, growth factors,
+indices of the bases) over the weeks that count."""
 
 _DEFAULT_POOL = PoolLimits("forecast", 0, 1, 15.0, 1, "", "")
 
@@ -230,8 +231,6 @@ class Predictive:
     name: ClassVar[str] = "predictive"
     Config: ClassVar[type[PredictiveConfig]] = PredictiveConfig
 
-    _KEEP = 40_000
-    """Buckets kept in the caches (about four weeks of minutes) before the oldest half goes."""
     _FRESH = 2
     """The newest visible buckets are re-read every call: a late metric may still revise them."""
     _HALF_LIFE_DAYS = 14.0
@@ -261,24 +260,39 @@ class Predictive:
         )
         self._half_from = hol.half_day_from if hol is not None else 12
         self._blocks: dict[int, tuple[int, int, bool]] = {}
-        self._groups: dict[tuple[int, tuple[float, ...]], _Groups] = {}
+        self._groups: dict[tuple[int, int, bool], _Groups] = {}
         self._totals: dict[int, tuple[float, float]] = {}
         self._fits: dict[tuple[int, bool], _DayFit] = {}
+        self._plans: dict[int, tuple[int, _Groups]] = {}
+        self._outlier = cfg.outlier_ratio
+        self._weighted = cfg.blend == "weighted"
+        self._how = cfg.blend
         self._smooth = 0.0  # one instance of calls
+        self._pool: PoolLimits | None = None
         self._boot_b = 0
         self._margin_b = 0
         self._reset(None, 60.0, 0)
 
     def _reset(self, owner: LoadHistory | None, step: float, base: int) -> None:
+        cfg = self.config
         self._owner = owner
         self._step = step
+        day_b = round(DAY_SECONDS / step)
+        # The settled past as read once from the history (-1: unknown), from ``_abase`` on:
+        # every source of a forecast lies at least a week back, so it is read from here.
+        self._reach = (7 * cfg.weeks + 7) * day_b
+        self._abase = base - self._reach
+        self._act: list[float] = []
         # Per bucket from ``_base`` on: the seasonal forecast (-1: unknown), the weeks behind it,
-        # the time bases' own forecasts where they differ, and the level at the tick there.
+        # the time bases' own forecasts where they differ, the level at the tick there, and the
+        # local hour (the slot of errors and time-base scores).
         self._base = base
         self._sea: list[float] = []
         self._cnt: list[int] = []
         self._cand: list[tuple[float, ...] | None] = []
         self._lev: list[float] = []
+        self._plans_made: list[float] = []  # peak × level planned at a tick there, -2: none
+        self._slot: list[int] = []
         self._lev_last = base - 1
         self._lev_value = 1.0
         # Prefix sums, over settled buckets from ``_base`` on, of actual and seasonal calls and
@@ -288,12 +302,14 @@ class Predictive:
         self._pn: list[int] = [0]
         # What was learnt from the visible past: errors per local hour, time-base scores.
         self._done = base
-        per_slot = max(1, round(self.config.error_days * 3600.0 / step))
+        per_slot = max(1, round(cfg.error_days * 3600.0 / step))
         self._errors: dict[int, deque[float]] = {s: deque(maxlen=per_slot) for s in range(24)}
         self._quant: dict[int, tuple[int, float | None]] = {}
         self._scores: dict[int, tuple[int, list[float]]] = {}
         self._totals.clear()
         self._fits.clear()
+        self._groups.clear()
+        self._plans.clear()
 
     # -- public forecast --------------------------------------------------------------------------
 
@@ -311,76 +327,103 @@ class Predictive:
         _, _, last, recent = self._prepare(history, now, limits)
         b = math.floor(at / self._step)
         k = b - self._base
-        if 0 <= k < len(self._sea):
-            value = self._sea[k]
-        else:
-            value = self._seasonal(history, b, history.visible_until)[0]
+        value = self._sea[k] if 0 <= k < len(self._sea) else self._seasonal(b)[0]
         if value < 0.0:
             return None
-        return value * self._level(limits, history, last, recent, history.visible_until)
+        return value * self._level(limits, history, last, recent)
 
     # -- caches ---------------------------------------------------------------------------------
 
     def _prepare(self, h: LoadHistory, now: float, pool: PoolLimits) -> tuple[int, int, int, int]:
         """Bring the caches up to ``now``; returns (first, end, last, recent) in buckets."""
-        cfg = self.config
         step = h.step_seconds
-        boot = pool.boot_minutes if cfg.boot_minutes is None else cfg.boot_minutes
-        boot_b = max(0, math.ceil(boot * 60.0 / step))
-        margin_b = max(0, math.ceil(cfg.margin_minutes * 60.0 / step))
+        if pool is not self._pool or step != self._step or h is not self._owner:
+            cfg = self.config
+            boot = pool.boot_minutes if cfg.boot_minutes is None else cfg.boot_minutes
+            boot_b = max(0, math.ceil(boot * 60.0 / step))
+            margin_b = max(0, math.ceil(cfg.margin_minutes * 60.0 / step))
+            self._recent_b = max(0, math.ceil(cfg.recent_minutes * 60.0 / step))
+            backfill = math.ceil(cfg.error_days * DAY_SECONDS / step)
+            if (
+                h is not self._owner
+                or step != self._step
+                or pool.calls_per_instance != self._smooth
+                or boot_b != self._boot_b
+                or margin_b != self._margin_b
+            ):
+                self._smooth = pool.calls_per_instance
+                self._boot_b, self._margin_b = boot_b, margin_b
+                self._reset(h, step, math.floor(h.visible_until / step) - backfill)
+            self._pool = pool
         first = math.floor(now / step)
-        end = first + max(1, boot_b + margin_b)
-        visible = h.visible_until
-        last = math.floor(visible / step)  # first bucket not yet visible
-        recent = max(0, math.ceil(cfg.recent_minutes * 60.0 / step))
+        end = first + max(1, self._boot_b + self._margin_b)
+        last = math.floor(h.visible_until / step)  # first bucket not yet visible
+        recent = self._recent_b
         lo = min(first, last - recent)
-        backfill = math.ceil(cfg.error_days * DAY_SECONDS / step)
-        smooth = pool.calls_per_instance
-        if (
-            h is not self._owner
-            or step != self._step
-            or smooth != self._smooth
-            or boot_b != self._boot_b
-            or margin_b != self._margin_b
-            or lo < self._base
-            or lo > self._base + len(self._sea) + 1440
-        ):
-            self._smooth = smooth
-            self._boot_b, self._margin_b = boot_b, margin_b
+        base = self._base
+        if lo < base or lo > base + len(self._sea) + 1440 or last < self._abase + len(self._act):
+            backfill = math.ceil(self.config.error_days * DAY_SECONDS / step)
             self._reset(h, step, min(lo, last) - backfill)
-        elif len(self._sea) > self._KEEP + backfill and lo - self._base > self._KEEP + backfill:
-            self._trim(self._KEEP // 2)
-        self._fill(h, end, visible)
-        self._learn(h, last - self._FRESH)
+        elif lo - base > 5 * 1440:
+            self._trim(lo)
+        self._mirror(h, last - self._FRESH)
+        self._fill(end)
+        self._learn(last - self._FRESH)
         return first, end, last, recent
 
-    def _trim(self, drop: int) -> None:
-        self._base += drop
-        del self._sea[:drop], self._cnt[:drop], self._cand[:drop], self._lev[:drop]
-        if len(self._pa) > drop:
-            del self._pa[:drop], self._ps[:drop], self._pn[:drop]
-        else:
-            self._pa, self._ps, self._pn = [0.0], [0.0], [0]
+    def _mirror(self, h: LoadHistory, upto: int) -> None:
+        """Read the settled buckets up to ``upto`` (exclusive) from the history, once."""
+        act = self._act
+        step = self._step
+        b = self._abase + len(act)
+        if isinstance(h, ArrayHistory):  # nothing before its start: skip without reading
+            skip = min(upto, math.floor(h.start / step)) - b
+            if skip > 0:
+                act.extend([-1.0] * skip)
+                b += skip
+        while b < upto:
+            v = h.value_at((b + 0.5) * step)
+            act.append(-1.0 if v is None else v)
+            b += 1
+
+    def _trim(self, lo: int) -> None:
+        """Drop what no forecast, error or level will read again (in large steps)."""
+        day_b = round(DAY_SECONDS / self._step)
+        drop = lo - self._base - 2 * day_b
+        if drop > 2 * day_b and self._done - self._base > drop + 2 * day_b:
+            self._base += drop
+            del self._sea[:drop], self._cnt[:drop], self._cand[:drop]
+            del self._lev[:drop], self._slot[:drop], self._plans_made[:drop]
+            if len(self._pa) > drop:
+                del self._pa[:drop], self._ps[:drop], self._pn[:drop]
+            else:
+                self._pa, self._ps, self._pn = [0.0], [0.0], [0]
+        drop = self._base - self._reach - self._abase
+        if drop > 2 * day_b:
+            self._abase += drop
+            del self._act[:drop]
         if len(self._blocks) > 8192:
             self._blocks.clear()
-        if len(self._groups) > 8192:
+        if len(self._groups) > 4096:
             self._groups.clear()
 
-    def _fill(self, h: LoadHistory, end: int, visible: float) -> int:
+    def _fill(self, end: int) -> None:
         """Extend the seasonal cache up to bucket ``end`` (exclusive) as far as its sources are
-        visible; returns the first bucket not cached."""
-        sea, cnt, cand, lev = self._sea, self._cnt, self._cand, self._lev
+        settled."""
+        sea, cnt, cand, lev, slots = self._sea, self._cnt, self._cand, self._lev, self._slot
+        plans = self._plans_made
         b = self._base + len(sea)
         while b < end:
-            value, n, settled, per_base = self._seasonal(h, b, visible)
+            value, n, settled, per_base, hour = self._seasonal(b)
             if not settled:
                 break
             sea.append(value)
             cnt.append(n)
             cand.append(per_base)
             lev.append(1.0)
+            plans.append(-2.0)
+            slots.append(hour)
             b += 1
-        return b
 
     # -- seasonal forecast ------------------------------------------------------------------------
 
@@ -401,27 +444,27 @@ class Predictive:
             return False
         return cal.is_off(date.fromordinal(day), self._half_from if pm else 0)
 
-    def _total(self, h: LoadHistory, day: int, visible: float) -> tuple[float, float]:
+    def _total(self, day: int) -> tuple[float, float]:
         """(call-minutes scaled to the whole day, share of buckets known) of local ``day``;
-        (0, 0) while the day is not wholly visible."""
+        (0, 0) while the day is not wholly settled."""
         found = self._totals.get(day)
         if found is not None:
             return found
-        start = day_start(self._hint, day)
-        stop = day_start(self._hint, day + 1)
-        if stop > visible:
+        step = self._step
+        i = math.floor(day_start(self._hint, day) / step) - self._abase
+        j = math.floor(day_start(self._hint, day + 1) / step) - self._abase
+        if i < 0 or j > len(self._act) or j <= i:
             return 0.0, 0.0
-        values = h.values(start, stop)
-        known = [v for v in values if v is not None]
-        share = len(known) / len(values) if values else 0.0
-        total = sum(known) / share * (stop - start) / 60.0 / len(values) if known else 0.0
+        known = [v for v in self._act[i:j] if v >= 0.0]
+        share = len(known) / (j - i)
+        total = sum(known) / share * step / 60.0 if known else 0.0
         found = (total, share)
         if len(self._totals) > 400:
             self._totals.clear()
         self._totals[day] = found
         return found
 
-    def _fit(self, h: LoadHistory, day: int, pm: bool, visible: float) -> _DayFit:
+    def _fit(self, day: int, pm: bool) -> _DayFit:
         """Sources, weights and growth for local ``day`` (its afternoon when ``pm``)."""
         found = self._fits.get((day, pm))
         if found is not None:
@@ -435,7 +478,7 @@ class Predictive:
             row: list[float | None] = []
             for j in range(7):
                 d = day - 7 * k + j
-                total, share = self._total(h, d, visible)
+                total, share = self._total(d)
                 bad = share < 0.9 or self._off(d, False) or self._off(d, True)
                 row.append(None if bad else total)
             grid.append(row)
@@ -448,11 +491,11 @@ class Predictive:
         rate = growth_per_week(grid, low=cfg.growth_min, high=cfg.growth_max)
         # Sources: the same weekday, or for a day off the last Sundays.
         off = self._off(day, pm)
-        lead = 0 if not off else (date.fromordinal(day).weekday() + 1)
+        lead = date.fromordinal(day).weekday() + 1 if off else 0
         sources = [day - lead - 7 * (w - 1) if off else day - 7 * w for w in range(1, weeks + 1)]
         totals: list[float | None] = []
         for d in sources:
-            total, share = self._total(h, d, visible)
+            total, share = self._total(d)
             totals.append(None if share <= 0.0 or self._off(d, pm) else total)
         outs = [False] * weeks
         if cfg.day_outlier_ratio is not None:
@@ -473,72 +516,102 @@ class Predictive:
         )
         if len(self._fits) > 64:
             self._fits.clear()
+            self._groups.clear()
+            self._plans.clear()
         self._fits[(day, pm)] = fit
         return fit
 
-    def _shift_groups(self, t: float, backs: tuple[float, ...]) -> _Groups:
-        """Time bases grouped by their shifts: per source, the seconds to add to ``t - back`` to
-        land on the same local time in that base."""
-        key = (math.floor(t / 900.0), backs)
+    def _shift_groups(self, block: int, day: int, pm: bool, fit: _DayFit) -> _Groups:
+        """The sources of the 15 minutes ``block`` per time base, grouped by where they lie:
+        (bucket offsets back, weights, growth factors, members) of the weeks that count."""
+        key = (block, day, pm)
         found = self._groups.get(key)
         if found is None:
-            at = key[0] * 900.0
-            by_shift: dict[tuple[float, ...], list[int]] = {}
+            at = block * 900.0
+            step = self._step
+            by_offsets: dict[tuple[int, ...], list[int]] = {}
             for i, zone in enumerate(self._bases):
                 now = utc_offset(zone, at)
-                shifts = tuple(now - utc_offset(zone, at - back) for back in backs)
-                by_shift.setdefault(shifts, []).append(i)
-            found = tuple((s, tuple(ix)) for s, ix in by_shift.items())
+                offsets = tuple(
+                    round((back - (now - utc_offset(zone, at - back))) / step)
+                    for back, weight in zip(fit.backs, fit.weights, strict=True)
+                    if weight > 0.0
+                )
+                by_offsets.setdefault(offsets, []).append(i)
+            weights = tuple(w for w in fit.weights if w > 0.0)
+            growth = tuple(g for g, w in zip(fit.growth, fit.weights, strict=True) if w > 0.0)
+            found = tuple((o, weights, growth, tuple(ix)) for o, ix in by_offsets.items())
             self._groups[key] = found
         return found
 
-    def _seasonal(
-        self, h: LoadHistory, bucket: int, visible: float
-    ) -> tuple[float, int, bool, tuple[float, ...] | None]:
-        """(forecast or -1, weeks found, all sources visible, each time base's forecast when
-        they differ)."""
-        step = self._step
-        mid = (bucket + 0.5) * step
-        day, hour, pm = self._block(mid)
-        fit = self._fit(h, day, pm, visible)
-        if not any(fit.weights):
-            return -1.0, 0, True, None
-        cfg = self.config
-        groups = self._shift_groups(mid, fit.backs)
+    def _plan(self, block: int) -> tuple[int, _Groups]:
+        """(local hour, source groups; empty when no week counts) of the 15 minutes ``block``."""
+        found = self._plans.get(block)
+        if found is None:
+            day, hour, pm = self._block(block * 900.0)
+            fit = self._fit(day, pm)
+            groups = self._shift_groups(block, day, pm, fit) if any(fit.weights) else ()
+            found = (hour, groups)
+            if len(self._plans) > 4096:
+                self._plans.clear()
+            self._plans[block] = found
+        return found
+
+    def _seasonal(self, bucket: int) -> tuple[float, int, bool, tuple[float, ...] | None, int]:
+        """(forecast or -1, weeks found, all sources settled, each time base's forecast when
+        they differ, local hour)."""
+        block = math.floor((bucket + 0.5) * self._step / 900.0)
+        found_plan = self._plans.get(block)
+        hour, groups = found_plan if found_plan is not None else self._plan(block)
+        if not groups:
+            return -1.0, 0, True, None, hour
+        act = self._act
+        n = len(act)
+        at = bucket - self._abase
         settled = True
         weeks = 0
         values: list[float] = []
-        for shifts, _ in groups:
+        ratio = self._outlier
+        weighted = self._weighted
+        smooth = self._smooth
+        for offsets, weights_all, growth_all, _ in groups:
             found: list[float] = []
             weights: list[float] = []
-            for back, shift, weight, growth in zip(
-                fit.backs, shifts, fit.weights, fit.growth, strict=True
-            ):
-                if weight <= 0.0:
-                    continue
-                t = mid - back + shift
-                if t + step / 2 > visible:
+            total = weight_sum = 0.0
+            for off, weight, growth in zip(offsets, weights_all, growth_all, strict=False):
+                i = at - off
+                if i >= n:
                     settled = False
-                    continue
-                v = h.value_at(t)
-                if v is not None:
-                    found.append(v * growth)
-                    weights.append(weight)
-            weeks = max(weeks, len(found))
-            if cfg.outlier_ratio is not None:
-                found, weights = without_outliers(found, weights, cfg.outlier_ratio, self._smooth)
-            values.append(blend(found, weights, cfg.blend))
-        if len(values) == 1:
-            return values[0], weeks, settled, None
+                elif i >= 0:
+                    v = act[i]
+                    if v >= 0.0:
+                        v *= growth
+                        found.append(v)
+                        weights.append(weight)
+                        total += v * weight
+                        weight_sum += weight
+            count = len(found)
+            if count > weeks:
+                weeks = count
+            if ratio is not None and count >= 3:
+                kept, kept_w = without_outliers(found, weights, ratio, smooth)
+                if len(kept) < count:
+                    found, weights = kept, kept_w
+                    total = sum(v * w for v, w in zip(found, weights, strict=True))
+                    weight_sum = sum(weights)
+            if weighted:
+                values.append(total / weight_sum if weight_sum > 0.0 else -1.0)
+            else:
+                values.append(blend(found, weights, self._how))
+        if len(values) == 1 or max(values) - min(values) < 1e-9:
+            return values[0], weeks, settled, None, hour
         per_base = [0.0] * len(self._bases)
-        for value, (_, members) in zip(values, groups, strict=True):
-            for i in members:
+        for value, group in zip(values, groups, strict=True):
+            for i in group[3]:
                 per_base[i] = value
-        if max(values) - min(values) < 1e-9:
-            return values[0], weeks, settled, None
-        kept = self._kept(hour)
-        best = max(v for v, keep in zip(per_base, kept, strict=True) if keep)
-        return best, weeks, settled, tuple(per_base)
+        chosen = self._kept(hour)
+        best = max(v for v, keep in zip(per_base, chosen, strict=True) if keep)
+        return best, weeks, settled, tuple(per_base), hour
 
     def _kept(self, slot: int) -> tuple[bool, ...]:
         """Time bases still in the running for local hour ``slot``: error score within an
@@ -553,25 +626,26 @@ class Predictive:
 
     # -- learning from the visible past -----------------------------------------------------------
 
-    def _learn(self, h: LoadHistory, upto: int) -> None:
+    def _learn(self, upto: int) -> None:
         """Score time bases and record forecast errors for settled buckets up to ``upto``."""
-        b = self._done
         base = self._base
-        if b < base:
-            b = base
-        sea, cand, lev = self._sea, self._cand, self._lev
-        upto = min(upto, base + len(sea) - self._margin_b - 1)
-        step = self._step
+        b = max(self._done, base)
+        sea, cand, lev, slots = self._sea, self._cand, self._lev, self._slot
+        plans = self._plans_made
+        upto = min(upto, base + len(sea) - self._margin_b, self._abase + len(self._act))
         boot_b, margin_b = self._boot_b, self._margin_b
         cpi = self._smooth
         ratio = self.config.outlier_ratio
-        half_life = self._HALF_LIFE_DAYS * DAY_SECONDS / step
+        limit = math.inf if ratio is None else ratio
+        half_life = self._HALF_LIFE_DAYS * DAY_SECONDS / self._step
         errors = self._errors
+        act, abase = self._act, self._abase
+        sqrt = math.sqrt
         while b < upto:
             k = b - base
-            a = h.value_at((b + 0.5) * step)
-            if a is not None:
-                slot = self._block((b + 0.5) * step)[1]
+            a = act[b - abase]
+            if a >= 0.0:
+                slot = slots[k]
                 per_base = cand[k]
                 if per_base is not None:
                     found = self._scores.get(slot)
@@ -585,13 +659,16 @@ class Predictive:
                     self._scores[slot] = (b, scores)
                 i0 = k - boot_b
                 if i0 >= 0:
-                    planned = max(sea[i0 : k + margin_b + 1])
-                    if planned >= 0.0:
-                        planned *= lev[i0]
-                        if ratio is None or a <= ratio * (planned + cpi):
-                            errors[slot].append((a - planned) / math.sqrt(planned + cpi))
+                    planned = plans[i0]
+                    if planned == -2.0:  # no tick there: the plan as it would have been
+                        planned = max(sea[i0 : k + margin_b])
+                        if planned >= 0.0:
+                            planned *= lev[i0]
+                    if planned >= 0.0 and a <= limit * (planned + cpi):
+                        errors[slot].append((a - planned) / sqrt(planned + cpi))
             b += 1
-        self._done = max(self._done, b)
+        if b > self._done:
+            self._done = b
 
     def _error_z(self, slot: int, first: int) -> float | None:
         """The hour's error quantile, refreshed at most every ``refit_minutes``; ``None`` while
@@ -607,26 +684,30 @@ class Predictive:
         self._quant[slot] = (first, value)
         return value
 
-    def _level(
-        self, pool: PoolLimits, h: LoadHistory, last: int, recent: int, visible: float
-    ) -> float:
+    def _level(self, pool: PoolLimits, h: LoadHistory, last: int, recent: int) -> float:
         """Recent actual ÷ recent seasonal, smoothed by one instance of calls and bounded."""
         cfg = self.config
         if recent <= 0:
             return 1.0
-        step, base = self._step, self._base
+        step, base, abase = self._step, self._base, self._abase
+        act, sea = self._act, self._sea
         lo = last - recent
         fresh = max(lo, last - self._FRESH)
         # Settled buckets: prefix sums, extended to ``fresh``.
         pa, ps, pn = self._pa, self._ps, self._pn
         b = base + len(pa) - 1
-        while b < fresh and b - base < len(self._sea):
-            s = self._sea[b - base]
-            a = h.value_at((b + 0.5) * step)
-            both = a is not None and s >= 0.0
-            pa.append(pa[-1] + (a if both and a is not None else 0.0))
-            ps.append(ps[-1] + (s if both else 0.0))
-            pn.append(pn[-1] + both)
+        stop_at = min(fresh, base + len(sea), abase + len(act))
+        while b < stop_at:
+            s = sea[b - base]
+            a = act[b - abase]
+            if a >= 0.0 and s >= 0.0:
+                pa.append(pa[-1] + a)
+                ps.append(ps[-1] + s)
+                pn.append(pn[-1] + 1)
+            else:
+                pa.append(pa[-1])
+                ps.append(ps[-1])
+                pn.append(pn[-1])
             b += 1
         stop = min(fresh, b)
         actual_sum = seasonal_sum = 0.0
@@ -636,11 +717,11 @@ class Predictive:
             actual_sum, seasonal_sum, pairs = pa[j] - pa[i], ps[j] - ps[i], pn[j] - pn[i]
         # Newest buckets (and any the caches do not hold yet): read every time.
         for b in range(max(lo, stop), last):
-            a = h.value_at((b + 0.5) * step)
+            v = h.value_at((b + 0.5) * step)
             k = b - base
-            s = self._sea[k] if k < len(self._sea) else self._seasonal(h, b, visible)[0]
-            if a is not None and s >= 0.0:
-                actual_sum += a
+            s = sea[k] if k < len(sea) else self._seasonal(b)[0]
+            if v is not None and s >= 0.0:
+                actual_sum += v
                 seasonal_sum += s
                 pairs += 1
         if not pairs:
@@ -660,27 +741,27 @@ class Predictive:
         if base + len(self._sea) >= end:
             peak = max(self._sea[first - base : end - base])
             weeks = max(self._cnt[first - base : end - base])
-        else:  # sources not visible yet (a history that lags by a week): no caching
-            found = [self._seasonal(h, b, h.visible_until) for b in range(first, end)]
+        else:  # sources not settled yet (a history that lags by a week): no caching
+            found = [self._seasonal(b) for b in range(first, end)]
             peak = max(p[0] for p in found)
             weeks = max(p[1] for p in found)
-        level = self._level(ctx.pool, h, last, recent, h.visible_until)
-        self._record_level(first, level)
+        level = self._level(ctx.pool, h, last, recent)
+        self._record_level(first, level, peak if base + len(self._sea) >= end else -2.0)
         if peak < 0.0 or weeks < self.config.min_history_weeks:
             return None, weeks, None
         z: float | None = None
-        if self.config.headroom == "error-quantile":
-            step = self._step
-            slots = {self._block((first + self._boot_b + 0.5) * step)[1]}
-            slots.add(self._block((end - 0.5) * step)[1])
-            zs = [self._error_z(s, first) for s in slots]
-            if all(v is not None for v in zs):
-                z = max(v for v in zs if v is not None)
+        if self.config.headroom == "error-quantile" and base + len(self._sea) >= end:
+            slots = self._slot
+            sa, sb = slots[first + self._boot_b - base], slots[end - 1 - base]
+            z = self._error_z(sa, first)
+            if sb != sa and z is not None:
+                zb = self._error_z(sb, first)
+                z = None if zb is None else max(z, zb)
         return peak * level, weeks, z
 
-    def _record_level(self, first: int, level: float) -> None:
-        """Remember the level used at tick bucket ``first`` (errors are measured against the
-        plan as it was made); buckets since the previous tick keep the previous level."""
+    def _record_level(self, first: int, level: float, peak: float) -> None:
+        """Remember the level and plan made at tick bucket ``first`` (errors are measured against
+        the plan as it was made); buckets since the previous tick keep the previous level."""
         lev, base = self._lev, self._base
         k = first - base
         if not 0 <= k < len(lev):
@@ -688,6 +769,7 @@ class Predictive:
         for i in range(max(self._lev_last - base + 1, 0), k):
             lev[i] = self._lev_value
         lev[k] = level
+        self._plans_made[k] = peak * level if peak >= 0.0 else -2.0
         self._lev_last, self._lev_value = first, level
 
     # -- policy ---------------------------------------------------------------------------------
