@@ -52,7 +52,10 @@ import base64
 import itertools
 import json
 import re
+import socket
+import struct
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -89,6 +92,17 @@ class _Fault:
     status: int
     body: str
     remaining: int
+    kind: str = "status"
+    """``status`` (``status`` with ``body`` as JSON) or one of ``TRANSPORT_FAULTS``."""
+    content_type: str | None = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+TRANSPORT_FAULTS = ("raw", "reset", "truncate", "stall", "redirect")
+"""What a gateway, proxy or broken connection in front of the Management Node does."""
+_ACTION = "x-fake-action"
+_DELAY = "x-fake-delay"
 
 
 @dataclass
@@ -412,6 +426,51 @@ class FakePexip:
         with self._lock:
             self._faults.append(_Fault(method.upper(), re.compile(path_regex), status, body, times))
 
+    def inject_transport_fault(
+        self,
+        path_regex: str,
+        kind: str,
+        *,
+        status: int = 200,
+        body: bytes = b"",
+        content_type: str | None = None,
+        headers: dict[str, str] | None = None,
+        delay: float = 0.0,
+        method: str = "*",
+        times: int = 1,
+    ) -> None:
+        """Answer the next ``times`` matching requests with a fault below the API: ``raw``
+        (``status``, ``body`` and ``content_type`` as given, e.g. a proxy's HTML page), ``reset``
+        (the connection closes without an answer), ``truncate`` (the real answer's length is
+        announced, half its body sent), ``stall`` (the real answer after ``delay`` seconds) or
+        ``redirect`` (``status``, default 302, to ``body.decode()``)."""
+        if kind not in TRANSPORT_FAULTS:
+            raise ValueError(f"unknown transport fault {kind!r}; one of {TRANSPORT_FAULTS}")
+        extra = dict(headers or {})
+        if kind == "redirect":
+            status = 302 if status == 200 else status
+            extra["Location"] = body.decode()
+            body = b""
+        with self._lock:
+            self._faults.append(
+                _Fault(
+                    method.upper(),
+                    re.compile(path_regex),
+                    status,
+                    body.decode("latin-1"),
+                    times,
+                    kind=kind,
+                    content_type=content_type,
+                    headers=extra,
+                    delay=delay,
+                )
+            )
+
+    def clear_faults(self) -> None:
+        """Disarm every injected fault (the state stays)."""
+        with self._lock:
+            self._faults.clear()
+
     def set_meta_next(self, path_regex: str, link: str) -> None:
         """List answers on matching paths carry ``meta.next = link`` (``{n}`` in it becomes a
         counter, so every page names a new page: an endless list)."""
@@ -448,8 +507,26 @@ class FakePexip:
                     fault.remaining -= 1
                     if fault.remaining <= 0:
                         self._faults.remove(fault)
-                    return fault.status, {"Content-Type": "application/json"}, fault.body.encode()
+                    return self._faulty(fault, method, parts.path, query, body)
             return self._route(method, parts.path, query, body)
+
+    def _faulty(
+        self, fault: _Fault, method: str, path: str, query: dict[str, str], body: Any
+    ) -> tuple[int, dict[str, str], bytes]:
+        if fault.kind == "status":
+            return fault.status, {"Content-Type": "application/json"}, fault.body.encode()
+        extra = dict(fault.headers)
+        if fault.kind in ("raw", "redirect", "reset"):
+            if fault.content_type:
+                extra["Content-Type"] = fault.content_type
+            extra[_ACTION] = "reset" if fault.kind == "reset" else ""
+            return fault.status, extra, fault.body.encode("latin-1")
+        status, headers, payload = self._route(method, path, query, body)
+        if fault.kind == "truncate":
+            headers = {**headers, _ACTION: "truncate"}
+        else:
+            headers = {**headers, _DELAY: str(fault.delay)}
+        return status, headers, payload
 
     def _authorised(self, header: str) -> bool:
         if not header.lower().startswith("basic "):
@@ -873,11 +950,25 @@ class _Handler(QuietHandler):
             status, extra, payload = fake.handle(self.command.upper(), self.path, headers, raw)
         except Exception as error:  # a bug in the fake: answer rather than hang
             status, extra, payload = 500, {}, repr(error).encode()
+        action = extra.pop(_ACTION, "")
+        delay = float(extra.pop(_DELAY, 0.0))
+        if action == "reset":
+            # SO_LINGER 0: close() sends a TCP RST, as a dropped connection looks to the client.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            return
+        if delay:
+            time.sleep(delay)
         self.send_response(status)
         for name, value in extra.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
+        if action == "truncate":
+            self.wfile.write(payload[: len(payload) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
         self.wfile.write(payload)
 
     do_GET = do_PATCH = do_PUT = do_POST = do_DELETE = _serve

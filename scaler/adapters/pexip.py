@@ -33,7 +33,8 @@ import os
 import re
 import ssl
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
@@ -421,6 +422,10 @@ class PexipClient:
         return NodeCalls(by_name=counts, unknown=unknown)
 
     def teams_proxies(self) -> list[TeamsProxy]:
+        with self._counted(f"GET {CONFIGURATION}/teams_proxy/"):
+            return self._teams_proxies()
+
+    def _teams_proxies(self) -> list[TeamsProxy]:
         out = []
         for obj in self._list(f"{CONFIGURATION}/teams_proxy/"):
             name = _name(obj, "teams_proxy")
@@ -439,6 +444,10 @@ class PexipClient:
         return out
 
     def worker_vm_configs(self) -> list[WorkerVmConfig]:
+        with self._counted(f"GET {CONFIGURATION}/worker_vm/"):
+            return self._worker_vm_configs()
+
+    def _worker_vm_configs(self) -> list[WorkerVmConfig]:
         out = []
         for obj in self._list(f"{CONFIGURATION}/worker_vm/"):
             name = _name(obj, "worker_vm configuration")
@@ -658,6 +667,16 @@ class PexipClient:
             raise
         finally:
             self._observe(operation, outcome, time.monotonic() - start)
+
+    @contextmanager
+    def _counted(self, operation: str) -> Iterator[None]:
+        """An answer that came but whose records are unusable (``_Invalid``) is a failed call
+        too; the request itself was already observed as ``ok``."""
+        try:
+            yield
+        except _Invalid:
+            self._observe(operation, "error", 0.0)
+            raise
 
     def _observe(self, operation: str, outcome: str, seconds: float) -> None:
         if self._observer is not None:
@@ -901,13 +920,17 @@ def _name(obj: Mapping[str, Any], kind: str) -> str:
     name = obj.get("name")
     if not isinstance(name, str) or not name:
         ident = obj.get("id", obj.get("resource_uri", "?"))
-        raise PermanentError(f"pexip {kind} {ident!s}: missing field 'name'")
+        raise _Invalid(f"pexip {kind} {ident!s}: missing field 'name'")
     return name
+
+
+class _Invalid(PermanentError):
+    """A record of an answer that cannot be used (a field missing or of the wrong type)."""
 
 
 def _missing(kind: str, name: str, key: str, value: Any) -> PermanentError:
     what = "missing field" if value is None else f"bad field ({value!r})"
-    return PermanentError(f"pexip {kind} {name!r}: {what} {key!r}", operation=kind)
+    return _Invalid(f"pexip {kind} {name!r}: {what} {key!r}", operation=kind)
 
 
 def _int(obj: Mapping[str, Any], key: str, kind: str, name: str) -> int:
