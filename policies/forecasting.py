@@ -191,10 +191,9 @@ def check_country(country: str, subdivision: str | None) -> None:
 
     try:
         holidays.country_holidays(country, subdiv=subdivision)
-    except NotImplementedError as exc:
-        raise ValueError(f"unknown holiday country {country!r}") from exc
-    except Exception as exc:  # the package raises NotImplementedError or ValueError
-        raise ValueError(str(exc)) from exc
+    except (NotImplementedError, ValueError, KeyError) as exc:
+        where = country if subdivision is None else f"{country}/{subdivision}"
+        raise ValueError(f"unknown holiday country or subdivision {where!r}: {exc}") from exc
 
 
 EPOCH_DAY = date(1970, 1, 1).toordinal()

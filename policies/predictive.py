@@ -366,9 +366,13 @@ class Predictive:
             self._reset(h, step, min(lo, last) - backfill)
         elif lo - base > 5 * 1440:
             self._trim(lo)
-        self._mirror(h, last - self._FRESH)
+        settled = last - self._FRESH
+        self._mirror(h, settled)
+        # Learn from the past before forecasting what is ahead: the time bases' scores decide
+        # which of them the new buckets follow.
+        self._fill(min(end, settled + self._margin_b))
+        self._learn(settled)
         self._fill(end)
-        self._learn(last - self._FRESH)
         return first, end, last, recent
 
     def _mirror(self, h: LoadHistory, upto: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -264,3 +265,227 @@ def test_config_rejects_more_required_weeks_than_blended() -> None:
         PredictiveConfig(weeks=2, min_history_weeks=3)
     with pytest.raises(ValueError, match="unknown time zone 'Mars/Base'"):
         PredictiveConfig(timezone="Mars/Base")
+
+
+# -- the forecaster that finds its own time base, trend and headroom ------------------------------
+
+
+def users_in(zone: str, *, level: float = 120.0, growth: float = 1.0) -> Any:
+    """10 calls all day; ``level`` calls 09:00-12:00 *local to* ``zone`` on weekdays, times
+    ``growth`` per week since 2026-01-05."""
+    tz = ZoneInfo(zone)
+
+    def load(t: float) -> float:
+        local = datetime.fromtimestamp(t, tz)
+        weeks = (t - at("2026-01-05T00:00Z")) // WEEK_SECONDS
+        if local.weekday() < 5 and 9 <= local.hour < 12:
+            return level * growth**weeks
+        return 10.0
+
+    return load
+
+
+def new_style(**options: Any) -> Predictive:
+    return Predictive(PredictiveConfig(**options))
+
+
+@pytest.mark.parametrize(
+    ("users", "hint", "day", "quiet", "busy", "why"),
+    [
+        (
+            "America/New_York",
+            "Europe/London",
+            "2026-11-03",
+            "12:35",
+            "13:35",
+            "US autumn change (1 Nov): 09:00 EST is 14:00Z, an hour later in UTC than last week",
+        ),
+        (
+            "Europe/London",
+            None,
+            "2026-10-27",
+            "07:35",
+            "08:35",
+            "EU autumn change (25 Oct), no zone configured: 09:00 GMT is 09:00Z",
+        ),
+        (
+            "America/New_York",
+            None,
+            "2026-03-10",
+            "11:35",
+            "12:35",
+            "US spring change (8 Mar): 09:00 EDT is 13:00Z, an hour earlier than last week",
+        ),
+        (
+            "Europe/Berlin",
+            "America/New_York",
+            "2026-03-31",
+            "05:35",
+            "06:35",
+            "EU spring change (29 Mar), US zone configured: 09:00 CEST is 07:00Z",
+        ),
+    ],
+)
+def test_time_base_found_from_the_data_across_dst(
+    users: str, hint: str | None, day: str, quiet: str, busy: str, why: str
+) -> None:
+    """Users whose clock is not the configured one: the day after a DST change the policy
+    pre-warms for the 09:00 step at 09:00 of the users' clock, and not an hour early."""
+    load = users_in(users)
+    h = history_of(at(f"{day}T00:00Z") - 4 * WEEK_SECONDS, at(f"{day}T23:00Z"), load)
+    policy = new_style(timezone=hint, headroom="utilization")
+    # Replay the day before (the first working day on the new clock) as the daemon would.
+    for minute in range(0, 1440, 15):
+        ask(policy, at(f"{day}T00:00Z") - 86400.0 + 60.0 * minute, h, calls=10.0)
+    assert ask(policy, at(f"{day}T{quiet}Z"), h, calls=10.0).desired == 1, why
+    assert ask(policy, at(f"{day}T{busy}Z"), h, calls=10.0).desired >= 10, why
+
+
+def test_both_alignments_are_kept_until_the_data_says_which_holds() -> None:
+    """On the first working morning after a DST change nothing has told the two alignments
+    apart yet: the policy covers both (an hour of extra capacity rather than an hour short)."""
+    load = users_in("America/New_York")
+    day = "2026-03-09"  # Monday after the US spring change (8 Mar); London changes on 29 Mar
+    h = history_of(at(f"{day}T00:00Z") - 4 * WEEK_SECONDS, at(f"{day}T23:00Z"), load)
+    policy = new_style(timezone="Europe/London", headroom="utilization")
+    assert ask(policy, at(f"{day}T12:35Z"), h, calls=10.0).desired == 10  # 09:00 EDT = 13:00Z
+    assert ask(policy, at(f"{day}T13:35Z"), h, calls=10.0).desired == 10  # last week's 14:00Z
+    # The configured zone alone (the behaviour before): an hour late for these users.
+    only_hint = new_style(timezone="Europe/London", time_bases=(), headroom="utilization")
+    assert ask(only_hint, at(f"{day}T12:35Z"), h, calls=10.0).desired == 1
+
+
+@pytest.mark.parametrize(
+    ("growth_max", "expected", "why"),
+    [
+        (1.25, 120.0 * 1.08**4, "8 % a week found and carried to this week"),
+        (1.0, None, "growth off: the recency-weighted mean of weeks that were smaller"),
+    ],
+)
+def test_growth_is_extrapolated(growth_max: float, expected: float | None, why: str) -> None:
+    load = users_in("UTC", growth=1.08)
+    now = at(f"{WED}T08:30Z")
+    start = at("2026-10-05T00:00Z")  # weeks 39..42 after 2026-01-05; this is week 43
+    h = history_of(start - 7 * 86400.0, now + 3600, load)
+    h.visible_until = now - LAG
+    policy = new_style(growth_max=growth_max)
+    got = policy.forecast(history=h, at=at(f"{WED}T10:00Z"), now=now, pool=POOL)
+    actual = load(at(f"{WED}T10:00Z"))
+    assert got is not None
+    if expected is None:
+        assert got < 0.9 * actual, why
+    else:
+        assert got == pytest.approx(actual, rel=0.02), why
+
+
+def test_a_holiday_neither_replays_nor_poisons_the_next_weeks() -> None:
+    """Monday 2026-10-19 was a holiday (10 calls all day). The next Mondays are planned from
+    normal Mondays, and the holiday itself is planned like a Sunday."""
+    holiday = "2026-10-19"
+
+    def load(t: float) -> float:
+        if datetime.fromtimestamp(t, UTC).date().isoformat() == holiday:
+            return 10.0
+        return office_load(t)
+
+    mon = "2026-11-02"
+    h = history_of(at(mon + "T00:00Z") - 4 * WEEK_SECONDS, at(mon + "T12:00Z"), load)
+    plain = {"day_outlier_ratio": None, "headroom": "utilization", "target_utilization": 1.0}
+    known = new_style(holidays={"dates": [holiday]}, **plain)
+    unknown = new_style(**plain)
+    # Sources of 2 Nov: 26 Oct (w1), 19 Oct (the holiday, w2), 12 Oct, 5 Oct.
+    assert ask(known, at(mon + "T08:45Z"), h, calls=10.0).desired == 8  # 120 / 15
+    assert ask(unknown, at(mon + "T08:45Z"), h, calls=10.0).desired < 8  # the holiday replayed
+    # The day-outlier test catches such a day even without the calendar.
+    assert ask(new_style(headroom="utilization", target_utilization=1.0), at(mon + "T08:45Z"), h,
+               calls=10.0).desired == 8  # fmt: skip
+    # On a holiday: the last Sundays' hours (10 calls), not a Monday's 09:00 step.
+    bank = new_style(holidays={"country": "GB", "subdivision": "ENG"}, **plain)
+    may = "2026-05-25"  # Spring bank holiday (a Monday)
+    h2 = history_of(at(may + "T00:00Z") - 4 * WEEK_SECONDS, at(may + "T12:00Z"))
+    assert ask(bank, at(may + "T08:45Z"), h2, calls=10.0).desired == 1
+    assert ask(new_style(**plain), at(may + "T08:45Z"), h2, calls=10.0).desired == 8
+
+
+def test_half_day_plans_a_working_morning_and_a_sunday_afternoon() -> None:
+    day = "2026-12-24"  # a Thursday
+    h = history_of(
+        at(day + "T00:00Z") - 4 * WEEK_SECONDS,
+        at(day + "T18:00Z"),
+        lambda t: 120.0 if datetime.fromtimestamp(t, UTC).weekday() < 5 else 10.0,
+    )
+    policy = new_style(
+        holidays={"half_days": [day], "half_day_from": 13},
+        headroom="utilization",
+        target_utilization=1.0,
+    )
+    assert ask(policy, at(day + "T10:00Z"), h, calls=10.0).desired == 8
+    assert ask(policy, at(day + "T13:15Z"), h, calls=10.0).desired == 1
+
+
+@pytest.mark.parametrize(
+    ("noise", "expected", "why"),
+    [
+        (0.0, 8, "identical weeks: no error measured, 120 calls at 15 a node"),
+        (20.0, 11, "days that differ by +-20 calls: 123 + 2.75 x sqrt(138) = 155 calls"),
+        (40.0, 13, "more error, more headroom: 126 + 5.69 x sqrt(141) = 194 calls"),
+    ],
+)
+def test_headroom_from_measured_error(noise: float, expected: int, why: str) -> None:
+    """Every other day the 09:00-12:00 level is ``noise`` higher, otherwise ``noise`` lower;
+    the planned headroom follows the error the policy measured on its own forecasts."""
+
+    def load(t: float) -> float:
+        base = office_load(t)
+        if base < 100.0:
+            return base
+        odd = int(t // 86400.0) % 2
+        return base + (noise if odd else -noise)
+
+    now = at(f"{WED}T08:45Z")
+    h = history_of(now - 4 * WEEK_SECONDS, now + 3600, load)
+    policy = new_style(error_days=14, min_error_days=3, outlier_ratio=None)
+    rec = ask(policy, now, h, calls=10.0)
+    assert rec.desired == expected, (why, rec.note)
+    # A quiet hour gets little headroom whatever the ramp's error.
+    assert ask(policy, at(f"{WED}T02:00Z"), h, calls=10.0).desired == 1
+
+
+def test_forecast_method_matches_what_the_policy_plans() -> None:
+    now = at(f"{WED}T08:45Z")
+    h = history_of(now - 3 * WEEK_SECONDS, now + 3600)
+    h.visible_until = now - LAG
+    policy = new_style()
+    assert policy.forecast(history=h, at=at(f"{WED}T09:30Z"), now=now, pool=POOL) == 120.0
+    assert policy.forecast(history=h, at=at(f"{WED}T07:00Z"), now=now, pool=POOL) == 10.0
+    short = history_of(now - 86400.0, now)
+    short.visible_until = now - LAG
+    assert new_style().forecast(history=short, at=now + 600, now=now) is None
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    calls=st.one_of(st.none(), st.floats(0, 2000)),
+    minute=st.integers(0, 7 * 1440 - 1),
+    quantile=st.sampled_from([0.9, 0.995]),
+    hint=st.sampled_from([None, "Europe/London", "America/New_York"]),
+)
+def test_property_new_forecaster_never_below_target_tracking(
+    calls: float | None, minute: int, quantile: float, hint: str | None
+) -> None:
+    now = at("2026-11-02T00:00Z") + 60.0 * minute
+    cfg = PredictiveConfig(error_quantile=quantile, timezone=hint, error_days=3, min_error_days=1)
+    rec = ask(Predictive(cfg), now, FOUR_WEEKS, calls=calls)
+    if calls is None:
+        assert rec is not None and rec.desired >= 1
+    else:
+        assert rec.desired >= math.ceil(round(calls / 12, 9))
+
+
+def test_config_rejects_bad_calendars_and_zones() -> None:
+    with pytest.raises(ValueError, match="unknown holiday country"):
+        PredictiveConfig(holidays={"country": "XX"})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown time zone 'Mars/Base'"):
+        PredictiveConfig(time_bases=("UTC", "Mars/Base"))
+    with pytest.raises(ValueError, match=r"min_error_days \(9.0\) must be <= error_days \(7\)"):
+        PredictiveConfig(error_days=7, min_error_days=9)
