@@ -222,15 +222,6 @@ def test_whole_pools_stay_in_bounds_and_never_shrink_on_bad_data(
     _drive(daemon, cloud, clock, data.draw(schedules(len(loads), 20)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(Violation, ValueError),
-    reason="the core trusts a reading marked OK: NaN raises ValueError in target-tracking's "
-    "recommend (plan_tick fails, so no pool is decided, every tick), -7 calls scale in 5->1, "
-    "1e300 scales out to max; only the adapters screen values, so a source that does not (a "
-    "plug-in, the simulator) gets no fail-closed net (scaler/core/metrics.to_calls or decide "
-    "should make a non-finite or negative reading MISSING)",
-)
 @pytest.mark.parametrize("kind", INVALID)
 def test_an_ok_reading_of_an_invalid_value_never_resizes(kind: str) -> None:
     daemon, cloud, clock = _world([[60.0] * 40], 10_000)
@@ -337,14 +328,6 @@ def test_an_instance_with_calls_is_never_removed(calls: list[float], faults: lis
         clock.advance(60)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=Violation,
-    reason="an instance reported with -3 calls in an OK reading counts as idle "
-    "(Instance.idle is calls <= 0) and is deleted although it carries a call; the Azure and "
-    "Pexip adapters screen such values, the vmss planner (scaler/kinds/vmss.py with_loads) "
-    "does not: a negative or non-finite per-instance load should be unknown, i.e. busy",
-)
 def test_an_instance_reported_with_negative_calls_is_not_removed() -> None:
     table = pool_table("tc", min=1, max=10, behavior=FAST, drain=True)
     config = parse_config(config_doc(table), environ={})

@@ -28,6 +28,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 from scaler.core.history import LoadHistory
+from scaler.core.metrics import ABSURD
 from scaler.core.quota import (
     REGIONAL_QUOTA,
     QuotaMemory,
@@ -39,6 +40,7 @@ from scaler.core.types import (
     Behavior,
     Decision,
     DirectionBehavior,
+    MetricReading,
     MetricStatus,
     Observation,
     PolicyContext,
@@ -83,6 +85,13 @@ def decide(
     """
     current = observation.current
     metric = observation.metric
+    if metric.status is MetricStatus.OK and not (
+        metric.calls is not None and 0.0 <= metric.calls <= ABSURD  # NaN fails both
+    ):
+        # A source that did not screen its values (a plug-in, a bug): fail closed here too.
+        metric = MetricReading.missing(
+            f"invalid value {metric.calls!r} in a reading marked ok (not a number ≥ 0 and ≤ 1e6)"
+        )
     usable = metric.status is MetricStatus.OK
     calls = metric.calls if usable else None
     steps: list[Step] = []

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from scaler.core.metrics import ABSURD
 from scaler.core.types import Decision, Reason, Step
 
 ALLOCATED = frozenset({"running", "starting"})
@@ -156,7 +157,10 @@ def with_loads(
     unknown, and so busy — unless the source lists only busy instances (``unlisted_idle``) and
     the instance is ``running`` (as the pool itself lists it), which then carries no call.
     """
-    by_name = {k.lower(): v for k, v in loads.items()}
+    # a load that cannot be one (negative, NaN, absurd) is unknown, and so busy
+    by_name = {
+        k.lower(): (v if v is not None and 0.0 <= v <= ABSURD else None) for k, v in loads.items()
+    }
     out = []
     for inst in instances:
         if inst.calls is None:
