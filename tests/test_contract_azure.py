@@ -212,3 +212,13 @@ def test_no_capacity_for_the_vm_size_backs_off_instead_of_retrying_every_tick(
         assert daemon.capacity_backoff["tc"].backoff.failures == 1
     finally:
         adapters.close()
+
+
+def test_a_split_metric_reads_every_vm_not_the_first_ten(env: AzureEnv) -> None:
+    """With a dimension filter Azure Monitor returns 10 series unless ``top`` says more: a scale
+    set of 12 VMs must read all 12, or its load reads low and it shrinks."""
+    pool = env.pool("tc", capacity=12, min=1, max=20)
+    env.calls(pool["resource_id"], {f"vm{i}": [12.0] * 10 for i in range(12)})
+    (o,), _ = once(env, env.write_config(pool))
+    assert o.decision is not None and o.decision.calls == 144.0
+    assert o.desired >= 12

@@ -74,6 +74,11 @@ class BudgetObserver(Protocol):
     def ratelimit_remaining(self, subscription: str, header: str, remaining: int) -> None: ...
 
 
+SPLIT_SERIES_LIMIT = 1000
+"""``top`` of a metrics query split by a dimension: a scale set holds at most 1,000 VMs
+(learn.microsoft.com/azure/virtual-machine-scale-sets/virtual-machine-scale-sets-placement-groups);
+Azure Monitor returns only 10 series when a filter is given and ``top`` is not."""
+
 METRICS_BATCH_LIMIT = 50
 """``metrics:getBatch`` takes at most this many resource ids per call."""
 
@@ -538,6 +543,9 @@ class AzureMonitorMetrics:
                     granularity=timedelta(minutes=1),
                     aggregations=[aggregation],
                     filter=filt or None,
+                    # a split (VMName) answer holds at most ``top`` series, 10 unless set: a
+                    # scale set of more VMs would read low, and shrink on that
+                    max_results=SPLIT_SERIES_LIMIT if filt else None,
                 )
                 # An answer of another shape fails here, still as this call's answer.
                 found = _metric_series(results, ids, aggregation.lower())
