@@ -10,6 +10,8 @@
 ARG BASE_IMAGE=python:3.12-slim-bookworm
 
 FROM ${BASE_IMAGE} AS build
+# Names the untagged build-stage image, so that make image-test can remove its old copies.
+LABEL cvi-autoscaler.stage="build"
 # Set (to anything) to install only from wheels in build/wheelhouse/ of the build context, made on
 # the host for the base's Python (tools/image/image-test.sh does), with no package index.
 ARG WHEELHOUSE=""

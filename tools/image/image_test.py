@@ -182,6 +182,14 @@ def build(engine: list[str], base: str, wheelhouse: bool) -> dict[str, Any]:
     new = inspect(engine, TAG)
     if old is not None and old["Id"] != new["Id"]:  # the previous run's image, now untagged
         subprocess.run([*engine, "rmi", old["Id"]], capture_output=True)
+    # Untagged build-stage images of earlier builds; the newest stays as the build cache.
+    label = "label=cvi-autoscaler.stage=build"
+    stages = sh(
+        [*engine, "images", "-q", "--no-trunc", "--filter", "dangling=true", "--filter", label]
+    ).split()
+    created = sorted((inspect(engine, i).get("Created", ""), i) for i in set(stages))
+    for _, stale in created[:-1]:
+        subprocess.run([*engine, "rmi", stale], capture_output=True)
     return new
 
 
