@@ -100,3 +100,13 @@ def test_the_image_runs_unprivileged_on_a_read_only_root() -> None:
     assert "PYTHONDONTWRITEBYTECODE=1" in text and "STATE_DIRECTORY=/var/lib/cvi-autoscaler" in text
     assert re.search(r"^HEALTHCHECK .*\n.*/healthz", text, re.M)
     assert "curl" not in text and "wget" not in text
+
+
+def test_the_image_base_is_a_build_argument_defaulting_to_the_public_image() -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    default = re.search(r"^ARG BASE_IMAGE=(\S+)$", text, re.M)
+    assert default and default.group(1).startswith("python:3.12-slim-bookworm")
+    assert re.findall(r"^FROM (\S+)", text, re.M) == ["${BASE_IMAGE}", "${BASE_IMAGE}"]
+    assert '"tzdata>=' in text  # zoneinfo's database from PyPI whatever the base carries
+    for label in ("version", "revision", "source", "created"):
+        assert f"org.opencontainers.image.{label}=" in text
