@@ -8,7 +8,7 @@ LINTED := scaler policies tests $(wildcard tools bench)
 
 NODE_STAMP := node_modules/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit bench bench-scale clean ops-tools systemd-tools
+.PHONY: install demo test lint typecheck unit bench bench-scale soak clean ops-tools systemd-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ test: lint typecheck unit
 
 bench: install
 	$(BIN)/python bench/run.py
+
+# 14 simulated days, 20 pools, 5 % faults, clock steps, restarts and corrupt state (not in test)
+soak: install
+	$(BIN)/python tools/soak.py --days 14 --pools 20
 
 # What one tick costs Azure and the daemon at 20, 200 and 1,000 pools (issue 13's targets).
 bench-scale: install
