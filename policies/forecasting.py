@@ -72,20 +72,24 @@ def without_outliers(
     return [v for v, _ in kept], [w for _, w in kept]
 
 
-def day_outliers(totals: Sequence[float | None], ratio: float, smooth: float) -> list[bool]:
+def day_outliers(
+    totals: Sequence[float | None], ratio: float, smooth: float, low_ratio: float | None = None
+) -> list[bool]:
     """Which of the same weekday's daily totals (call-minutes) an event distorted.
 
-    A day is an outlier when it is above ``ratio × (median + smooth)`` or below
-    ``median ÷ ratio − smooth`` of the known days (``smooth``: an instance-hour of calls, so a
-    quiet Sunday is never judged). ``None`` (unknown) is never an outlier; with fewer than three
-    known days nothing is.
+    The reference is the second-largest known total: robust to one surge (the largest) and to
+    up to half the days being quiet (a Christmas week or two among four). A day is an outlier
+    when it is above ``ratio × (reference + smooth)`` or below ``reference ÷ low_ratio − smooth``
+    (``low_ratio`` defaults to ``ratio``; ``smooth``: an instance-hour of calls, so a quiet
+    Sunday is never judged). ``None`` (unknown) is never an outlier; with fewer than three known
+    days nothing is.
     """
-    known = [t for t in totals if t is not None]
+    known = sorted(t for t in totals if t is not None)
     if len(known) < 3:
         return [False] * len(totals)
-    mid = median(known)
-    hi = ratio * (mid + smooth)
-    lo = mid / ratio - smooth
+    ref = known[-2]
+    hi = ratio * (ref + smooth)
+    lo = ref / (ratio if low_ratio is None else low_ratio) - smooth
     return [t is not None and (t > hi or t < lo) for t in totals]
 
 

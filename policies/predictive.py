@@ -143,9 +143,12 @@ class PredictiveConfig(BaseModel):
     """Leave out a week's minute above this many times the weeks' median (+ one instance of
     calls), and do not learn headroom from minutes this far above the plan; empty: keep all."""
     day_outlier_ratio: float | None = Field(default=1.5, gt=1.0, le=100.0)
-    """Leave out a whole day whose total is beyond this factor of the same weekday's median
-    (either way, ± an instance-hour); empty: keep every day."""
-    growth_min: float = Field(default=0.8, gt=0.0, le=1.0)
+    """Leave out a whole day whose total is above this factor of the same weekday's reference
+    (the second-largest of the weeks, + an instance-hour); empty: keep every day."""
+    day_low_ratio: float = Field(default=1.25, gt=1.0, le=100.0)
+    """…and a day below the reference ÷ this factor (− an instance-hour): a quiet week between
+    the holidays does not teach January."""
+    growth_min: float = Field(default=0.95, gt=0.0, le=1.0)
     """Lowest week-over-week growth factor extrapolated (1: never a decline)."""
     growth_max: float = Field(default=1.25, ge=1.0, le=3.0)
     """Highest week-over-week growth factor extrapolated (1: no growth)."""
@@ -489,7 +492,8 @@ class Predictive:
         if cfg.day_outlier_ratio is not None:
             for j in range(7):
                 column = [grid[k][j] for k in range(weeks)]
-                for k, out in enumerate(day_outliers(column, cfg.day_outlier_ratio, smooth_day)):
+                flags = day_outliers(column, cfg.day_outlier_ratio, smooth_day, cfg.day_low_ratio)
+                for k, out in enumerate(flags):
                     if out:
                         grid[k][j] = None
         rate = growth_per_week(grid, low=cfg.growth_min, high=cfg.growth_max)
@@ -507,7 +511,7 @@ class Predictive:
                 None if t is None else t * rate ** ((day - d) / 7.0)
                 for t, d in zip(totals, sources, strict=True)
             ]
-            outs = day_outliers(scaled, cfg.day_outlier_ratio, smooth_day)
+            outs = day_outliers(scaled, cfg.day_outlier_ratio, smooth_day, cfg.day_low_ratio)
         weights = tuple(
             0.0 if t is None or out else cfg.recency_decay**w
             for w, (t, out) in enumerate(zip(totals, outs, strict=True))

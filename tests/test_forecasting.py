@@ -71,6 +71,20 @@ def test_day_outliers(totals: list[float | None], outliers: list[bool], why: str
     assert day_outliers(totals, 1.5, 900.0) == outliers, why
 
 
+@pytest.mark.parametrize(
+    ("totals", "outliers", "why"),
+    [
+        ([3500.0, 7000.0, 10000.0, 10000.0], [True, True, False, False], "two quiet weeks of four"),
+        ([0.0, 0.0, 10000.0, 10000.0], [True, True, False, False], "two holidays of four"),
+        ([10000.0, 9260.0, 8570.0, 7940.0], [False] * 4, "8 % a week of growth stays"),
+    ],
+)
+def test_quiet_days_judged_against_the_busier_weeks(
+    totals: list[float | None], outliers: list[bool], why: str
+) -> None:
+    assert day_outliers(totals, 1.5, 900.0, low_ratio=1.25) == outliers, why
+
+
 def _weeks(levels: list[float]) -> list[list[float | None]]:
     """Weeks (newest first) of five working days and a quiet weekend at each level."""
     return [[lv] * 5 + [lv / 20.0] * 2 for lv in levels]

@@ -444,7 +444,7 @@ def test_headroom_from_measured_error(noise: float, expected: int, why: str) -> 
 
     now = at(f"{WED}T08:45Z")
     h = history_of(now - 4 * WEEK_SECONDS, now + 3600, load)
-    policy = new_style(error_days=14, min_error_days=3, outlier_ratio=None)
+    policy = new_style(error_days=14, min_error_days=3, outlier_ratio=None, day_outlier_ratio=None)
     rec = ask(policy, now, h, calls=10.0)
     assert rec.desired == expected, (why, rec.note)
     # A quiet hour gets little headroom whatever the ramp's error.
