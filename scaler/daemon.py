@@ -53,6 +53,7 @@ class Daemon:
         reload_config: Callable[[], Config] | None = None,
         identity: str = "",
         monotonic: Callable[[], float] = time.monotonic,
+        stretch: Callable[[], float] | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -74,6 +75,10 @@ class Daemon:
         """``run``'s ``period_seconds`` while it runs (the demo's sped-up interval)."""
         self._reload_requested = threading.Event()
         self._pending_config: Config | None = None
+        self.stretch = stretch
+        self._stretched = 0.0
+        """Seconds the next tick should wait beyond its interval (Azure's read or write budget
+        running low: the adapters project ``x-ms-ratelimit-remaining-*``); ``None``: never."""
         self.ticker = Ticker(
             config=config,
             metrics=metrics,
@@ -221,7 +226,17 @@ class Daemon:
         healthy one look stuck."""
         ref = self._last_tick_mono if self._last_tick_mono is not None else self._started_mono
         age = max(0.0, self.monotonic() - ref)
-        return age <= 3 * self._period(), age
+        return age <= 3 * self._period() + self._stretched, age
+
+    def _stretch(self) -> float:
+        """How much later than its interval the next tick starts (0 normally); never raises."""
+        if self.stretch is None:
+            return 0.0
+        try:
+            return max(0.0, min(float(self.stretch()), 300.0))
+        except Exception:
+            self.log.exception("tick.stretch_failed")
+            return 0.0
 
     def _period(self) -> float:
         """Seconds between ticks: ``run``'s ``period_seconds`` (the demo), else the config's
@@ -376,6 +391,11 @@ class Daemon:
             self._loop_tick(stop, until)
             period = self._period()
             due = began + period
+            extra = self._stretch()
+            self._stretched = extra
+            if extra > 0:
+                due += extra
+                self.log.warning("tick.stretched", seconds=round(extra, 1), reason="arm_budget")
             now = time.monotonic()
             if now >= due:
                 skipped = int((now - due) // period) + 1

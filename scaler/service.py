@@ -113,6 +113,7 @@ def run_service(
             reload_config=reload_config,
             identity=identity,
             dry_run=True if observer else None,  # a reload cannot turn the observer into a writer
+            stretch=adapters.azure.stretch_seconds,  # ARM's read/write budget running low
         )
         if on_daemon is not None:
             on_daemon(daemon)

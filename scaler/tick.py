@@ -214,7 +214,7 @@ class Ticker:
 
         readable = [p for p in pools if p.name in statuses]
         readings: Mapping[str, MetricReading] = {}
-        locations = sorted({self.config.location_of(p) for p in readable})
+        locations = sorted({self.config.quota_scope_of(p) for p in readable})
         calls: dict[str, Callable[[], Any]] = {
             f"quota {loc}": _bind(self.quota.usage, loc) for loc in locations
         }
@@ -249,7 +249,7 @@ class Ticker:
         self.quota_memory = self.quota_memory.remember(usage, now=now)
         read_failures += [
             f"quota {loc}"
-            for loc in sorted({self.config.location_of(p) for p in readable})
+            for loc in sorted({self.config.quota_scope_of(p) for p in readable})
             if loc not in self.usage
         ]
         self.read_failures = read_failures

@@ -93,3 +93,28 @@ def test_a_metrics_library_error_holds_every_pool_and_the_loop_goes_on() -> None
     assert not any(o.applied for o in outcomes)
     assert "JSONDecodeError" in (outcomes[0].decision.detail if outcomes[0].decision else "")
     assert daemon.read_failures == ["metrics"]
+
+
+def test_a_low_arm_budget_stretches_the_next_tick_and_health_allows_for_it() -> None:
+    config, clock, cloud = two_pools()
+    stretch = [0.0]
+    daemon = Daemon(
+        config=config,
+        metrics=cloud,
+        actuator=cloud,
+        quota=cloud,
+        clock=clock,
+        stretch=lambda: stretch[0],
+    )
+    stop = threading.Event()
+    stretch[0] = 30.0  # the adapters project the read budget below its low-water mark
+    runner = threading.Thread(
+        target=daemon.run, args=(stop,), kwargs={"period_seconds": 0.2}, daemon=True
+    )
+    runner.start()
+    time.sleep(1.5)
+    ticks = daemon.ticks
+    stop.set()
+    runner.join(10)
+    assert ticks == 1  # the second tick waits 0.2 s + 30 s, not 0.2 s
+    assert daemon.ticking_healthy()[0]

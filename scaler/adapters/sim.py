@@ -268,7 +268,7 @@ class SimCloud:
             used = self.other_usage.get(name, 0)
             for sim in self.pools.values():
                 cfg = sim.config
-                if self.config.location_of(cfg) != location:
+                if self.config.quota_scope_of(cfg) != location:
                     continue
                 if name in ("cores", cfg.quota_family or "standardFSv2Family"):
                     used += sim.capacity * cfg.vcpus_per_instance
