@@ -132,8 +132,9 @@ class ScaleActions:
                 self.counter.labels(o.pool, direction).inc()
 
     def attach(self, daemon: Daemon) -> None:
-        """Chain onto ``daemon.on_tick`` (keeping a hook already set)."""
-        previous = daemon.on_tick
+        """Chain onto ``daemon.on_tick`` (keeping a hook already set; a stand-in without the
+        hook gets one)."""
+        previous = getattr(daemon, "on_tick", None)
 
         def on_tick(now: float, outcomes: Sequence[PoolOutcome]) -> None:
             self(now, outcomes)
