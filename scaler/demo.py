@@ -99,7 +99,8 @@ def run_demo(
             )
             policy = o.decision.policy if o.decision is not None else None
             by = f" ({policy})" if o.applied and policy else ""
-            move = f"{o.current:>2} -> {o.desired:<2}" if o.applied else f"{o.current:>2}      "
+            cur = "?" if o.current is None else str(o.current)
+            move = f"{cur:>2} -> {o.desired!s:<2}" if o.applied else f"{cur:>2}      "
             out.write(
                 f"{stamp}  {o.pool:<{width}}  calls {calls:4.0f} (seen {seen})  "
                 f"ready {sim.ready(now):>2}/{sim.capacity:<2}  {move}  {o.reason}{by}\n"

@@ -191,7 +191,10 @@ class Ticker:
         read_failures: list[str] = []
         # the tick's budget: the pools' reads get half of it, metrics and quota the rest
         start = self.monotonic()
-        budget = self.config.daemon.tick_deadline_seconds or 0.8 * self.period()
+        # (of the configured interval, in real seconds: a demo's sped-up period is no budget)
+        budget = (
+            self.config.daemon.tick_deadline_seconds or 0.8 * self.config.daemon.interval_seconds
+        )
         observed = self.reads.run(
             {pool.name: _bind(self.actuator.observe, pool) for pool in pools},
             deadline=start + budget / 2.0,
@@ -391,6 +394,16 @@ class Ticker:
         )
         if d.metric_status is not MetricStatus.OK:
             self.log.warning(f"metrics.{d.metric_status}", pool=pool.name, detail=d.detail or None)
+        if d.reason in (Reason.QUOTA_UNKNOWN, Reason.CAPACITY_UNAVAILABLE):
+            # a scale-up held for want of knowledge or capacity: said as a warning, not only
+            # in decision.made
+            self.log.warning(
+                "quota.unknown" if d.reason is Reason.QUOTA_UNKNOWN else "scale.held_no_capacity",
+                pool=pool.name,
+                current=d.current,
+                recommended=d.recommended,
+                detail=d.detail,
+            )
         if d.reason is Reason.QUOTA_LIMITED:
             self.log.warning(
                 "quota.limited",

@@ -60,6 +60,7 @@ from scaler.errors import (
     TransientError,
 )
 from scaler.kinds.base import Preflight
+from scaler.logs import get_logger
 from scaler.ports import PoolStatus
 
 CallObserver = Callable[[str, str, float], None]
@@ -436,6 +437,11 @@ class _Calls:
             if self._observer is not None:
                 self._observer(operation, outcome, time.perf_counter() - start)
 
+    def unusable(self, operation: str) -> None:
+        """An answer that came but could not be used (in part): a failed call for the count."""
+        if self._observer is not None:
+            self._observer(operation, "invalid", 0.0)
+
 
 class AzureMonitorMetrics:
     """``MetricsSource`` over ``MetricsClient.query_resources`` (``metrics:getBatch``).
@@ -638,6 +644,12 @@ def _reading(pool: PoolConfig, found: _Found | None, now: float) -> MetricReadin
             last.append((vm_name, one.calls))
         reading = dataclasses.replace(reading, by_instance=tuple(last))
     return reading
+
+
+def _vcpu_count(value: object) -> bool:
+    """Whether a ``usage.list`` count can be one: a whole number of vCPUs, not negative, not
+    absurd (Azure's vCPU quotas are thousands, at most millions)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 10**8
 
 
 def _vm_name(metadata: Mapping[str, str] | None) -> str:
@@ -990,15 +1002,22 @@ class AzureCompute:
         sub, _, region = location.rpartition("/")
         client = self.client_for(sub) if sub else self._client
         out: dict[str, QuotaUsage] = {}
+        invalid: list[str] = []
         with self._calls.call("usage.list"):
             for item in client.usage.list(region):
-                if item.name is None or item.name.value is None:
+                name = item.name.value if item.name is not None else None
+                if not isinstance(name, str) or not name:
+                    invalid.append(f"a line without a name ({item.current_value!r})")
                     continue
-                if item.current_value is None or item.limit is None or item.limit < 0:
+                used, limit = item.current_value, item.limit
+                if not (_vcpu_count(used) and _vcpu_count(limit)):
+                    invalid.append(f"{name} currentValue={used!r} limit={limit!r}")
                     continue
-                out[item.name.value] = QuotaUsage(
-                    item.name.value, int(item.current_value), int(item.limit)
-                )
+                out[name] = QuotaUsage(name, int(used), int(limit))
+        if invalid:
+            # left out, so unknown: the pools they concern hold their scale-ups (QuotaUnknown)
+            self._calls.unusable("usage.list")
+            get_logger().warning("quota.lines_invalid", location=location, lines=invalid)
         return out
 
     def vm_sizes(self, location: str, *, subscription: str = "") -> Mapping[str, VmSize]:

@@ -46,6 +46,7 @@ import httpx
 from scaler.config import Config, PexipConfig, PoolConfig
 from scaler.core.types import MetricReading, MetricStatus
 from scaler.errors import AdapterError, ConfigError, PermanentError, TransientError
+from scaler.logs import get_logger
 
 STATUS = "/api/admin/status/v1"
 CONFIGURATION = "/api/admin/configuration/v1"
@@ -347,6 +348,7 @@ class PexipClient:
             raise ConfigError("pexip.url: required, got ''")
         self._cfg = cfg
         self._observer = observer
+        self._warned: dict[str, float] = {}
         base = urlsplit(cfg.url)
         self._origin = (base.scheme.lower(), (base.hostname or "").lower(), _port(base))
         # The system's trust store plus the extra CA (a Management Node often has a private CA).
@@ -365,6 +367,15 @@ class PexipClient:
             follow_redirects=False,
         )
 
+    def warn_once(self, event: str, **fields: Any) -> None:
+        """A warning for a read that only refines decisions (calls per node, licences) and
+        failed: logged at most once a minute per event, as several pools share one read."""
+        now = time.monotonic()
+        if now - self._warned.get(event, -math.inf) < 60.0:
+            return
+        self._warned[event] = now
+        get_logger().warning(event, url=self._cfg.url, **fields)
+
     def close(self) -> None:
         self._http.close()
 
@@ -382,7 +393,9 @@ class PexipClient:
             return workers
         try:
             calls = self.node_calls()
-        except AdapterError:
+        except AdapterError as err:
+            # the calls on each node stay unknown (busy): no node is stopped on this read
+            self.warn_once("pexip.node_calls_unknown", error=str(err))
             return workers
         if calls.unknown:
             return workers

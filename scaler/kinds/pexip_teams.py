@@ -170,7 +170,9 @@ class PexipTeamsActuator:
 
         try:
             lic = self._pexip.licensing()
-        except AdapterError:
+        except AdapterError as err:
+            # unknown licences cap nothing: the pool is sized by its load alone
+            self._pexip.warn_once("pexip.licensing_unknown", error=str(err))
             return None
         return None if lic.teams_total is None else float(lic.teams_total)
 
