@@ -645,6 +645,120 @@ class VmSetConfig(_Strict):
         return key.strip(), value.strip()
 
 
+_VM_SIZE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{1,63}$")
+_PRICE = Field(default=None, ge=0.0, le=100000.0)
+
+
+class SkuPriceConfig(_Strict):
+    """``[cost.sku."<VM size>"]``: what one VM of this size costs an hour, in ``currency``.
+
+    Azure prices a Windows VM above the same size running Linux (the Windows Server licence is
+    included: https://azure.microsoft.com/pricing/details/virtual-machines/windows/ and
+    .../linux/); a Teams Connector runs Windows, Conferencing Nodes do not."""
+
+    per_hour: float | None = _PRICE
+    """Whatever the OS (e.g. a negotiated or reserved price)."""
+    windows_per_hour: float | None = _PRICE
+    linux_per_hour: float | None = _PRICE
+
+    @field_validator("per_hour", "windows_per_hour", "linux_per_hour", mode="before")
+    @classmethod
+    def _no_bool(cls, v: Any) -> Any:
+        # inside a table of tables, so the document walk for booleans does not reach it
+        if isinstance(v, bool):
+            raise ValueError("must be a number, not a boolean")
+        return v
+
+    @model_validator(mode="after")
+    def _some_price(self) -> SkuPriceConfig:
+        if self.per_hour is None and self.windows_per_hour is None and self.linux_per_hour is None:
+            raise ValueError("needs per_hour, windows_per_hour or linux_per_hour")
+        return self
+
+    def price(self, os_name: str | None) -> float | None:
+        """Per hour for ``os_name`` (``windows``/``linux``; None: not said), None when the
+        table cannot tell."""
+        by_os = {"windows": self.windows_per_hour, "linux": self.linux_per_hour}
+        if os_name is not None and by_os[os_name] is not None:
+            return by_os[os_name]
+        if self.per_hour is not None:
+            return self.per_hour
+        if os_name is None:
+            prices = {v for v in by_os.values() if v is not None}
+            return prices.pop() if len(prices) == 1 else None
+        return None
+
+
+class CostConfig(_Strict):
+    """``[cost]``: prices, so backtests, ``/status`` and reports show money beside vCPU-hours.
+
+    A pool's hourly price per instance is its ``vm_size``'s ``[cost.sku]`` price for its ``os``,
+    else ``vcpus_per_instance × per_vcpu_hour``. Prices are the operator's (list, negotiated or
+    reserved); nothing is fetched."""
+
+    currency: str = "USD"
+    """ISO 4217 code, only shown (``EUR``, ``USD``…)."""
+    per_vcpu_hour: float | None = _PRICE
+    """Price of one vCPU for one hour: pools without a priced ``vm_size``."""
+    sku: dict[str, SkuPriceConfig] = {}
+    """VM size (``Standard_F4s_v2``, any case) → its hourly prices."""
+
+    @field_validator("currency", mode="before")
+    @classmethod
+    def _iso_4217(cls, v: Any) -> Any:
+        if not (isinstance(v, str) and re.fullmatch(r"[A-Z]{3}", v)):
+            raise ValueError("must be a three-letter ISO 4217 code such as 'EUR'")
+        return v
+
+    @field_validator("sku")
+    @classmethod
+    def _sizes(cls, v: dict[str, SkuPriceConfig]) -> dict[str, SkuPriceConfig]:
+        seen: set[str] = set()
+        for name in v:
+            if not _VM_SIZE.match(name):
+                raise ValueError(f"{name!r} is not a VM size name (e.g. 'Standard_F4s_v2')")
+            if name.lower() in seen:
+                raise ValueError(f"{name!r} is listed twice (VM size names ignore case)")
+            seen.add(name.lower())
+        return v
+
+    def sku_price(self, vm_size: str) -> SkuPriceConfig | None:
+        return next((p for k, p in self.sku.items() if k.lower() == vm_size.lower()), None)
+
+    def per_instance_hour(self, pool: PoolConfig) -> float | None:
+        """What one instance of ``pool`` costs an hour (None: no price applies)."""
+        entry = self.sku_price(pool.vm_size) if pool.vm_size else None
+        price = entry.price(pool.os) if entry is not None else None
+        if price is not None:
+            return price
+        if self.per_vcpu_hour is not None:
+            return self.per_vcpu_hour * pool.vcpus_per_instance
+        return None
+
+
+def cost_problems(i: int, pool: PoolConfig, cost: CostConfig | None) -> list[str]:
+    """With ``[cost]``, every pool must have a price; without it, nothing is checked."""
+    if cost is None or cost.per_instance_hour(pool) is not None:
+        return []
+    at = f"pools[{i}]"
+    entry = cost.sku_price(pool.vm_size) if pool.vm_size else None
+    if entry is not None:
+        return [
+            f"{at}.os: cost.sku.{pool.vm_size} prices windows and linux apart and has no "
+            f"per_hour, so the pool must say which ('windows' or 'linux'), or set "
+            f"cost.per_vcpu_hour, got {_show(pool.os or '')}"
+        ]
+    if pool.vm_size:
+        return [
+            f"{at}.vm_size: no cost.sku entry prices it and cost.per_vcpu_hour is not set, "
+            f"got {pool.vm_size!r}"
+        ]
+    return [
+        f"cost.per_vcpu_hour: required to price pools[{i}] ({pool.name!r}), which names no "
+        f"vm_size, got None"
+    ]
+
+
 class PoolConfig(_Strict):
     """``[[pools]]``: one pool the daemon sizes (see ``kind``)."""
 
@@ -679,6 +793,11 @@ class PoolConfig(_Strict):
     teams_proxy: str = ""
     """``pexip-teams``: the Teams Connector's name or id in Pexip's configuration."""
     vm_set: VmSetConfig = VmSetConfig()
+    vm_size: str = ""
+    """The instances' VM size (``Standard_F4s_v2``), for pricing with ``[cost.sku]``; empty:
+    priced by ``vcpus_per_instance × [cost] per_vcpu_hour``."""
+    os: Literal["windows", "linux"] | None = None
+    """The instances' OS, for a ``[cost.sku]`` entry that prices Windows and Linux apart."""
 
     _quota_subscription: str = PrivateAttr(default="")
     """The pool's subscription when it is not the config's default one (set by ``Config``)."""
@@ -688,6 +807,13 @@ class PoolConfig(_Strict):
     def _name(cls, v: str) -> str:
         if not _NAME.match(v):
             raise ValueError("must be 1-63 letters, digits, '-', '_' or '.'")
+        return v
+
+    @field_validator("vm_size")
+    @classmethod
+    def _vm_size(cls, v: str) -> str:
+        if v and not _VM_SIZE.match(v):
+            raise ValueError("must be a VM size name such as 'Standard_F4s_v2'")
         return v
 
     @field_validator("quota_family")
@@ -779,6 +905,8 @@ class Config(_Strict):
     pexip: PexipConfig = PexipConfig()
     http: HttpConfig = HttpConfig()
     ha: HaConfig = HaConfig()
+    cost: CostConfig | None = None
+    """``[cost]``: prices; without it, cost is shown in vCPU-hours only."""
     pools: Annotated[list[PoolConfig], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -811,6 +939,7 @@ class Config(_Strict):
                 problems.append(f"pools[{i}].location: required when azure.location is empty")
             problems.extend(_kind_problems(i, pool, self))
             problems.extend(metric_problems(i, pool, self))
+            problems.extend(cost_problems(i, pool, self.cost))
             # A pool's scale set names its own subscription; azure.subscription_id is the
             # default (vm-set pools name none). Quota is per subscription and region.
             other = pool.subscription_id.lower() != (self.subscription_id or "").lower()
