@@ -13,6 +13,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, TextIO
 
+from scaler.backtest.cost import Pricing, add_cost_json, cost_text
 from scaler.backtest.engine import ScaleIn
 from scaler.backtest.results import BacktestResult, summary_text
 from scaler.backtest.runner import BacktestError, Options, run_backtest
@@ -88,21 +89,29 @@ def run_command(
         except BacktestError as exc:
             return fail(EXIT_USAGE, [f"{name}: {p}" for p in exc.problems], "error")
 
+    pricings = [Pricing.of(config) for _, config in configs]
     if as_json:
+        docs = [
+            r.to_json() if pricing is None else add_cost_json(r.to_json(), r, pricing)
+            for r, pricing in zip(results, pricings, strict=True)
+        ]
         doc: dict[str, Any]
         if len(results) == 1:
-            doc = results[0].to_json()
+            doc = docs[0]
         else:
-            doc = {r.config: r.to_json() for r in results}
+            doc = {r.config: d for r, d in zip(results, docs, strict=True)}
         print(json.dumps(doc, indent=2), file=out)
     else:
         print(summary_text(results), file=out)
+        money = cost_text(results, pricings)
+        if money:
+            print(f"\n{money}", file=out)
 
     if report_dir is not None:
         from scaler.backtest.report import ReportError, write_report
 
         try:
-            written = write_report(results, report_dir)
+            written = write_report(results, report_dir, pricings=pricings)
         except ReportError as exc:
             return fail(EXIT_FAILURE, [str(exc)], "error")
         print(f"report: {', '.join(str(p) for p in written)}", file=err)

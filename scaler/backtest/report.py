@@ -3,8 +3,12 @@
 Per config, one PNG (``<config>.png``) with a row per pool: on the left the whole scored window
 (demand, ready capacity and requested capacity in calls, the oracle's capacity dotted,
 shortfalls in red), on the right the day with the most unserved call-minutes (or the busiest
-day). ``index.html`` embeds every PNG as base64 next to the summary table, so it can be mailed
-or attached to a change request as one file.
+day). ``<config>-instances.png`` counts instances per pool over the scored window: requested,
+ready, and the clairvoyant's requested (the call-safe floor). With several configs
+(``--compare``), ``compare.png`` sets them side by side per pool: cost (money with ``[cost]``,
+else vCPU-hours) and unserved call-minutes. ``index.html`` embeds every PNG as base64 next to the
+summary table (and the cost table with ``[cost]``), so it can be mailed or attached to a change
+request as one file.
 
 matplotlib is optional (``pip install 'cvi-autoscaler[report]'``) and drawn with the Agg
 backend: no display needed.
@@ -21,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from scaler.backtest.cost import Pricing, baseline_cost_rows, cost_rows, cost_text
 from scaler.backtest.results import (
     BacktestResult,
     Metrics,
@@ -36,6 +41,8 @@ READY = "#2e8b57"
 REQUESTED = "#e0a030"
 ORACLE = "#7f7f7f"
 SHORT = "#d62728"
+CLAIRVOYANT = "#8e44ad"
+PALETTE = ("#1f4e79", "#e0a030", "#2e8b57", "#8e44ad", "#d62728", "#17becf", "#7f7f7f")
 
 
 class ReportError(RuntimeError):
@@ -76,7 +83,146 @@ def _worst_day(result: BacktestResult, name: str) -> tuple[int, int]:
     return best, min(n, best + per_day)
 
 
-def draw(result: BacktestResult, path: Path) -> Path:
+def _date_axis(ax: Any, days: float, mdates: Any) -> None:
+    if days > 10:
+        ax.xaxis.set_major_locator(mdates.DayLocator(interval=7, tz=UTC))
+        ax.xaxis.set_minor_locator(mdates.DayLocator(tz=UTC))
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%a %d %b", tz=UTC))
+    else:
+        locator = mdates.AutoDateLocator(tz=UTC)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
+
+
+def draw_instances(result: BacktestResult, path: Path, pricing: Pricing | None = None) -> Path:
+    """Instances over time, one row per pool: requested (billed), ready (serving) and the
+    clairvoyant's requested instances, the call-safe floor the policy is measured against."""
+    plt = _pyplot()
+    mdates: Any = importlib.import_module("matplotlib.dates")
+
+    names = list(result.pools)
+    times = result.times()
+    days = len(times) * result.step_seconds / 86400.0
+    fig, axes = plt.subplots(
+        len(names), 1, figsize=(16, 3.0 * len(names) + 0.9), squeeze=False, sharex=True
+    )
+    fig.suptitle(
+        f"{result.config or 'backtest'}: instances requested, ready and the clairvoyant floor",
+        fontsize=13,
+        fontweight="bold",
+    )
+    for row, name in enumerate(names):
+        pool = result.pools[name]
+        s = pool.run.series
+        ax = axes[row][0]
+        seer = list(pool.clairvoyant_sizes)
+        if len(seer) == len(times):
+            ax.step(
+                times, seer, where="post", color=CLAIRVOYANT, lw=0.9, ls="--", label="clairvoyant"
+            )
+        ax.step(times, list(s.requested), where="post", color=REQUESTED, lw=1.0, label="requested")
+        ax.step(times, list(s.ready), where="post", color=READY, lw=1.1, label="ready")
+        m = pool.metrics
+        money = ""
+        if pricing is not None:
+            money = f", {pricing.text(pricing.pool_cost(name, m))}"
+        ax.set_title(
+            f"{name}: {m.instance_hours:,.0f} instance-h, {m.vcpu_hours:,.0f} vCPU-h{money}, "
+            f"{m.min_instances}-{m.max_instances} instances requested",
+            fontsize=11,
+            loc="left",
+        )
+        ax.set_ylabel("instances")
+        ax.set_ylim(bottom=0)
+        ax.grid(True, alpha=0.3)
+        ax.margins(x=0)
+        _date_axis(ax, days, mdates)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(
+        handles,
+        labels,
+        loc="upper center",
+        ncols=3,
+        fontsize=10,
+        frameon=False,
+        bbox_to_anchor=(0.5, 1.0 - 0.45 / fig.get_figheight()),
+    )
+    fig.tight_layout(rect=(0, 0, 1, 1.0 - 0.75 / fig.get_figheight()))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def draw_compare(
+    results: Sequence[BacktestResult], pricings: Sequence[Pricing | None], path: Path
+) -> Path:
+    """The configs side by side, per pool and in total: cost (money when every config has
+    ``[cost]`` in one currency, else vCPU-hours) and unserved call-minutes."""
+    plt = _pyplot()
+    currencies = {p.currency for p in pricings if p is not None}
+    in_money = all(p is not None for p in pricings) and len(currencies) == 1
+    names: list[str] = []
+    for r in results:
+        names += [n for n in r.pools if n not in names]
+    groups = [*names, "total"]
+
+    def cost(r: BacktestResult, pricing: Pricing | None, name: str) -> float:
+        if name == "total":
+            if in_money and pricing is not None:
+                return pricing.total_cost({n: p.metrics for n, p in r.pools.items()}) or 0.0
+            return r.total.vcpu_hours
+        pool = r.pools.get(name)
+        if pool is None:
+            return 0.0
+        if in_money and pricing is not None:
+            return pricing.pool_cost(name, pool.metrics)
+        return pool.metrics.vcpu_hours
+
+    def unserved(r: BacktestResult, name: str) -> float:
+        if name == "total":
+            return r.total.unserved_call_minutes
+        pool = r.pools.get(name)
+        return pool.metrics.unserved_call_minutes if pool is not None else 0.0
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(max(10, 2.2 * len(groups) + 6), 5.2))
+    width = 0.8 / len(results)
+    for k, (r, pricing) in enumerate(zip(results, pricings, strict=True)):
+        xs = [g + (k - (len(results) - 1) / 2) * width for g in range(len(groups))]
+        label = _slug(r.config)
+        colour = PALETTE[k % len(PALETTE)]
+        left.bar(xs, [cost(r, pricing, g) for g in groups], width, label=label, color=colour)
+        right.bar(xs, [unserved(r, g) for g in groups], width, label=label, color=colour)
+    first = results[0]
+    seer = first.clairvoyant
+    if seer is not None:
+        first_pricing = pricings[0]
+        if in_money and first_pricing is not None:
+            floor = first_pricing.total_cost({n: p.clairvoyant for n, p in first.pools.items()})
+        else:
+            floor = seer.vcpu_hours
+        if floor is not None:
+            g = len(groups) - 1
+            left.hlines(
+                floor, g - 0.45, g + 0.45, colors=CLAIRVOYANT, linestyles="--", label="clairvoyant"
+            )
+    unit = next(iter(currencies)) if in_money else "vCPU-hours"
+    left.set_title(f"cost ({unit})", fontsize=12, loc="left")
+    right.set_title("unserved call-minutes", fontsize=12, loc="left")
+    for ax in (left, right):
+        ax.set_xticks(range(len(groups)), groups)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+    left.legend(fontsize=9, frameon=False)
+    fig.suptitle("configs compared", fontsize=13, fontweight="bold")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def draw(result: BacktestResult, path: Path, pricing: Pricing | None = None) -> Path:
     """Draw one config's chart to ``path`` (PNG)."""
     plt = _pyplot()
     mdates: Any = importlib.import_module("matplotlib.dates")  # untyped helpers
@@ -94,8 +240,13 @@ def draw(result: BacktestResult, path: Path) -> Path:
     )
     title = result.config or "backtest"
     total = result.total
+    money = ""
+    if pricing is not None:
+        money = (
+            f"{pricing.text(pricing.total_cost({n: p.metrics for n, p in result.pools.items()}))}, "
+        )
     fig.suptitle(
-        f"{title}: {total.vcpu_hours:,.0f} vCPU-h "
+        f"{title}: {money}{total.vcpu_hours:,.0f} vCPU-h "
         f"({ratio_text(total, result.clairvoyant)}× clairvoyant, "
         f"{ratio_text(total, result.oracle)}× oracle), "
         f"{total.unserved_call_minutes:,.0f} unserved call-minutes, "
@@ -159,14 +310,7 @@ def draw(result: BacktestResult, path: Path) -> Path:
                     loc="left",
                 )
                 ax.set_ylabel("calls")
-                if days > 10:
-                    ax.xaxis.set_major_locator(mdates.DayLocator(interval=7, tz=UTC))
-                    ax.xaxis.set_minor_locator(mdates.DayLocator(tz=UTC))
-                    ax.xaxis.set_major_formatter(mdates.DateFormatter("%a %d %b", tz=UTC))
-                else:
-                    locator = mdates.AutoDateLocator(tz=UTC)
-                    ax.xaxis.set_major_locator(locator)
-                    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
+                _date_axis(ax, days, mdates)
             else:
                 day = t[0].strftime("%a %d %b %Y") if t else ""
                 worst = sum(unserved) / 60.0 * result.step_seconds
@@ -253,23 +397,63 @@ def html_table(results: Sequence[BacktestResult]) -> str:
     return "<table>\n" + "\n".join(rows) + "\n</table>"
 
 
-def write_report(results: Sequence[BacktestResult], directory: Path) -> list[Path]:
-    """Write one PNG per config and ``index.html``; returns the paths written."""
+def html_cost_table(results: Sequence[BacktestResult], pricings: Sequence[Pricing | None]) -> str:
+    """The cost table (money per pool, total and baselines); "" without ``[cost]``."""
+    priced = [(r, p) for r, p in zip(results, pricings, strict=True) if p is not None]
+    if not priced:
+        return ""
+    many = len(results) > 1
+    rows = ["<tr><th></th><th>cost</th><th>per 30 days</th></tr>"]
+    for r, pricing in priced:
+        for row in cost_rows(r, pricing, label=r.config if many else ""):
+            cls = ' class="total"' if row.label.endswith("total") else ""
+            rows.append(
+                f"<tr{cls}><td>{html.escape(row.label)}</td>"
+                f"<td>{html.escape(pricing.text(row.cost))}</td>"
+                f"<td>{html.escape(pricing.text(row.per_month))}</td></tr>"
+            )
+    for row in baseline_cost_rows(*priced[0]):
+        rows.append(
+            f'<tr class="base"><td>{html.escape(row.label)}</td>'
+            f"<td>{html.escape(row.pricing.text(row.cost))}</td>"
+            f"<td>{html.escape(row.pricing.text(row.per_month))}</td></tr>"
+        )
+    return "<h2>Cost</h2>\n<table>\n" + "\n".join(rows) + "\n</table>"
+
+
+def write_report(
+    results: Sequence[BacktestResult],
+    directory: Path,
+    *,
+    pricings: Sequence[Pricing | None] | None = None,
+) -> list[Path]:
+    """Write per config its chart and its instance-count chart, ``compare.png`` for several
+    configs, and ``index.html``; returns the paths written."""
+    prices: list[Pricing | None] = list(pricings) if pricings else [None] * len(results)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ReportError(f"--report: cannot create {directory}: {exc.strerror}") from exc
     written: list[Path] = []
-    images: list[tuple[BacktestResult, Path]] = []
-    used: set[str] = set()
-    for r in results:
+    images: list[tuple[str, str, Path]] = []
+    used: set[str] = {"compare"}
+    for r, pricing in zip(results, prices, strict=True):
         slug = _slug(r.config)
-        while slug in used:
+        while slug in used or slug.endswith("-instances"):
             slug += "-2"
         used.add(slug)
-        png = draw(r, directory / f"{slug}.png")
-        written.append(png)
-        images.append((r, png))
+        name = html.escape(r.config or "backtest")
+        png = draw(r, directory / f"{slug}.png", pricing)
+        counts = draw_instances(r, directory / f"{slug}-instances.png", pricing)
+        written += [png, counts]
+        images.append((name, f"demand, ready and requested capacity of {name}", png))
+        images.append(
+            (f"{name}: instances", f"instances requested, ready and clairvoyant of {name}", counts)
+        )
+    if len(results) > 1:
+        side = draw_compare(results, prices, directory / "compare.png")
+        written.append(side)
+        images.insert(0, ("configs compared", "cost and unserved call-minutes per config", side))
     first = results[0]
     parts = [
         "<!doctype html>",
@@ -282,6 +466,7 @@ def write_report(results: Sequence[BacktestResult], directory: Path) -> list[Pat
         f"after {first.warmup_days:g} warm-up days. Generated "
         f"{format_timestamp(datetime.now(UTC).replace(microsecond=0))}.</p>",
         html_table(results),
+        html_cost_table(results, prices),
         "<p>Cost is billed from the request of an instance; unserved call-minutes are demand "
         "above ready capacity; dropped calls were on instances removed busy. The clairvoyant has "
         "perfect foresight under each pool's own min, boot time and scale-in mode (the "
@@ -289,15 +474,14 @@ def write_report(results: Sequence[BacktestResult], directory: Path) -> list[Pat
         "under the same boot time but may pack calls and release capacity at once (the "
         "capacity floor); static_peak holds the peak need all the time.</p>",
     ]
-    for r, png in images:
+    for heading, alt, png in images:
         data = base64.b64encode(png.read_bytes()).decode("ascii")
-        parts.append(f"<h2>{html.escape(r.config or 'backtest')}</h2>")
-        parts.append(
-            f'<img alt="demand, ready and requested capacity of {html.escape(r.config)}" '
-            f'src="data:image/png;base64,{data}">'
-        )
+        parts.append(f"<h2>{heading}</h2>")
+        parts.append(f'<img alt="{alt}" src="data:image/png;base64,{data}">')
     parts.append("<h2>Summary as text</h2>")
-    parts.append(f"<pre>{html.escape(summary_text(results))}</pre>")
+    text = summary_text(results)
+    money = cost_text(list(results), prices)
+    parts.append(f"<pre>{html.escape(text + (chr(10) * 2 + money if money else ''))}</pre>")
     parts.append("</body></html>")
     page = directory / "index.html"
     page.write_text("\n".join(parts), encoding="utf-8")
