@@ -143,6 +143,10 @@ class _Fault:
     raw: bytes | None = None
     content_type: str | None = None
     delay: float = 0.0
+    content: re.Pattern[str] | None = None
+    """When set, the fault also needs this regex to be found in the request's query string
+    (``key=value`` pairs, decoded) or its JSON body: e.g. one batch of several concurrent
+    ``metrics:getBatch`` calls, by metric name or resource id."""
 
 
 @dataclass
@@ -811,10 +815,12 @@ class FakeAzure:
         message: str = "injected",
         headers: dict[str, str] | None = None,
         times: int = 1,
+        content_regex: str | None = None,
     ) -> None:
         """Answer the next ``times`` requests matching method (``"*"`` = any) and path regex.
 
-        The regex is searched case-insensitively in the percent-decoded path (no query).
+        The regex is searched case-insensitively in the percent-decoded path (no query);
+        ``content_regex``, when given, must also be found in the query or the JSON body.
         """
         with self._lock:
             self._faults.append(
@@ -826,6 +832,7 @@ class FakeAzure:
                     message=message,
                     headers=dict(headers or {}),
                     remaining=times,
+                    content=_content_pattern(content_regex),
                 )
             )
 
@@ -841,8 +848,11 @@ class FakeAzure:
         headers: dict[str, str] | None = None,
         delay: float = 0.0,
         times: int = 1,
+        content_regex: str | None = None,
     ) -> None:
         """Answer the next ``times`` matching requests with a fault that is not an ARM error.
+
+        Requests match as in :meth:`inject_fault` (``content_regex`` included).
 
         ``kind`` is one of ``TRANSPORT_FAULTS``:
 
@@ -875,6 +885,7 @@ class FakeAzure:
                     raw=body,
                     content_type=content_type,
                     delay=delay,
+                    content=_content_pattern(content_regex),
                 )
             )
 
@@ -948,6 +959,8 @@ class FakeAzure:
             if fault.method not in ("*", request.method):
                 continue
             if fault.pattern.search(request.path) is None:
+                continue
+            if fault.content is not None and fault.content.search(_content_text(request)) is None:
                 continue
             fault.remaining -= 1
             if fault.remaining <= 0:
@@ -1704,6 +1717,17 @@ class _Handler(QuietHandler):
 
 
 # ====================================================================== helpers
+
+
+def _content_pattern(regex: str | None) -> re.Pattern[str] | None:
+    return None if regex is None else re.compile(regex, re.IGNORECASE)
+
+
+def _content_text(request: _Request) -> str:
+    """What ``content_regex`` is searched in: the decoded query, then the JSON body."""
+    query = "&".join(f"{k}={v}" for k, v in request.query.items())
+    body = json.dumps(request.body) if request.body is not None else ""
+    return f"{query}\n{body}"
 
 
 def _in_sub(resource: _ScaleSet | _VirtualMachine, subscription: str) -> bool:

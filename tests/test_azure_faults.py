@@ -366,9 +366,17 @@ def test_an_html_error_page_on_metrics_holds_only_the_pools_it_answered_for(
             published_elsewhere=False,
         ),
     )
-    # The first batch (pool a's metric) meets the gateway's error page; pool b's batch does not.
+    # Pool a's batch (metric ActiveCalls) meets the gateway's error page; pool b's batch
+    # (Percentage CPU) does not. The batches go out concurrently, so the fault picks its batch
+    # by the query's metric name, not by arrival order.
     fake.inject_transport_fault(
-        "POST", r"metrics:getBatch", "raw", status=502, body=HTML, content_type="text/html"
+        "POST",
+        r"metrics:getBatch",
+        "raw",
+        status=502,
+        body=HTML,
+        content_type="text/html",
+        content_regex=r"metricnames=ActiveCalls(&|$)",
     )
     metrics = AzureMonitorMetrics(cfg, make_credential(cfg.azure))
     try:
