@@ -51,8 +51,9 @@ from scaler.core.types import Reason
 from scaler.logs import get_logger
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
+    from scaler.config import PoolConfig
     from scaler.daemon import Daemon, PoolOutcome
 
 # A ``*_created`` series per counter and histogram doubles the series count and no dashboard
@@ -288,8 +289,11 @@ def status(daemon: Daemon) -> dict[str, Any]:
             {"target": op.target, "started": _iso(op.started)} if op else None
         )
         entry["min"], entry["max"] = pool.min, pool.max
+        cost = daemon.config.cost
+        if cost is not None:
+            entry["cost"] = _pool_cost(cost.currency, cost.per_instance_hour(pool), pool, entry)
         pools.append(entry)
-    return {
+    body: dict[str, Any] = {
         "role": daemon.role,
         "identity": daemon.identity,
         "dry_run": daemon.dry_run,
@@ -297,6 +301,46 @@ def status(daemon: Daemon) -> dict[str, Any]:
         "last_tick_at": _iso(daemon.last_tick_at),
         "interval_seconds": daemon.config.daemon.interval_seconds,
         "pools": pools,
+    }
+    if daemon.config.cost is not None:
+        body["cost"] = _total_cost(daemon.config.cost.currency, [p["cost"] for p in pools])
+    return body
+
+
+def _pool_cost(
+    currency: str, price: float | None, pool: PoolConfig, entry: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``[cost]`` applied to the pool's last decision: what its current and desired sizes
+    cost an hour (None where the size is not known)."""
+
+    def per_hour(n: Any) -> float | None:
+        if price is None or not isinstance(n, int):
+            return None
+        return round(n * price, 4)
+
+    current = entry.get("current")
+    return {
+        "currency": currency,
+        "per_instance_hour": price,
+        "current_vcpus": current * pool.vcpus_per_instance if isinstance(current, int) else None,
+        "current_per_hour": per_hour(current),
+        "desired_per_hour": per_hour(entry.get("desired")),
+    }
+
+
+def _total_cost(currency: str, parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """All pools together; None while any pool's figure is unknown (never a partial sum)."""
+
+    def total(key: str) -> float | int | None:
+        values: list[float | int | None] = [p[key] for p in parts]
+        known = [v for v in values if v is not None]
+        return round(sum(known), 4) if len(known) == len(values) else None
+
+    return {
+        "currency": currency,
+        "current_vcpus": total("current_vcpus"),
+        "current_per_hour": total("current_per_hour"),
+        "desired_per_hour": total("desired_per_hour"),
     }
 
 
