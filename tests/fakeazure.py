@@ -1264,8 +1264,28 @@ class FakeAzure:
     # ------------------------------------------------------------ VM endpoints
 
     def _list_all_vms(self, request: _Request, match: re.Match[str]) -> _Response:
-        """GET /subscriptions/{sub}/providers/Microsoft.Compute/virtualMachines."""
-        return _Response(200, {"value": [_vm_json(vm) for vm in self._vms.values()]})
+        """GET /subscriptions/{sub}/providers/Microsoft.Compute/virtualMachines.
+
+        ``statusOnly=true`` "enables fetching run time status of all Virtual Machines in the
+        subscription" (https://learn.microsoft.com/rest/api/compute/virtual-machines/list-all):
+        each item then carries ``properties.instanceView`` (as ``VirtualMachine_Get_InstanceView``
+        shows it) and not the VM's model (no tags, profiles or ``timeCreated``), so callers join
+        it with a plain list by id.
+        """
+        vms = [vm for vm in self._vms.values() if _in_sub(vm, match["sub"])]
+        if (request.param("statusOnly") or "").lower() == "true":
+            items = [
+                {
+                    "name": vm.name,
+                    "id": vm.resource_id,
+                    "type": "Microsoft.Compute/virtualMachines",
+                    "location": vm.location,
+                    "properties": {"instanceView": _instance_view_json(vm)},
+                }
+                for vm in vms
+            ]
+            return _Response(200, {"value": items})
+        return _Response(200, {"value": [_vm_json(vm) for vm in vms]})
 
     def _list_vms(self, request: _Request, match: re.Match[str]) -> _Response:
         """GET .../resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines."""

@@ -71,9 +71,10 @@ def pool(rid: str, name: str, location: str = "westeurope") -> dict[str, Any]:
     }
 
 
-def config(fake: FakeAzure, pools: list[dict[str, Any]]) -> Config:
+def config(fake: FakeAzure, pools: list[dict[str, Any]], **sections: Any) -> Config:
     return parse_config(
         {
+            **sections,
             "azure": {
                 "subscription_id": fake.subscription_id,
                 "location": "westeurope",
@@ -265,3 +266,141 @@ def test_two_subscriptions_read_their_own_scale_sets_quota_and_metrics(fake: Fak
     finally:
         compute.close()
         metrics.close()
+
+
+# ----------------------------------------------------------------- vm-set: power states in bulk
+
+VM_POWER = {
+    "node-a": "running",
+    "node-b": "deallocated",
+    "node-c": "starting",
+    "node-d": "deallocating",
+    "node-e": "stopped",
+}
+
+
+def vm_set_config(fake: FakeAzure) -> Config:
+    table = {
+        "name": "burst",
+        "kind": "vm-set",
+        "vm_set": {"resource_group": "nodes", "tag": "pexip-role=burst"},
+        "vcpus_per_instance": 8,
+        "quota_family": "standardFSv2Family",
+        "min": 0,
+        "max": 5,
+        "metric": {
+            "namespace": "Pexip/CVI",
+            "name": "ActiveCalls",
+            "window_minutes": 5,
+            "lag_minutes": 2,
+            "published_elsewhere": True,
+        },
+        "policies": [{"type": "target-tracking", "target_utilization": 0.8}],
+    }
+    # a vm-set pool needs a Management Node; these tests never call it
+    return config(fake, [table], pexip={"url": "https://127.0.0.1:9"})
+
+
+def vm_fleet(fake: FakeAzure) -> None:
+    for name, power in VM_POWER.items():
+        fake.add_vm("nodes", name, power_state=power, tags={"pexip-role": "burst"})
+    fake.add_vm("nodes", "conf-1", power_state="running", tags={"pexip-role": "transcoding"})
+    fake.add_vm("elsewhere", "node-z", power_state="running", tags={"pexip-role": "burst"})
+
+
+def test_the_status_list_gives_what_an_instance_view_per_vm_gives(fake: FakeAzure) -> None:
+    """Contract: the two-list read of a vm-set (``list(rg)`` joined with the subscription's
+    ``statusOnly`` list) gives exactly the ``VmInfo`` of the per-VM instanceView read, for
+    every power state, with two requests instead of one per VM."""
+    from scaler.adapters.azure_instances import AzureVmSet
+
+    vm_fleet(fake)
+    cfg = vm_set_config(fake)
+    compute = compute_for(cfg)
+    vms = AzureVmSet(compute)
+    try:
+        fake.clear_requests()
+        each = vms.list_each(cfg.pools[0])
+        per_vm = len(fake.requests)
+        fake.clear_requests()
+        bulk = vms.list(cfg.pools[0])
+        requests = [(r.path, r.query) for r in fake.requests]
+    finally:
+        compute.close()
+    assert bulk == each
+    assert {v.name: v.power_state for v in bulk} == VM_POWER
+    assert per_vm == 1 + len(VM_POWER)
+    assert len(requests) == 2
+    assert any(q.get("statusOnly") == "true" for _, q in requests)
+
+
+def test_a_refused_status_list_falls_back_to_each_vm_and_is_not_asked_again_at_once(
+    fake: FakeAzure,
+) -> None:
+    """A role scoped to the resource group may not list the subscription's VMs (403): power
+    states come from each VM's instanceView, the same answer, and the next read does not ask
+    for the status list again before ``STATUS_LIST_REFUSED_RETRY_SECONDS``."""
+    from scaler.adapters.azure_instances import AzureVmSet
+
+    vm_fleet(fake)
+    cfg = vm_set_config(fake)
+    compute = compute_for(cfg)
+    vms = AzureVmSet(compute)
+    fake.inject_fault(
+        "GET",
+        r"^/subscriptions/[^/]+/providers/Microsoft.Compute/virtualMachines/?$",
+        status=403,
+        code="AuthorizationFailed",
+        message="no read at subscription scope",
+        content_regex=r"statusOnly=true",
+    )
+    try:
+        expected = vms.list_each(cfg.pools[0])
+        first = vms.list(cfg.pools[0])
+        fake.clear_requests()
+        second = vms.list(cfg.pools[0])
+        asked_again = [r for r in fake.requests if r.query.get("statusOnly")]
+    finally:
+        compute.close()
+    assert first == expected == second
+    assert asked_again == []
+
+
+def test_only_a_configured_split_asks_azure_for_series_per_vm(fake: FakeAzure) -> None:
+    """The ``VMName`` split (and its ``top``) is sent only where the pool's filter asks for it;
+    a pool without a filter reads the unsplit total in one series. Batches of several queries
+    go out concurrently and each pool still gets its own reading."""
+    minute = datetime.now(UTC).replace(second=0, microsecond=0)
+    moments = [minute - timedelta(minutes=7 - i) for i in range(8)]
+    split = fake.add_vmss("cvi", "split", capacity=2)
+    whole = fake.add_vmss("cvi", "whole", capacity=2)
+    for vm in ("split_0", "split_1"):
+        fake.set_metric(
+            split,
+            "Pexip/CVI",
+            "ActiveCalls",
+            [(t, 10.0) for t in moments],
+            dimension=("VMName", vm),
+        )
+    fake.set_metric(whole, "Pexip/CVI", "ActiveCalls", [(t, 12.0) for t in moments])
+    plain = pool(whole, "whole")
+    plain["metric"] = {**plain["metric"], "filter": "", "window_minutes": 4}
+    cfg = config(fake, [pool(split, "split"), plain])
+    metrics = AzureMonitorMetrics(cfg, make_credential(cfg.azure))
+    try:
+        fake.clear_requests()
+        readings = metrics.read(cfg.pools, time.time())
+    finally:
+        metrics.close()
+    queries = {
+        r.body["resourceids"][0].rsplit("/", 1)[-1]: r.query
+        for r in fake.requests
+        if r.path.endswith("metrics:getBatch")
+    }
+    assert (readings["split"].status, readings["split"].calls) == (MetricStatus.OK, 20.0)
+    assert {name for name, _ in readings["split"].by_instance} == {"split_0", "split_1"}
+    assert (readings["whole"].status, readings["whole"].calls) == (MetricStatus.OK, 12.0)
+    assert readings["whole"].by_instance == ()
+    assert queries["split"]["filter"] == "VMName eq '*'"
+    assert queries["split"]["top"] == "1000"
+    assert "filter" not in queries["whole"] and "top" not in queries["whole"]

@@ -8,8 +8,11 @@ Which instance to touch is decided in ``scaler.core.victims``, never here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import builtins
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.compute.models import (
@@ -20,6 +23,7 @@ from azure.mgmt.compute.models import (
 from scaler.adapters.azure import AzureCompute, AzureResize
 from scaler.config import PoolConfig
 from scaler.core.victims import Instance
+from scaler.errors import AdapterError
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,38 +109,90 @@ class AzureScaleSetInstances:
         return AzureResize(poller, "vmss.delete_instances", self._compute.calls)
 
 
-class AzureVmSet:
-    """The stand-alone VMs of a resource group carrying a tag, and their power operations."""
+STATUS_LIST_REFUSED_RETRY_SECONDS = 600.0
+"""After Azure refuses the subscription's status list (403: a role scoped to the resource
+group), power states are read per VM and the list is tried again after this long."""
 
-    def __init__(self, compute: AzureCompute) -> None:
+
+class AzureVmSet:
+    """The stand-alone VMs of a resource group carrying a tag, and their power operations.
+
+    A read costs two list requests whatever the number of VMs: ``virtual_machines.list(rg)``
+    (names, tags, ``timeCreated``) and ``virtual_machines.list_all(status_only="true")``, whose
+    items carry each VM's ``instanceView`` ("statusOnly=true enables fetching run time status of
+    all Virtual Machines in the subscription",
+    https://learn.microsoft.com/rest/api/compute/virtual-machines/list-all), joined by id. The
+    per-VM ``instanceView`` GET (``list_each``) answers for a VM the status list does not
+    cover (created between the two lists, or no power state in its statuses) and for every VM
+    while Azure refuses the status list (403). ``list(rg, expand="instanceView")`` is not used:
+    Azure takes that expand only with a scale set ``$filter``.
+    """
+
+    def __init__(
+        self, compute: AzureCompute, *, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self._compute = compute
+        self._monotonic = monotonic
+        self._refused_until = float("-inf")
 
     @property
     def _client(self) -> ComputeManagementClient:
         return self._compute.client
 
     def list(self, pool: PoolConfig) -> list[VmInfo]:
-        key, value = pool.vm_set.tag_pair
+        listed = self._tagged(pool)
+        if not listed:
+            return []
+        states = self._statuses()
         rg = pool.vm_set.resource_group
-        machines = self._client.virtual_machines
         out = []
+        for vm in listed:
+            state = states.get(str(vm.id or "").lower())
+            if state is None:
+                state = self._instance_view(rg, str(vm.name))
+            out.append(_vm_info(vm, state))
+        return out
+
+    def list_each(self, pool: PoolConfig) -> builtins.list[VmInfo]:
+        """``list`` with one ``instanceView`` GET per VM (no status list)."""
+        rg = pool.vm_set.resource_group
+        return [_vm_info(vm, self._instance_view(rg, str(vm.name))) for vm in self._tagged(pool)]
+
+    def _tagged(self, pool: PoolConfig) -> builtins.list[Any]:
+        key, value = pool.vm_set.tag_pair
         with self._compute.calls.call("vm.list"):
             listed = [
-                vm for vm in machines.list(rg) if vm.name and (vm.tags or {}).get(key) == value
+                vm
+                for vm in self._client.virtual_machines.list(pool.vm_set.resource_group)
+                if vm.name and (vm.tags or {}).get(key) == value
             ]
-        for vm in sorted(listed, key=lambda v: str(v.name)):
-            with self._compute.calls.call("vm.instance_view"):
-                view = machines.instance_view(rg, str(vm.name))
-            power = "unknown"
-            provisioning = "Succeeded"
-            for status in view.statuses or []:
-                code = status.code or ""
-                if code.startswith("PowerState/"):
-                    power = code.split("/", 1)[1].lower()
-                elif code.startswith("ProvisioningState/"):
-                    provisioning = code.split("/", 1)[1]
-            created = vm.time_created.timestamp() if vm.time_created is not None else None
-            out.append(VmInfo(str(vm.name), power, provisioning, created))
+        return sorted(listed, key=lambda v: str(v.name))
+
+    def _instance_view(self, rg: str, name: str) -> tuple[str, str]:
+        with self._compute.calls.call("vm.instance_view"):
+            view = self._client.virtual_machines.instance_view(rg, name)
+        return _states(view.statuses)
+
+    def _statuses(self) -> dict[str, tuple[str, str]]:
+        """(power state, provisioning state) by lower-cased VM id, for the VMs whose status
+        list item names a power state; empty while the list is refused."""
+        if self._refused_until > self._monotonic():
+            return {}
+        out: dict[str, tuple[str, str]] = {}
+        try:
+            with self._compute.calls.call("vm.list_status"):
+                for vm in self._client.virtual_machines.list_all(status_only="true"):
+                    view = vm.instance_view
+                    if not vm.id or view is None:
+                        continue
+                    power, provisioning = _states(view.statuses)
+                    if power != "unknown":
+                        out[str(vm.id).lower()] = (power, provisioning)
+        except AdapterError as err:
+            if err.status == 403:
+                self._refused_until = self._monotonic() + STATUS_LIST_REFUSED_RETRY_SECONDS
+                return {}
+            raise
         return out
 
     def start(self, pool: PoolConfig, name: str) -> AzureResize:
@@ -150,3 +206,22 @@ class AzureVmSet:
                 pool.vm_set.resource_group, name
             )
         return AzureResize(poller, "vm.deallocate", self._compute.calls)
+
+
+def _states(statuses: Any) -> tuple[str, str]:
+    """(power state in lower case or ``unknown``, provisioning state) of an instance view's
+    ``statuses`` (``PowerState/running``, ``ProvisioningState/succeeded``…)."""
+    power = "unknown"
+    provisioning = "Succeeded"
+    for status in statuses or []:
+        code = status.code or ""
+        if code.startswith("PowerState/"):
+            power = code.split("/", 1)[1].lower()
+        elif code.startswith("ProvisioningState/"):
+            provisioning = code.split("/", 1)[1]
+    return power, provisioning
+
+
+def _vm_info(vm: Any, state: tuple[str, str]) -> VmInfo:
+    created = vm.time_created.timestamp() if vm.time_created is not None else None
+    return VmInfo(str(vm.name), state[0], state[1], created)
