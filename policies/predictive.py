@@ -34,7 +34,9 @@ pieces live in :mod:`policies.forecasting`:
    last Sundays; the first working day after it is planned from the normal days before it;
 5. **level**: the ratio of the load seen over the last ``recent_minutes`` to the forecast of
    those minutes, smoothed by one instance of calls and bounded to [``adjust_min``,
-   ``adjust_max``]: a busier-than-usual day lifts the forecast;
+   ``adjust_max``]: a busier-than-usual day lifts the forecast; with ``recent_days`` set, so
+   does the last day(s) against their own forecast (a step in the base load lifts the next days
+   before the weeks behind the forecast show it);
 6. **headroom from measured error** (``headroom = "error-quantile"``, the default): for every
    minute the policy records how far the load went above the peak it had planned for that minute
    one boot time earlier (the lead time of its decisions: boot + metric lag + tick), normalised by
@@ -158,6 +160,8 @@ class PredictiveConfig(BaseModel):
     """Below this many weeks of history at the horizon, act as target tracking."""
     recent_minutes: int = Field(default=30, ge=0, le=720)
     """Window of the level adjustment (0: none)."""
+    recent_days: float = Field(default=0.0, ge=0.0, le=7.0)
+    """Also lift the forecast by the last this many days against their own forecast (0: no)."""
     adjust_min: float = Field(default=1.0, gt=0.0, le=1.0)
     """Lowest level factor; 1 (the default) never lowers the seasonal forecast."""
     adjust_max: float = Field(default=1.5, ge=1.0, le=10.0)
@@ -274,6 +278,8 @@ class Predictive:
         self._pool: PoolLimits | None = None
         self._boot_b = 0
         self._margin_b = 0
+        self._recent_b = 0
+        self._recent_days_b = 0
         self._reset(None, 60.0, 0)
 
     def _reset(self, owner: LoadHistory | None, step: float, base: int) -> None:
@@ -346,6 +352,7 @@ class Predictive:
             boot_b = max(0, math.ceil(boot * 60.0 / step))
             margin_b = max(0, math.ceil(cfg.margin_minutes * 60.0 / step))
             self._recent_b = max(0, math.ceil(cfg.recent_minutes * 60.0 / step))
+            self._recent_days_b = round(cfg.recent_days * DAY_SECONDS / step)
             backfill = math.ceil(cfg.error_days * DAY_SECONDS / step)
             if (
                 h is not self._owner
@@ -640,8 +647,9 @@ class Predictive:
         b = max(self._done, base)
         sea, cand, lev, slots = self._sea, self._cand, self._lev, self._slot
         plans = self._plans_made
-        upto = min(upto, base + len(sea) - self._margin_b, self._abase + len(self._act))
-        boot_b, margin_b = self._boot_b, self._margin_b
+        boot_b = self._boot_b
+        width = max(1, boot_b + self._margin_b)  # the horizon each tick planned for
+        upto = min(upto, base + len(sea) - width + boot_b, self._abase + len(self._act))
         cpi = self._smooth
         ratio = self.config.outlier_ratio
         limit = math.inf if ratio is None else ratio
@@ -669,7 +677,7 @@ class Predictive:
                 if i0 >= 0:
                     planned = plans[i0]
                     if planned == -2.0:  # no tick there: the plan as it would have been
-                        planned = max(sea[i0 : k + margin_b])
+                        planned = max(sea[i0 : i0 + width])
                         if planned >= 0.0:
                             planned *= lev[i0]
                     if planned >= 0.0 and a <= limit * (planned + cpi):
@@ -695,7 +703,7 @@ class Predictive:
     def _level(self, pool: PoolLimits, h: LoadHistory, last: int, recent: int) -> float:
         """Recent actual ÷ recent seasonal, smoothed by one instance of calls and bounded."""
         cfg = self.config
-        if recent <= 0:
+        if recent <= 0 and self._recent_days_b <= 0:
             return 1.0
         step, base, abase = self._step, self._base, self._abase
         act, sea = self._act, self._sea
@@ -732,10 +740,20 @@ class Predictive:
                 actual_sum += v
                 seasonal_sum += s
                 pairs += 1
-        if not pairs:
-            return 1.0
         k1 = pool.calls_per_instance
-        ratio = (actual_sum / pairs + k1) / (seasonal_sum / pairs + k1)
+        ratio = 1.0
+        if pairs:
+            ratio = (actual_sum / pairs + k1) / (seasonal_sum / pairs + k1)
+        days = self._recent_days_b
+        if days > 0 and stop > base:
+            # The last day(s) against their forecast: a step in the base load (a new customer)
+            # lifts today before the weeks behind the forecast show it.
+            j = stop - base
+            i = max(0, j - days)
+            n = pn[j] - pn[i]
+            if n >= days // 2:
+                day_ratio = ((pa[j] - pa[i]) / n + k1) / ((ps[j] - ps[i]) / n + k1)
+                ratio = max(ratio, day_ratio)
         return min(cfg.adjust_max, max(cfg.adjust_min, ratio))
 
     def _peak(self, ctx: PolicyContext) -> tuple[float | None, int, float | None]:
@@ -760,7 +778,8 @@ class Predictive:
         z: float | None = None
         if self.config.headroom == "error-quantile" and base + len(self._sea) >= end:
             slots = self._slot
-            sa, sb = slots[first + self._boot_b - base], slots[end - 1 - base]
+            sa = slots[min(first + self._boot_b, end - 1) - base]
+            sb = slots[end - 1 - base]
             z = self._error_z(sa, first)
             if sb != sa and z is not None:
                 zb = self._error_z(sb, first)

@@ -469,12 +469,27 @@ def test_forecast_method_matches_what_the_policy_plans() -> None:
     minute=st.integers(0, 7 * 1440 - 1),
     quantile=st.sampled_from([0.9, 0.995]),
     hint=st.sampled_from([None, "Europe/London", "America/New_York"]),
+    margin=st.sampled_from([0.0, 3.0, 10.0]),
+    boot=st.sampled_from([None, 0.0, 5.0]),
 )
 def test_property_new_forecaster_never_below_target_tracking(
-    calls: float | None, minute: int, quantile: float, hint: str | None
+    calls: float | None,
+    minute: int,
+    quantile: float,
+    hint: str | None,
+    margin: float,
+    boot: float | None,
 ) -> None:
     now = at("2026-11-02T00:00Z") + 60.0 * minute
-    cfg = PredictiveConfig(error_quantile=quantile, timezone=hint, error_days=3, min_error_days=1)
+    cfg = PredictiveConfig(
+        error_quantile=quantile,
+        timezone=hint,
+        error_days=3,
+        min_error_days=1,
+        margin_minutes=margin,
+        boot_minutes=boot,
+        recent_days=1.0,
+    )
     rec = ask(Predictive(cfg), now, FOUR_WEEKS, calls=calls)
     if calls is None:
         assert rec is not None and rec.desired >= 1
