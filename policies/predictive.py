@@ -380,8 +380,14 @@ class Predictive:
         self._mirror(h, settled)
         # Learn from the past before forecasting what is ahead: the time bases' scores decide
         # which of them the new buckets follow.
-        self._fill(min(end, settled + self._margin_b))
-        self._learn(settled)
+        target = min(end, settled + self._margin_b)
+        b = self._base + len(self._sea)
+        while True:  # in hours while catching up (a fresh instance replays its backfill)
+            b = min(target, b + 60)
+            self._fill(b)
+            self._learn(settled)
+            if b >= target:
+                break
         self._fill(end)
         return first, end, last, recent
 

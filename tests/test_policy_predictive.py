@@ -504,3 +504,32 @@ def test_config_rejects_bad_calendars_and_zones() -> None:
         PredictiveConfig(time_bases=("UTC", "Mars/Base"))
     with pytest.raises(ValueError, match=r"min_error_days \(9.0\) must be <= error_days \(7\)"):
         PredictiveConfig(error_days=7, min_error_days=9)
+
+
+@pytest.mark.parametrize(
+    ("recent_days", "expected", "why"),
+    [
+        (0.0, 8, "the weeks behind the forecast still say 120 calls"),
+        (1.0, 10, "yesterday ran 1.3x its forecast: (30.9 + 15) / (23.75 + 15) lifts 120 to 142"),
+    ],
+)
+def test_recent_days_lift_the_forecast_after_a_step_in_the_base_load(
+    recent_days: float, expected: int, why: str
+) -> None:
+    """A new customer from Monday: everything 1.3x. On Wednesday the weeks behind the forecast
+    do not show it yet; the last day against its own forecast does."""
+    step = at("2026-10-26T00:00Z")
+
+    def load(t: float) -> float:
+        return office_load(t) * (1.3 if t >= step else 1.0)
+
+    now = at(f"{WED}T08:45Z")
+    h = history_of(now - 4 * WEEK_SECONDS, now + 3600, load)
+    policy = new_style(
+        recent_days=recent_days,
+        recent_minutes=0,
+        headroom="utilization",
+        target_utilization=1.0,
+        growth_max=1.0,
+    )
+    assert ask(policy, now, h, calls=13.0).desired == expected, why
