@@ -84,14 +84,6 @@ class CallMetrics:
             registry=registry,
         )
 
-        self.remaining = Gauge(
-            f"{PREFIX}_arm_ratelimit_remaining",
-            "ARM requests left per subscription as the last answer's x-ms-ratelimit-remaining-"
-            "subscription-{reads,writes,global-reads,global-writes} header said.",
-            ["subscription", "header"],
-            registry=registry,
-        )
-
         self.errors = Counter(
             f"{PREFIX}_adapter_errors",
             "Calls to Azure or the Pexip Management Node that failed, by operation and kind "
@@ -100,16 +92,24 @@ class CallMetrics:
             registry=registry,
         )
 
+        self.remaining = Gauge(
+            f"{PREFIX}_arm_ratelimit_remaining",
+            "ARM requests left per subscription as the last answer's x-ms-ratelimit-remaining-"
+            "subscription-{reads,writes,global-reads,global-writes} header said.",
+            ["subscription", "header"],
+            registry=registry,
+        )
+
     def __call__(self, operation: str, outcome: str, seconds: float) -> None:
         self.calls.labels(operation, outcome).inc()
         self.seconds.labels(operation, outcome).observe(seconds)
+        if outcome != "ok":
+            self.errors.labels(operation, outcome).inc()
 
     def ratelimit_remaining(self, subscription: str, header: str, remaining: int) -> None:
         """``azure.BudgetObserver``: one ARM rate-limit header of an answer."""
         short = header.removeprefix("x-ms-ratelimit-remaining-")
         self.remaining.labels(subscription, short).set(remaining)
-        if outcome != "ok":
-            self.errors.labels(operation, outcome).inc()
 
 
 class ScaleActions:
