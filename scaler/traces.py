@@ -18,14 +18,23 @@ import os
 import stat
 from array import array
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
+from typing import overload
 
-__all__ = ["HEADER", "Trace", "TraceError", "format_timestamp", "load_trace", "write_trace"]
+__all__ = [
+    "HEADER",
+    "Column",
+    "Trace",
+    "TraceError",
+    "format_timestamp",
+    "load_trace",
+    "write_trace",
+]
 
 HEADER: tuple[str, str, str] = ("timestamp", "pool", "calls")
 """Required columns of a trace CSV; extra columns are allowed and ignored."""
@@ -37,12 +46,73 @@ class TraceError(ValueError):
     """A trace file is malformed; the message names the file and line."""
 
 
+_NAN = math.nan
+
+
+class Column(Sequence[float | None]):
+    """One pool's calls per step, read as ``float`` or ``None`` (metric unavailable).
+
+    Held as one ``array('d')`` with NaN for ``None`` (``values``): 8 bytes a step, where a
+    tuple of float objects takes about 32, and a buffer that a forked backtest worker reads
+    without touching (no reference counts on its items, so its pages stay shared). It compares
+    equal to any sequence of the same items (``trace.calls[p] == (5, None, 8)``).
+    """
+
+    __slots__ = ("values",)
+
+    values: array[float]
+    """The raw buffer: NaN where the metric was unavailable. Read-only by convention."""
+
+    def __init__(self, values: Iterable[float | None] = ()) -> None:
+        if isinstance(values, array) and values.typecode == "d":
+            self.values = values
+        else:
+            self.values = array("d", (_NAN if v is None else float(v) for v in values))
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @overload
+    def __getitem__(self, index: int) -> float | None: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Column: ...
+
+    def __getitem__(self, index: int | slice) -> float | Column | None:
+        if isinstance(index, slice):
+            return Column(self.values[index])
+        v = self.values[index]
+        return None if v != v else v
+
+    def __iter__(self) -> Iterator[float | None]:
+        for v in self.values:
+            yield None if v != v else v
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Column):
+            other = tuple(other)
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return len(other) == len(self.values) and all(
+            a == b for a, b in zip(self, other, strict=True)
+        )
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        items = list(self[:8])
+        more = ", ..." if len(self.values) > 8 else ""
+        return f"Column({items!r}{more}, length={len(self.values)})"
+
+
 @dataclass(frozen=True)
 class Trace:
     """Per-pool call counts on a regular time grid.
 
     ``calls[pool][i]`` is the number of concurrent calls at ``timestamp(i)``, or None when
-    the metric was unavailable. Every pool's sequence has ``length`` entries.
+    the metric was unavailable. Every pool's sequence has ``length`` entries; ``load_trace``
+    and ``from_rows`` give each pool a compact :class:`Column`.
     """
 
     start: datetime
@@ -61,9 +131,12 @@ class Trace:
     ) -> Trace:
         """A trace of generated load held in memory (``scaler.loadgen.generate``'s rows): every
         timestamp carries one row per pool, in the same pool order, from ``start`` on."""
-        columns: dict[str, list[float | None]] = {}
+        columns: dict[str, array[float]] = {}
         for _, pool, calls in rows:
-            columns.setdefault(pool, []).append(None if calls is None else float(calls))
+            column = columns.get(pool)
+            if column is None:
+                column = columns[pool] = array("d")
+            column.append(_NAN if calls is None else float(calls))
         lengths = {len(c) for c in columns.values()}
         if len(lengths) > 1:
             raise TraceError(f"generated rows: pools have unequal lengths {sorted(lengths)}")
@@ -71,7 +144,7 @@ class Trace:
             start=start,
             step_seconds=step_seconds,
             pools=tuple(columns),
-            calls=MappingProxyType({k: tuple(v) for k, v in columns.items()}),
+            calls=MappingProxyType({k: Column(v) for k, v in columns.items()}),
             length=lengths.pop() if lengths else 0,
         )
 
@@ -147,11 +220,13 @@ def load_trace(path: Path | str, *, known_pools: Collection[str] | None = None) 
     """
     name = str(path)
     known = None if known_pools is None else frozenset(known_pools)
-    # Rows go straight into compact per-pool columns: the index of the row's timestamp in
-    # ``stamp_us`` and its calls (NaN for an empty cell, a value the parser never lets through).
+    # Rows go straight into one compact column per pool, a slot per distinct timestamp (NaN
+    # for an empty cell or a missing row, a value the parser never lets through): 8 bytes a
+    # cell, and on a regular grid without missing timestamps these are the trace's columns.
     stamp_us = array("q")  # distinct timestamps (microseconds since the epoch), in order
     stamp_line = array("q")  # the line each first appears on
-    columns: dict[str, tuple[array[int], array[float]]] = {}
+    columns: dict[str, array[float]] = {}
+    padded = 0  # cells of missing rows
     with open(path, "rb") as raw:
         if not stat.S_ISREG(os.fstat(raw.fileno()).st_mode):
             raise TraceError(f"{name}: not a regular file")
@@ -230,17 +305,20 @@ def load_trace(path: Path | str, *, known_pools: Collection[str] | None = None) 
                 seen_here[pool] = line
                 column = columns.get(pool)
                 if column is None:
-                    column = columns[pool] = (array("q"), array("d"))
-                column[0].append(len(stamp_us) - 1)
-                column[1].append(calls)
+                    column = columns[pool] = array("d")
+                gap = len(stamp_us) - 1 - len(column)
+                if gap:  # this pool had no row at the timestamps since its last one
+                    column.extend(_nans(gap))
+                    padded += gap
+                column.append(calls)
         except UnicodeDecodeError:
             raise TraceError(_decode_problem(name, path)) from None
         except csv.Error as exc:
             raise TraceError(f"{name} line {reader.line_num}: not valid CSV ({exc})") from None
     if not columns:
         raise TraceError(f"{name} line 2: no data rows after the header")
-    if all(math.isnan(v) for _, values in columns.values() for v in values):
-        rows = sum(len(values) for _, values in columns.values())
+    if not any(v == v for values in columns.values() for v in values):  # all NaN
+        rows = sum(len(values) for values in columns.values()) - padded
         raise TraceError(
             f"{name} line 2: no data: the calls cell of all {rows} rows is empty "
             f"(an empty cell means the metric was unavailable)"
@@ -292,13 +370,20 @@ def _fmt_us(us: int) -> str:
     return format_timestamp(_to_datetime(us))
 
 
+def _nans(count: int) -> array[float]:
+    return array("d", (_NAN,)) * count
+
+
 def _build(
     name: str,
-    columns: Mapping[str, tuple[array[int], array[float]]],
+    columns: dict[str, array[float]],
     stamp_us: array[int],
     stamp_line: array[int],
 ) -> Trace:
-    """Detect the step, check the grid and lay the columns out per pool (gaps are None)."""
+    """Detect the step, check the grid and lay the columns out per pool (gaps are NaN).
+
+    ``columns[pool][k]`` is the pool's calls at the ``k``-th distinct timestamp (NaN when
+    none); shorter columns end before the last timestamp. The columns are consumed."""
     start = stamp_us[0]
     diffs = Counter(b - a for a, b in pairwise(stamp_us))
     if diffs:
@@ -328,18 +413,24 @@ def _build(
             f"and {MAX_CELLS:,} cells (about {MAX_STEPS * (step // _US) / 86_400:,.0f} days "
             f"at this step)"
         )
-    slots = [(us - start) // step for us in stamp_us]
-    calls: dict[str, tuple[float | None, ...]] = {}
-    for pool, (where, values) in columns.items():
-        series: list[float | None] = [None] * length
-        for k, v in zip(where, values, strict=True):
-            if v == v:  # NaN (an empty cell) stays None
-                series[slots[k]] = v
-        calls[pool] = tuple(series)
+    dense = length == len(stamp_us)  # every step of the grid has a timestamp
+    slots = None if dense else [(us - start) // step for us in stamp_us]
+    calls: dict[str, Column] = {}
+    for pool in list(columns):
+        values = columns.pop(pool)  # one pool's cells at a time: the old column goes at once
+        if slots is None:
+            if len(values) < length:
+                values.extend(_nans(length - len(values)))
+        else:
+            laid = _nans(length)
+            for k, v in enumerate(values):
+                laid[slots[k]] = v
+            values = laid
+        calls[pool] = Column(values)
     return Trace(
         start=_to_datetime(start),
         step_seconds=step // _US,
-        pools=tuple(columns),
+        pools=tuple(calls),
         calls=MappingProxyType(calls),
         length=length,
     )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import pickle
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from itertools import pairwise
 from types import MappingProxyType
 from typing import ClassVar
 
@@ -15,7 +17,7 @@ from hypothesis import strategies as st
 from policies.target_tracking import TargetTracking, TargetTrackingConfig
 from scaler.backtest import BacktestError, Options, run_backtest
 from scaler.backtest.baselines import need, oracle, oracle_sizes, static_peak
-from scaler.backtest.engine import Grid, PoolSpec, carry_demand, replay_pool
+from scaler.backtest.engine import Grid, PoolSpec, Steps, carry_demand, replay_pool
 from scaler.config import parse_config
 from scaler.core.types import (
     Behavior,
@@ -24,7 +26,7 @@ from scaler.core.types import (
     PoolLimits,
     Recommendation,
 )
-from scaler.traces import Trace
+from scaler.traces import Column, Trace
 from tests.conftest import config_doc, pool_table
 
 START = datetime(2026, 11, 18, tzinfo=UTC).timestamp()
@@ -443,3 +445,53 @@ def test_the_oracle_is_never_beaten_without_shortfall(
     assert o.instance_seconds <= cost + 1e-6
     if spare == 0 and stabilize == 0.0 and scale_in == "drop":
         assert cost == pytest.approx(o.instance_seconds)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.sampled_from([0.0, 1.0, 2.5, 3.0, 7.0]), max_size=60),
+    st.integers(-70, 70),
+    st.integers(-70, 70),
+    st.sampled_from([1, 2, 3, -1]),
+)
+def test_steps_read_as_the_series_they_stand_for(
+    items: list[float], a: int, b: int, stride: int
+) -> None:
+    steps = Steps.of(items)
+    assert list(steps) == items and len(steps) == len(items)
+    assert steps == items
+    assert sum(steps) == sum(items)  # the same additions in the same order: equal, not close
+    assert max(steps, default=-1.0) == max(items, default=-1.0)
+    assert list(steps[a:b:stride]) == items[a:b:stride]
+    assert list(steps[a:]) == items[a:] and list(steps[:b]) == items[:b]
+    for i in (a, b):
+        if -len(items) <= i < len(items):
+            assert steps[i] == items[i]
+        else:
+            with pytest.raises(IndexError):
+                steps[i]
+    runs = list(steps.runs())
+    assert sum(n for _, n, _ in runs) == len(items)
+    assert all(x[2] != y[2] for x, y in pairwise(runs))  # maximal runs
+    assert list(steps.whole()) == [int(v) for v in items]
+    assert pickle.loads(pickle.dumps(steps)) == items
+
+
+def test_replay_of_a_column_is_the_replay_of_its_tuple() -> None:
+    calls: list[float | None] = [0, 4, 12, 30, None, None, 45, 38, 20, 7, 0, None, 3] * 3
+    policy = TargetTracking(TargetTrackingConfig(target_utilization=0.7))
+    for scale_in, meaning in (
+        ("drop", "calls"),
+        ("drain", "calls"),
+        ("idle", "calls"),
+        ("drop", "percent_of_capacity"),
+        ("drain", "calls_per_instance"),
+    ):
+        s = spec(policy, min_=1, boot_minutes=2, lag_minutes=1, scale_in=scale_in, meaning=meaning)
+        g = grid(len(calls), 5)
+        as_tuple = replay_pool(s, tuple(calls), g)
+        as_column = replay_pool(s, Column(calls), g)
+        assert as_column.totals == as_tuple.totals
+        assert as_column.reasons == as_tuple.reasons
+        for key in ("demand", "ready", "requested", "unserved", "draining"):
+            assert list(getattr(as_column.series, key)) == list(getattr(as_tuple.series, key))

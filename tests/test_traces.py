@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import pickle
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scaler.loadgen import Gap, PoolProfile, generate
-from scaler.traces import Trace, TraceError, load_trace, write_trace
+from scaler.traces import Column, Trace, TraceError, load_trace, write_trace
 
 ROOT = Path(__file__).resolve().parent.parent
 POOLS = ("teams-connector", "teams-connector-us")
@@ -341,3 +343,45 @@ def test_a_long_trace_loads_without_a_copy_of_every_row(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert trace.length == 2 * 1440 and len(trace.pools) == 20
     assert peak < 2.5 * kept, (peak, kept)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), st.floats(0, 1e6, allow_nan=False)), max_size=40),
+    st.integers(-45, 45),
+    st.integers(-45, 45),
+)
+def test_column_reads_as_the_tuple_it_stands_for(
+    values: list[float | None], a: int, b: int
+) -> None:
+    column = Column(values)
+    assert list(column) == values
+    assert len(column) == len(values)
+    assert column == tuple(values) and column == values
+    assert hash(column) == hash(tuple(values))
+    assert list(column[a:b]) == values[a:b]
+    assert list(column[::-2]) == values[::-2]
+    for i in (a, b):
+        if -len(values) <= i < len(values):
+            assert column[i] == values[i]
+        else:
+            with pytest.raises(IndexError):
+                column[i]
+    # one double per step, NaN where the metric was unavailable
+    assert [math.isnan(v) for v in column.values] == [v is None for v in values]
+    assert pickle.loads(pickle.dumps(column)) == column
+
+
+def test_loaded_trace_holds_one_double_per_step_and_pool(tmp_path: Path) -> None:
+    text = H + (
+        "2026-11-18T09:00:00Z,a,5\n"
+        "2026-11-18T09:00:00Z,b,6\n"
+        "2026-11-18T09:01:00Z,a,\n"
+        "2026-11-18T09:03:00Z,b,9\n"  # 09:02 missing entirely, a missing at 09:03
+    )
+    trace = load_trace(write(tmp_path, text))
+    assert trace.length == 4
+    for pool, expected in (("a", (5, None, None, None)), ("b", (6, None, None, 9))):
+        column = trace.calls[pool]
+        assert isinstance(column, Column) and column == expected
+        assert (column.values.typecode, len(column.values)) == ("d", 4)

@@ -34,7 +34,16 @@ from collections import deque
 from collections.abc import Sequence
 from typing import ClassVar
 
-from scaler.backtest.engine import Grid, PoolRun, PoolSpec, PoolTotals, carry_demand, replay_pool
+from scaler.backtest.engine import (
+    Grid,
+    PoolRun,
+    PoolSpec,
+    PoolTotals,
+    Steps,
+    carried_demand,
+    nan_buffer,
+    replay_pool,
+)
 from scaler.core.types import Behavior, DirectionBehavior, PolicyContext, Recommendation
 
 
@@ -74,7 +83,7 @@ def oracle(
     calls_per_instance: float,
     minimum: int,
     boot_minutes: float,
-) -> tuple[PoolTotals, array[float]]:
+) -> tuple[PoolTotals, Steps[float]]:
     """The oracle's figures and its size per scored bucket (see the module docstring)."""
     step = grid.step_seconds
     boot_steps = math.ceil(round(boot_minutes * 60.0 / step, 9))
@@ -95,7 +104,7 @@ def oracle(
     totals.scale_actions = actions
     totals.min_instances = min(scored) if scored else minimum
     totals.max_instances = max(scored) if scored else minimum
-    return totals, array("d", scored)
+    return totals, Steps.of(array("d", scored))
 
 
 class Foresight:
@@ -159,7 +168,7 @@ def clairvoyant(
     step = grid.step_seconds
     hold = spec.boot_seconds if hold_minutes is None else hold_minutes * 60.0
     sizes = clairvoyant_sizes(
-        carry_demand(calls) if demand is None else demand,
+        carried_demand(nan_buffer(calls)) if demand is None else demand,
         calls_per_instance=spec.limits.calls_per_instance,
         hold_steps=math.ceil(round(hold / step, 9)),
         early_steps=round(early_minutes * 60.0 / step),

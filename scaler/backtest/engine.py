@@ -51,15 +51,25 @@ This is the backtest semantics of DESIGN.md §3, in one place:
 
 Accounting covers the scored window only: instance-hours are the time integral of the requested
 capacity (the scale set's size) plus the minutes draining instances are kept.
+
+Memory: a pool's trace column is read in place (a ``traces.Column``'s NaN-for-gap buffer, never
+copied into objects), times are computed, the metric window a tick reads is kept as a small
+sliding window, and the per-bucket series that change seldom (instances, unserved calls) are
+kept as runs (``Steps``); so a replay holds a few bytes per bucket beyond the trace itself.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+import operator
 from array import array
+from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import chain, compress, islice, repeat
+from typing import Generic, TypeVar, overload
 
 from scaler.core.decide import decide, record_scale
 from scaler.core.history import ArrayHistory
@@ -75,6 +85,7 @@ from scaler.core.types import (
 from scaler.core.victims import DrainState, Instance
 from scaler.kinds import ScaleIn as ScaleIn
 from scaler.kinds import vmss as vmss_kind
+from scaler.traces import Column
 
 SCALE_IN_MODES: tuple[ScaleIn, ...] = ("drop", "drain", "idle")
 
@@ -181,15 +192,104 @@ class PoolTotals:
     max_instances: int = 0
 
 
+_N = TypeVar("_N", int, float)
+
+
+class Steps(Sequence[_N], Generic[_N]):
+    """A per-bucket series that changes seldom (instances, unserved calls), held as runs: where
+    each run starts and its value. It reads as the plain sequence it stands for (indexing,
+    slices, iteration, ``len``, equality with any sequence of the same items), at a few bytes
+    per change instead of 8 per bucket: a pool's 60 days of minutes change a few thousand times.
+    """
+
+    __slots__ = ("_at", "_length", "_values")
+
+    def __init__(self, at: array[int], values: array[_N], length: int) -> None:
+        """``at[k]``: the bucket where run ``k`` starts (``at[0] == 0`` unless empty, strictly
+        increasing, below ``length``); ``values[k]``: its value (runs need not be maximal)."""
+        self._at: array[int] = at
+        self._values: array[_N] = values
+        self._length = length
+
+    @classmethod
+    def of(cls, items: Sequence[_N], *, typecode: str = "d") -> Steps[_N]:
+        """The runs of ``items`` (``typecode``: ``"d"`` for floats, ``"q"`` for whole numbers)."""
+        n = len(items)
+        at = array("q", (0,) if n else ())
+        at.extend(compress(itertools.count(1), map(operator.ne, islice(items, 1, None), items)))
+        values: array[_N] = array(typecode, map(items.__getitem__, at))
+        return cls(at, values, n)
+
+    def __len__(self) -> int:
+        return self._length
+
+    def _counts(self) -> Iterator[int]:
+        return map(operator.sub, chain(islice(self._at, 1, None), (self._length,)), self._at)
+
+    def __iter__(self) -> Iterator[_N]:
+        return chain.from_iterable(map(repeat, self._values, self._counts()))
+
+    def whole(self) -> Steps[int]:
+        """The same runs with each value as an ``int`` (instance counts kept as floats)."""
+        return Steps(self._at, array("q", map(int, self._values)), self._length)
+
+    def runs(self) -> Iterator[tuple[int, int, _N]]:
+        """``(first, count, value)`` per run, in order."""
+        return zip(self._at, self._counts(), self._values, strict=True)
+
+    @overload
+    def __getitem__(self, index: int) -> _N: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> array[_N]: ...
+
+    def __getitem__(self, index: int | slice) -> _N | array[_N]:
+        if isinstance(index, slice):
+            first, stop, stride = index.indices(self._length)
+            out: array[_N] = array(self._values.typecode)
+            if stride != 1:
+                out.extend(map(self.__getitem__, range(first, stop, stride)))
+                return out
+            if first >= stop:
+                return out
+            k = bisect_right(self._at, first) - 1
+            for start, n, run_value in islice(self.runs(), k, None):
+                if start >= stop:
+                    break
+                out.extend(repeat(run_value, min(start + n, stop) - max(start, first)))
+            return out
+        i = index + self._length if index < 0 else index
+        if not 0 <= i < self._length:
+            raise IndexError("Steps index out of range")
+        value: _N = self._values[bisect_right(self._at, i) - 1]
+        return value
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return len(other) == self._length and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        more = ", ..." if self._length > 8 else ""
+        return f"Steps({list(self[:8])!r}{more}, length={self._length})"
+
+
+def _no_steps() -> Steps[float]:
+    return Steps(array("q"), array("d"), 0)
+
+
 @dataclass(slots=True)
 class PoolSeries:
-    """Per scored bucket: demand (calls), ready and requested instances, unserved calls."""
+    """Per scored bucket: demand (calls), ready and requested instances, unserved calls, and
+    draining instances. All but demand change seldom and are held as runs (``Steps``)."""
 
     demand: array[float] = field(default_factory=lambda: array("d"))
-    ready: array[float] = field(default_factory=lambda: array("d"))
-    requested: array[float] = field(default_factory=lambda: array("d"))
-    unserved: array[float] = field(default_factory=lambda: array("d"))
-    draining: array[float] = field(default_factory=lambda: array("d"))
+    ready: Steps[float] = field(default_factory=_no_steps)
+    requested: Steps[float] = field(default_factory=_no_steps)
+    unserved: Steps[float] = field(default_factory=_no_steps)
+    draining: Steps[float] = field(default_factory=_no_steps)
 
 
 @dataclass(slots=True)
@@ -211,6 +311,25 @@ def carry_demand(calls: Sequence[float | None]) -> list[float]:
         if v is not None:
             last = v
         out.append(last)
+    return out
+
+
+def nan_buffer(calls: Sequence[float | None]) -> array[float]:
+    """A trace column as a buffer of doubles, NaN for a gap: a ``Column``'s own (no copy)."""
+    if isinstance(calls, Column):
+        return calls.values
+    return array("d", (math.nan if v is None else v for v in calls))
+
+
+def carried_demand(values: array[float]) -> array[float]:
+    """``carry_demand`` of a NaN-for-gap buffer, as a buffer (8 bytes a bucket)."""
+    out = array("d", values)
+    last = 0.0
+    for i, v in enumerate(values):
+        if v != v:  # NaN: a gap carries the last known value
+            out[i] = last
+        else:
+            last = v
     return out
 
 
@@ -251,16 +370,17 @@ def replay_pool(
     churn = 1.0 - math.exp(-minutes_per_step / spec.mean_call_minutes)
     busy_span = 100.0 - idle
 
-    times = [start + i * s for i in range(n)]
-    demand = carry_demand(calls)
+    values = nan_buffer(calls)  # the trace's calls, NaN in a gap; read, never written
     as_calls = meaning == "calls"
-    # What the metric source would publish per bucket: the trace itself, or a platform metric
-    # derived from the model as it runs (filled in as each bucket is served).
-    metric: list[float | None] = list(calls) if as_calls else [None] * n
-    history = ArrayHistory(start=start, step_seconds=s, values=metric if as_calls else ())
+    # What the metric source would publish per bucket (NaN: null): the trace itself, or a
+    # platform metric derived from the model as it runs (filled in as each bucket is served).
+    metric = values if as_calls else array("d", (math.nan,)) * n
+    history = ArrayHistory(start=start, step_seconds=s, values=values if as_calls else ())
     history.visible_until = start
-    # (time, value) per bucket, built once: each tick hands reduce_window() a slice of it
-    points_all: list[tuple[float, float | None]] = list(zip(times, metric, strict=True))
+    # The (time, value) buckets the last tick read, oldest first (``window_first`` is the first
+    # one's index): ticks only move forward, so each bucket becomes a point once.
+    points: deque[tuple[float, float | None]] = deque()
+    window_first = 0
     reach = window + history_seconds
 
     cap = limits.min  # requested instances (the scale set's size)
@@ -280,13 +400,15 @@ def replay_pool(
     last_hold = len(hold_at) - 1 if hold_at is not None else -1
 
     totals = PoolTotals(min_instances=cap, max_instances=cap)
-    series = PoolSeries()
-    # bound methods and locals: this loop runs ~half a million times in a month of 10 pools
-    put_demand = series.demand.append
-    put_ready = series.ready.append
-    put_requested = series.requested.append
-    put_unserved = series.unserved.append
-    put_draining = series.draining.append
+    # Per scored bucket: demand, and the runs of the series that change seldom (where a run
+    # starts, its value); ``math.nan`` as the last value starts the first run.
+    demand = array("d")
+    put_demand = demand.append
+    ready_at, ready_v, last_ready = array("q"), array("d"), math.nan
+    req_at, req_v, last_req = array("q"), array("d"), math.nan
+    short_at, short_v, last_short = array("q"), array("d"), math.nan
+    drain_at, drain_v, last_drain = array("q"), array("d"), math.nan
+    last_known = 0.0  # demand carries the last known value through a gap (0 before any)
     reasons: dict[Reason, int] = {}
     instance_seconds = 0.0
     dropped = 0.0
@@ -298,7 +420,7 @@ def replay_pool(
     next_tick = start
     done_since_progress = 0
     for i in range(n):
-        t = times[i]
+        t = start + i * s
         scored = i >= scored_i
         # -- ticks due by the start of this bucket --------------------------------------------
         while next_tick <= t:
@@ -315,8 +437,19 @@ def replay_pool(
             lo = -int((lo_base - now) // s)
             if lo < 0:
                 lo = 0
+            # slide the window to buckets [lo, hi]: every bucket in it has been served
+            while points and window_first < lo:
+                points.popleft()
+                window_first += 1
+            if not points:
+                window_first = lo
+            k = window_first + len(points)
+            while k <= hi:
+                v = metric[k]
+                points.append((start + k * s, None if v != v else v))
+                k += 1
             reading = reduce_window(
-                points_all[lo : hi + 1] if hi >= 0 else (),
+                points,
                 now=now,
                 window_seconds=window,
                 lag_seconds=lag,
@@ -419,7 +552,10 @@ def replay_pool(
             ready += int(pending.popleft()[1])
 
         # -- calls: some end, the rest stay where they are, new ones fill the room ------------
-        want = demand[i]
+        known = values[i]
+        if known == known:  # not a gap
+            last_known = known
+        want = last_known
         held = active_calls
         if draining:
             held += sum(draining)
@@ -462,26 +598,34 @@ def replay_pool(
                 new = space if space > 0.0 else 0.0
             active_calls += new
 
-        if not as_calls:
-            if calls[i] is None or ready == 0:
-                value: float | None = None
-            elif meaning == "percent_of_capacity":
+        if not as_calls and known == known and ready:
+            if meaning == "percent_of_capacity":
                 value = idle + busy_span * active_calls / room
                 if value > 100.0:
                     value = 100.0
             else:  # calls_per_instance
                 value = active_calls / ready
             metric[i] = value
-            points_all[i] = (t, value)
-            if value is not None:
-                history.put(t, to_calls_value(value, meaning, cap, cpi))
+            history.put(t, to_calls_value(value, meaning, cap, cpi))
 
         if scored:
             put_demand(want)
-            put_ready(ready)
-            put_requested(cap)
-            put_unserved(unserved)
-            put_draining(len(draining))
+            if ready != last_ready:
+                ready_at.append(i - scored_i)
+                ready_v.append(ready)
+                last_ready = ready
+            if cap != last_req:
+                req_at.append(i - scored_i)
+                req_v.append(cap)
+                last_req = cap
+            if unserved != last_short:
+                short_at.append(i - scored_i)
+                short_v.append(unserved)
+                last_short = unserved
+            if len(draining) != last_drain:
+                drain_at.append(i - scored_i)
+                drain_v.append(len(draining))
+                last_drain = len(draining)
 
         if progress is not None:
             done_since_progress += 1
@@ -494,6 +638,14 @@ def replay_pool(
         instance_seconds += cap * (grid.end - seg)
     if progress is not None and done_since_progress:
         progress(done_since_progress)
+    scored_n = len(demand)
+    series = PoolSeries(
+        demand=demand,
+        ready=Steps(ready_at, ready_v, scored_n),
+        requested=Steps(req_at, req_v, scored_n),
+        unserved=Steps(short_at, short_v, scored_n),
+        draining=Steps(drain_at, drain_v, scored_n),
+    )
     totals.instance_seconds = instance_seconds
     totals.dropped_calls = dropped
     totals.scale_actions = actions

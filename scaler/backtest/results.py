@@ -6,6 +6,7 @@ of vCPUs, minutes of calls (one call unserved for one minute is one unserved cal
 
 from __future__ import annotations
 
+import operator
 from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -106,13 +107,17 @@ def combine(
     )
 
 
-def _sum_series(series: Sequence[Sequence[float]]) -> list[float]:
+def _sum_series(series: Sequence[Sequence[float]]) -> Sequence[float]:
+    """Bucket by bucket, the sum over ``series`` (added in order; a compact buffer)."""
     if not series:
         return []
-    out = list(series[0])
+    out = array("d", series[0])
     for other in series[1:]:
-        for i, v in enumerate(other):
-            out[i] += v
+        if len(other) == len(out):
+            out = array("d", map(operator.add, out, other))
+        else:
+            for i, v in enumerate(other):
+                out[i] += v
     return out
 
 
@@ -127,7 +132,7 @@ class PoolResult:
     oracle: Metrics
     static_peak: Metrics
     run: PoolRun
-    oracle_sizes: array[float]
+    oracle_sizes: Sequence[float]
     reasons: Mapping[str, int] = field(default_factory=dict)
     clairvoyant: Metrics | None = None
     """Perfect foresight under the pool's own rules (``baselines.clairvoyant``)."""

@@ -27,7 +27,9 @@ from scaler.backtest.engine import (
     PoolSpec,
     PoolTotals,
     ScaleIn,
-    carry_demand,
+    Steps,
+    carried_demand,
+    nan_buffer,
     replay_pool,
 )
 from scaler.backtest.results import BacktestResult, Metrics, PoolResult, combine
@@ -185,7 +187,7 @@ def run_backtest(
     oracle_total = combine([p.oracle for p in results], requested=oracle_sizes)
     static_total = combine(
         [p.static_peak for p in results],
-        requested=[[float(p.static_peak.max_instances)] * n for p in results],
+        requested=[_constant(float(p.static_peak.max_instances), n) for p in results],
     )
     clairvoyant_total = combine(
         [p.clairvoyant for p in results if p.clairvoyant is not None],
@@ -207,9 +209,13 @@ def run_backtest(
     )
 
 
+def _constant(value: float, length: int) -> Steps[float]:
+    return Steps(array("q", (0,) if length else ()), array("d", (value,) if length else ()), length)
+
+
 # -- running the pools ------------------------------------------------------------------------
 
-Scored = tuple[PoolRun, PoolTotals, "array[float]", PoolTotals, PoolTotals, "array[int]"]
+Scored = tuple[PoolRun, PoolTotals, "Steps[float]", PoolTotals, PoolTotals, "Steps[int]"]
 """A pool's run, the oracle's totals and sizes, the static-peak totals, and the clairvoyant's
 totals and requested size per scored bucket."""
 
@@ -222,7 +228,7 @@ def _score_pool(
 ) -> Scored:
     """Replay one pool and compute its baselines (in a worker when there are workers)."""
     run = replay_pool(spec, column, grid, progress=progress)
-    demand = carry_demand(column)
+    demand = carried_demand(nan_buffer(column))
     cpi = spec.limits.calls_per_instance
     o_totals, o_sizes = oracle(
         demand, grid, calls_per_instance=cpi, minimum=0, boot_minutes=spec.boot_seconds / 60.0
@@ -235,7 +241,7 @@ def _score_pool(
         o_sizes,
         s_totals,
         seer.totals,
-        array("I", map(int, seer.series.requested)),
+        seer.series.requested.whole(),
     )
 
 
