@@ -339,7 +339,7 @@ class Predictive:
         value = self._sea[k] if 0 <= k < len(self._sea) else self._seasonal(b)[0]
         if value < 0.0:
             return None
-        return value * self._level(limits, history, last, recent)
+        return value * self._level(limits, last, recent)
 
     # -- caches ---------------------------------------------------------------------------------
 
@@ -430,9 +430,11 @@ class Predictive:
     def _fill(self, end: int) -> None:
         """Extend the seasonal cache up to bucket ``end`` (exclusive) as far as its sources are
         settled."""
+        b = self._base + len(self._sea)
+        if b >= end:
+            return
         sea, cnt, cand, lev, slots = self._sea, self._cnt, self._cand, self._lev, self._slot
         plans = self._plans_made
-        b = self._base + len(sea)
         while b < end:
             value, n, settled, per_base, hour = self._seasonal(b)
             if not settled:
@@ -706,12 +708,14 @@ class Predictive:
         self._quant[slot] = (first, value)
         return value
 
-    def _level(self, pool: PoolLimits, h: LoadHistory, last: int, recent: int) -> float:
-        """Recent actual ÷ recent seasonal, smoothed by one instance of calls and bounded."""
+    def _level(self, pool: PoolLimits, last: int, recent: int) -> float:
+        """Recent actual ÷ recent seasonal, smoothed by one instance of calls and bounded.
+
+        Over the settled buckets of the window (the newest ``_FRESH`` may still be revised)."""
         cfg = self.config
         if recent <= 0 and self._recent_days_b <= 0:
             return 1.0
-        step, base, abase = self._step, self._base, self._abase
+        base, abase = self._base, self._abase
         act, sea = self._act, self._sea
         lo = last - recent
         fresh = max(lo, last - self._FRESH)
@@ -737,15 +741,6 @@ class Predictive:
         if stop > lo:
             i, j = lo - base, stop - base
             actual_sum, seasonal_sum, pairs = pa[j] - pa[i], ps[j] - ps[i], pn[j] - pn[i]
-        # Newest buckets (and any the caches do not hold yet): read every time.
-        for b in range(max(lo, stop), last):
-            v = h.value_at((b + 0.5) * step)
-            k = b - base
-            s = sea[k] if k < len(sea) else self._seasonal(b)[0]
-            if v is not None and s >= 0.0:
-                actual_sum += v
-                seasonal_sum += s
-                pairs += 1
         k1 = pool.calls_per_instance
         ratio = 1.0
         if pairs:
@@ -770,19 +765,24 @@ class Predictive:
             return None, 0, None
         first, end, last, recent = self._prepare(h, ctx.now, ctx.pool)
         base = self._base
-        if base + len(self._sea) >= end:
+        cfg = self.config
+        cached = base + len(self._sea) >= end
+        if cached:
             peak = max(self._sea[first - base : end - base])
-            weeks = max(self._cnt[first - base : end - base])
+            # Weeks behind it matter only for min_history_weeks > 1 or a one-week plan.
+            weeks = 1 if peak >= 0.0 else 0
+            if cfg.min_history_weeks > 1 or cfg.single_week_utilization is not None:
+                weeks = max(self._cnt[first - base : end - base])
         else:  # sources not settled yet (a history that lags by a week): no caching
             found = [self._seasonal(b) for b in range(first, end)]
             peak = max(p[0] for p in found)
             weeks = max(p[1] for p in found)
-        level = self._level(ctx.pool, h, last, recent)
-        self._record_level(first, level, peak if base + len(self._sea) >= end else -2.0)
-        if peak < 0.0 or weeks < self.config.min_history_weeks:
+        level = self._level(ctx.pool, last, recent)
+        self._record_level(first, level, peak if cached else -2.0)
+        if peak < 0.0 or weeks < cfg.min_history_weeks:
             return None, weeks, None
         z: float | None = None
-        if self.config.headroom == "error-quantile" and base + len(self._sea) >= end:
+        if cached and cfg.headroom == "error-quantile":
             slots = self._slot
             sa = slots[min(first + self._boot_b, end - 1) - base]
             sb = slots[end - 1 - base]
