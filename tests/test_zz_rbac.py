@@ -175,6 +175,27 @@ def _every_path(env: Env) -> None:
     finally:
         adapters.close()
 
+    # vm-set where the role is assigned on the resource group only: the subscription's status
+    # list is refused, so each VM's power state comes from its instance view
+    azure.inject_fault(
+        "GET",
+        r"^/subscriptions/[^/]+/providers/Microsoft\.Compute/virtualMachines$",
+        status=403,
+        code="AuthorizationFailed",
+        times=5,
+    )
+    adapters = build_adapters(config, clock=clock)
+    try:
+        Daemon(
+            config=config,
+            metrics=adapters.metrics,
+            actuator=adapters.compute,
+            quota=adapters.compute,
+            clock=clock,
+        ).tick()
+    finally:
+        adapters.close()
+
 
 def test_the_azure_role_grants_exactly_what_the_daemon_uses(env: Env) -> None:
     _every_path(env)
