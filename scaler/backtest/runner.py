@@ -97,28 +97,42 @@ def grid_for(config: Config, trace: Trace, warmup_days: float) -> Grid:
     )
 
 
+def pool_spec(pool: PoolConfig, config: Config, options: Options) -> PoolSpec:
+    """What the replay needs of ``pool``, with newly built policies."""
+    m = pool.metric
+    return PoolSpec(
+        limits=limits_of(pool, config.azure.location),
+        behavior=pool.behavior.to_core(),
+        policies=build_policies(pool),
+        boot_seconds=pool.boot_minutes * 60.0,
+        window_seconds=m.window_minutes * 60.0,
+        lag_seconds=m.lag_minutes * 60.0,
+        reduce=m.reduce,
+        meaning=m.meaning,
+        history_seconds=m.history_minutes * 60.0,
+        scale_in=options.scale_in or scale_in_mode(pool),
+        max_drain_seconds=_max_drain_seconds(pool),
+        cpu_idle_percent=options.cpu_idle_percent,
+        mean_call_minutes=options.mean_call_minutes,
+    )
+
+
 def pool_specs(config: Config, options: Options) -> list[PoolSpec]:
-    specs = []
-    for pool in config.pools:
-        m = pool.metric
-        specs.append(
-            PoolSpec(
-                limits=limits_of(pool, config.azure.location),
-                behavior=pool.behavior.to_core(),
-                policies=build_policies(pool),
-                boot_seconds=pool.boot_minutes * 60.0,
-                window_seconds=m.window_minutes * 60.0,
-                lag_seconds=m.lag_minutes * 60.0,
-                reduce=m.reduce,
-                meaning=m.meaning,
-                history_seconds=m.history_minutes * 60.0,
-                scale_in=options.scale_in or scale_in_mode(pool),
-                max_drain_seconds=_max_drain_seconds(pool),
-                cpu_idle_percent=options.cpu_idle_percent,
-                mean_call_minutes=options.mean_call_minutes,
-            )
-        )
-    return specs
+    return [pool_spec(pool, config, options) for pool in config.pools]
+
+
+@dataclass(frozen=True, slots=True)
+class _FreshSpec:
+    """The spec of the ``index``-th pool with policies built for one replay: what a policy
+    learns as it replays (e.g. the predictive policy's caches, megabytes over a long trace)
+    is garbage once its pool is scored, rather than kept for the rest of the run by a spec
+    shared with the other pools."""
+
+    config: Config
+    options: Options
+
+    def __call__(self, index: int) -> PoolSpec:
+        return pool_spec(self.config.pools[index], self.config, self.options)
 
 
 def check_pools(config: Config, trace: Trace) -> None:
@@ -153,7 +167,9 @@ def run_backtest(
     grid = grid_for(config, trace, options.warmup_days)
     specs = pool_specs(config, options)
     columns = [trace.calls[s.name] for s in specs]
-    scored_pools = _replay_all(specs, columns, grid, options.workers, progress)
+    scored_pools = _replay_all(
+        specs, columns, grid, options.workers, progress, fresh=_FreshSpec(config, options)
+    )
 
     pools: dict[str, PoolResult] = {}
     oracle_sizes = []
@@ -245,13 +261,16 @@ def _score_pool(
     )
 
 
-_FORKED: tuple[Sequence[PoolSpec], Sequence[Sequence[float | None]], Grid] | None = None
+SpecOf = Callable[[int], PoolSpec]
+"""The spec a pool is replayed with, by index (``_FreshSpec``: with policies of its own)."""
+
+_FORKED: tuple[SpecOf, Sequence[Sequence[float | None]], Grid] | None = None
 _COUNTER: Any = None
 
 
 def _replay_forked(index: int) -> Scored:
     assert _FORKED is not None
-    specs, columns, grid = _FORKED
+    spec_of, columns, grid = _FORKED
     counter = _COUNTER
 
     def tick(n: int) -> None:
@@ -259,7 +278,7 @@ def _replay_forked(index: int) -> Scored:
             with counter.get_lock():
                 counter.value += n
 
-    return _score_pool(specs[index], columns[index], grid, tick)
+    return _score_pool(spec_of(index), columns[index], grid, tick)
 
 
 def _replay_all(
@@ -268,7 +287,12 @@ def _replay_all(
     grid: Grid,
     workers: int | None,
     progress: Callable[[int], None] | None,
+    *,
+    fresh: SpecOf | None = None,
 ) -> list[Scored]:
+    """Score every pool, in forked workers when the run is long enough. ``fresh``: the spec
+    each replay uses (default: ``specs[index]``, whose policies then keep what they learn)."""
+    spec_of: SpecOf = fresh if fresh is not None else specs.__getitem__
     steps = grid.length * len(specs)
     if workers is None:
         workers = min(2, os.cpu_count() or 1) if steps >= PARALLEL_MIN_STEPS else 1
@@ -276,13 +300,13 @@ def _replay_all(
     forkable = "fork" in multiprocessing.get_all_start_methods()
     if workers <= 1 or not forkable or threading.active_count() > 1:
         return [
-            _score_pool(spec, column, grid, progress)
-            for spec, column in zip(specs, columns, strict=True)
+            _score_pool(spec_of(index), column, grid, progress)
+            for index, column in enumerate(columns)
         ]
 
     global _FORKED, _COUNTER
     ctx = multiprocessing.get_context("fork")
-    _FORKED = (specs, columns, grid)
+    _FORKED = (spec_of, columns, grid)
     _COUNTER = ctx.Value("q", 0)
     reported = 0
     try:
