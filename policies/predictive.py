@@ -64,6 +64,7 @@ function of the inputs (a fresh instance first replays the last ``error_days`` o
 from __future__ import annotations
 
 import math
+from array import array
 from collections import deque
 from dataclasses import dataclass
 from datetime import date, tzinfo
@@ -291,7 +292,7 @@ class Predictive:
         # every source of a forecast lies at least a week back, so it is read from here.
         self._reach = (7 * cfg.weeks + 7) * day_b
         self._abase = base - self._reach
-        self._act: list[float] = []
+        self._act = array("d")
         # Per bucket from ``_base`` on: the seasonal forecast (-1: unknown), the weeks behind it,
         # the time bases' own forecasts where they differ, the level at the tick there, and the
         # local hour (the slot of errors and time-base scores).
