@@ -53,7 +53,7 @@ def _fleet(n: int) -> list[tuple[str, str, str]]:
     return out
 
 
-def _serve(n: int, latency: float, directory: str, conn: Connection) -> None:
+def _serve(n: int, latency: float, directory: str, conn: Connection, minutes: int = 120) -> None:
     """The fake Azure, in its own process, answering commands on ``conn``."""
     from tests.fakeazure import FakeAzure
 
@@ -62,7 +62,8 @@ def _serve(n: int, latency: float, directory: str, conn: Connection) -> None:
         fake.add_subscription(sub)
     fake.vmss_page_size = 1000
     minute = datetime.now(UTC).replace(second=0, microsecond=0)
-    points = [(minute + timedelta(minutes=k), CALLS) for k in range(-60, 120)]
+    # the daemon's clock steps a tick interval per tick: load for every minute it will read
+    points = [(minute + timedelta(minutes=k), CALLS) for k in range(-60, minutes + 5)]
     ids = []
     for i, (sub, rg, region) in enumerate(_fleet(n)):
         rid = fake.add_vmss(
@@ -164,22 +165,32 @@ def measure(n: int, *, ticks: int, latency: float) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     here, there = ctx.Pipe()
     with tempfile.TemporaryDirectory() as directory:
-        server = ctx.Process(target=_serve, args=(n, latency, directory, there), daemon=True)
+        server = ctx.Process(
+            target=_serve, args=(n, latency, directory, there, ticks + 5), daemon=True
+        )
         server.start()
         url, ca, ids = here.recv()
         cfg = _config(url, ca, ids, n)
 
         class Clock:
-            def now(self) -> float:
-                return time.time()
+            """Wall time plus one tick interval per tick: the daemon sees the ticks a minute
+            apart, as it lives, so what it keeps per time window (stabilisation, cooldowns)
+            holds what a minute's cadence holds, not every back-to-back tick of the bench."""
 
-        adapters = build_adapters(cfg, clock=Clock())
+            def __init__(self) -> None:
+                self.offset = 0.0
+
+            def now(self) -> float:
+                return time.time() + self.offset
+
+        clock = Clock()
+        adapters = build_adapters(cfg, clock=clock)
         daemon = Daemon(
             config=cfg,
             metrics=adapters.metrics,
             actuator=adapters.compute,
             quota=adapters.compute,
-            clock=Clock(),
+            clock=clock,
         )
         try:
             warm = 3
@@ -194,6 +205,7 @@ def measure(n: int, *, ticks: int, latency: float) -> dict[str, Any]:
                     rss_warm = _rss_mb()
                 w0, c0 = time.perf_counter(), time.process_time()
                 outcomes = daemon.tick()
+                clock.offset += cfg.daemon.interval_seconds
                 walls.append(time.perf_counter() - w0)
                 cpus.append(time.process_time() - c0)
                 if tick == warm:
