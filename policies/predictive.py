@@ -156,7 +156,8 @@ class PredictiveConfig(BaseModel):
     growth_max: float = Field(default=1.25, ge=1.0, le=3.0)
     """Highest week-over-week growth factor extrapolated (1: no growth)."""
     single_week_utilization: float | None = Field(default=None, gt=0.0, le=1.0)
-    """``target_utilization`` for a forecast that rests on one week alone; empty: the same."""
+    """``target_utilization`` (and at most ``plan_utilization``) for a forecast that rests on one
+    week alone; empty: the same."""
     min_history_weeks: int = Field(default=1, ge=1, le=5)
     """Below this many weeks of history at the horizon, act as target tracking."""
     recent_minutes: int = Field(default=30, ge=0, le=720)
@@ -820,9 +821,11 @@ class Predictive:
         planned = per_instance
         if peak is not None:
             if z is not None:
-                predicted = plan_instances(
-                    peak, z, calls_per_instance=cpi, utilization=cfg.plan_utilization
-                )
+                utilization = cfg.plan_utilization
+                if cfg.single_week_utilization is not None and weeks <= 1:
+                    # One earlier day says little about this one, whatever errors it showed.
+                    utilization = min(utilization, cfg.single_week_utilization)
+                predicted = plan_instances(peak, z, calls_per_instance=cpi, utilization=utilization)
             else:
                 if cfg.single_week_utilization is not None and weeks <= 1:
                     planned = cpi * cfg.single_week_utilization

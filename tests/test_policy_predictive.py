@@ -533,3 +533,21 @@ def test_recent_days_lift_the_forecast_after_a_step_in_the_base_load(
         growth_max=1.0,
     )
     assert ask(policy, now, h, calls=13.0).desired == expected, why
+
+
+@pytest.mark.parametrize(
+    ("single_week", "expected", "why"),
+    [
+        (None, 8, "errors measured on one week say none: 120 calls at 15 a node"),
+        (0.6, 14, "one week behind the forecast: 120 calls at 60 % of 15, whatever errors say"),
+    ],
+)
+def test_single_week_utilization_bounds_the_error_plan_too(
+    single_week: float | None, expected: int, why: str
+) -> None:
+    now = at(f"{WED}T10:15Z")
+    h = history_of(now - 10 * 86400.0, now + 3600, lambda t: 120.0)
+    policy = new_style(recent_minutes=0, single_week_utilization=single_week, min_error_days=1)
+    rec = ask(policy, now, h, calls=30.0)
+    assert "error" in rec.note
+    assert rec.desired == expected, why
