@@ -129,11 +129,19 @@ CALLS = (
         "vm.list",
         "azure",
         "GET",
-        r"Compute/virtualMachines$",
+        r"resourceGroups/[^/]+/providers/Microsoft\.Compute/virtualMachines$",
         "burst down",
         "vms.wrong-shape.json",
     ),
-    _call("vm.instanceView", "azure", "GET", r"/instanceView$", "burst down"),
+    # power states: the subscription's statusOnly list (the per-VM instance view is only its
+    # fallback when that list is refused)
+    _call(
+        "vm.statusList",
+        "azure",
+        "GET",
+        r"^/subscriptions/[^/]+/providers/Microsoft\.Compute/virtualMachines$",
+        "burst down",
+    ),
     _call("vm.start", "azure", "POST", r"virtualMachines/burst-\d/start$", "burst"),
     _call("vm.deallocate", "azure", "POST", r"virtualMachines/down-1/deallocate$", "down"),
     _call(
