@@ -34,6 +34,20 @@ config_option = click.option(
 dry_run_option = click.option(
     "--dry-run", is_flag=True, help="Read and decide for real, write nothing to Azure."
 )
+trace_option = click.option(
+    "--trace",
+    "trace_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Trace CSV (timestamp,pool,calls).",
+)
+warmup_option = click.option(
+    "--warmup-days",
+    type=click.FloatRange(min=0.0),
+    default=7.0,
+    show_default=True,
+    help="Leading days of the trace that are history only (not scored).",
+)
 allow_competing_option = click.option(
     "--allow-competing",
     is_flag=True,
@@ -274,13 +288,7 @@ def demo(
     type=click.Path(path_type=Path, dir_okay=False),
     help="Another configuration scored on the same trace, side by side (repeatable).",
 )
-@click.option(
-    "--trace",
-    "trace_path",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Trace CSV (timestamp,pool,calls).",
-)
+@trace_option
 @click.option("--json", "as_json", is_flag=True, help="The backtest JSON on stdout.")
 @click.option(
     "--report",
@@ -289,13 +297,7 @@ def demo(
     default=None,
     help="Write charts (PNG) and a self-contained HTML page to this directory.",
 )
-@click.option(
-    "--warmup-days",
-    type=click.FloatRange(min=0.0),
-    default=7.0,
-    show_default=True,
-    help="Leading days of the trace that are history only (not scored).",
-)
+@warmup_option
 @click.option(
     "--scale-in",
     type=click.Choice(SCALE_IN_MODES),
@@ -347,13 +349,7 @@ def backtest(
 
 @main.command()
 @config_option
-@click.option(
-    "--trace",
-    "trace_path",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Trace CSV (timestamp,pool,calls).",
-)
+@trace_option
 @click.option("--json", "as_json", is_flag=True, help="The forecast errors as JSON on stdout.")
 @click.option(
     "--report",
@@ -362,13 +358,7 @@ def backtest(
     default=None,
     help="Write a chart per pool (PNG) and an HTML page to this directory.",
 )
-@click.option(
-    "--warmup-days",
-    type=click.FloatRange(min=0.0),
-    default=7.0,
-    show_default=True,
-    help="Leading days of the trace that are history only (not scored).",
-)
+@warmup_option
 @click.option(
     "--hours-in",
     "zone",
