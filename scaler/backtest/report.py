@@ -138,20 +138,7 @@ def draw_instances(result: BacktestResult, path: Path, pricing: Pricing | None =
         ax.margins(x=0)
         _date_axis(ax, days, mdates)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(
-        handles,
-        labels,
-        loc="upper center",
-        ncols=3,
-        fontsize=10,
-        frameon=False,
-        bbox_to_anchor=(0.5, 1.0 - 0.45 / fig.get_figheight()),
-    )
-    fig.tight_layout(rect=(0, 0, 1, 1.0 - 0.75 / fig.get_figheight()))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, handles, labels, path, ncols=3)
 
 
 def draw_compare(
@@ -322,20 +309,7 @@ def draw(result: BacktestResult, path: Path, pricing: Pricing | None = None) -> 
     if "unserved" not in labels:
         handles.append(plt.Rectangle((0, 0), 1, 1, color=SHORT, alpha=0.55))
         labels.append("unserved")
-    fig.legend(
-        handles,
-        labels,
-        loc="upper center",
-        ncols=5,
-        fontsize=10,
-        frameon=False,
-        bbox_to_anchor=(0.5, 1.0 - 0.45 / fig.get_figheight()),
-    )
-    fig.tight_layout(rect=(0, 0, 1, 1.0 - 0.75 / fig.get_figheight()))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, handles, labels, path, ncols=5)
 
 
 _CSS = """
@@ -487,3 +461,23 @@ def write_report(
     page.write_text("\n".join(parts), encoding="utf-8")
     written.append(page)
     return written
+
+
+def _save(fig: Any, handles: Any, labels: Any, path: Path, *, ncols: int) -> Path:
+    """One legend above the charts, then the figure written to ``path`` (PNG) and closed."""
+    import matplotlib.pyplot as plt
+
+    fig.legend(
+        handles,
+        labels,
+        loc="upper center",
+        ncols=ncols,
+        fontsize=10,
+        frameon=False,
+        bbox_to_anchor=(0.5, 1.0 - 0.45 / fig.get_figheight()),
+    )
+    fig.tight_layout(rect=(0, 0, 1, 1.0 - 0.75 / fig.get_figheight()))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
