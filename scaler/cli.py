@@ -132,7 +132,11 @@ def run(config_path: Path, dry_run: bool, allow_competing: bool) -> None:
     stop = threading.Event()
     _install_stop_signals(stop)
 
+    daemons: list[Daemon] = []
+
     def on_daemon(daemon: Daemon) -> None:
+        daemons.append(daemon)
+
         def reload(signum: int, _frame: Any) -> None:
             get_logger().info("daemon.signal", signal=signal.Signals(signum).name)
             daemon.request_reload()
@@ -154,8 +158,10 @@ def run(config_path: Path, dry_run: bool, allow_competing: bool) -> None:
         _fail_config(err)
     code = EXIT_OK if clean else EXIT_FAILURE
     sys.stdout.flush()
-    if code != EXIT_OK:
-        os._exit(code)  # a tick is stuck past the deadline: do not wait for its thread
+    if code != EXIT_OK or any(d.reads.busy() for d in daemons):
+        # a tick or one of its reads is stuck in a slow call: do not wait for its thread
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)
 
 
@@ -199,6 +205,7 @@ def once(config_path: Path, dry_run: bool, allow_competing: bool, as_json: bool)
             leader=leader,
         )
         outcomes = daemon.tick()
+        ran.append(daemon)
         results = daemon.wait_for_resizes(config.daemon.once_wait_seconds)
         code = EXIT_OK
         for o in outcomes:
@@ -217,7 +224,13 @@ def once(config_path: Path, dry_run: bool, allow_competing: bool, as_json: bool)
                 click.echo(f"{o.pool}: {move} {o.reason} {state}{extra}".rstrip())
         return code
 
-    sys.exit(_with_adapters(config, body, allow_competing=allow_competing))
+    ran: list[Daemon] = []
+    code = _with_adapters(config, body, allow_competing=allow_competing)
+    if any(d.reads.busy() for d in ran):  # a read stuck in a slow call: do not wait for it
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 @main.command()

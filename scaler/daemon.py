@@ -27,6 +27,7 @@ from scaler.errors import AdapterError, ConfigError
 from scaler.logs import get_logger
 from scaler.persistence import Persistence
 from scaler.ports import Clock, LeaderLease, MetricsSource, PoolActuator, QuotaReader
+from scaler.reads import BoundedReads
 from scaler.sdnotify import Notifier
 from scaler.state import Snapshot, StateStore
 from scaler.tick import HISTORY_MINUTES, PoolOutcome, Ticker, _Backoff, _InFlight
@@ -104,6 +105,11 @@ class Daemon:
     @dry_run.setter
     def dry_run(self, value: bool) -> None:
         self.ticker.dry_run = value
+
+    @property
+    def reads(self) -> BoundedReads:
+        """The tick's read threads (``busy()``: a read is still stuck in a slow call)."""
+        return self.ticker.reads
 
     @property
     def stopping(self) -> threading.Event:

@@ -85,6 +85,10 @@ class BoundedReads:
                 out[key] = Outcome(value=future.result())  # type: ignore[arg-type]
         return out
 
+    def busy(self) -> bool:
+        """Whether a read is still running (a stuck call the tick gave up waiting for)."""
+        return any(not future.done() for future, _ in self._running.values())
+
     def close(self) -> None:
         """Stop accepting reads; running ones are not waited for (they end with the process)."""
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -118,3 +118,21 @@ def test_a_low_arm_budget_stretches_the_next_tick_and_health_allows_for_it() -> 
     runner.join(10)
     assert ticks == 1  # the second tick waits 0.2 s + 30 s, not 0.2 s
     assert daemon.ticking_healthy()[0]
+
+
+def test_a_read_still_stuck_is_known_so_the_process_does_not_wait_for_it_at_exit() -> None:
+    from scaler.reads import BoundedReads
+
+    release = threading.Event()
+    reads = BoundedReads(2)
+    out = reads.run(
+        {"a": lambda: release.wait(30), "b": lambda: 1}, deadline=time.monotonic() + 0.2
+    )
+    assert out["a"].timed_out is not None and out["b"].value == 1
+    assert reads.busy()  # run/once leave with os._exit rather than join this thread
+    release.set()
+    deadline = time.monotonic() + 5
+    while reads.busy() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not reads.busy()
+    reads.close()
