@@ -111,6 +111,19 @@ class Composite:
     def __init__(self, config: CompositeConfig) -> None:
         self.config = config
         self.parts = config.parts
+        self.lookback_minutes = max((lookback_of(p) for p in self.parts), default=0)
+        """Minutes of the pool's load history its parts read, at most."""
 
     def recommend(self, ctx: PolicyContext) -> Recommendation | None:
         return combine(self.parts, ctx)
+
+
+FULL_LOOKBACK_MINUTES = 5 * 7 * 24 * 60
+"""What a policy that does not say how far back it reads is given: five weeks."""
+
+
+def lookback_of(policy: ScalingPolicy) -> int:
+    """Minutes of load history a policy reads: its ``lookback_minutes`` when it declares one
+    (an optional attribute of the policy protocol), else the daemon's full five weeks."""
+    value = getattr(policy, "lookback_minutes", None)
+    return value if isinstance(value, int) and value >= 0 else FULL_LOOKBACK_MINUTES

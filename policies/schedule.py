@@ -211,6 +211,9 @@ class Schedule:
 
     _CACHE_DAYS = 16
 
+    lookback_minutes: int = 0
+    """Minutes of the pool's load history it reads (none: time alone decides)."""
+
     def __init__(self, config: ScheduleConfig | None = None) -> None:
         self.config = config or ScheduleConfig()
         self._zones: list[ZoneInfo] = [

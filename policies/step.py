@@ -116,6 +116,8 @@ class StepRules:
         self.config = config
         self._up = [r for r in config.rules if r.direction == "increase"]
         self._down = [r for r in config.rules if r.direction == "decrease"]
+        self.lookback_minutes = max((r.time_window_minutes for r in config.rules), default=0)
+        """Minutes of the pool's load history it reads: its longest rule window."""
 
     def recommend(self, ctx: PolicyContext) -> Recommendation | None:
         if ctx.calls is None:

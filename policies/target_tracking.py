@@ -35,6 +35,9 @@ class TargetTracking:
     name: ClassVar[str] = "target-tracking"
     Config: ClassVar[type[TargetTrackingConfig]] = TargetTrackingConfig
 
+    lookback_minutes: int = 0
+    """Minutes of the pool's load history it reads (none: the current reading only)."""
+
     def __init__(self, config: TargetTrackingConfig | None = None) -> None:
         self.config = config or TargetTrackingConfig()
 

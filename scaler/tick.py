@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from policies.composite import lookback_of
 from scaler.config import Config, PoolConfig
 from scaler.core import (
     Decision,
@@ -37,7 +38,7 @@ from scaler.core import (
 from scaler.core.history import ArrayHistory
 from scaler.core.metrics import to_calls
 from scaler.core.quota import CapacityBackoff, QuotaMemory, QuotaRules
-from scaler.core.types import PoolLimits
+from scaler.core.types import PoolLimits, ScalingPolicy
 from scaler.core.victims import DrainState, InstanceActions
 from scaler.errors import AdapterError, CapacityError
 from scaler.kinds import PlanInput, kind_of, limits_of
@@ -61,7 +62,16 @@ CAPACITY_BACKOFF_CAP = 20
 """A pool whose VM size Azure has no capacity for retries at most this many intervals apart."""
 
 HISTORY_MINUTES = 5 * 7 * 24 * 60
-"""Minutes of load kept per pool for policies that look back (five weeks, ~400 kB a pool)."""
+"""Most minutes of load kept per pool, for policies that look back weeks (five weeks, ~400 kB a
+pool); a pool whose policies read less keeps less (``history_minutes``)."""
+
+
+def history_minutes(policies: Sequence[ScalingPolicy]) -> int:
+    """Minutes of load history a pool keeps: what its policies read (their declared
+    ``lookback_minutes``; five weeks for one that does not say), plus an hour, at most five
+    weeks. A fleet of target-tracking pools keeps an hour each, not 400 kB each."""
+    need = max((lookback_of(p) for p in policies), default=0)
+    return min(HISTORY_MINUTES, need + 60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +170,10 @@ class Ticker:
         self._behaviors = {p.name: p.behavior.to_core() for p in config.pools}
         self._policies = {p.name: build_policies(p) for p in config.pools}
         self.history = {
-            p.name: ArrayHistory(start=clock.now() // 60.0 * 60.0, capacity=HISTORY_MINUTES)
+            p.name: ArrayHistory(
+                start=clock.now() // 60.0 * 60.0,
+                capacity=history_minutes(self._policies[p.name]),
+            )
             for p in config.pools
         }
         self.log = get_logger()
@@ -177,7 +190,8 @@ class Ticker:
             self.states.setdefault(pool.name, PoolState())
             if pool.name not in self.history:
                 self.history[pool.name] = ArrayHistory(
-                    start=now // 60.0 * 60.0, capacity=HISTORY_MINUTES
+                    start=now // 60.0 * 60.0,
+                    capacity=history_minutes(self._policies[pool.name]),
                 )
         for table in (self.states, self.history, self.last):
             for name in [n for n in table if n not in names]:

@@ -327,3 +327,34 @@ def test_property_an_unattributable_read_never_lowers_the_pool(
         elif bad and o.desired is not None and last_good is not None:
             last_good = max(last_good, o.desired)
         clock.advance(60)
+
+
+def test_a_pool_keeps_only_the_history_its_policies_read() -> None:
+    """Five weeks of minutes per pool is 400 kB: a target-tracking pool keeps an hour of it, a
+    step pool its longest rule window plus an hour, a predictive pool the five weeks."""
+    from scaler.policyset import build_policies
+    from scaler.tick import HISTORY_MINUTES, history_minutes
+
+    def minutes(*policies: dict[str, Any]) -> int:
+        config = parse_config(config_doc(pool_table(policies=list(policies))), environ={})
+        return history_minutes(build_policies(config.pools[0]))
+
+    tt = {"type": "target-tracking", "target_utilization": 0.8}
+    assert minutes(tt) == 60
+    step = {
+        "type": "step",
+        "rules": [
+            {
+                "direction": "increase",
+                "statistic": "average",
+                "time_window_minutes": 30,
+                "operator": ">",
+                "threshold": 0.8,
+                "change_count": 1,
+            }
+        ],
+    }
+    assert minutes(tt, step) == 90
+    assert minutes(tt, {"type": "predictive"}) == HISTORY_MINUTES
+    composite = {"type": "composite", "policies": [tt, step]}
+    assert minutes(composite) == 90

@@ -98,15 +98,19 @@ class ArrayHistory:
 
     def put(self, t: float, value: float | None) -> None:
         """Record the bucket holding ``t`` (a later value for the same bucket wins); gaps up to
-        it become unknown. Older buckets beyond ``capacity`` are dropped."""
+        it become unknown. Buckets older than ``capacity`` are dropped (in chunks, so a few
+        more may stay a while)."""
         i = self._index(t)
         if i < 0:
             return
         if i >= len(self._values):
             self._values.extend([_NAN] * (i + 1 - len(self._values)))
         self._values[i] = _NAN if value is None else float(value)
-        if self._capacity is not None and len(self._values) > self._capacity:
-            drop = len(self._values) - self._capacity
+        # Old buckets go a chunk at a time (1/16 of the capacity, at least an hour's worth):
+        # dropping one a minute moved the whole array every tick (30 ms at 1,000 full pools).
+        cap = self._capacity
+        if cap is not None and len(self._values) > cap + max(60, cap // 16):
+            drop = len(self._values) - cap
             del self._values[:drop]
             self._start += drop * self._step
         end = self._start + len(self._values) * self._step
