@@ -40,6 +40,9 @@ class Headroom:
     name: ClassVar[str] = "example-headroom"
     Config: ClassVar[type[HeadroomConfig]] = HeadroomConfig
 
+    lookback_minutes: int = 0
+    """It reads the current calls only, so the pool keeps no more history for it."""
+
     def __init__(self, config: HeadroomConfig | None = None) -> None:
         self.config = config or HeadroomConfig()
 
