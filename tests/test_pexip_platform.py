@@ -117,6 +117,15 @@ def test_node_calls_are_unknown_when_a_participant_is_on_an_unlisted_node(
     assert is_ok(reading) and dict(reading.by_instance) == {"burst-1": None}  # never "empty"
 
 
+def test_node_calls_are_unknown_when_a_participant_names_no_node(pexip: FakePexip) -> None:
+    """A participant whose record names no media, signalling or proxy node (a field renamed or
+    null in another Pexip version) may be on any node: no node reads as empty."""
+    pexip.add_node("burst-1", max_hd_calls=20, media_load=0.0)
+    pexip.add_stray_participant("")
+    reading = read(pexip, burst(metric={"source": "pexip"}), members=["burst-1"])["burst"]
+    assert is_ok(reading) and dict(reading.by_instance) == {"burst-1": None}
+
+
 def test_an_invalid_node_record_makes_the_location_reading_missing(pexip: FakePexip) -> None:
     pexip.add_node("always-1", max_hd_calls=40, media_load=50.0)
     pexip.add_node("burst-1", max_hd_calls=20, media_load=0.0)

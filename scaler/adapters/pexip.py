@@ -416,15 +416,20 @@ class PexipClient:
         strays: set[str] = set()
         for obj in self._list(f"{STATUS}/participant/"):
             used: set[str] = set()
+            placed = False
             for key in ("media_node", "signalling_node", "proxy_node"):
                 value = obj.get(key)
                 if not isinstance(value, str) or not value:
                     continue
+                placed = True
                 name = by_key.get(value.lower())
                 if name is None:
                     strays.add(value)
                 else:
                     used.add(name)
+            if not placed:
+                # a call that names no node could be on any of them: none reads as empty
+                strays.add(f"participant {obj.get('id', '?')} names no node")
             for name in used:
                 counts[name] = counts.get(name, 0) + 1
         unknown = ""
