@@ -53,7 +53,7 @@ from scaler.ports import (
     QuotaReader,
     ResizeHandle,
 )
-from scaler.reads import BoundedReads
+from scaler.reads import BoundedReads, Outcome
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -169,13 +169,7 @@ class Ticker:
         self._limits = {p.name: limits_of(p, config.azure.location) for p in config.pools}
         self._behaviors = {p.name: p.behavior.to_core() for p in config.pools}
         self._policies = {p.name: build_policies(p) for p in config.pools}
-        self.history = {
-            p.name: ArrayHistory(
-                start=clock.now() // 60.0 * 60.0,
-                capacity=history_minutes(self._policies[p.name]),
-            )
-            for p in config.pools
-        }
+        self.history = {p.name: self._new_history(p.name, clock.now()) for p in config.pools}
         self.log = get_logger()
 
     def use_config(self, new: Config) -> None:
@@ -188,14 +182,18 @@ class Ticker:
         names = {p.name for p in new.pools}
         for pool in new.pools:
             self.states.setdefault(pool.name, PoolState())
-            if pool.name not in self.history:
-                self.history[pool.name] = ArrayHistory(
-                    start=now // 60.0 * 60.0,
-                    capacity=history_minutes(self._policies[pool.name]),
-                )
+            if pool.name in self.history:  # its policies may now read further back, or less
+                self.history[pool.name].set_capacity(history_minutes(self._policies[pool.name]))
+            else:
+                self.history[pool.name] = self._new_history(pool.name, now)
         for table in (self.states, self.history, self.last):
             for name in [n for n in table if n not in names]:
                 del table[name]
+
+    def _new_history(self, pool: str, now: float) -> ArrayHistory:
+        return ArrayHistory(
+            start=now // 60.0 * 60.0, capacity=history_minutes(self._policies[pool])
+        )
 
     def tick(self, now: float) -> list[PoolOutcome]:
         """Observe, decide and act once for every pool; ``now`` from the wall clock."""
@@ -219,12 +217,11 @@ class Ticker:
                 statuses[pool.name] = got.value
                 continue
             read_failures.append(f"pool {pool.name}")
+            error = self._failure("observe", got)
             if got.timed_out is not None:
-                error = f"observe {got.timed_out.describe(self.monotonic())}"
                 failed[pool.name] = (Reason.OBSERVE_TIMED_OUT, error)
                 self.log.warning("pool.observe_timed_out", pool=pool.name, error=error)
             else:
-                error = _error_text(got.error)
                 failed[pool.name] = (Reason.OBSERVE_FAILED, error)
                 self.log.warning("pool.observe_failed", pool=pool.name, error=error)
         self._reap_finished()
@@ -243,11 +240,7 @@ class Ticker:
             readings = metrics.value
         elif metrics is not None:
             read_failures.append("metrics")
-            error = (
-                f"metrics read {metrics.timed_out.describe(self.monotonic())}"
-                if metrics.timed_out is not None
-                else _error_text(metrics.error)
-            )
+            error = self._failure("metrics read", metrics)
             self.log.warning("metrics.read_failed", error=error)
             readings = {p.name: MetricReading.missing(error) for p in readable}
         usage: dict[str, Mapping[str, QuotaUsage]] = {}
@@ -256,19 +249,11 @@ class Ticker:
             if quota.value is not None:
                 usage[loc] = quota.value
             else:
-                error = (
-                    f"usage.list {quota.timed_out.describe(self.monotonic())}"
-                    if quota.timed_out is not None
-                    else _error_text(quota.error)
-                )
+                read_failures.append(f"quota {loc}")
+                error = self._failure("usage.list", quota)
                 self.log.warning("quota.read_failed", location=loc, error=error)
         self.usage = usage
         self.quota_memory = self.quota_memory.remember(usage, now=now)
-        read_failures += [
-            f"quota {loc}"
-            for loc in sorted({self.config.quota_scope_of(p) for p in readable})
-            if loc not in self.usage
-        ]
         self.read_failures = read_failures
 
         plans = []
@@ -344,6 +329,12 @@ class Ticker:
         self.ticks += 1
         self.last_tick_at = now
         return outcomes
+
+    def _failure(self, what: str, outcome: Outcome[Any]) -> str:
+        """Why a read gave nothing: still running at the deadline, or the error it raised."""
+        if outcome.timed_out is not None:
+            return f"{what} {outcome.timed_out.describe(self.monotonic())}"
+        return _error_text(outcome.error)
 
     def _remember(self, pool: str, reading: MetricReading) -> None:
         """Feed the pool's rolling history with what this tick's reading saw."""

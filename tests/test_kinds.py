@@ -358,3 +358,19 @@ def test_a_pool_keeps_only_the_history_its_policies_read() -> None:
     assert minutes(tt, {"type": "predictive"}) == HISTORY_MINUTES
     composite = {"type": "composite", "policies": [tt, step]}
     assert minutes(composite) == 90
+
+
+def test_a_reload_gives_a_pool_the_history_its_new_policies_read() -> None:
+    from scaler.adapters.sim import ManualClock, SimCloud
+    from scaler.daemon import Daemon
+    from scaler.tick import HISTORY_MINUTES
+    from tests.test_daemon import START, flat_trace
+
+    config = parse_config(config_doc(pool_table()), environ={})
+    clock = ManualClock(START.timestamp())
+    cloud = SimCloud(config, flat_trace([10.0] * 60), clock=clock, quota_limits={})
+    daemon = Daemon(config=config, metrics=cloud, actuator=cloud, quota=cloud, clock=clock)
+    assert daemon.history["tc"].capacity == 60
+    table = pool_table(policies=[{"type": "predictive"}])
+    daemon.ticker.use_config(parse_config(config_doc(table), environ={}))
+    assert daemon.history["tc"].capacity == HISTORY_MINUTES

@@ -96,6 +96,16 @@ class ArrayHistory:
             t += self._step
         return out
 
+    @property
+    def capacity(self) -> int | None:
+        """Buckets kept (``None``: all)."""
+        return self._capacity
+
+    def set_capacity(self, capacity: int | None) -> None:
+        """Keep this many buckets from now on (a reload may change what the policies read);
+        a smaller capacity takes effect as buckets are added."""
+        self._capacity = capacity
+
     def put(self, t: float, value: float | None) -> None:
         """Record the bucket holding ``t`` (a later value for the same bucket wins); gaps up to
         it become unknown. Buckets older than ``capacity`` are dropped (in chunks, so a few
