@@ -103,6 +103,21 @@ def test_server_errors_are_transient(fake: FakePexip) -> None:
     client.close()
 
 
+def test_a_connection_closed_without_an_answer_is_sent_once_more(fake: FakePexip) -> None:
+    """A kept-alive connection the Management Node (or a proxy) closed answers nothing: the
+    request goes once more on a fresh connection, so another pool's failed call does not fail
+    the next pool's read; a node that keeps closing is a transient error after two tries."""
+    client = client_for(fake)
+    fake.inject_transport_fault(r"/teamsnode/$", "reset")
+    before = len(fake.requests)
+    assert len(client.teams_nodes()) == 5
+    assert len(fake.requests) - before == 4  # first page twice, then two more pages
+    fake.inject_transport_fault(r"/teamsnode/$", "reset", times=2)
+    with pytest.raises(TransientError, match="without sending a response"):
+        client.teams_nodes()
+    client.close()
+
+
 def test_malformed_json_is_permanent(fake: FakePexip) -> None:
     client = client_for(fake)
     fake.inject_fault("worker_vm", status=200, body='{"meta": {"next": nul')

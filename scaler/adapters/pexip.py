@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
+from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from scaler.config import Config, PexipConfig, PoolConfig
 from scaler.core.types import MetricReading, MetricStatus
@@ -713,9 +714,18 @@ class PexipClient:
     ) -> Any:
         where = f"pexip {self._cfg.url}{operation.partition(' ')[2]}"
         try:
-            response = self._http.request(
-                method, url, params=params, json=json_body, timeout=timeout
-            )
+            # A kept-alive connection the server had closed fails before any answer: send
+            # once more, on a fresh connection (the writes set absolute values, so one that
+            # did arrive is not changed by arriving twice).
+            for attempt in Retrying(
+                stop=stop_after_attempt(2),
+                retry=retry_if_exception(_stale_connection),
+                reraise=True,
+            ):
+                with attempt:
+                    response = self._http.request(
+                        method, url, params=params, json=json_body, timeout=timeout
+                    )
         except httpx.TimeoutException as exc:
             raise TransientError(f"{where}: timed out ({exc})", operation=operation) from exc
         except httpx.TransportError as exc:
@@ -747,6 +757,11 @@ class PexipClient:
 
 
 _ID_IN_PATH = re.compile(r"/\d+/")
+
+
+def _stale_connection(exc: BaseException) -> bool:
+    """httpx's error for a pooled connection the server had closed: nothing was answered."""
+    return isinstance(exc, httpx.RemoteProtocolError) and "without sending a response" in str(exc)
 
 
 def find_proxy(proxies: Iterable[TeamsProxy], ref: str) -> TeamsProxy | None:
