@@ -180,12 +180,14 @@ def test_a_tick_over_many_pools_makes_a_bounded_number_of_calls(env: AzureEnv) -
     assert len(env.fake.requests) == 1 + 2 + 1 + 1  # no GET per scale set, no writes
 
 
+@pytest.mark.parametrize("code", ["AllocationFailed", "OverconstrainedZonalAllocationRequest"])
 def test_no_capacity_for_the_vm_size_backs_off_instead_of_retrying_every_tick(
-    env: AzureEnv,
+    env: AzureEnv, code: str
 ) -> None:
-    """AllocationFailed is Azure having no capacity, not a quota refusal
-    (learn.microsoft.com/troubleshoot/azure/virtual-machines/allocation-failure): the pool's
-    scale-ups wait (CapacityUnavailable), doubling from one interval, instead of a PATCH a tick."""
+    """AllocationFailed (and its zonal, over-constrained relatives) is Azure having no capacity,
+    not a quota refusal (learn.microsoft.com/troubleshoot/azure/virtual-machines/
+    allocation-failure): the pool's scale-ups wait (CapacityUnavailable), doubling from one
+    interval, instead of a PATCH a tick — never a permanent refusal."""
     import time as _time
 
     pool = env.pool("tc", capacity=2)
@@ -200,7 +202,7 @@ def test_no_capacity_for_the_vm_size_backs_off_instead_of_retrying_every_tick(
             quota=adapters.compute,
             clock=WallClock(),
         )
-        env.fake.fail_next_operation(code="AllocationFailed", message="no capacity for F4s_v2")
+        env.fake.fail_next_operation(code=code, message="no capacity for F4s_v2")
         (first,) = daemon.tick()
         assert first.applied
         deadline = _time.monotonic() + 20

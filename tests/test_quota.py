@@ -384,6 +384,8 @@ def test_a_pool_that_starts_deallocated_vms_is_not_charged() -> None:
         "ZonalAllocationFailed",
         "SkuNotAvailable",
         "OverconstrainedAllocationRequest",
+        "OverconstrainedZonalAllocationRequest",
+        "ZonalAllocationFailedVMSizeNotAvailable",  # a relative Azure may add: still capacity
     ],
 )
 def test_capacity_errors_are_told_apart_from_quota(

@@ -200,8 +200,9 @@ def test_a_rate_limit_header_near_zero_stretches_the_next_tick(fake: FakeAzure) 
         fake.ratelimit_headers = {"x-ms-ratelimit-remaining-subscription-reads": "2"}
         adapters.compute.observe(cfg.pools[0])
         stretch = adapters.compute.stretch_seconds()
-        # 98 reads short of the low-water mark at 12,000 an hour: about 29 s
-        assert 25.0 < stretch <= STRETCH_MAX_SECONDS
+        # 98 reads short of the low-water mark, refilled at 25 a second (ARM's token bucket
+        # since 2024): about 4 s, not the half minute of the old hourly model
+        assert 3.0 < stretch <= 4.0 < STRETCH_MAX_SECONDS
         assert adapters.metrics.stretch_seconds() == pytest.approx(stretch, abs=1.0)  # shared
         gauge = registry.get_sample_value(
             "cvi_autoscaler_arm_ratelimit_remaining",
