@@ -160,11 +160,10 @@ class _Instance:
     protect_from_scale_set_actions: bool = False
     provisioning_state: str = "Succeeded"
     etag: int = 1
-
-    @property
-    def protected(self) -> bool:
-        """Whether a capacity reduction must leave this instance alone."""
-        return self.protect_from_scale_in or self.protect_from_scale_set_actions
+    power_state: str = "running"
+    """``PowerState/<this>`` in the instance's view (``starting``, ``stopped``, ``deallocated``…,
+    https://learn.microsoft.com/azure/virtual-machines/states-billing); ``""``: the view names
+    no power state."""
 
 
 @dataclass
@@ -420,6 +419,16 @@ class FakeAzure:
         """Scale sets per page of a list; more follow through ``nextLink``
         (``VirtualMachineScaleSets_ListAll``: "Use nextLink property in the response to get the
         next page")."""
+        self.capacity_patch_skips_protected = False
+        """Whether a capacity PATCH that shrinks the scale set leaves instances with
+        ``protectFromScaleIn`` alone. Microsoft's pages disagree: instance protection "Protects
+        instance from Autoscale initiated scale-in" and "User-initiated instance operations …
+        are not blocked" (https://learn.microsoft.com/azure/virtual-machine-scale-sets/
+        virtual-machine-scale-sets-instance-protection), while the scale-in policy removes "the
+        newest ones that are not protected from scale-in" (``ScaleInPolicy.rules``). Azure does
+        not promise it for a user's PATCH, so by default the fake does not skip them (the
+        daemon must not rely on it); ``protectFromScaleSetActions`` ("operations initiated on
+        the scale set") is always honoured."""
         self.other_subscriptions: set[str] = set()
         """Subscriptions served besides ``subscription_id`` (``add_subscription``)."""
         """``False``: scale set GETs carry no ``etag`` (as from an API or a cloud without one)."""
@@ -598,6 +607,16 @@ class FakeAzure:
                 raise KeyError(f"{resource_group}/{name} has no instance {instance_id}")
             instance.protect_from_scale_in = from_scale_in
             instance.protect_from_scale_set_actions = from_scale_set_actions
+
+    def set_instance_power_state(
+        self, resource_group: str, name: str, instance_id: str, state: str
+    ) -> None:
+        """Set the power state an instance's view reports (``""``: none reported)."""
+        with self._lock:
+            instance = self._known_scale_set(resource_group, name).instances.get(int(instance_id))
+            if instance is None:
+                raise KeyError(f"{resource_group}/{name} has no instance {instance_id}")
+            instance.power_state = state
 
     def _known_scale_set(self, resource_group: str, name: str) -> _ScaleSet:
         """A scale set for the state API, or ``KeyError``."""
@@ -1163,15 +1182,22 @@ class FakeAzure:
     def _apply_capacity(self, scale_set: _ScaleSet, target: int) -> None:
         """Grow or shrink a scale set to ``target`` and account the cores in usage.
 
-        Scale-in removes the highest unprotected instance ids; protected instances are skipped,
-        so capacity stays above ``target`` when too few unprotected instances exist.
+        Scale-in removes the highest instance ids (the newest), skipping instances protected
+        from scale set actions — and from scale-in only with ``capacity_patch_skips_protected``
+        — so capacity stays above ``target`` when too few others exist.
         """
         before = scale_set.capacity
+        skip_scale_in = self.capacity_patch_skips_protected
         if target > before:
             _add_instances(scale_set, target - before)
         elif target < before:
             victims = sorted(
-                (i for i in scale_set.instances.values() if not i.protected),
+                (
+                    i
+                    for i in scale_set.instances.values()
+                    if not i.protect_from_scale_set_actions
+                    and not (skip_scale_in and i.protect_from_scale_in)
+                ),
                 key=lambda i: i.instance_id,
                 reverse=True,
             )[: before - target]
@@ -1220,8 +1246,12 @@ class FakeAzure:
     def _list_instances(self, request: _Request, match: re.Match[str]) -> _Response:
         """GET .../virtualMachineScaleSets/{name}/virtualMachines."""
         scale_set = self._scale_set(match["rg"], match["vmss"])
+        # "$expand … Allowed values are 'instanceView'"
+        # (https://learn.microsoft.com/rest/api/compute/virtual-machine-scale-set-vms/list)
+        view = (request.param("$expand") or "").lower() == "instanceview"
         items = [
-            _instance_json(scale_set, scale_set.instances[i]) for i in sorted(scale_set.instances)
+            _instance_json(scale_set, scale_set.instances[i], view=view)
+            for i in sorted(scale_set.instances)
         ]
         return _Response(200, {"value": items})
 
@@ -2027,8 +2057,36 @@ def _vmss_json(scale_set: _ScaleSet) -> JSON:
     }
 
 
-def _instance_json(scale_set: _ScaleSet, instance: _Instance) -> JSON:
-    """Scale set instance after ``VirtualMachineScaleSetVM_List`` examples."""
+def _instance_json(scale_set: _ScaleSet, instance: _Instance, *, view: bool = False) -> JSON:
+    """Scale set instance after ``VirtualMachineScaleSetVM_List`` examples; with ``view`` its
+    ``properties.instanceView`` (statuses ``ProvisioningState/…`` and ``PowerState/…``)."""
+    body = _instance_body(scale_set, instance)
+    if view:
+        state = instance.provisioning_state
+        statuses: list[JSON] = [
+            {
+                "code": f"ProvisioningState/{state.lower()}",
+                "level": "Info" if state != "Failed" else "Error",
+                "displayStatus": f"Provisioning {state.lower()}",
+                "time": instance.time_created,
+            }
+        ]
+        if instance.power_state:
+            statuses.append(
+                {
+                    "code": f"PowerState/{instance.power_state}",
+                    "level": "Info",
+                    "displayStatus": f"VM {instance.power_state}",
+                }
+            )
+        body["properties"]["instanceView"] = {
+            "computerName": _computer_name(scale_set.name, instance.instance_id),
+            "statuses": statuses,
+        }
+    return body
+
+
+def _instance_body(scale_set: _ScaleSet, instance: _Instance) -> JSON:
     instance_id = str(instance.instance_id)
     return {
         "name": f"{scale_set.name}_{instance_id}",

@@ -276,6 +276,16 @@ def test_protection_policy_update_and_scale_in(
     assert updated.protection_policy.protect_from_scale_in is True
     assert [w.method for w in fake.writes()] == ["PUT"]
 
+    # protectFromScaleIn "Protects instance from Autoscale initiated scale-in"; a user's
+    # capacity PATCH is not promised to skip it, and by default the fake does not.
+    compute.virtual_machine_scale_sets.begin_update(
+        RG, VMSS, VirtualMachineScaleSetUpdate(sku=Sku(capacity=2))
+    ).result()
+    assert fake.vmss_instance_ids(RG, VMSS) == ["0", "1"]  # the protected newest went
+
+    fake.set_vmss_capacity(RG, VMSS, 3)
+    fake.set_instance_protection(RG, VMSS, "2", from_scale_in=True)
+    fake.capacity_patch_skips_protected = True  # the scale-in policy's reading
     compute.virtual_machine_scale_sets.begin_update(
         RG, VMSS, VirtualMachineScaleSetUpdate(sku=Sku(capacity=2))
     ).result()
@@ -285,6 +295,24 @@ def test_protection_policy_update_and_scale_in(
         RG, VMSS, VirtualMachineScaleSetVMInstanceRequiredIDs(instance_ids=["2"])
     ).result()
     assert fake.vmss_instance_ids(RG, VMSS) == ["0"]  # an explicit delete ignores protection
+
+
+def test_instance_list_expands_the_instance_view_with_power_state(
+    fake: FakeAzure, compute: ComputeManagementClient
+) -> None:
+    fake.set_instance_power_state(RG, VMSS, "1", "deallocated")
+    fake.set_instance_power_state(RG, VMSS, "2", "")
+    vms = compute.virtual_machine_scale_set_vms
+    plain = list(vms.list(RG, VMSS))
+    assert all(vm.instance_view is None for vm in plain)
+    codes = {
+        vm.instance_id: [s.code for s in vm.instance_view.statuses]
+        for vm in vms.list(RG, VMSS, expand="instanceView")
+        if vm.instance_view is not None
+    }
+    assert codes["0"][-1] == "PowerState/running"
+    assert codes["1"][-1] == "PowerState/deallocated"
+    assert not any(c.startswith("PowerState/") for c in codes["2"])
 
 
 def test_delete_unknown_instance_is_invalid_parameter(compute: ComputeManagementClient) -> None:

@@ -48,11 +48,18 @@ class AzureScaleSetInstances:
         return self._compute.client
 
     def list(self, pool: PoolConfig) -> list[Instance]:
-        """Every instance with the names its load may be reported under."""
+        """Every instance with the names its load may be reported under and its power state.
+
+        One list request with ``$expand=instanceView`` ("Allowed values are 'instanceView'",
+        https://learn.microsoft.com/rest/api/compute/virtual-machine-scale-set-vms/list): each
+        item then carries its instance view, whose ``PowerState/…`` status gives ``running``,
+        ``starting``, ``stopped``, ``deallocated``… (``unknown`` when none is given). A
+        ``Deleting`` instance is ``deleting`` whatever its power state.
+        """
         out = []
         with self._compute.calls.call("vmss_vms.list"):
             for vm in self._client.virtual_machine_scale_set_vms.list(
-                pool.resource_group, pool.scale_set_name
+                pool.resource_group, pool.scale_set_name, expand="instanceView"
             ):
                 if vm.instance_id is None:
                     continue
@@ -67,11 +74,13 @@ class AzureScaleSetInstances:
                     and (policy.protect_from_scale_in or policy.protect_from_scale_set_actions)
                 )
                 created = vm.time_created.timestamp() if vm.time_created is not None else None
+                view = vm.instance_view
+                power, _ = _states(view.statuses if view is not None else None)
                 out.append(
                     Instance(
                         id=str(vm.instance_id),
                         names=tuple(names),
-                        state="deleting" if state == "deleting" else "running",
+                        state="deleting" if state == "deleting" else power,
                         protected=protected,
                         started_at=created,
                     )
