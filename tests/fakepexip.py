@@ -27,8 +27,14 @@ page it comes from; field names and nullability follow Pexip's own API client mo
   ``min_number_of_instances`` and ``notifications_enabled``; scheduled scaling policies in
   ``configuration/v1/scheduled_scaling/`` (``instances_to_add``, ``minutes_in_advance``,
   ``local_timezone``, ``time_from``/``time_to``, ``mon`` … ``sun``, ``enabled``).
-* **Licences**: ``status/v1/licensing/`` is a one-object list with ``teams_count`` (in use:
-  the Teams calls now, unless set) and ``teams_total``.
+* **Licences** (https://docs.pexip.com/admin/teams_configuration.htm): ``status/v1/licensing/``
+  is a one-object list (fields of go-infinity-sdk ``Licensing``). The Teams licence counts
+  Microsoft **tenants**: "The teams license controls how many Azure tenants can be configured;
+  there is no limit to … the number of instances within each Teams Connector" — so
+  ``teams_total`` is 1 and ``teams_count`` the tenants configured (1), whatever the calls. Each
+  gateway call into Teams needs a call licence ("appropriate call licenses are also required for
+  each gateway call"): ``port_count`` is the calls in progress (Teams calls and Conferencing Node
+  participants), ``port_total`` 100 unless set.
 * **Call history** (https://docs.pexip.com/api_manage/api_history.htm):
   ``history/v1/participant/`` lists completed participants (call legs) with ``start_time`` and
   ``end_time`` in UTC without an offset, ``protocol``, ``call_direction``, ``conference_name``
@@ -155,7 +161,8 @@ class FakePexip:
         self.nodes: dict[str, _Node] = {}
         self.teams_proxies: dict[int, dict[str, Any]] = {}
         self.scheduled_scaling: dict[int, dict[str, Any]] = {}
-        self.licensing: dict[str, Any] = {"teams_total": 100}
+        self.licensing: dict[str, Any] = {}
+        """Fields that override the licensing record (e.g. ``{"port_total": 10}``)."""
         self.stray_participants: list[dict[str, Any]] = []
         self.history: list[dict[str, Any]] = []
         self._teams_proxy_of: dict[str, int | None] = {}
@@ -405,7 +412,7 @@ class FakePexip:
             self.scheduled_scaling.clear()
             self.nodes.clear()
             self.stray_participants.clear()
-            self.licensing = {"teams_total": 100}
+            self.licensing = {}
             self._teams_proxy_of.clear()
             self._teams_raw.clear()
             self._faults.clear()
@@ -652,20 +659,21 @@ class FakePexip:
         return out
 
     def _licences(self) -> dict[str, Any]:
-        in_use = sum(
+        teams_calls = sum(
             n["call_count"]
             for n in self.teams_nodes.values()
             if isinstance(n.get("call_count"), int) and n["call_count"] > 0
         )
+        participants = sum(max(0, n.calls) for n in self.nodes.values())
         record = {
             "audio_count": 0,
             "audio_total": 0,
-            "port_count": 0,
+            "port_count": teams_calls + participants,
             "port_total": 100,
             "system_count": len(self.nodes),
             "system_total": 100,
-            "teams_count": in_use,
-            "teams_total": 100,
+            "teams_count": 1,  # tenants configured, not calls
+            "teams_total": 1,
             "vmr_count": 0,
             "vmr_total": 1000,
             "resource_uri": f"{STATUS}/licensing/1/",

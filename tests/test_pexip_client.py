@@ -233,7 +233,10 @@ def test_scheduled_scaling_and_licensing_are_read(fake: FakePexip) -> None:
     assert active_scheduled_instances(client, proxy, at[(7, 31)]) == 3
     assert active_scheduled_instances(client, proxy, saturday) == 0
     licences = client.licensing()
-    assert (licences.teams_count, licences.teams_total) == (10, 100)
+    # the Teams licence counts tenants (teams_configuration.htm); calls use call licences
+    assert (licences.teams_count, licences.teams_total) == (1, 1)
+    # port_count: the calls in progress (10 Teams calls, 20 node participants)
+    assert (licences.port_count, licences.port_total, licences.free_calls) == (30, 100, 70)
     client.close()
 
 

@@ -253,16 +253,33 @@ class ScheduledScaling:
 
 @dataclass(frozen=True, slots=True)
 class Licensing:
-    """Licences (``status/v1/licensing/``): Teams calls licensed and in use.
+    """Licences (``status/v1/licensing/``), field names from Pexip's client (go-infinity-sdk
+    ``status/models.go`` ``Licensing``).
 
-    Field names from Pexip's client (go-infinity-sdk ``status/models.go`` ``Licensing``).
+    The Teams licence (``teams_*``) counts Microsoft **tenants**, not calls: "The teams license
+    controls how many Azure tenants can be configured; there is no limit to the number of Teams
+    Connectors you can install or the number of instances within each Teams Connector"
+    (https://docs.pexip.com/admin/teams_configuration.htm). So no instance count is ever derived
+    from it. Each gateway call into a Teams meeting needs an ordinary call licence (same page:
+    "appropriate call licenses are also required for each gateway call"): ``port_*``.
     """
 
     teams_count: int | None
-    """Teams (CVI) licences in use now (``None``: not reported or invalid)."""
+    """Teams tenant licences in use (``None``: not reported or invalid)."""
     teams_total: int | None
-    """Teams (CVI) licences installed (``None``: not reported or invalid)."""
+    """Teams tenant licences installed (``None``: not reported or invalid)."""
+    port_count: int | None = None
+    """Call licences in use now (``None``: not reported or invalid)."""
+    port_total: int | None = None
+    """Call licences installed (``None``: not reported or invalid)."""
     problem: str = ""
+
+    @property
+    def free_calls(self) -> int | None:
+        """Call licences free now (``port_total - port_count``); ``None`` when unknown."""
+        if self.port_count is None or self.port_total is None:
+            return None
+        return max(0, self.port_total - self.port_count)
 
 
 @dataclass(frozen=True, slots=True)
@@ -488,21 +505,27 @@ class PexipClient:
         return [_scheduled(obj) for obj in self._list(f"{CONFIGURATION}/scheduled_scaling/")]
 
     def licensing(self) -> Licensing:
-        """Teams licences in use and installed (one object in a Tastypie list)."""
+        """Licences installed and in use (one object in a Tastypie list; see ``Licensing``)."""
         objects = self._list(f"{STATUS}/licensing/")
         if not objects:
             return Licensing(None, None, problem="status/v1/licensing/ lists no object")
         obj = objects[0]
         values: dict[str, int | None] = {}
         problems = []
-        for key in ("teams_count", "teams_total"):
+        for key in ("teams_count", "teams_total", "port_count", "port_total"):
             try:
                 number = _number(obj, key, nullable=True, integral=True)
             except _Bad as bad:
                 problems.append(str(bad))
                 number = None
             values[key] = None if number is None else int(number)
-        return Licensing(values["teams_count"], values["teams_total"], "; ".join(problems))
+        return Licensing(
+            values["teams_count"],
+            values["teams_total"],
+            port_count=values["port_count"],
+            port_total=values["port_total"],
+            problem="; ".join(problems),
+        )
 
     def participant_history(
         self,

@@ -54,8 +54,9 @@ class Reason(StrEnum):
     NO_SPARE_INSTANCES = "NoSpareInstances"
     """A ``vm-set`` pool has no deallocated VM left to start."""
     LICENSE_LIMITED = "LicenseLimited"
-    """A Teams Connector scale-up was cut to what Pexip's Teams licences can carry
-    (``status/v1/licensing``); more instances could take no more calls."""
+    """No longer given (kept so the name stays reserved): Pexip's Teams licence counts Teams
+    *tenants*, not calls (docs.pexip.com/admin/teams_configuration.htm), so it never caps a
+    Teams Connector's size."""
     PEXIP_SCHEDULED = "PexipScheduledScaling"
     """Pexip's own scheduled scaling adds instances on top of the minimum the daemon sets; the
     pool cannot go below what those policies add while they are active."""
@@ -70,6 +71,11 @@ class Reason(StrEnum):
     """Azure had no capacity for the VM size (``AllocationFailed``, ``ZonalAllocationFailed``,
     ``SkuNotAvailable``, ``OverconstrainedAllocationRequest``): not a quota problem; the pool's
     scale-ups back off."""
+    SCALE_IN_UNVERIFIED = "ScaleInUnverified"
+    """Something a scale-in relies on besides the load could not be read or proven this tick
+    (Pexip's scheduled scaling, instance status, the join between Pexip's records and the
+    scale set's instances…): the pool does not shrink; a scale-out would have gone ahead. The
+    detail names what is unknown."""
 
 
 class MetricStatus(StrEnum):
