@@ -23,6 +23,10 @@ page it comes from; field names and nullability follow Pexip's own API client mo
   with it off, an instance is listed *only while a Teams call is in progress*, with no
   ``instance_status`` (null). ``max_calls``, ``instance_status``, ``state`` and ``eventhub_id``
   are nullable. Instances not tied to a connector follow the fake's ``event_hub`` flag.
+* **Names**: no Pexip page says what a teamsnode record's ``name`` is — the VM name, the
+  computer name or something else (an FQDN) — nor the form of ``scaleset_id``. The fake serves
+  whatever a test gives, so tests run the same scenario with names that equal the scale set's
+  computer names and with names that do not.
 * **Teams Connector configuration** (https://docs.pexip.com/admin/teams_scaling.htm):
   ``min_number_of_instances`` and ``notifications_enabled``; scheduled scaling policies in
   ``configuration/v1/scheduled_scaling/`` (``instances_to_add``, ``minutes_in_advance``,
@@ -161,6 +165,10 @@ class FakePexip:
         self.nodes: dict[str, _Node] = {}
         self.teams_proxies: dict[int, dict[str, Any]] = {}
         self.scheduled_scaling: dict[int, dict[str, Any]] = {}
+        self.scheduled_scaling_supported = True
+        """``False``: a Management Node from before scheduled scaling (teams_scaling.htm,
+        "How scheduled scaling works" names the version that added it):
+        ``configuration/v1/scheduled_scaling/`` and its schema answer 404."""
         self.licensing: dict[str, Any] = {}
         """Fields that override the licensing record (e.g. ``{"port_total": 10}``)."""
         self.stray_participants: list[dict[str, Any]] = []
@@ -547,6 +555,8 @@ class FakePexip:
     def _route(
         self, method: str, path: str, query: dict[str, str], body: Any
     ) -> tuple[int, dict[str, str], bytes]:
+        if not self.scheduled_scaling_supported and "/scheduled_scaling/" in path:
+            return _json(404, {"error": f"no endpoint {method} {path}"})
         if method == "GET" and path.endswith("/schema/"):
             schema = SCHEMAS.get(path[: -len("schema/")])
             if schema is None:
