@@ -51,8 +51,9 @@ warmup_option = click.option(
 allow_competing_option = click.option(
     "--allow-competing",
     is_flag=True,
-    help="Start even if an enabled Azure autoscale setting targets a pool's scale set "
-    "(a warning instead of exit 2); both will then resize it.",
+    help="Start even if another scaler sizes a pool — an enabled Azure autoscale setting on "
+    "its scale set, or Pexip's dynamic bursting on a vm-set pool's nodes (a warning instead "
+    "of exit 2); both will then resize it.",
 )
 
 

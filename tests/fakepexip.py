@@ -31,6 +31,14 @@ page it comes from; field names and nullability follow Pexip's own API client mo
   ``min_number_of_instances`` and ``notifications_enabled``; scheduled scaling policies in
   ``configuration/v1/scheduled_scaling/`` (``instances_to_add``, ``minutes_in_advance``,
   ``local_timezone``, ``time_from``/``time_to``, ``mon`` … ``sun``, ``enabled``).
+* **Dynamic bursting** (https://docs.pexip.com/admin/bursting.htm, azure_bursting.htm): the
+  global configuration (``configuration/v1/global/1/``, the singleton Pexip's client reads)
+  has ``bursting_enabled``, ``bursting_threshold`` and ``bursting_min_lifetime``; a node's
+  configuration has ``cloud_bursting`` (an overflow node Pexip starts and stops itself) and its
+  ``system_location`` as a related URI (field names from go-infinity-sdk
+  ``config/global_configuration_model.go`` and ``config/worker_vm_model.go``). "System locations
+  are not explicitly configured as primary or overflow": a location is an overflow location
+  when it holds bursting nodes.
 * **Licences** (https://docs.pexip.com/admin/teams_configuration.htm): ``status/v1/licensing/``
   is a one-object list (fields of go-infinity-sdk ``Licensing``). The Teams licence counts
   Microsoft **tenants**: "The teams license controls how many Azure tenants can be configured;
@@ -132,6 +140,8 @@ class _Node:
     boot_time: str = "2026-11-18T07:00:00.000000"
     last_contacted: str = "2026-11-18T09:00:00.000000"
     address: str = ""
+    cloud_bursting: bool = False
+    """An overflow node Pexip's dynamic bursting starts and stops."""
     drain_step: float = 0.0
     """Calls ended per status poll while in maintenance."""
     drain_left: float = 0.0
@@ -165,6 +175,12 @@ class FakePexip:
         self.nodes: dict[str, _Node] = {}
         self.teams_proxies: dict[int, dict[str, Any]] = {}
         self.scheduled_scaling: dict[int, dict[str, Any]] = {}
+        self.bursting: dict[str, Any] = {
+            "bursting_enabled": False,
+            "bursting_threshold": 5,
+            "bursting_min_lifetime": 50,
+        }
+        """Dynamic bursting fields of the global configuration."""
         self.scheduled_scaling_supported = True
         """``False``: a Management Node from before scheduled scaling (teams_scaling.htm,
         "How scheduled scaling works" names the version that added it):
@@ -334,9 +350,10 @@ class FakePexip:
         boot_time: str = "2026-11-18T07:00:00.000000",
         last_contacted: str = "2026-11-18T09:00:00.000000",
         calls: int | None = None,
+        cloud_bursting: bool = False,
     ) -> None:
         """A Conferencing Node; ``calls`` (participants on it) defaults to the HD calls its
-        ``media_load`` stands for."""
+        ``media_load`` stands for; ``cloud_bursting``: an overflow node of Pexip's bursting."""
         with self._lock:
             number = len(self.nodes) + 1
             self.nodes[name] = _Node(
@@ -350,6 +367,7 @@ class FakePexip:
                 boot_time=boot_time,
                 last_contacted=last_contacted,
                 address=f"10.0.{number // 250}.{number % 250 + 1}",
+                cloud_bursting=cloud_bursting,
             )
 
     def set_media_load(self, name: str, media_load: float) -> None:
@@ -421,6 +439,8 @@ class FakePexip:
             self.nodes.clear()
             self.stray_participants.clear()
             self.licensing = {}
+            self.bursting["bursting_enabled"] = False
+            self.scheduled_scaling_supported = True
             self._teams_proxy_of.clear()
             self._teams_raw.clear()
             self._faults.clear()
@@ -577,7 +597,12 @@ class FakePexip:
         if method == "GET" and path == f"{CONFIGURATION}/scheduled_scaling/":
             return self._page(path, query, [dict(p) for p in self.scheduled_scaling.values()])
         if method == "GET" and path == f"{CONFIGURATION}/worker_vm/":
-            return self._page(path, query, [_node_config(n) for n in self.nodes.values()])
+            locations = self._location_ids()
+            return self._page(
+                path, query, [_node_config(n, locations) for n in self.nodes.values()]
+            )
+        if method == "GET" and path == f"{CONFIGURATION}/global/1/":
+            return _json(200, {"id": 1, **self.bursting, "resource_uri": path})
         m = re.fullmatch(rf"{CONFIGURATION}/teams_proxy/(\d+)/", path)
         if m and method == "PATCH":
             proxy = self.teams_proxies.get(int(m[1]))
@@ -603,6 +628,10 @@ class FakePexip:
                 node.maintenance_mode_reason = str(body["maintenance_mode_reason"])
             return 202, {}, b""
         return _json(404, {"error": f"no endpoint {method} {path}"})
+
+    def _location_ids(self) -> dict[str, int]:
+        names = sorted({n.system_location for n in self.nodes.values()})
+        return {name: i for i, name in enumerate(names, start=1)}
 
     def _teams_listing(self) -> list[dict[str, Any]]:
         """https://docs.pexip.com/admin/teams_status.htm: with the Event Hub, every instance
@@ -778,16 +807,17 @@ def _participant(number: int, node_address: str) -> dict[str, Any]:
     }
 
 
-def _node_config(node: _Node) -> dict[str, Any]:
+def _node_config(node: _Node, locations: Mapping[str, int]) -> dict[str, Any]:
     return {
         "id": node.id,
         "name": node.name,
         "hostname": node.name,
         "address": node.address,
+        "cloud_bursting": node.cloud_bursting,
         "maintenance_mode": node.maintenance_mode,
         "maintenance_mode_reason": node.maintenance_mode_reason,
         "node_type": "CONFERENCING",
-        "system_location": f"{CONFIGURATION}/system_location/1/",
+        "system_location": f"{CONFIGURATION}/system_location/{locations[node.system_location]}/",
         "resource_uri": f"{CONFIGURATION}/worker_vm/{node.id}/",
     }
 
@@ -899,6 +929,7 @@ SCHEMAS: dict[str, dict[str, tuple[str, bool]]] = {
     },
     f"{CONFIGURATION}/worker_vm/": {
         "address": ("string", False),
+        "cloud_bursting": ("boolean", False),
         "hostname": ("string", False),
         "id": ("integer", False),
         "maintenance_mode": ("boolean", False),

@@ -192,6 +192,25 @@ class WorkerVmConfig:
     maintenance_mode: bool
     maintenance_mode_reason: str = ""
     address: str = ""
+    cloud_bursting: bool | None = None
+    """Whether the node is an overflow node Pexip's dynamic bursting starts and stops
+    (go-infinity-sdk ``config/worker_vm_model.go`` ``cloud_bursting``); ``None``: not reported."""
+    system_location: str = ""
+    """The node's system location as the configuration gives it (a related resource URI)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bursting:
+    """Pexip's dynamic bursting settings (``configuration/v1/global/1/``; go-infinity-sdk
+    ``config/global_configuration_model.go``). With ``bursting_enabled`` "everything is then
+    controlled automatically by the Management Node": overflow nodes are started when a
+    location's free capacity falls to ``bursting_threshold`` and stopped again
+    (https://docs.pexip.com/admin/bursting.htm)."""
+
+    enabled: bool | None
+    """``bursting_enabled``; ``None``: not reported."""
+    threshold: int | None = None
+    min_lifetime: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -496,9 +515,31 @@ class PexipClient:
                     ),
                     maintenance_mode_reason=_str(obj.get("maintenance_mode_reason")),
                     address=_str(obj.get("address")),
+                    cloud_bursting=_opt_bool(obj.get("cloud_bursting")),
+                    system_location=_str(obj.get("system_location")),
                 )
             )
         return out
+
+    def bursting(self) -> Bursting:
+        """Pexip's dynamic bursting settings (the global configuration, a singleton that
+        Pexip's own client reads at ``configuration/v1/global/1/``)."""
+        path = f"{CONFIGURATION}/global/1/"
+        body = self._request("GET", path, path, timeout=self._cfg.timeout_seconds)
+        if not isinstance(body, dict):
+            raise PermanentError(f"pexip {path}: answer is not a record", operation=f"GET {path}")
+        values: dict[str, int | None] = {}
+        for key in ("bursting_threshold", "bursting_min_lifetime"):
+            try:
+                number = _number(body, key, nullable=True, integral=True)
+            except _Bad:
+                number = None
+            values[key] = None if number is None else int(number)
+        return Bursting(
+            enabled=_opt_bool(body.get("bursting_enabled")),
+            threshold=values["bursting_threshold"],
+            min_lifetime=values["bursting_min_lifetime"],
+        )
 
     def scheduled_scaling(self) -> list[ScheduledScaling]:
         """Every scheduled scaling policy; an invalid record is kept with ``problem``."""
@@ -970,6 +1011,10 @@ def _port(parts: Any) -> int:
 
 def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+def _opt_bool(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
 
 
 def _name(obj: Mapping[str, Any], kind: str) -> str:

@@ -85,6 +85,9 @@ class KindContext:
     clock: Clock
     compute: Any
     pexip: Any = None
+    allow_competing: bool = False
+    """``--allow-competing``: a competing scaler a kind finds at preflight (Pexip's dynamic
+    bursting on a ``vm-set`` pool's nodes) is a warning instead of a refusal."""
 
 
 @dataclass(frozen=True, slots=True)
