@@ -434,9 +434,11 @@ def trace() -> None:
 @click.option("--pool", "pools", multiple=True, help="Only this pool (repeatable).")
 @click.option(
     "--teams-protocol",
-    default="TEAMS",
-    show_default=True,
-    help="Pexip history: the protocol of a call's Teams leg.",
+    default=None,
+    help="Pexip history: count the participants whose protocol is this as Teams legs (and "
+    "trust minutes without one as 0). Default: the participants of conferences linked to a "
+    "Teams meeting (history/v1/backplane/, protocol TEAMS); none found leaves the minutes "
+    "unknown.",
 )
 def trace_export(
     config_path: Path,
@@ -446,7 +448,7 @@ def trace_export(
     days: float | None,
     source: str,
     pools: tuple[str, ...],
-    teams_protocol: str,
+    teams_protocol: str | None,
 ) -> None:
     """Write a trace of the configured pools' calls per minute from Azure Monitor, Pexip's
     call history or Log Analytics (times in UTC)."""

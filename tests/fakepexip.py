@@ -49,11 +49,18 @@ page it comes from; field names and nullability follow Pexip's own API client mo
   participants), ``port_total`` 100 unless set.
 * **Call history** (https://docs.pexip.com/api_manage/api_history.htm):
   ``history/v1/participant/`` lists completed participants (call legs) with ``start_time`` and
-  ``end_time`` in UTC without an offset, ``protocol``, ``call_direction``, ``conference_name``
-  (field names from go-infinity-sdk ``history/models.go``), filtered with Tastypie's
-  ``<field>__gte`` / ``__gt`` / ``__lte`` / ``__lt`` on the times (the filters Pexip's own client
-  sends: ``start_time__gte``, ``end_time__lt``) and ordered by ``order_by``; Pexip keeps the
-  most recent 10,000 conferences only.
+  ``end_time`` in UTC without an offset, ``call_direction``, ``conference_name`` and no
+  ``protocol`` (field names from go-infinity-sdk ``history/models.go``, whose history
+  participant has none; a test may add one to model a version that records it). The VTC leg of
+  a Teams meeting is a participant "directly connected to an externally-hosted conference"
+  (https://docs.pexip.com/admin/participant_history.htm); the conference's link to the meeting
+  is a record of ``history/v1/backplane/`` (``conference_name``, ``protocol`` ``TEAMS``,
+  ``type`` ``external-backplane``, as Pexip's client models and tests it). Both are filtered
+  with Tastypie's ``<field>__gte`` / ``__gt`` / ``__lte`` / ``__lt`` on the times (the filters
+  Pexip's own client sends: ``start_time__gte``, ``end_time__lt``) and ordered by
+  ``order_by``; Pexip keeps the calls of the 5,000 most recent conferences only
+  (participant_history.htm). ``backplane_history_supported = False`` models a version without
+  the backplane resource (404).
 * **Schemas**: ``<resource>/schema/`` describes each modelled resource's fields (Tastypie's
   ``fields`` map with ``type`` and ``nullable``), as the status API documents
   (https://docs.pexip.com/api_manage/api_status.htm: "A summary of the schema … via the REST
@@ -189,6 +196,8 @@ class FakePexip:
         """Fields that override the licensing record (e.g. ``{"port_total": 10}``)."""
         self.stray_participants: list[dict[str, Any]] = []
         self.history: list[dict[str, Any]] = []
+        self.backplanes: list[dict[str, Any]] = []
+        self.backplane_history_supported = True
         self._teams_proxy_of: dict[str, int | None] = {}
         self._teams_raw: dict[str, dict[str, str]] = {}
         self._lock = threading.RLock()
@@ -403,12 +412,13 @@ class FakePexip:
         start: str,
         end: str | None,
         *,
-        protocol: str = "TEAMS",
-        call_direction: str = "out",
+        protocol: str | None = None,
+        call_direction: str = "in",
         conference_name: str = "Teams meeting",
         **extra: Any,
     ) -> None:
-        """A completed call leg in ``history/v1/participant/`` (times: ISO, UTC, no offset)."""
+        """A completed call leg in ``history/v1/participant/`` (times: ISO, UTC, no offset);
+        ``protocol`` only when given (Pexip's client models none)."""
         with self._lock:
             number = len(self.history) + 1
             record: dict[str, Any] = {
@@ -417,7 +427,6 @@ class FakePexip:
                 "conference_name": conference_name,
                 "display_name": f"leg {number}",
                 "call_direction": call_direction,
-                "protocol": protocol,
                 "role": "guest",
                 "service_type": "gateway",
                 "start_time": start,
@@ -426,8 +435,44 @@ class FakePexip:
                 "disconnect_reason": "Call disconnected",
                 "resource_uri": f"/api/admin/history/v1/participant/{number}/",
             }
+            if protocol is not None:
+                record["protocol"] = protocol
             record.update(extra)
             self.history.append(record)
+
+    def add_history_backplane(
+        self,
+        start: str,
+        end: str | None,
+        *,
+        conference_name: str = "Teams meeting",
+        protocol: str = "TEAMS",
+        type: str = "external-backplane",
+    ) -> None:
+        """A completed backplane in ``history/v1/backplane/``: by default a conference's link
+        into a Teams meeting, as Pexip's client models it."""
+        with self._lock:
+            number = len(self.backplanes) + 1
+            self.backplanes.append(
+                {
+                    "id": f"backplane-{number}",
+                    "conference_name": conference_name,
+                    "disconnect_reason": "Call disconnected",
+                    "duration": None,
+                    "start_time": start,
+                    "end_time": end,
+                    "media_node": "10.0.0.1",
+                    "protocol": protocol,
+                    "proxy_node": "",
+                    "remote_conference_name": "19:meeting_x@thread.v2",
+                    "remote_media_node": "",
+                    "remote_node_name": "",
+                    "service_tag": "",
+                    "system_location": "London",
+                    "type": type,
+                    "resource_uri": f"/api/admin/history/v1/backplane/backplane-{number}/",
+                }
+            )
 
     def clear(self) -> None:
         """Forget every instance, connector, policy, node, participant and fault (requests
@@ -590,6 +635,10 @@ class FakePexip:
             return self._page(path, query, self._participants())
         if method == "GET" and path == "/api/admin/history/v1/participant/":
             return self._page(path, query, _history_select(self.history, query))
+        if method == "GET" and path == "/api/admin/history/v1/backplane/":
+            if not self.backplane_history_supported:
+                return _json(404, {"error": f"no endpoint {method} {path}"})
+            return self._page(path, query, _history_select(self.backplanes, query))
         if method == "GET" and path == f"{STATUS}/licensing/":
             return self._page(path, query, [self._licences()])
         if method == "GET" and path == f"{CONFIGURATION}/teams_proxy/":

@@ -132,17 +132,37 @@ def _pexip_config(env: AzureEnv, pexip: FakePexip, **pexip_keys: Any) -> Path:
     return path
 
 
+def _meeting(pexip: FakePexip, name: str, start: str, end: str, *legs: tuple[str, str]) -> None:
+    """A conference linked into a Teams meeting (its backplane, protocol TEAMS, as Pexip's client
+    models it) with the VTC participants ``legs`` ((start, end) times of day on 2026-03-02)."""
+    pexip.add_history_backplane(start, end, conference_name=name)
+
+    def iso(hms: str) -> str:
+        return f"2026-03-02T{hms}:00"[:19]
+
+    for a, b in legs:
+        pexip.add_history_participant(iso(a), iso(b), conference_name=name)
+
+
 def test_pexip_history_becomes_concurrent_teams_calls_per_minute(
     env: AzureEnv, pexip: FakePexip, tmp_path: Path
 ) -> None:
     # Pexip keeps the newest conferences only: the oldest it still has starts 09:00.
-    pexip.add_history_participant("2026-03-02T09:00:00", "2026-03-02T09:30:00")
-    pexip.add_history_participant("2026-03-02T09:10:30", "2026-03-02T09:12:00")
-    pexip.add_history_participant("2026-03-02T09:12:00", "2026-03-02T09:20:00")
-    # The VTC leg of the same gateway calls: not a Teams leg, not counted twice.
-    pexip.add_history_participant("2026-03-02T09:00:00", "2026-03-02T09:30:00", protocol="SIP")
+    _meeting(pexip, "gw-1", "2026-03-02T09:00:00", "2026-03-02T09:30:00", ("09:00", "09:30"))
+    _meeting(
+        pexip, "gw-2", "2026-03-02T09:10:30", "2026-03-02T09:20:00",
+        ("09:10:30", "09:12:00"), ("09:12:00", "09:20:00"),
+    )  # fmt: skip
+    # A VMR call without any link to Teams: not a Teams leg.
+    pexip.add_history_participant(
+        "2026-03-02T09:00:00", "2026-03-02T09:30:00", conference_name="vmr"
+    )
+    # The Teams side of a conference, where a version records it: counted through its VTC leg.
+    pexip.add_history_participant(
+        "2026-03-02T09:00:00", "2026-03-02T09:30:00", conference_name="gw-1", protocol="TEAMS"
+    )
     # Outside the window.
-    pexip.add_history_participant("2026-03-02T11:00:00", "2026-03-02T11:30:00")
+    _meeting(pexip, "gw-3", "2026-03-02T11:00:00", "2026-03-02T11:30:00", ("11:00", "11:30"))
     config = _pexip_config(env, pexip, page_size=2)
     out = tmp_path / "pexip.csv"
     result = _run(
@@ -165,7 +185,53 @@ def test_pexip_history_becomes_concurrent_teams_calls_per_minute(
     assert first["end_time__gte"] == "2026-03-02T08:55:00Z"
     assert first["start_time__lt"] == "2026-03-02T10:00:00Z"
     assert len(history) >= 3  # paged two at a time through meta.next, plus the oldest record
-    assert "Pexip keeps the newest 10,000 conferences" in result.stdout
+    assert any(r.path.endswith("/history/v1/backplane/") for r in pexip.requests)
+    assert "Pexip keeps the newest 5,000 conferences" in result.stdout
+
+
+def test_no_recognisable_teams_leg_leaves_the_minutes_unknown_not_zero(
+    env: AzureEnv, pexip: FakePexip, tmp_path: Path
+) -> None:
+    # Calls in the history but none linked to a Teams meeting (or a version that records the
+    # link some other way): a column of zeros would tell the backtest there was no load.
+    pexip.add_history_participant("2026-03-02T09:00:00", "2026-03-02T09:30:00")
+    config = _pexip_config(env, pexip)
+    out = tmp_path / "pexip.csv"
+    args = [
+        "--config", str(config), "--output", str(out), "--source", "pexip",
+        "--since", "2026-03-02T09:00", "--until", "2026-03-02T10:00",
+    ]  # fmt: skip
+    result = _run(*args, env={"CVI_AUTOSCALER_PEXIP_PASSWORD": pexip.password})
+    assert result.exit_code == 0, result.output
+    assert set(_cells(out).values()) == {""}
+    assert "no Teams leg found" in result.stdout and "--teams-protocol" in result.stdout
+    assert "teams: 0/60 minutes known" in result.stdout
+    # forced: the participants whose record says SIP are the legs, and zeros are trusted
+    forced = _run(*args, "--teams-protocol", "SIP", env={"CVI_AUTOSCALER_PEXIP_PASSWORD": "s3cret"})
+    assert forced.exit_code == 0, forced.output
+    assert set(_cells(out).values()) == {"0"}  # no participant records protocol SIP
+
+
+def test_a_node_without_backplane_history_is_an_error_unless_a_protocol_is_forced(
+    env: AzureEnv, pexip: FakePexip, tmp_path: Path
+) -> None:
+    pexip.backplane_history_supported = False
+    pexip.add_history_participant("2026-03-02T09:00:00", "2026-03-02T09:30:00", protocol="TEAMS")
+    config = _pexip_config(env, pexip)
+    out = tmp_path / "pexip.csv"
+    args = [
+        "--config", str(config), "--output", str(out), "--source", "pexip",
+        "--since", "2026-03-02T09:00", "--until", "2026-03-02T10:00",
+    ]  # fmt: skip
+    result = _run(*args, env={"CVI_AUTOSCALER_PEXIP_PASSWORD": pexip.password})
+    assert result.exit_code == 1
+    assert "keeps no backplane history" in result.stderr and "--teams-protocol" in result.stderr
+    assert not out.exists()
+    forced = _run(
+        *args, "--teams-protocol", "TEAMS", env={"CVI_AUTOSCALER_PEXIP_PASSWORD": "s3cret"}
+    )
+    assert forced.exit_code == 0, forced.output
+    assert _cells(out)[("2026-03-02T09:15:00Z", "teams")] == "1"
 
 
 def test_pexip_history_goes_to_one_pool_only(
@@ -184,6 +250,8 @@ def test_pexip_history_goes_to_one_pool_only(
 
 
 def _leg(start: str | None, end: str | None, protocol: str = "TEAMS") -> HistoryCall:
+    """A leg whose own record says its protocol (selected with a forced protocol)."""
+
     def t(x: str | None) -> float | None:
         return None if x is None else datetime.fromisoformat(x).replace(tzinfo=UTC).timestamp()
 

@@ -328,7 +328,13 @@ class SchemaField:
 @dataclass(frozen=True, slots=True)
 class HistoryCall:
     """One completed participant (call leg) of Pexip's call history. ``start``/``end`` in
-    seconds since the epoch; ``problem`` names what makes the record unusable."""
+    seconds since the epoch; ``problem`` names what makes the record unusable.
+
+    Pexip's client model of a history participant (go-infinity-sdk ``history/models.go``
+    ``Participant``) has no ``protocol``: it is ``""`` unless a version records one. The VTC
+    leg of a Teams meeting is a participant "directly connected to an externally-hosted
+    conference, such as a Microsoft Teams … meeting"
+    (https://docs.pexip.com/admin/participant_history.htm)."""
 
     id: str
     start: float | None
@@ -340,10 +346,33 @@ class HistoryCall:
 
 
 @dataclass(frozen=True, slots=True)
+class HistoryBackplane:
+    """One completed backplane of Pexip's history (``history/v1/backplane/``): a conference's
+    link to another node or to an externally hosted meeting. Fields from go-infinity-sdk
+    ``history/models.go`` ``Backplane``; Pexip's client's own tests show the link into a Teams
+    meeting as ``type`` ``external-backplane`` with ``protocol`` ``TEAMS``."""
+
+    id: str
+    start: float | None
+    end: float | None
+    conference_name: str
+    protocol: str
+    type: str
+    problem: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ParticipantHistory:
     calls: tuple[HistoryCall, ...]
     retained_from: float | None
     """Start of the oldest participant Pexip still keeps (``None``: the history is empty)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BackplaneHistory:
+    backplanes: tuple[HistoryBackplane, ...]
+    retained_from: float | None
+    """Start of the oldest backplane Pexip still keeps (``None``: none is kept)."""
 
 
 def load_password(cfg: PexipConfig, environ: Mapping[str, str] | None = None) -> str:
@@ -578,14 +607,45 @@ class PexipClient:
     ) -> ParticipantHistory:
         """Completed participants (call legs) whose time overlaps ``[since, until)``, from
         ``history/v1/participant/`` (https://docs.pexip.com/api_manage/api_history.htm; fields
-        as Pexip's client models them, github.com/pexip/go-infinity-sdk ``history/models.go``),
-        filtered on the server with Tastypie's ``end_time__gte`` / ``start_time__lt`` and paged
-        by ``limit``/``offset`` through ``meta.next`` (same-origin only, at most ``max_pages``
-        pages, within ``deadline_seconds``). Pexip keeps only the most recent 10,000
-        conferences, so ``retained_from`` is the start of the oldest participant it still
-        holds: calls before it are unknown, not absent.
-        """
-        path = f"{HISTORY}/participant/"
+        as Pexip's client models them, github.com/pexip/go-infinity-sdk ``history/models.go``).
+        Pexip keeps "all calls made to the 5,000 most recent completed conferences"
+        (https://docs.pexip.com/admin/participant_history.htm), so ``retained_from`` is the
+        start of the oldest participant it still holds: calls before it are unknown, not
+        absent. See ``_history`` for paging and filters."""
+        records, retained = self._history("participant", since, until, max_pages, deadline_seconds)
+        return ParticipantHistory(
+            calls=tuple(_history_call(obj) for obj in records), retained_from=retained
+        )
+
+    def backplane_history(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        max_pages: int = 5000,
+        deadline_seconds: float = 600.0,
+    ) -> BackplaneHistory:
+        """Completed backplanes whose time overlaps ``[since, until)``, from
+        ``history/v1/backplane/`` (the resource Pexip's client reads; ``HistoryBackplane``).
+        A Management Node without it answers 404 (``PermanentError`` with ``status`` 404)."""
+        records, retained = self._history("backplane", since, until, max_pages, deadline_seconds)
+        return BackplaneHistory(
+            backplanes=tuple(_history_backplane(obj) for obj in records), retained_from=retained
+        )
+
+    def _history(
+        self,
+        resource: str,
+        since: datetime,
+        until: datetime,
+        max_pages: int,
+        deadline_seconds: float,
+    ) -> tuple[list[dict[str, Any]], float | None]:
+        """Records of ``history/v1/<resource>/`` overlapping ``[since, until)``, filtered on
+        the server with Tastypie's ``end_time__gte`` / ``start_time__lt`` and paged by
+        ``limit``/``offset`` through ``meta.next`` (same-origin only, at most ``max_pages``
+        pages, within ``deadline_seconds``), and the start of the oldest record kept."""
+        path = f"{HISTORY}/{resource}/"
         window = {"end_time__gte": _api_time(since), "start_time__lt": _api_time(until)}
         records = self._list(
             path, query=window, max_pages=max_pages, deadline_seconds=deadline_seconds
@@ -601,9 +661,7 @@ class PexipClient:
         retained = None
         if first and isinstance(first[0], dict):
             retained = _time(first[0].get("start_time"))
-        return ParticipantHistory(
-            calls=tuple(_history_call(obj) for obj in records), retained_from=retained
-        )
+        return records, retained
 
     def schema(self, resource: str) -> dict[str, SchemaField]:
         """The fields of ``resource`` (e.g. ``status/v1/teamsnode``) from its ``schema/``."""
@@ -1073,6 +1131,25 @@ def _history_call(obj: Mapping[str, Any]) -> HistoryCall:
         protocol=_str(obj.get("protocol")),
         call_direction=_str(obj.get("call_direction")),
         conference_name=_str(obj.get("conference_name")),
+        problem=problem,
+    )
+
+
+def _history_backplane(obj: Mapping[str, Any]) -> HistoryBackplane:
+    start, end = _time(obj.get("start_time")), _time(obj.get("end_time"))
+    problem = ""
+    if start is None or end is None:
+        which = "start_time" if start is None else "end_time"
+        problem = f"{which} is {obj.get(which)!r}"
+    elif end < start:
+        problem = "end_time is before start_time"
+    return HistoryBackplane(
+        id=str(obj.get("id") if obj.get("id") is not None else ""),
+        start=start,
+        end=end,
+        conference_name=_str(obj.get("conference_name")),
+        protocol=_str(obj.get("protocol")),
+        type=_str(obj.get("type")),
         problem=problem,
     )
 
