@@ -194,7 +194,7 @@ def test_a_stopped_instance_is_neither_capacity_nor_a_victim(env: Env) -> None:
         (o,) = daemon.tick()
         daemon.wait_for_resizes(10)
         assert (o.current, o.desired) == (2, 1)
-        assert o.decision is not None and "starting or stopped" in o.decision.detail
+        assert o.decision is not None and "starting, stopped" in o.decision.detail
         assert env.azure.vmss_instance_ids(RG, "tc") == ["0", "1"]
         # the load grows to 40 calls: 4 serving instances are wanted, so 5 are asked for
         env.pexip.set_calls("tc000000", 40)

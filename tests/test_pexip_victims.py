@@ -76,12 +76,12 @@ def test_stopped_or_starting_instances_are_neither_capacity_nor_idle() -> None:
         vm(2, 0.0),
         vm(3, 0.0, state="unknown"),
     ]
-    assert not_serving(pool) == 2
+    assert not_serving(pool) == 3  # starting, deallocated, and of unknown power state
     assert choose_victims(pool, 4) == ("2",)  # only the running one known idle
     up = plan_drain(
-        decision=decision(2, 4), instances=pool, state=DrainState(), now=NOW, unserving=2
+        decision=decision(1, 4), instances=pool, state=DrainState(), now=NOW, unserving=3
     )
-    assert up.actions.capacity == 6  # four serving, plus the two that serve nothing
+    assert up.actions.capacity == 7  # four serving, plus the three that serve nothing
 
 
 def test_scale_in_without_idle_instances_waits_and_protects_the_busy() -> None:

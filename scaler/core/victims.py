@@ -29,8 +29,8 @@ NOT_SERVING = frozenset({"starting", "stopping", "stopped", "deallocating", "dea
 https://learn.microsoft.com/azure/virtual-machines/states-billing) of instances a scale set
 counts in ``sku.capacity`` that serve no call now: neither capacity nor idle."""
 UNKNOWN = "unknown"
-"""The state of an instance whose instance view names no power state: counted as Azure counts
-it, never idle."""
+"""The state of an instance whose instance view names no power state: not capacity (for a
+scale-out the safe assumption is that it serves nothing) and never idle."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,8 +183,9 @@ def with_loads(
 
 
 def not_serving(instances: Sequence[Instance]) -> int:
-    """Instances counted in the scale set's capacity that serve no call (``NOT_SERVING``)."""
-    return sum(1 for i in instances if i.state in NOT_SERVING)
+    """Instances counted in the scale set's capacity that serve no call (``NOT_SERVING``) or
+    whose power state is not known (``UNKNOWN``)."""
+    return sum(1 for i in instances if i.state in NOT_SERVING or i.state == UNKNOWN)
 
 
 def unproven_join(instances: Sequence[Instance], loads: Mapping[str, float | None]) -> str:

@@ -57,9 +57,12 @@ DRAINING_STATUSES = frozenset({"waiting for termination", "terminating"})
 """``instance_status`` values of instances on their way out
 (docs.pexip.com/admin/teams_status.htm)."""
 
-UNSERVING_STATUSES = frozenset({"maintenance", "failure"})
-"""``instance_status`` values of instances that serve no call: "Maintenance: the instance is not
-currently operational", "Failure" (docs.pexip.com/admin/teams_status.htm)."""
+SERVING_STATUSES = frozenset({"active", ""})
+"""``instance_status`` values of instances that serve calls: "Active", and none at all (the
+Event Hub off: Pexip gives no status, docs.pexip.com/admin/teams_status.htm). Every other value
+— "Maintenance" ("the instance is not currently operational"), "Failure", or one Pexip does
+not document — is not capacity: for a scale-out the safe assumption is that it serves
+nothing."""
 
 
 class PexipTeams(PoolKind):
@@ -181,11 +184,15 @@ class PexipTeamsActuator:
             nodes = []
             unverified = f"Pexip's instance status is unknown ({err})"
             notes.append("instance status unknown: the scale set's capacity is taken as is")
-        statuses = [n.instance_status.lower() for n in nodes]
+        statuses = [n.instance_status.strip().lower() for n in nodes]
         draining = sum(1 for s in statuses if s in DRAINING_STATUSES)
-        unserving = sum(1 for s in statuses if s in UNSERVING_STATUSES)
+        odd = sorted({s for s in statuses if s not in SERVING_STATUSES | DRAINING_STATUSES})
+        unserving = sum(1 for s in statuses if s not in SERVING_STATUSES | DRAINING_STATUSES)
         if unserving:
-            notes.append(f"{unserving} instances in Maintenance or Failure are not capacity")
+            notes.append(
+                f"{unserving} instances in Maintenance, Failure or another state "
+                f"({', '.join(odd)}) are not capacity"
+            )
         if pool.resource_id:
             status = self._compute.observe(pool)
             total = status.capacity

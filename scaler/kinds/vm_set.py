@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from scaler.core.types import Decision, PoolLimits, Reason
 from scaler.core.victims import (
     DEALLOCATED,
+    UNKNOWN,
     DrainState,
     Instance,
     InstanceActions,
@@ -35,7 +36,15 @@ from scaler.core.victims import (
     amend,
     with_loads,
 )
-from scaler.kinds.base import KindActuator, KindContext, PlanInput, PoolKind, Preflight, ScaleIn
+from scaler.kinds.base import (
+    KindActuator,
+    KindContext,
+    PlanInput,
+    PoolKind,
+    Preflight,
+    ScaleIn,
+    guard,
+)
 
 if TYPE_CHECKING:
     from scaler.adapters.azure_instances import AzureVmSet
@@ -83,7 +92,7 @@ class VmSet(PoolKind):
         instances = with_loads(given.status.instances, loads)
         lifetime = given.pool.vm_set.min_lifetime_minutes * 60.0
         plan = plan_vm_set(
-            decision=given.decision,
+            decision=guard(given),
             instances=instances,
             now=given.now,
             min_lifetime_seconds=lifetime,
@@ -116,7 +125,8 @@ def plan_vm_set(
     ``decision.current`` counts allocated nodes that take calls (not draining, not in an
     operator's maintenance). Every tick, draining nodes whose load is known to be zero and whose
     minimum lifetime (billing hour) has passed are deallocated. A scale-out first takes draining
-    nodes out of maintenance, then starts deallocated VMs, most recently healthy first. A
+    nodes out of maintenance, then starts deallocated VMs, most recently healthy first (then VMs
+    whose power state is unknown). A
     scale-in puts the least-loaded serving nodes into maintenance (closest to the end of their
     minimum lifetime first); they are stopped on a later tick, once empty.
     """
@@ -134,8 +144,10 @@ def plan_vm_set(
         for inst in sorted(draining, key=lambda i: (-(i.calls or 0.0), i.id))[:want]:
             undrain.append(inst.id)
         want -= len(undrain)
-        spare = [i for i in instances if i.state == DEALLOCATED and not i.maintenance]
-        spare.sort(key=lambda i: (-(i.last_healthy or 0.0), i.id))
+        # a VM whose power state is not known may be stopped: it is started after the known
+        # deallocated ones (starting a running VM changes nothing), never left out
+        spare = [i for i in instances if i.state in (DEALLOCATED, UNKNOWN) and not i.maintenance]
+        spare.sort(key=lambda i: (i.state == UNKNOWN, -(i.last_healthy or 0.0), i.id))
         start = [i.id for i in spare[:want]]
         short = want - len(start)
         if short:

@@ -25,7 +25,7 @@ before ``deleteInstances`` applies the same test.
 Power states come from the instance view (``$expand=instanceView``): an instance that is
 starting, stopping, stopped or deallocated is neither capacity nor idle (``NOT_SERVING``), and a
 scale-out writes the desired size plus such instances. One whose power state is not reported
-is never idle.
+is treated alike: not capacity (a scale-out assumes it serves nothing) and never idle.
 
 When ``max_drain_minutes`` has passed, the rest of the scale-in goes ahead (``DrainTimedOut``),
 but an instance with known calls is never removed while one of unknown or zero load remains.
@@ -303,7 +303,11 @@ class VmssActuator:
             return status
         instances = tuple(self._instances.list(pool))
         idle = not_serving(instances)
-        notes = (f"{idle} instances starting or stopped are not capacity",) if idle else ()
+        notes = (
+            (f"{idle} instances starting, stopped or of unknown power state are not capacity",)
+            if idle
+            else ()
+        )
         return dataclasses.replace(
             status,
             capacity=max(0, status.capacity - idle),
