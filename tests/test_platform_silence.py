@@ -22,9 +22,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from scaler.adapters.sim import ManualClock
 from scaler.core.victims import InstanceActions
+from scaler.health import status
 from tests.test_pexip_integration import RG, T0, Env, env, teams_pool  # noqa: F401
 
 NAMES = {
@@ -134,17 +136,27 @@ def test_scheduled_scaling_present_absent_or_failing_never_holds_a_scale_out(
     if schedule == "failing":
         env.pexip.inject_fault(r"scheduled_scaling/$", status=503, times=100)
     pool = teams_pool(rid, kind="pexip-teams", teams_proxy="cvi-teams")
-    daemon, adapters = env.daemon(env.config(pool), ManualClock(T0))
+    clock = ManualClock(T0)
+    daemon, adapters = env.daemon(env.config(pool), clock)
     try:
-        (o,) = daemon.tick()
+        with capture_logs() as logs:
+            (o,) = daemon.tick()
+            written = env.pexip.teams_proxies[7]["min_number_of_instances"]
+            shown = status(daemon)["pools"][0]
+            clock.advance(20)
+            daemon.tick()
     finally:
         adapters.close()
     assert (o.current, o.desired, o.applied) == (3, 6, True)
-    written = env.pexip.teams_proxies[7]["min_number_of_instances"]
     assert written == (4 if schedule == "present" else 6)
     assert o.decision is not None
-    if schedule != "present":
-        assert "taken to add nothing" in o.decision.detail
+    warned = [e for e in logs if e["event"].startswith("pexip.scheduled_scaling")]
+    if schedule == "present":
+        assert warned == []
+    else:
+        # said in /status, and warned once a minute, not once a tick
+        assert "taken to add nothing" in shown["detail"]
+        assert len(warned) == 1 and warned[0]["log_level"] == "warning"
 
 
 def test_instances_in_maintenance_or_failure_are_not_capacity(env: Env) -> None:
