@@ -1116,7 +1116,8 @@ def _api_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _history_call(obj: Mapping[str, Any]) -> HistoryCall:
+def _span(obj: Mapping[str, Any]) -> tuple[float | None, float | None, str]:
+    """A history record's ``start_time`` and ``end_time``, and what makes them unusable."""
     start, end = _time(obj.get("start_time")), _time(obj.get("end_time"))
     problem = ""
     if start is None or end is None:
@@ -1124,6 +1125,11 @@ def _history_call(obj: Mapping[str, Any]) -> HistoryCall:
         problem = f"{which} is {obj.get(which)!r}"
     elif end < start:
         problem = "end_time is before start_time"
+    return start, end, problem
+
+
+def _history_call(obj: Mapping[str, Any]) -> HistoryCall:
+    start, end, problem = _span(obj)
     return HistoryCall(
         id=str(obj.get("id") if obj.get("id") is not None else obj.get("call_uuid", "")),
         start=start,
@@ -1136,13 +1142,7 @@ def _history_call(obj: Mapping[str, Any]) -> HistoryCall:
 
 
 def _history_backplane(obj: Mapping[str, Any]) -> HistoryBackplane:
-    start, end = _time(obj.get("start_time")), _time(obj.get("end_time"))
-    problem = ""
-    if start is None or end is None:
-        which = "start_time" if start is None else "end_time"
-        problem = f"{which} is {obj.get(which)!r}"
-    elif end < start:
-        problem = "end_time is before start_time"
+    start, end, problem = _span(obj)
     return HistoryBackplane(
         id=str(obj.get("id") if obj.get("id") is not None else ""),
         start=start,
