@@ -9,6 +9,7 @@ from scaler.core import Decision, MetricStatus, PoolState, Reason
 from scaler.core.victims import DrainState, Instance, not_serving, unproven_join, with_loads
 from scaler.kinds.vm_set import plan_vm_set
 from scaler.kinds.vmss import choose_victims, plan_drain
+from tests.conftest import examples
 
 NOW = 1_800_000_000.0
 
@@ -142,7 +143,7 @@ placements = st.lists(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(
     placements,
     st.integers(0, 12),
@@ -180,7 +181,7 @@ def test_no_scale_in_ever_removes_an_instance_with_calls(
     assert set(plan.actions.unprotect) <= state.protected
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.lists(
         st.tuples(
