@@ -64,6 +64,7 @@ def test_a_scale_in_removes_only_what_the_join_proves_idle(env: Env, naming: str
         # the busy records name instances 0 and 2: proven; instance 1 is idle and goes
         assert deletes(env) == [{"instanceIds": ["1"]}]
         assert (o.desired, o.reason) == (2, "WaitingForIdle")
+        assert "name join this reading proves (2 busy records" in o.decision.detail
     else:
         # the busy records name no instance: nothing can be told idle, nothing is removed
         assert deletes(env) == []

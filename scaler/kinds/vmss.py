@@ -48,6 +48,7 @@ from scaler.core.victims import (
     label,
     neg_id_key,
     not_serving,
+    noted,
     unproven_join,
     with_loads,
 )
@@ -111,6 +112,15 @@ class Vmss(PoolKind):
             and reading.status is MetricStatus.OK
             and reading.unlisted_is_idle
         )
+        if unlisted_idle and d.desired < d.current:
+            busy = sum(1 for v in loads.values() if v is None or v != 0.0)
+            d = noted(
+                d,
+                (
+                    "Event Hub off: instances Pexip does not list are taken as idle, through a "
+                    f"name join this reading proves ({busy} busy records, each one instance)",
+                ),
+            )
         instances = with_loads(given.status.instances, loads, unlisted_idle=unlisted_idle)
         max_drain = given.pool.max_drain_minutes
         return plan_drain(
