@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from scaler.adapters.azure import (
     STRETCH_MAX_SECONDS,
+    ArmBudget,
     AzureAdapters,
     AzureCompute,
     AzureMonitorMetrics,
@@ -218,6 +219,29 @@ def test_a_rate_limit_header_near_zero_stretches_the_next_tick(fake: FakeAzure) 
         assert adapters.compute.stretch_seconds() == 0.0
     finally:
         adapters.close()
+
+
+@pytest.mark.parametrize(
+    ("header", "wait"),
+    [
+        ("x-ms-ratelimit-remaining-subscription-reads", 100 / 25),
+        ("x-ms-ratelimit-remaining-subscription-writes", 20 / 10),
+        ("x-ms-ratelimit-remaining-subscription-deletes", 20 / 10),
+        ("x-ms-ratelimit-remaining-subscription-global-writes", 20 / 10),
+    ],
+)
+def test_an_empty_arm_bucket_waits_only_for_its_refill(header: str, wait: float) -> None:
+    # ARM's token bucket (since 2024): reads refill at 25 a second, writes and deletes at 10
+    # (learn.microsoft.com, request limits and throttling): an empty bucket is back above its
+    # low-water mark in seconds, and the wait shrinks as time passes.
+    clock = [1000.0]
+    budget = ArmBudget(monotonic=lambda: clock[0])
+    budget.record("sub", {header: "0"})
+    assert budget.stretch_seconds() == pytest.approx(wait)
+    clock[0] += wait / 2
+    assert budget.stretch_seconds() == pytest.approx(wait / 2)
+    clock[0] += wait
+    assert budget.stretch_seconds() == 0.0
 
 
 def test_two_subscriptions_read_their_own_scale_sets_quota_and_metrics(fake: FakeAzure) -> None:
