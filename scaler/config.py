@@ -190,6 +190,12 @@ class AzureConfig(_Strict):
     """While ``usage.list`` fails, its last answer is used for at most this long (seconds)."""
     quota_unknown_step: int = Field(default=0, ge=0, le=100)
     """Instances a pool may grow per tick while its vCPU quota is unknown (0: hold)."""
+    max_pages: int = Field(default=100, ge=1, le=10000)
+    """Pages one list read (usages, scale sets, instances, VMs, SKUs, autoscale settings)
+    follows at most through ``nextLink``; more is an error (an endless ``nextLink``)."""
+    read_deadline_seconds: float = Field(default=60.0, gt=0.0, le=600.0)
+    """Total time one list read may take over all its pages (seconds); past it the read fails
+    as transient and the pools that needed it hold."""
 
     @field_validator("subscription_id")
     @classmethod

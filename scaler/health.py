@@ -240,6 +240,8 @@ class DaemonCollector(Collector):
         )
         for location, usages in sorted(dict(d.usage).items()):
             for name, u in sorted(usages.items()):
+                if u.problem:  # Azure's numbers for the line are unusable: no figure
+                    continue
                 headroom.add_metric([location, name], float(u.limit - u.current))
         yield headroom
 
