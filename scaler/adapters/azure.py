@@ -891,6 +891,10 @@ class AzureResize:
             return None
 
 
+SIZES_RETRY_SECONDS = 30.0
+"""After a failed Resource SKUs read, the VM sizes of its location are read again at the
+first need after this long (until then the failure answers at once)."""
+
 LIST_REFUSED_RETRY_SECONDS = 600.0
 """After Azure refuses a subscription's scale set list (403), its pools are read by GET and the
 list is tried again after this long."""
@@ -983,6 +987,8 @@ class AzureCompute:
         self._read: dict[str, tuple[int, str | None]] = {}
         """Per pool, the last ``observe``: (``sku.capacity``, etag)."""
         self._vm_sizes: dict[tuple[str, str], dict[str, VmSize]] = {}
+        self._sizes_failed: dict[tuple[str, str], tuple[float, AdapterError]] = {}
+        """A failed SKU read per (subscription, location): when, and why."""
         self._sizes_lock = threading.Lock()
         self._list_max_age = min(30.0, config.daemon.interval_seconds / 2.0)
         self._scopes: dict[str, set[str]] = {}
@@ -1171,13 +1177,16 @@ class AzureCompute:
 
     def _family_of(self, pool: PoolConfig, size: str | None) -> str | None:
         """The quota family of the scale set's VM size (Resource SKUs, cached per location);
-        ``None`` when it cannot be known now (the pool then says ``QuotaUnknown``)."""
-        if not size:
+        ``None`` when the pool names its own (``quota_family``: nothing to read) or when it
+        cannot be known now (the pool then says ``QuotaUnknown``, and a failed read is said
+        in a ``quota.family_unknown`` warning)."""
+        if not size or pool.quota_family:
             return None
         try:
             location = pool.location or self._default_location
             return self.vm_size(location, size, subscription=pool.subscription_id).family
-        except AdapterError:
+        except AdapterError as err:
+            get_logger().warning("quota.family_unknown", pool=pool.name, error=str(err))
             return None
 
     def resize(self, pool: PoolConfig, capacity: int, *, etag: str | None = None) -> AzureResize:
@@ -1295,6 +1304,16 @@ class AzureCompute:
         cached = self._vm_sizes.get(key)
         if cached is not None:
             return cached
+        failed = self._sizes_failed.get(key)
+        if failed is not None and self._monotonic() - failed[0] < SIZES_RETRY_SECONDS:
+            raise failed[1]  # every pool of the location would read again, one after another
+        try:
+            return self._read_vm_sizes_now(location, key)
+        except AdapterError as err:
+            self._sizes_failed[key] = (self._monotonic(), err)
+            raise
+
+    def _read_vm_sizes_now(self, location: str, key: tuple[str, str]) -> Mapping[str, VmSize]:
         found: dict[str, VmSize] = {}
         client = self.client_for(key[0]) if key[0] else self._client
         sub = segment(key[0] or self._subscription)
@@ -1307,7 +1326,7 @@ class AzureCompute:
             kind = sku.get("resourceType")
             if not isinstance(kind, str) or kind.lower() != "virtualmachines":
                 continue
-            if not isinstance(name, str) or not _SIZE_NAME.match(name):
+            if not isinstance(name, str) or not _SIZE_NAME.fullmatch(name):
                 continue
             vcpus: int | None = None
             caps = sku.get("capabilities")
@@ -1317,7 +1336,7 @@ class AzureCompute:
                 value = cap.get("value")
                 if isinstance(value, str) and value.isdigit() and 0 < int(value) <= 4096:
                     vcpus = int(value)
-            fam = family if isinstance(family, str) and _SIZE_NAME.match(family) else ""
+            fam = family if isinstance(family, str) and _SIZE_NAME.fullmatch(family) else ""
             found[name.lower()] = VmSize(name, fam, vcpus)
         self._vm_sizes[key] = found
         return found

@@ -349,7 +349,7 @@ def etag(value: object, operation: str, what: str) -> str | None:
     (an entity tag, RFC 9110 §8.8.3) — never a header of its own (no CR/LF) or a number."""
     if value is None:
         return None
-    if not isinstance(value, str) or not _ETAG.match(value):
+    if not isinstance(value, str) or not _ETAG.fullmatch(value):
         raise unusable(operation, f"{what} etag is not an entity tag", value)
     return value
 
@@ -363,7 +363,7 @@ def state_name(value: object, operation: str, what: str, default: str = "Succeed
     character) is unusable."""
     if value is None:
         return default
-    if not isinstance(value, str) or not _STATE.match(value):
+    if not isinstance(value, str) or not _STATE.fullmatch(value):
         raise unusable(operation, f"{what} provisioningState is not a state name", value)
     return value
 
@@ -374,7 +374,7 @@ _INSTANCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 def instance_id(value: object, operation: str, what: str) -> str:
     """A scale set instance's ``instanceId`` (decimal in a uniform scale set): a short name
     that can only ever be one path segment."""
-    if not isinstance(value, str) or not _INSTANCE_ID.match(value):
+    if not isinstance(value, str) or not _INSTANCE_ID.fullmatch(value):
         raise unusable(operation, f"{what} instanceId is not an instance id", value)
     return value
 

@@ -69,10 +69,11 @@ class AzureScaleSetInstances:
             )
             if len(items) > screen.MAX_SCALE_SET_CAPACITY:
                 raise screen.unusable(operation, f"{what} lists over 1,000 instances", len(items))
-            for vm in map(VirtualMachineScaleSetVM, items):
-                if vm.instance_id is None:
+            for item in items:
+                if item.get("instanceId") is None:
                     continue
-                iid = screen.instance_id(vm.instance_id, operation, what)
+                iid = screen.instance_id(item["instanceId"], operation, what)
+                vm = VirtualMachineScaleSetVM(item)
                 if iid in seen:
                     raise screen.unusable(operation, f"{what} lists an instance twice", iid)
                 seen.add(iid)
