@@ -50,6 +50,7 @@ from azure.core.pipeline.transport import RequestsTransport
 from azure.core.rest import HttpRequest, HttpResponse
 
 from scaler.errors import PermanentError, TransientError
+from scaler.redact import show_url
 
 MAX_ANSWER_BYTES = 32 << 20
 """Most bytes of one answer read from Azure (32 MiB); a longer one is refused unread."""
@@ -95,12 +96,22 @@ class CappedSession(requests.Session):
         if declared.isdigit() and int(declared) > self.limit:
             response.close()
             raise self._too_large(request, f"Content-Length {declared}")
+        # the whole body within the read timeout (``requests`` applies it per socket read:
+        # an answer trickling a byte at a time would hold the call without end)
+        timeout = kwargs.get("timeout")
+        budget = timeout[1] if isinstance(timeout, tuple) else timeout
+        deadline = time.monotonic() + float(budget) if budget else None
         body = bytearray()
         for chunk in response.iter_content(1 << 16):
             body += chunk
             if len(body) > self.limit:
                 response.close()
                 raise self._too_large(request, f"more than {self.limit} bytes")
+            if deadline is not None and time.monotonic() > deadline:
+                response.close()
+                raise requests.exceptions.ReadTimeout(
+                    f"the answer did not arrive within {float(budget):g} s", request=request
+                )
         response._content = bytes(body)  # what ``Response.content`` keeps once read
         return response
 
@@ -294,14 +305,6 @@ def _page_key(url: str, query: Mapping[str, str]) -> str:
     """What makes two page requests the same (the api-version aside)."""
     rest = sorted((k, v) for k, v in query.items() if k.lower() != "api-version")
     return url.lower().rstrip("/") + "?" + urlencode(rest)
-
-
-_USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)[^/?#@\s]*@")
-
-
-def show_url(text: str) -> str:
-    """``text`` with the user name and password of every URL in it left out."""
-    return _USERINFO.sub(r"\1", text)
 
 
 # -- screens ------------------------------------------------------------------------------------

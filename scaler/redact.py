@@ -1,0 +1,32 @@
+"""Text that may leave the process (logs, errors, ``validate``'s output) without secrets.
+
+- ``show_url``: every URL in a text without its user name and password
+  (``https://admin:S3CRET@host/`` → ``https://host/``);
+- ``printable``: an outside value (a trace header field, an Azure answer's value) cut to its
+  first printable characters, so a file such as ``/proc/self/environ`` read as a trace is
+  never echoed whole.
+"""
+
+from __future__ import annotations
+
+import re
+
+_USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*:)?//[^/?#@\s]*@")
+
+
+def show_url(text: str) -> str:
+    """``text`` with the user name and password of every URL in it left out (also a
+    scheme-relative ``//user:pw@host``)."""
+    return _USERINFO.sub(lambda m: f"{m.group(1) or ''}//", text)
+
+
+def has_userinfo(url: str) -> bool:
+    """Whether ``url`` carries a user name or password (``scheme://user:pw@host``)."""
+    return _USERINFO.search(url) is not None
+
+
+def printable(value: object, limit: int = 80) -> str:
+    """``value`` as text, printable characters only, at most ``limit`` of them (``…`` marks
+    a cut)."""
+    text = "".join(c for c in str(value) if c.isprintable())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
