@@ -99,7 +99,7 @@ class CappedSession(requests.Session):
         # the whole body within the read timeout (``requests`` applies it per socket read:
         # an answer trickling a byte at a time would hold the call without end)
         timeout = kwargs.get("timeout")
-        budget = timeout[1] if isinstance(timeout, tuple) else timeout
+        budget: float | None = timeout[1] if isinstance(timeout, tuple) else timeout
         deadline = time.monotonic() + float(budget) if budget else None
         body = bytearray()
         for chunk in response.iter_content(1 << 16):
@@ -110,7 +110,7 @@ class CappedSession(requests.Session):
             if deadline is not None and time.monotonic() > deadline:
                 response.close()
                 raise requests.exceptions.ReadTimeout(
-                    f"the answer did not arrive within {float(budget):g} s", request=request
+                    f"the answer did not arrive within {budget:g} s", request=request
                 )
         response._content = bytes(body)  # what ``Response.content`` keeps once read
         return response
