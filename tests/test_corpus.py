@@ -292,3 +292,31 @@ def test_loopback_addresses() -> None:
 
     assert all(is_loopback(a) for a in ("127.0.0.1", "127.8.0.1", "::1", "[::1]", "localhost"))
     assert not any(is_loopback(a) for a in ("0.0.0.0", "::", "10.0.0.4", "example.com"))
+
+
+def test_a_trace_that_is_the_process_environment_is_not_echoed() -> None:
+    """Issue 20 case 7: ``backtest --trace /proc/self/environ`` printed the environment in
+    its header error. At most the first 80 characters of it are quoted now."""
+    done = _cli(
+        "backtest",
+        "--config",
+        str(CORPUS / "trace-config.toml"),
+        "--trace",
+        "/proc/self/environ",
+        env={"CVI_AUTOSCALER_ZZ_SECRET": "Z" * 90 + SECRET},
+    )
+    assert done.returncode == 2, done.stderr
+    assert SECRET not in done.stdout + done.stderr
+    assert "header must contain timestamp,pool,calls" in done.stderr
+    assert len(done.stderr.splitlines()) == 1 and len(done.stderr) < 400
+
+
+@pytest.mark.parametrize("command", ["backtest", "forecast"])
+def test_a_fifo_as_trace_is_refused_instead_of_hanging(tmp_path: Path, command: str) -> None:
+    """Issue 20 case 8: ``backtest --trace <fifo>`` hung."""
+    fifo = tmp_path / "trace.csv"
+    os.mkfifo(fifo)
+    done = _cli(command, "--config", str(CORPUS / "trace-config.toml"), "--trace", str(fifo))
+    assert done.returncode == 2, done.stderr
+    assert f"{fifo}: not a regular file" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -379,3 +379,13 @@ def test_an_answer_over_32_mib_is_refused_unread(fake: FakePexip) -> None:
     with pytest.raises(TransientError, match=r"teamsnode/: the answer is too large .*32 MiB"):
         client.teams_nodes()
     client.close()
+
+
+def test_a_password_env_that_looks_like_a_password_is_not_echoed() -> None:
+    """Issue 20 case 7: ``password_env = "<the password itself>"`` was echoed in "the
+    environment variable … is empty"."""
+    with pytest.raises(ConfigError, match=r"variable \(a name not shown\) is empty") as caught:
+        load_password(PexipConfig(password_env="Hunter2isMySecret"), {})
+    assert "Hunter2" not in str(caught.value)
+    with pytest.raises(ConfigError, match="variable MY_PEXIP_PASSWORD is empty"):
+        load_password(PexipConfig(password_env="MY_PEXIP_PASSWORD"), {})

@@ -325,11 +325,19 @@ def load_password(cfg: PexipConfig, environ: Mapping[str, str] | None = None) ->
     env = os.environ if environ is None else environ
     password = env.get(cfg.password_env, "")
     if not password:
+        # The name is shown only when it looks like one (upper case, digits, _): a
+        # password written into password_env by mistake is not echoed.
+        name = cfg.password_env
+        shown = name if _CONVENTIONAL_NAME.fullmatch(name) else "(a name not shown)"
         raise ConfigError(
-            f"pexip.password_env: the environment variable {cfg.password_env} is empty "
+            f"pexip.password_env: the environment variable {shown} is empty "
             "(or set pexip.password_file), got ''"
         )
     return password
+
+
+_CONVENTIONAL_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
+"""An environment variable's name as people write them: upper case, digits and ``_``."""
 
 
 class PexipClient:
