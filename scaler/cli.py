@@ -422,7 +422,11 @@ def trace() -> None:
     type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]),
     help="End (exclusive, UTC); default: now.",
 )
-@click.option("--days", type=click.FloatRange(min=0.0, min_open=True), help="Instead of --since.")
+@click.option(
+    "--days",
+    type=click.FloatRange(min=0.0, max=400.0, min_open=True),
+    help="Instead of --since (at most 400: a trace export covers at most 400 days).",
+)
 @click.option(
     "--source",
     type=click.Choice(["auto", "azure-monitor", "pexip", "log-analytics"]),

@@ -951,7 +951,7 @@ class Config(_Strict):
     pools: Annotated[list[PoolConfig], Field(min_length=1)]
 
     @model_validator(mode="after")
-    def _cross_checks(self) -> Config:
+    def _cross_checks(self, info: ValidationInfo) -> Config:
         problems: list[str] = []
         seen: dict[str, int] = {}
         scale_sets: dict[str, int] = {}
@@ -1004,7 +1004,7 @@ class Config(_Strict):
                     "azure.credential: static-token is accepted only with non-public "
                     "resource_manager_url and metrics_url, got 'static-token'"
                 )
-            elif not os.environ.get(STATIC_TOKEN_ENV):
+            elif not (info.context or {}).get("offline") and not os.environ.get(STATIC_TOKEN_ENV):
                 problems.append(
                     f"azure.credential: static-token needs the environment variable "
                     f"{STATIC_TOKEN_ENV}, got 'static-token'"
@@ -1074,9 +1074,12 @@ def load_config(
     *,
     environ: Mapping[str, str] | None = None,
     dry_run: bool | None = None,
+    offline: bool = False,
 ) -> Config:
     """Read, override from the environment, validate and build the policies. Raises
-    ``ConfigError`` listing every problem found."""
+    ``ConfigError`` listing every problem found. ``offline`` (``backtest``, ``forecast``:
+    nothing is sent to Azure) leaves out what only a call to Azure needs, such as the
+    ``CVI_AUTOSCALER_STATIC_TOKEN`` variable of ``credential = "static-token"``."""
     path = Path(path)
     text = read_config_text(path)
     try:
@@ -1088,7 +1091,7 @@ def load_config(
             f"{path}: not valid TOML (arrays or tables nested too deeply, at line "
             f"{_deep_line(text)})"
         ) from exc
-    return parse_config(raw, environ=environ, dry_run=dry_run)
+    return parse_config(raw, environ=environ, dry_run=dry_run, offline=offline)
 
 
 def _deep_line(text: str, limit: int = 100) -> int:
@@ -1155,6 +1158,7 @@ def parse_config(
     *,
     environ: Mapping[str, str] | None = None,
     dry_run: bool | None = None,
+    offline: bool = False,
 ) -> Config:
     """Validate an already-parsed TOML document (see ``load_config``).
 
@@ -1178,7 +1182,7 @@ def parse_config(
         ) from exc
     problems = _number_problems(Config, data, "", registry)
     try:
-        config = Config.model_validate(data)
+        config = Config.model_validate(data, context={"offline": offline})
     except ValidationError as exc:
         problems.extend(format_validation_error(exc, model=Config))
         raise ConfigError(_finish(problems, sources)) from exc

@@ -320,3 +320,30 @@ def test_a_fifo_as_trace_is_refused_instead_of_hanging(tmp_path: Path, command: 
     assert done.returncode == 2, done.stderr
     assert f"{fifo}: not a regular file" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_backtest_does_not_demand_the_static_token(tmp_path: Path) -> None:
+    """Also seen in issue 20: ``backtest`` demanded ``CVI_AUTOSCALER_STATIC_TOKEN`` although
+    it never calls Azure. ``validate`` (for ``run``) still does."""
+    text = (
+        (CORPUS / "trace-config.toml")
+        .read_text()
+        .replace(
+            'location = "westeurope"\n',
+            'location = "westeurope"\ncredential = "static-token"\n'
+            'resource_manager_url = "https://127.0.0.1:8443"\nmetrics_url = "https://127.0.0.1:8443"\n',
+            1,
+        )
+    )
+    config = tmp_path / "config.toml"
+    config.write_text(text)
+    trace = tmp_path / "trace.csv"
+    rows = [f"2026-11-18T09:{m:02d}:00Z,{p},{10 + m}" for m in range(30) for p in ("a", "b")]
+    trace.write_text("timestamp,pool,calls\n" + "\n".join(rows) + "\n")
+    done = _cli("backtest", "--config", str(config), "--trace", str(trace), "--warmup-days", "0")
+    assert done.returncode == 0, done.stderr
+    refused = _cli("validate", "--config", str(config))
+    assert refused.returncode == 2
+    assert "static-token needs the environment variable CVI_AUTOSCALER_STATIC_TOKEN" in (
+        refused.stderr
+    )
