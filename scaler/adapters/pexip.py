@@ -48,7 +48,7 @@ from scaler.config import Config, PexipConfig, PoolConfig
 from scaler.core.types import MetricReading, MetricStatus
 from scaler.errors import AdapterError, ConfigError, PermanentError, TransientError
 from scaler.logs import get_logger
-from scaler.redact import show_url
+from scaler.redact import show_url, summarise_body
 
 STATUS = "/api/admin/status/v1"
 CONFIGURATION = "/api/admin/configuration/v1"
@@ -788,7 +788,7 @@ class PexipClient:
                 code=str(status),
             )
         if status >= 400:
-            snippet = response.text.strip().replace("\n", " ")[:200]
+            snippet = summarise_body(response.text)
             text = f"{where}: HTTP {status}{' ' + snippet if snippet else ''}"
             cls: type[AdapterError] = (
                 TransientError if status == 429 or status >= 500 else PermanentError
