@@ -39,6 +39,7 @@ class FiniteRange(click.FloatRange):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return number
 
+
 config_option = click.option(
     "--config",
     "config_path",

@@ -208,9 +208,7 @@ def retained_since(since: datetime) -> datetime:
     for nothing)."""
     from scaler.adapters.azure_history import RETENTION
 
-    oldest = (datetime.now(UTC) - RETENTION + timedelta(minutes=1)).replace(
-        second=0, microsecond=0
-    )
+    oldest = (datetime.now(UTC) - RETENTION + timedelta(minutes=1)).replace(second=0, microsecond=0)
     return max(since, oldest)
 
 
