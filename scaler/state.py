@@ -155,7 +155,9 @@ def decode(data: bytes, *, now: float | None = None) -> Snapshot:
     except StateCorrupt:
         raise
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
-        raise StateCorrupt(f"not JSON ({type(exc).__name__})") from exc
+        raise StateCorrupt(f"(top): Invalid JSON, not JSON ({type(exc).__name__})") from exc
+    if not isinstance(raw, dict):
+        raise StateCorrupt(f"(top): Input should be an object, got {type(raw).__name__}")
     try:
         doc = _Doc.model_validate(raw)
     except ValidationError as exc:
