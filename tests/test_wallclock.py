@@ -19,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
+from scaler.adapters.handles import Done
 from scaler.adapters.sim import ManualClock
 from scaler.config import Config, PoolConfig, parse_config
 from scaler.core.types import MetricReading, PoolState, QuotaUsage
@@ -34,19 +35,6 @@ T0 = 1_790_000_000.0
 HOURS = 3600.0
 
 
-class _Done:
-    changed = True
-
-    def done(self) -> bool:
-        return True
-
-    def result(self, timeout: float | None = None) -> None:
-        return None
-
-    def continuation_token(self) -> str | None:
-        return None
-
-
 class World:
     """``calls`` concurrent calls whatever the time; resizes take effect at once."""
 
@@ -60,16 +48,16 @@ class World:
     def observe(self, pool: PoolConfig) -> PoolStatus:
         return PoolStatus(self.capacity[pool.name], quota_family="standardFSv2Family")
 
-    def apply(self, pool: PoolConfig, actions: InstanceActions) -> _Done:
+    def apply(self, pool: PoolConfig, actions: InstanceActions) -> Done:
         assert actions.capacity is not None
         self.capacity[pool.name] = actions.capacity
-        return _Done()
+        return Done()
 
     def preflight(self, pool: PoolConfig) -> Preflight:
         return Preflight()
 
-    def resume(self, pool: PoolConfig, token: str) -> _Done:
-        return _Done()
+    def resume(self, pool: PoolConfig, token: str) -> Done:
+        return Done()
 
     def usage(self, location: str) -> Mapping[str, QuotaUsage]:
         return {

@@ -26,7 +26,7 @@ retry policy, redirects, the rate-limit hook), so what is true of one SDK call i
 page: an error status raises what the SDK raises (``map_error``, else ``HttpResponseError``)
 and the caller's ``_Calls`` translates it.
 
-**Values.** ``capacity``, ``etag``, ``state_name``, ``instance_id`` and ``count`` judge one
+**Values.** ``capacity``, ``etag``, ``state_name``, ``instance_id`` and ``name`` judge one
 value each; an unusable value is a ``PermanentError`` (code ``UnusableAnswer``) that fails the
 read of the pool it belongs to, never the others.
 """
@@ -386,12 +386,4 @@ def name(value: object, operation: str, what: str) -> str:
     """A resource or VM size name: letters, digits and ``-_.()``, at most 128."""
     if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9][-A-Za-z0-9_.()]{0,127}", value):
         raise unusable(operation, f"{what} is not a name", value)
-    return value
-
-
-def count(value: object, operation: str, what: str, high: int) -> int:
-    """A count Azure reports (vCPUs used or allowed): a whole number 0..``high``."""
-    if not whole(value, 0, high):
-        raise unusable(operation, f"{what} is not a whole number within 0-{high}", value)
-    assert isinstance(value, int)
     return value
