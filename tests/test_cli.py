@@ -229,3 +229,28 @@ def test_every_error_reaching_the_top_level_is_one_line() -> None:
     assert code == 2 and "nested too deeply" in lines[0]
     code, lines = error_line(KeyError("https://admin:pw@host"))
     assert code == 1 and len(lines) == 1 and "pw@" not in lines[0] and "a bug" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("PATCH", r"virtualMachineScaleSets/tc$"), ("GET", r"/operations/")]
+)
+def test_an_html_500_leaves_only_one_line_json_events_in_the_log(
+    env: AzureEnv, method: str, path: str
+) -> None:
+    """Issue 20 case 9: an HTML body on an ARM 500 put the SDK's multi-line traceback
+    (``Ran into a deserialization error…``) between the JSON log lines."""
+    pool = env.pool("tc", capacity=2)
+    env.calls(pool["resource_id"], {"vm0": [60.0] * 8, "vm1": [60.0] * 8})
+    page = (
+        b"<html>\n<head><title>500 Internal Server Error</title></head>\n<body>oops</body>\n</html>"
+    )
+    env.fake.inject_transport_fault(
+        method, path, "raw", status=500, body=page, content_type="text/html", times=100
+    )
+    proc = cli("once", "--config", str(env.write_config(pool)))
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr and "<html>" not in proc.stderr
+    events = [json.loads(line) for line in proc.stderr.splitlines()]  # every line is an event
+    assert all("\n" not in str(e.get("error", "")) for e in events)
+    (line,) = proc.stdout.splitlines()  # the pool's outcome, its error on the same line
+    assert line.startswith("tc: 2 -> 6 ") and "Internal Server Error" in line
