@@ -5,7 +5,9 @@ Exit codes are a contract: 0 ok, 2 bad config or usage, 1 anything else.
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
 import signal
 import sys
@@ -21,8 +23,22 @@ from scaler.backtest.engine import SCALE_IN_MODES, ScaleIn
 from scaler.config import Config, load_config
 from scaler.errors import ConfigError, ScalerError
 from scaler.logs import configure, get_logger
+from scaler.redact import show_url
+from scaler.traces import TraceError
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+
+
+class FiniteRange(click.FloatRange):
+    """``click.FloatRange`` that also refuses ``nan`` and ``inf`` (a NaN compares false with
+    both bounds, so the range alone lets it through)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
 
 config_option = click.option(
     "--config",
@@ -43,7 +59,7 @@ trace_option = click.option(
 )
 warmup_option = click.option(
     "--warmup-days",
-    type=click.FloatRange(min=0.0),
+    type=FiniteRange(min=0.0, max=3650.0),
     default=7.0,
     show_default=True,
     help="Leading days of the trace that are history only (not scored).",
@@ -70,7 +86,55 @@ def _load(path: Path, dry_run: bool = False) -> Config:
         _fail_config(err)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+_BAD_PATH = frozenset(
+    {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.EROFS}
+)
+"""``OSError`` numbers that mean the path given on the command line is wrong (exit 2)."""
+
+
+def error_line(err: BaseException) -> tuple[int, list[str]]:
+    """How the command line reports an error that reached its top level: the exit code (2
+    for bad input: config, trace, a path that cannot be used; 1 for a call that failed or
+    anything else) and the lines to print, one per problem, never a traceback."""
+    if isinstance(err, ConfigError):
+        return EXIT_CONFIG, [f"config error: {show_url(p)}" for p in err.problems]
+    if isinstance(err, TraceError):
+        return EXIT_CONFIG, [f"trace error: {err}"]
+    if isinstance(err, OSError):
+        where = f"{err.filename}: " if err.filename else ""
+        text = f"error: {where}{err.strerror or type(err).__name__}"
+        return (EXIT_CONFIG if err.errno in _BAD_PATH else EXIT_FAILURE), [text]
+    if isinstance(err, RecursionError):
+        return EXIT_CONFIG, ["error: the input is nested too deeply to be read"]
+    if isinstance(err, ScalerError):
+        first = (str(err).splitlines() or [""])[0]
+        return EXIT_FAILURE, [f"error: {show_url(first)[:500]}"]
+    first = (str(err).splitlines() or [""])[0]
+    return EXIT_FAILURE, [
+        f"error: unexpected {type(err).__name__}: {show_url(first)[:300]} (a bug: please "
+        "report it; CVI_AUTOSCALER_TRACEBACK=1 shows where it happened)"
+    ]
+
+
+class _Main(click.Group):
+    """The command group whose top level turns every error a command lets out into one line
+    per problem and exit 2 or 1 (``error_line``); click's own usage errors stay click's."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as err:
+            if os.environ.get("CVI_AUTOSCALER_TRACEBACK"):
+                raise
+            code, lines = error_line(err)
+            for line in lines:
+                click.echo(line, err=True)
+            ctx.exit(code)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="cvi-autoscaler")
 def main() -> None:
     """cvi-autoscaler: size Pexip CVI Teams Connector scale sets to their call load."""
@@ -235,9 +299,27 @@ def once(config_path: Path, dry_run: bool, allow_competing: bool, as_json: bool)
 
 
 @main.command()
-@click.option("--speed", default=1080.0, show_default=True, help="Simulated seconds per second.")
-@click.option("--start-hour", default=5, show_default=True, help="First simulated hour (UTC).")
-@click.option("--end-hour", default=23, show_default=True, help="Last simulated hour (UTC).")
+@click.option(
+    "--speed",
+    type=FiniteRange(min=0.0, max=1e7, min_open=True),
+    default=1080.0,
+    show_default=True,
+    help="Simulated seconds per second.",
+)
+@click.option(
+    "--start-hour",
+    type=click.IntRange(0, 23),
+    default=5,
+    show_default=True,
+    help="First simulated hour (UTC).",
+)
+@click.option(
+    "--end-hour",
+    type=click.IntRange(1, 24),
+    default=23,
+    show_default=True,
+    help="Last simulated hour (UTC).",
+)
 @click.option(
     "--config",
     "config_path",
@@ -322,14 +404,14 @@ def demo(
 )
 @click.option(
     "--cpu-idle-percent",
-    type=click.FloatRange(min=0.0, max=99.0),
+    type=FiniteRange(min=0.0, max=99.0),
     default=10.0,
     show_default=True,
     help="CPU % of a ready instance without calls (model of percent_of_capacity metrics).",
 )
 @click.option(
     "--workers",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=64),
     default=None,
     help="Processes replaying pools (default: up to 2 for long runs).",
 )
@@ -423,7 +505,11 @@ def trace() -> None:
     type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]),
     help="End (exclusive, UTC); default: now.",
 )
-@click.option("--days", type=click.FloatRange(min=0.0, min_open=True), help="Instead of --since.")
+@click.option(
+    "--days",
+    type=FiniteRange(min=0.0, max=400.0, min_open=True),
+    help="Instead of --since (at most 400: a trace export covers at most 400 days).",
+)
 @click.option(
     "--source",
     type=click.Choice(["auto", "azure-monitor", "pexip", "log-analytics"]),
@@ -456,6 +542,9 @@ def trace_export(
 
     config = _load(config_path)
     configure(config.daemon.log_level, config.daemon.log_format, stream=sys.stderr)
+    if not output.parent.is_dir():  # before any query: not after an hour of them
+        click.echo(f"trace export: --output: {output.parent} is not a directory", err=True)
+        sys.exit(EXIT_CONFIG)
     try:
         start, end = parse_span(since, until, days, datetime.now(UTC))
         summary = export(
@@ -469,8 +558,12 @@ def trace_export(
         )
     except ConfigError as err:
         _fail_config(err)
-    except (ScalerError, OSError) as err:
-        click.echo(f"trace export: {err}", err=True)
+    except OSError as err:  # the output cannot be written: a path that is wrong is exit 2
+        code, lines = error_line(err)
+        click.echo(f"trace export: {lines[0].removeprefix('error: ')}", err=True)
+        sys.exit(code)
+    except ScalerError as err:
+        click.echo(f"trace export: {(str(err).splitlines() or [''])[0]}", err=True)
         sys.exit(EXIT_FAILURE)
     for s in summary:
         note = f" ({s.note})" if s.note else ""
@@ -495,7 +588,7 @@ def import_() -> None:
 @click.option("--vcpus-per-instance", type=click.IntRange(1, 1024), default=4, show_default=True)
 @click.option(
     "--calls-per-instance",
-    type=click.FloatRange(0, 10000, min_open=True),
+    type=FiniteRange(0, 10000, min_open=True),
     default=15.0,
     show_default=True,
 )
@@ -525,5 +618,9 @@ def import_azure_autoscale(
     if output is None:
         click.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as err:
+            click.echo(f"import error: --output: {output}: {err.strerror}", err=True)
+            sys.exit(EXIT_CONFIG)
         click.echo(f"wrote {output}", err=True)

@@ -37,6 +37,7 @@ from pydantic import (
 from scaler.core.quota import plausible_family
 from scaler.core.types import Behavior, DirectionBehavior, PoolLimits, ScalingPolicy
 from scaler.errors import ConfigError
+from scaler.redact import has_userinfo, show_url
 
 ENV_PREFIX = "CVI_AUTOSCALER__"
 STATIC_TOKEN_ENV = "CVI_AUTOSCALER_STATIC_TOKEN"
@@ -59,6 +60,18 @@ MAX_INSTANCES = 1000
 """Largest ``min``/``max`` of a pool: a scale set's documented maximum size."""
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
+"""What an environment variable's name is made of (POSIX: letters, digits and ``_``, not
+starting with a digit)."""
+
+
+def _no_userinfo(url: str, where: str) -> None:
+    """A URL with a user name or password in it puts a secret into every error and log line
+    that names the URL: refused, with where the credential belongs instead."""
+    if url and has_userinfo(url):
+        raise ValueError(f"must not carry a user name or password ({where})")
+
+
 _NAME = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,62}$")
 
 
@@ -151,6 +164,11 @@ class HaConfig(_Strict):
     @field_validator("account_url")
     @classmethod
     def _https_account(cls, v: str) -> str:
+        _no_userinfo(
+            v,
+            "the account is reached with the [azure] credential, or set "
+            "ha.connection_string through the environment",
+        )
         if v and urlparse(v).scheme != "https":
             raise ValueError("must be an https:// URL")
         return v.rstrip("/")
@@ -190,6 +208,12 @@ class AzureConfig(_Strict):
     """While ``usage.list`` fails, its last answer is used for at most this long (seconds)."""
     quota_unknown_step: int = Field(default=0, ge=0, le=100)
     """Instances a pool may grow per tick while its vCPU quota is unknown (0: hold)."""
+    max_pages: int = Field(default=100, ge=1, le=10000)
+    """Pages one list read (usages, scale sets, instances, VMs, SKUs, autoscale settings)
+    follows at most through ``nextLink``; more is an error (an endless ``nextLink``)."""
+    read_deadline_seconds: float = Field(default=60.0, gt=0.0, le=600.0)
+    """Total time one list read may take over all its pages (seconds); past it the read fails
+    as transient and the pools that needed it hold."""
 
     @field_validator("subscription_id")
     @classmethod
@@ -201,6 +225,7 @@ class AzureConfig(_Strict):
     @field_validator("resource_manager_url", "metrics_url")
     @classmethod
     def _https(cls, v: str) -> str:
+        _no_userinfo(v, "Azure is reached with azure.credential, never a password in a URL")
         if v and urlparse(v.replace("{location}", "x")).scheme != "https":
             raise ValueError("must be an https:// URL (Azure refuses bearer tokens over http)")
         return v.rstrip("/")
@@ -263,9 +288,24 @@ class PexipConfig(_Strict):
     @field_validator("url", "publish_url")
     @classmethod
     def _https_pexip(cls, v: str) -> str:
+        _no_userinfo(
+            v,
+            "the user name goes in pexip.username and the password in pexip.password_file or "
+            "the environment variable named by pexip.password_env",
+        )
         if v and urlparse(v.replace("{location}", "x")).scheme != "https":
             raise ValueError("must be an https:// URL")
         return v.rstrip("/")
+
+    @field_validator("password_env")
+    @classmethod
+    def _env_name(cls, v: str) -> str:
+        if not ENV_NAME.fullmatch(v):
+            raise ValueError(
+                "must be the name of an environment variable holding the password (letters, "
+                "digits and _), not the password itself"
+            )
+        return v
 
     @field_validator("password_file")
     @classmethod
@@ -399,6 +439,7 @@ class LogAnalyticsConfig(_Strict):
     @field_validator("logs_url")
     @classmethod
     def _https_logs(cls, v: str) -> str:
+        _no_userinfo(v, "Log Analytics is reached with azure.credential")
         if urlparse(v).scheme != "https":
             raise ValueError("must be an https:// URL (Azure refuses bearer tokens over http)")
         return v.rstrip("/")
@@ -910,7 +951,7 @@ class Config(_Strict):
     pools: Annotated[list[PoolConfig], Field(min_length=1)]
 
     @model_validator(mode="after")
-    def _cross_checks(self) -> Config:
+    def _cross_checks(self, info: ValidationInfo) -> Config:
         problems: list[str] = []
         seen: dict[str, int] = {}
         scale_sets: dict[str, int] = {}
@@ -963,7 +1004,7 @@ class Config(_Strict):
                     "azure.credential: static-token is accepted only with non-public "
                     "resource_manager_url and metrics_url, got 'static-token'"
                 )
-            elif not os.environ.get(STATIC_TOKEN_ENV):
+            elif not (info.context or {}).get("offline") and not os.environ.get(STATIC_TOKEN_ENV):
                 problems.append(
                     f"azure.credential: static-token needs the environment variable "
                     f"{STATIC_TOKEN_ENV}, got 'static-token'"
@@ -1033,9 +1074,12 @@ def load_config(
     *,
     environ: Mapping[str, str] | None = None,
     dry_run: bool | None = None,
+    offline: bool = False,
 ) -> Config:
     """Read, override from the environment, validate and build the policies. Raises
-    ``ConfigError`` listing every problem found."""
+    ``ConfigError`` listing every problem found. ``offline`` (``backtest``, ``forecast``:
+    nothing is sent to Azure) leaves out what only a call to Azure needs, such as the
+    ``CVI_AUTOSCALER_STATIC_TOKEN`` variable of ``credential = "static-token"``."""
     path = Path(path)
     text = read_config_text(path)
     try:
@@ -1047,7 +1091,7 @@ def load_config(
             f"{path}: not valid TOML (arrays or tables nested too deeply, at line "
             f"{_deep_line(text)})"
         ) from exc
-    return parse_config(raw, environ=environ, dry_run=dry_run)
+    return parse_config(raw, environ=environ, dry_run=dry_run, offline=offline)
 
 
 def _deep_line(text: str, limit: int = 100) -> int:
@@ -1114,6 +1158,7 @@ def parse_config(
     *,
     environ: Mapping[str, str] | None = None,
     dry_run: bool | None = None,
+    offline: bool = False,
 ) -> Config:
     """Validate an already-parsed TOML document (see ``load_config``).
 
@@ -1137,7 +1182,7 @@ def parse_config(
         ) from exc
     problems = _number_problems(Config, data, "", registry)
     try:
-        config = Config.model_validate(data)
+        config = Config.model_validate(data, context={"offline": offline})
     except ValidationError as exc:
         problems.extend(format_validation_error(exc, model=Config))
         raise ConfigError(_finish(problems, sources)) from exc
@@ -1345,8 +1390,47 @@ def format_validation_error(
             continue
         msg = msg[:1].lower() + msg[1:]
         names = [p for p in err["loc"] if isinstance(p, str)]
-        lines.append(f"{where}: {msg}, got {_show(err.get('input'), names[-1] if names else '')}")
+        value = err.get("input")
+        if _secret_bearing(model, err["loc"]) and not isinstance(value, dict):
+            # a section that holds a secret given as one value (CVI_AUTOSCALER__HA=<the
+            # connection string>): described, never quoted
+            shown = _describe(value)
+        else:
+            shown = _show(value, names[-1] if names else "")
+        lines.append(f"{where}: {msg}, got {shown}")
     return lines
+
+
+def _secret_bearing(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> bool:
+    """Whether the key at ``loc`` of ``model`` is a table with a key that looks secret (at
+    any depth): ``ha`` (``connection_string``), ``pexip`` (``password_env``)…"""
+    for part in loc:
+        if model is None:
+            return False
+        if isinstance(part, int):
+            continue
+        field = _field_of(model, part)
+        if field is None:
+            return False
+        model = _model_in(field.annotation) or _model_in(_item_of(field.annotation))
+    return model is not None and _has_secret_key(model)
+
+
+def _has_secret_key(model: type[BaseModel], depth: int = 0) -> bool:
+    for name, field in model.model_fields.items():
+        if looks_secret(field.alias or name):
+            return True
+        sub = _model_in(field.annotation) or _model_in(_item_of(field.annotation))
+        if sub is not None and depth < 5 and _has_secret_key(sub, depth + 1):
+            return True
+    return False
+
+
+def _describe(value: Any) -> str:
+    """What a value is, without what it says: ``a string of 42 characters``."""
+    if isinstance(value, str):
+        return f"a string of {len(value)} characters (not shown)"
+    return f"a value of type {type(value).__name__} (not shown)"
 
 
 def _suggest(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> str:
@@ -1410,6 +1494,8 @@ def _show(value: Any, key: str = "") -> str:
     value = _redact(value, key)
     if value == _HIDDEN:
         return _HIDDEN
+    if isinstance(value, str):
+        value = show_url(value)
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     try:
@@ -1433,5 +1519,5 @@ def _finish(problems: list[str], sources: Mapping[tuple[str | int, ...], str]) -
             hits = [src for src in sources if loc[: len(src)] == src]
             if hits:
                 line += f" (from environment variable {sources[max(hits, key=len)]})"
-        out.append(_SECRET_PAIR.sub(lambda p: f"{p.group(1)}={_HIDDEN}", line))
+        out.append(show_url(_SECRET_PAIR.sub(lambda p: f"{p.group(1)}={_HIDDEN}", line)))
     return out

@@ -40,6 +40,7 @@ from scaler.core.metrics import to_calls
 from scaler.core.quota import CapacityBackoff, QuotaMemory, QuotaRules
 from scaler.core.types import PoolLimits, ScalingPolicy
 from scaler.core.victims import DrainState, InstanceActions
+from scaler.core.wallclock import backward_step, settle_future, shift_state
 from scaler.errors import AdapterError, CapacityError
 from scaler.kinds import PlanInput, kind_of, limits_of
 from scaler.logs import get_logger
@@ -171,6 +172,8 @@ class Ticker:
         self._policies = {p.name: build_policies(p) for p in config.pools}
         self.history = {p.name: self._new_history(p.name, clock.now()) for p in config.pools}
         self.log = get_logger()
+        self._clock_seen: tuple[float, float] | None = None
+        """(wall clock, monotonic clock) at the start of the last tick (``follow_clock``)."""
 
     def use_config(self, new: Config) -> None:
         """A reloaded config: pools added get fresh state, pools removed are forgotten."""
@@ -195,8 +198,66 @@ class Ticker:
             start=now // 60.0 * 60.0, capacity=history_minutes(self._policies[pool])
         )
 
+    def follow_clock(self, now: float) -> None:
+        """Keep what the pools remember consistent with a wall clock that may step
+        (``scaler.core.wallclock``): after a backward step every recorded time moves back by
+        the step; whatever still lies in the future (a state file, a predecessor's snapshot)
+        is settled so that it never holds a scale-out. Called at the start of every tick."""
+        mono = self.monotonic()
+        last, self._clock_seen = self._clock_seen, (now, mono)
+        if last is not None:
+            back = backward_step(
+                wall_before=last[0], mono_before=last[1], wall_now=now, mono_now=mono
+            )
+            if back:
+                self.log.warning(
+                    "clock.stepped_back",
+                    seconds=round(back, 1),
+                    detail="recorded scale events and windows moved back with the clock",
+                )
+                self._shift(-back)
+        settled = []
+        for pool in self.config.pools:
+            state = self.states.get(pool.name)
+            if state is None:
+                continue
+            fixed = settle_future(state, now=now, max_instances=pool.max)
+            if fixed is not state:
+                self.states[pool.name] = fixed
+                settled.append(pool.name)
+        if settled:
+            self.log.warning(
+                "state.from_the_future",
+                pools=settled,
+                detail="times after now: scale-outs forgotten, scale-ins held one window",
+            )
+
+    def _shift(self, by: float) -> None:
+        """Move every recorded wall-clock time by ``by`` seconds."""
+        self.states = {name: shift_state(state, by) for name, state in self.states.items()}
+        for op in self.inflight.values():
+            op.started += by
+        for name, b in list(self.capacity_backoff.items()):
+            if b.backoff.last_failure_at is not None:
+                moved = dataclasses.replace(
+                    b.backoff, last_failure_at=b.backoff.last_failure_at + by
+                )
+                self.capacity_backoff[name] = _Backoff(moved, b.code)
+        for name, drain in list(self.pending_drains.items()):
+            if drain.pending_since is not None:
+                self.pending_drains[name] = dataclasses.replace(
+                    drain, pending_since=drain.pending_since + by
+                )
+        self.quota_memory = QuotaMemory(
+            {
+                loc: dataclasses.replace(region, as_of=region.as_of + by)
+                for loc, region in self.quota_memory.regions.items()
+            }
+        )
+
     def tick(self, now: float) -> list[PoolOutcome]:
         """Observe, decide and act once for every pool; ``now`` from the wall clock."""
+        self.follow_clock(now)
         pools = self.config.pools
         statuses: dict[str, PoolStatus] = {}
         failed: dict[str, tuple[Reason, str]] = {}

@@ -33,6 +33,10 @@ from scaler.errors import ConfigError, ScalerError
 from scaler.logs import get_logger
 from scaler.traces import write_trace
 
+MAX_SPAN_DAYS = 400
+"""Longest span one export covers: a year of minutes and then some (the backtest's own grid
+limit is of that order). ``--since 0001-01-01`` grew memory without bound before this."""
+
 Source = Literal["auto", "azure-monitor", "pexip", "log-analytics"]
 SOURCES: tuple[str, ...] = ("auto", "azure-monitor", "pexip", "log-analytics")
 MINUTE = 60.0
@@ -232,6 +236,16 @@ def _rows(
             yield ts, name, column[n]
 
 
+def retained_since(since: datetime) -> datetime:
+    """The start of what Azure Monitor still keeps of ``[since, …)``: no query asks for a
+    minute it has already discarded (``--days 400`` sent 400 one-day queries, 307 of them
+    for nothing)."""
+    from scaler.adapters.azure_history import RETENTION
+
+    oldest = (datetime.now(UTC) - RETENTION + timedelta(minutes=1)).replace(second=0, microsecond=0)
+    return max(since, oldest)
+
+
 def _select(config: Config, names: Sequence[str]) -> list[PoolConfig]:
     if not names:
         return list(config.pools)
@@ -271,7 +285,8 @@ def _steps(
         elif kind == "log-analytics":
             total += history_chunks(since, until)
         else:
-            total += chunks(since, until)
+            kept = retained_since(since)
+            total += chunks(kept, until) if kept < until else 0
     return total
 
 
@@ -327,7 +342,10 @@ def _from_azure(
         config, _credential(config, credential, opened), **(client_kwargs or {})
     )
     opened.insert(0, reader)
-    found = reader.history(view, since, until, progress=update)
+    kept = retained_since(since)
+    if kept >= until:
+        return {}, f"{m.namespace}/{m.name}; Azure Monitor keeps metrics 93 days: all empty"
+    found = reader.history(view, kept, until, progress=update)
     notes = [f"{m.namespace}/{m.name}"]
     if found.proxy:
         notes.append(
@@ -452,6 +470,8 @@ def parse_span(
     if since is None:
         if days is None:
             raise ConfigError("--since: give --since (or --days)")
+        if not 0 < days <= MAX_SPAN_DAYS:  # also NaN; and no OverflowError from timedelta
+            raise ConfigError(f"--days: must be within (0, {MAX_SPAN_DAYS}], got {days:g}")
         start = end - timedelta(days=days)
     else:
         start = since if since.tzinfo else since.replace(tzinfo=UTC)
@@ -462,4 +482,10 @@ def parse_span(
         raise ConfigError(f"--until: must be after --since ({start.isoformat()}), got {end}")
     if end > now + timedelta(minutes=1):
         raise ConfigError(f"--until: must not be in the future, got {end.isoformat()}")
+    if end - start > timedelta(days=MAX_SPAN_DAYS):
+        days_given = (end - start) / timedelta(days=1)
+        raise ConfigError(
+            f"--since: the span is at most {MAX_SPAN_DAYS} days (export longer spans in "
+            f"parts), got {days_given:.0f} days from {start.date().isoformat()}"
+        )
     return start, end

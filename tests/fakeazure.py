@@ -38,8 +38,9 @@ MAX_BATCH_RESOURCES = 50
 DEFAULT_TOP = 10
 """Azure Monitor returns at most this many dimension timeseries per metric unless ``top`` is set."""
 
-TRANSPORT_FAULTS = ("raw", "reset", "truncate", "stall", "redirect")
-"""Faults below the ARM error contract: what a gateway, proxy or broken connection does."""
+TRANSPORT_FAULTS = ("raw", "reset", "truncate", "stall", "redirect", "nextlink", "huge")
+"""Faults below the ARM error contract: what a gateway, proxy or broken connection does, and
+list answers whose ``nextLink`` a hostile or broken server chose."""
 
 _AGGREGATIONS = ("average", "count", "maximum", "minimum", "total")
 _METRICS_BATCH_SUFFIX = "/metrics:getbatch"
@@ -143,6 +144,8 @@ class _Fault:
     raw: bytes | None = None
     content_type: str | None = None
     delay: float = 0.0
+    served: int = 0
+    """Answers this fault gave (``nextlink`` numbers its links with it)."""
     content: re.Pattern[str] | None = None
     """When set, the fault also needs this regex to be found in the request's query string
     (``key=value`` pairs, decoded) or its JSON body: e.g. one batch of several concurrent
@@ -882,7 +885,12 @@ class FakeAzure:
           only half of its body before the connection closes;
         - ``stall``: wait ``delay`` seconds (longer than the client's read timeout), then answer
           normally;
-        - ``redirect``: ``status`` (default 302 here) with ``Location: body.decode()``.
+        - ``redirect``: ``status`` (default 302 here) with ``Location: body.decode()``;
+        - ``nextlink``: the real answer (a list), its ``nextLink`` set to ``body.decode()``
+          with ``{url}`` replaced by the fake's base URL, ``{path}`` by the request's path and
+          ``{n}`` by how many times the fault has served (so each link differs);
+        - ``huge``: a 200 ``application/json`` answer of ``delay`` MiB (``{"value": [...``
+          that never closes), streamed in chunks.
         """
         if kind not in TRANSPORT_FAULTS:
             raise ValueError(f"unknown transport fault {kind!r}; one of {TRANSPORT_FAULTS}")
@@ -954,6 +962,8 @@ class FakeAzure:
                 return _Response(
                     fault.status, _error_body(fault.code, fault.message), fault.headers
                 )
+            if fault is not None and fault.kind == "huge":
+                return _Response(200, action="huge", delay=fault.delay)
             if fault is not None and fault.kind in ("raw", "redirect", "reset"):
                 return _Response(
                     fault.status,
@@ -966,6 +976,14 @@ class FakeAzure:
                 response = self._route(request)
             except _ArmError as error:
                 response = error.response()
+            if fault is not None and fault.kind == "nextlink" and isinstance(response.body, dict):
+                fault.served += 1
+                link = (fault.raw or b"").decode()
+                response.body["nextLink"] = (
+                    link.replace("{url}", self.url)
+                    .replace("{path}", request.path)
+                    .replace("{n}", str(fault.served))
+                )
             if fault is not None and fault.kind == "truncate":
                 response.action = "truncate"
             elif fault is not None and fault.kind == "stall":
@@ -1740,6 +1758,9 @@ class _Handler(QuietHandler):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
             return
+        if response.action == "huge":
+            self._serve_huge(int(response.delay * (1 << 20)))
+            return
         if response.delay:
             time.sleep(response.delay)
         if fake.latency:
@@ -1764,6 +1785,24 @@ class _Handler(QuietHandler):
             self.close_connection = True
             return
         self.wfile.write(payload)
+
+    def _serve_huge(self, size: int) -> None:
+        """A JSON list answer of ``size`` bytes without a Content-Length (chunked), as a
+        broken gateway or a hostile server streams it; stops when the client hangs up."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        chunk = b'{"value": [' + b'{"name": {"value": "cores"}}, ' * 2000
+        sent = 0
+        try:
+            while sent < size:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass  # the client refused the rest
+        self.close_connection = True
 
 
 # ====================================================================== helpers

@@ -84,7 +84,8 @@ def _every_path(env: Env) -> None:
         "filter": "VMName eq '*'",
         "lag_minutes": 2,
     }
-    _run(env, [teams_pool(plain, name="plain", metric=metric)], WallClock())
+    # its quota family comes from its VM size (the Resource SKUs list)
+    _run(env, [teams_pool(plain, name="plain", metric=metric, quota_family="")], WallClock())
     assert azure.vmss_capacity(RG, "plain") > 1
 
     # drain-aware vmss from Pexip's counts (instance list, protection, deleteInstances), and the

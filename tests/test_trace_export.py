@@ -32,7 +32,9 @@ from tests.conftest import examples
 from tests.fakelogs import FakeLogs
 from tests.fakepexip import FakePexip
 
-DAY = datetime(2026, 3, 2, tzinfo=UTC)
+DAY = (datetime.now(UTC) - timedelta(days=20)).replace(hour=0, minute=0, second=0, microsecond=0)
+"""Within Azure Monitor's 93 days, as real history is (the export asks for nothing older)."""
+D, D3 = DAY.date().isoformat(), (DAY + timedelta(days=3)).date().isoformat()
 
 
 @pytest.fixture
@@ -74,7 +76,7 @@ def test_azure_monitor_history_is_read_in_day_chunks_into_a_loadable_trace(
     out = tmp_path / "trace.csv"
     result = _run(
         "--config", str(config), "--output", str(out),
-        "--since", "2026-03-02", "--until", "2026-03-05",
+        "--since", D, "--until", D3,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     batches = [r for r in env.fake.requests if r.path.lower().endswith("/metrics:getbatch")]
@@ -83,10 +85,10 @@ def test_azure_monitor_history_is_read_in_day_chunks_into_a_loadable_trace(
     trace = load_trace(out, known_pools=["tc"])
     assert trace.pools == ("tc",) and trace.length == minutes and trace.step_seconds == 60
     cells = _cells(out)
-    assert cells[("2026-03-02T00:00:00Z", "tc")] == "11"  # 4 + 7
-    assert cells[("2026-03-02T00:03:00Z", "tc")] == "17"  # 7 + 10
-    assert cells[("2026-03-02T01:40:00Z", "tc")] == ""  # a null is unknown, never 0
-    assert cells[("2026-03-02T03:20:00Z", "tc")] == ""  # an invalid value too
+    assert cells[(f"{D}T00:00:00Z", "tc")] == "11"  # 4 + 7
+    assert cells[(f"{D}T00:03:00Z", "tc")] == "17"  # 7 + 10
+    assert cells[(f"{D}T01:40:00Z", "tc")] == ""  # a null is unknown, never 0
+    assert cells[(f"{D}T03:20:00Z", "tc")] == ""  # an invalid value too
     assert "tc: 4318/4320 minutes known from azure-monitor" in result.stdout
     assert "\r" not in result.output and "query/s" not in result.output  # no bar off a tty
 
@@ -105,10 +107,10 @@ def test_a_cpu_metric_is_exported_as_a_proxy_and_says_so(env: AzureEnv, tmp_path
     out = tmp_path / "cpu.csv"
     result = _run(
         "--config", str(config), "--output", str(out),
-        "--since", "2026-03-02T00:00", "--until", "2026-03-02T01:00",
+        "--since", f"{D}T00:00", "--until", f"{D}T01:00",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert _cells(out)[("2026-03-02T00:10:00Z", "cpu")] == "10.5"  # (0.5 + 0.2) × 15
+    assert _cells(out)[(f"{D}T00:10:00Z", "cpu")] == "10.5"  # (0.5 + 0.2) × 15
     assert "a proxy" in result.stdout and "overstates" in result.stdout
     sent = [r for r in env.fake.requests if r.path.lower().endswith("/metrics:getbatch")][-1]
     assert sent.query.get("filter") == "VMName eq '*'"
@@ -263,7 +265,7 @@ def _leg(start: str | None, end: str | None, protocol: str = "TEAMS") -> History
 def test_a_teams_record_without_an_end_leaves_its_minutes_unknown() -> None:
     lo, hi = DAY.timestamp(), (DAY + timedelta(hours=1)).timestamp()
     calls, unknown = teams_calls(
-        [_leg("2026-03-02T00:10:00", "2026-03-02T00:20:00"), _leg("2026-03-02T00:40:00", None)],
+        [_leg(f"{D}T00:10:00", f"{D}T00:20:00"), _leg(f"{D}T00:40:00", None)],
         since=lo,
         until=hi,
         retained_from=lo,
@@ -321,10 +323,10 @@ def test_log_analytics_history_exports_with_nulls_kept_unknown(tmp_path: Path) -
         )
         assert len(logs.requests) == 2  # a week per query
     cells = _cells(out)
-    assert cells[("2026-03-02T00:00:00Z", "la")] == "0"
-    assert cells[("2026-03-02T00:03:00Z", "la")] == "3"
-    assert cells[("2026-03-02T00:01:00Z", "la")] == ""  # null: unknown
-    assert cells[("2026-03-02T00:02:00Z", "la")] == ""  # no row: unknown
+    assert cells[(f"{D}T00:00:00Z", "la")] == "0"
+    assert cells[(f"{D}T00:03:00Z", "la")] == "3"
+    assert cells[(f"{D}T00:01:00Z", "la")] == ""  # null: unknown
+    assert cells[(f"{D}T00:02:00Z", "la")] == ""  # no row: unknown
     assert summary[0].source == "log-analytics" and summary[0].known == 9 * 1440 // 3
 
 
@@ -376,3 +378,28 @@ def test_the_sweep_equals_counting_overlaps_at_every_instant(spans: list[tuple[i
             sum(1 for c in calls if c.start <= t < c.end) for t in range(n * 60, n * 60 + 60)
         )
         assert value == peak
+
+
+def test_the_span_is_bounded_and_nothing_is_asked_before_azures_retention(
+    env: AzureEnv, tmp_path: Path
+) -> None:
+    """Issue 20: ``--since 0001-01-01`` grew memory ~45 MB/s without bound, ``--days 1e9``
+    ended in an OverflowError traceback, and ``--days 400`` sent 400 one-day queries although
+    Azure Monitor keeps 93 days."""
+    pool = env.pool("tc", capacity=1)
+    config = env.write_config(pool)
+    for args, message in (
+        (["--since", "0001-01-01"], "--since: the span is at most 400 days"),
+        (["--days", "1e9"], "--days"),
+        (["--days", "nan"], "--days"),
+    ):
+        result = _run("--config", str(config), "--output", str(tmp_path / "x.csv"), *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.stderr and "Traceback" not in result.output
+    env.fake.clear_requests()
+    out = tmp_path / "long.csv"
+    result = _run("--config", str(config), "--output", str(out), "--days", "400")
+    assert result.exit_code == 0, result.output
+    batches = [r for r in env.fake.requests if r.path.lower().endswith("/metrics:getbatch")]
+    assert 93 <= len(batches) <= 95  # one a day, none before the retention
+    assert "93 days" in result.stdout

@@ -28,12 +28,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from azure.core.credentials import TokenCredential
+from azure.core.rest import HttpRequest, HttpResponse
 from azure.mgmt.monitor import MonitorManagementClient
 
-from scaler.adapters.azure import CallObserver, _Calls, _client_kwargs
+from scaler.adapters.azure import CallObserver, _Calls, _client_kwargs, with_transport
+from scaler.adapters.azure_http import ArmPager, segment
 from scaler.config import Config, PoolConfig
 from scaler.errors import AdapterError
 from scaler.kinds.base import Preflight
+
+API_VERSION = "2022-10-01"
+"""The api-version ``azure-mgmt-monitor`` 7 sends for ``AutoscaleSettings_ListByResourceGroup``."""
 
 CACHE_SECONDS = 30.0
 """Longest a resource group's list serves the checks of several pools. A pass (start-up or a
@@ -71,7 +76,13 @@ class AutoscaleSettings:
         self.allow_competing = allow_competing
         self._calls = _Calls(observer)
         self._clients: dict[str, MonitorManagementClient] = {}
-        self._cache: dict[tuple[str, str], tuple[float, list[Any]]] = {}
+        self._cache: dict[tuple[str, str], tuple[float, list[dict[str, Any]]]] = {}
+        azure = config.azure
+        self._pages = ArmPager(
+            base_url=azure.resource_manager_url,
+            max_pages=azure.max_pages,
+            deadline_seconds=azure.read_deadline_seconds,
+        )
         self._checked: set[str] = set()
         self._lock = threading.Lock()
 
@@ -84,12 +95,13 @@ class AutoscaleSettings:
                 subscription_id,
                 base_url=azure.resource_manager_url,
                 credential_scopes=[azure.arm_audience().rstrip("/") + "/.default"],
-                **_client_kwargs(azure),
+                **with_transport(_client_kwargs(azure)),
             )
             self._clients[subscription_id] = client
         return client
 
-    def _settings(self, subscription_id: str, resource_group: str) -> list[Any]:
+    def _settings(self, subscription_id: str, resource_group: str) -> list[dict[str, Any]]:
+        """The resource group's settings as plain JSON, read through the guarded pager."""
         key = (subscription_id.lower(), resource_group.lower())
         now = time.monotonic()
         with self._lock:
@@ -97,8 +109,14 @@ class AutoscaleSettings:
             if cached is not None and now - cached[0] < CACHE_SECONDS:
                 return cached[1]
             client = self._client(subscription_id)
+            path = (
+                f"/subscriptions/{segment(subscription_id)}/resourcegroups/"
+                f"{segment(resource_group)}/providers/Microsoft.Insights/autoscalesettings"
+            )
             with self._calls.call("autoscale_settings.list"):
-                found = list(client.autoscale_settings.list_by_resource_group(resource_group))
+                found = self._pages.items(
+                    _Sender(client), "autoscale_settings.list", path, {"api-version": API_VERSION}
+                )
             self._cache[key] = (now, found)
             return found
 
@@ -111,15 +129,21 @@ class AutoscaleSettings:
         target = pool.resource_id.rstrip("/").lower()
         out: list[CompetingSetting] = []
         for setting in self._settings(subscription, pool.resource_group):
-            uri = (getattr(setting, "target_resource_uri", None) or "").rstrip("/")
+            props = setting.get("properties")
+            props = props if isinstance(props, dict) else {}
+            raw = props.get("targetResourceUri")
+            uri = raw.rstrip("/") if isinstance(raw, str) else ""
             if uri.lower() != target:
                 continue
+            name, sid = setting.get("name"), setting.get("id")
+            enabled = props.get("enabled", True)
             out.append(
                 CompetingSetting(
                     pool=pool.name,
-                    name=str(getattr(setting, "name", None) or getattr(setting, "id", "?")),
-                    setting_id=str(getattr(setting, "id", "") or ""),
-                    enabled=bool(getattr(setting, "enabled", True)),
+                    name=_text(name) or _text(sid) or "?",
+                    setting_id=_text(sid),
+                    # anything but an explicit false may resize the scale set: enabled
+                    enabled=enabled is not False,
                     target=uri,
                 )
             )
@@ -165,3 +189,22 @@ class AutoscaleSettings:
         for client in self._clients.values():
             client.close()
         self._clients.clear()
+
+
+def _text(value: object) -> str:
+    """A name or id from the answer, shown short and printable (``""`` when not a string)."""
+    if not isinstance(value, str):
+        return ""
+    return "".join(c for c in value if c.isprintable())[:200]
+
+
+class _Sender:
+    """``MonitorManagementClient`` as the pager's ``SendsRequests``: this generation of the
+    client names its "run the request through the client's chained policies" method
+    ``_send_request`` (the compute client's is ``send_request``)."""
+
+    def __init__(self, client: MonitorManagementClient) -> None:
+        self._client = client
+
+    def send_request(self, request: HttpRequest, **kwargs: Any) -> HttpResponse:
+        return self._client._send_request(request, **kwargs)

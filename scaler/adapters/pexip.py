@@ -48,6 +48,7 @@ from scaler.config import Config, PexipConfig, PoolConfig
 from scaler.core.types import MetricReading, MetricStatus
 from scaler.errors import AdapterError, ConfigError, PermanentError, TransientError
 from scaler.logs import get_logger
+from scaler.redact import show_url, summarise_body
 
 STATUS = "/api/admin/status/v1"
 CONFIGURATION = "/api/admin/configuration/v1"
@@ -389,11 +390,19 @@ def load_password(cfg: PexipConfig, environ: Mapping[str, str] | None = None) ->
     env = os.environ if environ is None else environ
     password = env.get(cfg.password_env, "")
     if not password:
+        # The name is shown only when it looks like one (upper case, digits, _): a
+        # password written into password_env by mistake is not echoed.
+        name = cfg.password_env
+        shown = name if _CONVENTIONAL_NAME.fullmatch(name) else "(a name not shown)"
         raise ConfigError(
-            f"pexip.password_env: the environment variable {cfg.password_env} is empty "
+            f"pexip.password_env: the environment variable {shown} is empty "
             "(or set pexip.password_file), got ''"
         )
     return password
+
+
+_CONVENTIONAL_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
+"""An environment variable's name as people write them: upper case, digits and ``_``."""
 
 
 class PexipClient:
@@ -440,7 +449,7 @@ class PexipClient:
         if now - self._warned.get(event, -math.inf) < 60.0:
             return
         self._warned[event] = now
-        get_logger().warning(event, url=self._cfg.url, **fields)
+        get_logger().warning(event, url=show_url(self._cfg.url), **fields)
 
     def close(self) -> None:
         self._http.close()
@@ -775,8 +784,8 @@ class PexipClient:
         origin = (parts.scheme.lower(), (parts.hostname or "").lower(), _port(parts))
         if origin != self._origin or self._origin[0] != "https":
             raise PermanentError(
-                f"pexip {path}: meta.next {link!r} leaves the Management Node "
-                f"{self._cfg.url} (not followed)",
+                f"pexip {path}: meta.next {show_url(link)!r} leaves the Management Node "
+                f"{show_url(self._cfg.url)} (not followed)",
                 operation=f"GET {path}",
             )
         return link
@@ -824,6 +833,47 @@ class PexipClient:
             # ids in paths (teams_proxy/7/) become {id}: one series per endpoint
             self._observer("pexip." + _ID_IN_PATH.sub("/{id}/", operation), outcome, seconds)
 
+    def _read(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        json_body: Mapping[str, Any] | None,
+        timeout: float,
+        where: str,
+    ) -> httpx.Response:
+        """Send, and read the answer up to ``MAX_ANSWER_BYTES`` within ``timeout_seconds`` in
+        all (httpx's read timeout is per chunk: an answer trickling a byte at a time, or
+        streaming for ever, would hold the pool's read without end)."""
+        request = self._http.build_request(
+            method, url, params=params, json=json_body, timeout=timeout
+        )
+        budget = max(timeout, self._cfg.timeout_seconds)
+        deadline = time.monotonic() + budget
+        response = self._http.send(request, stream=True)
+        try:
+            declared = response.headers.get("content-length", "").strip()
+            if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+                raise _too_large(where, request, f"Content-Length {declared}")
+            body = bytearray()
+            for chunk in response.iter_bytes():  # decoded: a compressed bomb is capped too
+                body += chunk
+                if len(body) > MAX_ANSWER_BYTES:
+                    raise _too_large(where, request, f"more than {MAX_ANSWER_BYTES} bytes")
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout(
+                        f"the answer did not arrive within {budget:g} s", request=request
+                    )
+        finally:
+            response.close()
+        skip = {"content-encoding", "content-length", "transfer-encoding"}
+        return httpx.Response(
+            response.status_code,
+            headers=[(k, v) for k, v in response.headers.items() if k.lower() not in skip],
+            content=bytes(body),
+            request=request,
+        )
+
     def _answer(
         self,
         method: str,
@@ -834,7 +884,7 @@ class PexipClient:
         params: Mapping[str, Any] | None,
         json_body: Mapping[str, Any] | None,
     ) -> Any:
-        where = f"pexip {self._cfg.url}{operation.partition(' ')[2]}"
+        where = f"pexip {show_url(self._cfg.url)}{operation.partition(' ')[2]}"
         try:
             # A kept-alive connection the server had closed fails before any answer: send
             # once more, on a fresh connection (the writes set absolute values, so one that
@@ -845,9 +895,7 @@ class PexipClient:
                 reraise=True,
             ):
                 with attempt:
-                    response = self._http.request(
-                        method, url, params=params, json=json_body, timeout=timeout
-                    )
+                    response = self._read(method, url, params, json_body, timeout, where)
         except httpx.TimeoutException as exc:
             raise TransientError(f"{where}: timed out ({exc})", operation=operation) from exc
         except httpx.TransportError as exc:
@@ -862,7 +910,7 @@ class PexipClient:
                 code=str(status),
             )
         if status >= 400:
-            snippet = response.text.strip().replace("\n", " ")[:200]
+            snippet = summarise_body(response.text)
             text = f"{where}: HTTP {status}{' ' + snippet if snippet else ''}"
             cls: type[AdapterError] = (
                 TransientError if status == 429 or status >= 500 else PermanentError
@@ -879,6 +927,19 @@ class PexipClient:
 
 
 _ID_IN_PATH = re.compile(r"/\d+/")
+
+MAX_ANSWER_BYTES = 32 << 20
+"""Most bytes of one Management Node answer (32 MiB; a page of 1,000 records is about 1 MB).
+A longer answer is refused unread: a 100 MB answer took the daemon to 943 MB."""
+
+
+def _too_large(where: str, request: httpx.Request, what: str) -> TransientError:
+    return TransientError(
+        f"{where}: the answer is too large ({what}; the limit is "
+        f"{MAX_ANSWER_BYTES >> 20} MiB): not read",
+        operation=f"{request.method} {request.url.path}",
+        code="AnswerTooLarge",
+    )
 
 
 def _stale_connection(exc: BaseException) -> bool:

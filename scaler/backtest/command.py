@@ -52,7 +52,7 @@ def run_command(
     configs: list[tuple[str, Config]] = []
     for path in config_paths:
         try:
-            configs.append((str(path), load_config(path)))
+            configs.append((str(path), load_config(path, offline=True)))
         except ConfigError as exc:
             return fail(EXIT_USAGE, [f"{path}: {p}" for p in exc.problems], "config error")
     traces: dict[frozenset[str], Trace] = {}

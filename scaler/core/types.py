@@ -287,10 +287,14 @@ class QuotaUsage:
     name: str
     current: int
     limit: int
+    problem: str = ""
+    """Why the line Azure sent cannot be used (``""`` when it can), e.g. ``limit=1e300``: its
+    numbers are then 0 and mean nothing; a pool it concerns holds its scale-ups
+    (``QuotaUnknown``) naming the line, rather than reading it as absent."""
 
     @property
     def headroom(self) -> int:
-        return max(0, self.limit - self.current)
+        return 0 if self.problem else max(0, self.limit - self.current)
 
 
 @dataclass(frozen=True, slots=True)
