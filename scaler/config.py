@@ -591,6 +591,10 @@ class DirectionConfig(_Strict):
     max_percent: float | None = Field(default=None, ge=0.0)
     period_seconds: float = Field(default=60.0, gt=0.0, le=86400.0)
     select: Literal["max", "min"] = "max"
+    max_instances_period_seconds: float | None = Field(default=None, gt=0.0, le=86400.0)
+    """Period of ``max_instances`` alone (HPA: each policy's ``periodSeconds``)."""
+    max_percent_period_seconds: float | None = Field(default=None, gt=0.0, le=86400.0)
+    """Period of ``max_percent`` alone."""
 
     def to_core(self) -> DirectionBehavior:
         return DirectionBehavior(
@@ -599,6 +603,8 @@ class DirectionConfig(_Strict):
             self.max_percent,
             self.period_seconds,
             self.select,
+            self.max_instances_period_seconds,
+            self.max_percent_period_seconds,
         )
 
 

@@ -83,6 +83,7 @@ class _PoolDoc(_Model):
     scale_events: list[tuple[float, int]] = []
     last_scale_up: float | None = None
     last_scale_down: float | None = None
+    since: float | None = None
     inflight: _InFlightDoc | None = None
     drains: list[dict[str, Any]] = []
 
@@ -103,6 +104,7 @@ def encode(snapshot: Snapshot) -> bytes:
             "scale_events": [list(e) for e in s.scale_events],
             "last_scale_up": s.last_scale_up,
             "last_scale_down": s.last_scale_down,
+            "since": s.since,
             "inflight": (
                 {
                     "target": snap.inflight.target,
@@ -141,6 +143,8 @@ def decode(data: bytes) -> Snapshot:
                 scale_events=tuple((float(t), int(v)) for t, v in p.scale_events),
                 last_scale_up=p.last_scale_up,
                 last_scale_down=p.last_scale_down,
+                # a document from before ``since`` existed still knows the pool
+                since=doc.saved_at if p.since is None else p.since,
             ),
             inflight=(
                 InFlightRecord(p.inflight.target, p.inflight.started, p.inflight.token)
@@ -156,7 +160,7 @@ def hold_one_window(*, max_instances: int, now: float) -> PoolState:
     """Safe defaults without trustworthy state: a recommendation of the pool's ``max`` at ``now``
     keeps the down-stabilisation window from allowing any scale-in until it has passed (scale-up
     is unaffected: the up-window takes the lowest recommendation)."""
-    return PoolState(recommendations=((now, max_instances),))
+    return PoolState(recommendations=((now, max_instances),), since=now)
 
 
 # -- where it is kept -------------------------------------------------------------------------
