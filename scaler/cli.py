@@ -481,12 +481,18 @@ def import_() -> None:
 
 
 @import_.command("azure-autoscale")
-@click.argument("setting_file", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("setting_file", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True))
 @click.option(
     "--output",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
     help="Write the configuration here instead of stdout.",
+)
+@click.option(
+    "--name",
+    "setting_name",
+    default="",
+    help="The setting to import when the file holds several (a list).",
 )
 @click.option("--pool-name", default="", help="Pool name (default: the scale set's name).")
 @click.option("--vcpus-per-instance", type=click.IntRange(1, 1024), default=4, show_default=True)
@@ -496,31 +502,73 @@ def import_() -> None:
     default=15.0,
     show_default=True,
 )
+@click.option(
+    "--without-predictive",
+    is_flag=True,
+    help="Import a setting with predictive autoscale enabled, leaving the prediction out.",
+)
 def import_azure_autoscale(
     setting_file: Path,
     output: Path | None,
+    setting_name: str,
     pool_name: str,
     vcpus_per_instance: int,
     calls_per_instance: float,
+    without_predictive: bool,
 ) -> None:
     """The configuration equivalent to an Azure autoscale setting (the JSON of
-    ``az monitor autoscale show``): profiles → schedule, rules → step, capacity → the pool's
-    min/max and missing-data floor. Exit 2 naming the JSON path of what cannot be translated."""
-    from scaler.importers import load_setting, translate
+    ``az monitor autoscale show`` or ``list``, an ARM resource or template; ``-`` reads
+    standard input): profiles → schedule, rules → step, capacity → the pool's min/max and each
+    profile's floor, cap and missing-data floor. Exit 2 naming the JSON path of what cannot be
+    translated; the result is checked as ``validate`` checks a file before it is written."""
+    import tomllib
 
+    from scaler.config import parse_config
+    from scaler.importers import choose, load_settings, translate
+
+    label = "standard input" if str(setting_file) == "-" else str(setting_file)
     try:
+        found = choose(load_settings(setting_file), setting_name, label)
         text = translate(
-            load_setting(setting_file),
+            found,
             pool_name=pool_name,
             vcpus_per_instance=vcpus_per_instance,
             calls_per_instance=calls_per_instance,
+            without_predictive=without_predictive,
         )
     except ConfigError as err:
         for line in err.problems:
             click.echo(f"import error: {line}", err=True)
         sys.exit(EXIT_CONFIG)
+    try:  # the same checks as `validate`, so nothing is written that would be refused
+        parse_config(tomllib.loads(text), environ={})
+    except (tomllib.TOMLDecodeError, ConfigError) as err:
+        problems = err.problems if isinstance(err, ConfigError) else [f"not valid TOML ({err})"]
+        for line in problems:
+            click.echo(f"import error: the imported config would be refused: {line}", err=True)
+        sys.exit(EXIT_CONFIG)
     if output is None:
         click.echo(text, nl=False)
-    else:
-        output.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {output}", err=True)
+        return
+    try:
+        _write_atomically(output, text)
+    except OSError as exc:
+        click.echo(f"import azure-autoscale: cannot write {output}: {exc.strerror}", err=True)
+        sys.exit(EXIT_FAILURE)
+    click.echo(f"wrote {output}", err=True)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory, so a failure
+    leaves the old file (or none) rather than half a config."""
+    import tempfile
+
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
