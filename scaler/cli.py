@@ -332,6 +332,12 @@ def demo(
     default=None,
     help="Processes replaying pools (default: up to 2 for long runs).",
 )
+@click.option(
+    "--pool",
+    "pools",
+    multiple=True,
+    help="Replay only this pool of every config (repeatable); the trace's other rows are ignored.",
+)
 def backtest(
     config_paths: tuple[Path, ...],
     compare_paths: tuple[Path, ...],
@@ -342,6 +348,7 @@ def backtest(
     scale_in: str | None,
     cpu_idle_percent: float,
     workers: int | None,
+    pools: tuple[str, ...],
 ) -> None:
     """Replay a call-load trace through the policies and score cost against unserved calls."""
     from scaler.backtest.command import run_command
@@ -356,6 +363,7 @@ def backtest(
             scale_in=cast(ScaleIn | None, scale_in),  # one of SCALE_IN_MODES: click checked it
             cpu_idle_percent=cpu_idle_percent,
             workers=workers,
+            pools=pools,
         )
     )
 
