@@ -77,9 +77,28 @@ def main() -> None:
 
 @main.command()
 @config_option
-def validate(config_path: Path) -> None:
-    """Check a configuration file; exit 0 when valid, 2 naming each bad key when not."""
-    config = _load(config_path)
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Check the file alone: leave out the secrets start-up would read (the Management "
+    "Node's password variable or file).",
+)
+def validate(config_path: Path, offline: bool) -> None:
+    """Check a configuration file as start-up would; exit 0 when valid, 2 naming every bad
+    key and value in one report when not."""
+    from scaler.preflight import secret_problems
+
+    problems: list[str] = []
+    config: Config | None = None
+    try:
+        config = load_config(config_path)
+    except ConfigError as err:
+        problems += err.problems
+    if not offline:
+        problems += secret_problems(config_path, config)
+    if problems:
+        _fail_config(ConfigError(problems))
+    assert config is not None
     pools = ", ".join(f"{p.name} ({p.min}-{p.max})" for p in config.pools)
     click.echo(f"{config_path}: valid; {len(config.pools)} pool(s): {pools}")
 
