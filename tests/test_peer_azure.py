@@ -679,3 +679,30 @@ def test_the_step_policy_context_reads_the_window_with_its_grain() -> None:
     ctx = PolicyContext(NOW, 1, 20.0, POOL, MetricReading.ok(20.0), PoolState(), history)
     rec = rules.recommend(ctx)
     assert rec is not None and rec.desired == 2
+
+
+def test_difference_a_profiles_maximum_forces_no_scale_in_on_missing_data(
+    tmp_path: Path,
+) -> None:
+    """Azure applies the active profile's ``maximum`` before any metric (at 18:00 the business
+    profile's 10 becomes the default condition's 6: 8 instances → 6). With the metric unusable
+    the pool here holds its 8; with it readable the cap applies as in Azure."""
+    raw = business_hours_setting()
+    config = imported(tmp_path, raw)
+    pool = config.pools[0]
+    tuesday_1810_berlin = MONDAY + 86400 + 17 * 3600 + 600
+    engine = azure_reference.Engine(azure_reference.parse(raw))
+    assert engine.evaluate(tuesday_1810_berlin, 8, lambda t: None) == 6
+
+    def ours(metric: MetricReading) -> int:
+        return decide(
+            pool=pool.limits(config.azure.location),
+            behavior=pool.behavior.to_core(),
+            policies=build_policies(pool),
+            observation=Observation(8, metric),
+            state=PoolState(),
+            now=tuesday_1810_berlin,
+        ).desired
+
+    assert ours(MetricReading.missing("no series")) == 8
+    assert ours(MetricReading.ok(8 * 15 * 0.5)) == 6  # 50 %: no rule fires, the cap applies

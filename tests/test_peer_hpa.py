@@ -536,3 +536,30 @@ def test_difference_zero_instances_is_a_size_not_disabled() -> None:
         now=NOW,
     )
     assert d.desired == 3
+
+
+def test_difference_default_rate_limits_are_per_minute() -> None:
+    """HPA's default ``behavior`` (``GenerateHPAScaleUpRules(nil)``): +100 % or +4 pods every
+    15 s. 4 → 8 twenty seconds ago, then a recommendation of 32: HPA allows 16 now; the
+    defaults here count the minute (8 from a start of 4), and HPA's own period written out gives
+    HPA's answer."""
+    from scaler.core import record_scale
+
+    state = record_scale(SEEN, now=NOW - 20, change=+4)
+    ours = decide(
+        pool=pool(1, 100),
+        behavior=Behavior(),
+        policies=(Fixed(32),),
+        observation=Observation(8, MetricReading.ok(1.0)),
+        state=state,
+        now=NOW,
+    )
+    hpa = decide(
+        pool=pool(1, 100),
+        behavior=Behavior(scale_up=HPA_UP, scale_down=HPA_DOWN),
+        policies=(Fixed(32),),
+        observation=Observation(8, MetricReading.ok(1.0)),
+        state=state,
+        now=NOW,
+    )
+    assert (ours.desired, hpa.desired) == (8, 16)
