@@ -144,7 +144,7 @@ def decode(data: bytes) -> Snapshot:
                 last_scale_up=p.last_scale_up,
                 last_scale_down=p.last_scale_down,
                 # a document from before ``since`` existed still knows the pool
-                since=doc.saved_at if p.since is None else p.since,
+                since=p.since if "since" in p.model_fields_set else doc.saved_at,
             ),
             inflight=(
                 InFlightRecord(p.inflight.target, p.inflight.started, p.inflight.token)

@@ -193,3 +193,21 @@ def test_future_timestamps_never_make_a_scale_out_smaller_than_no_history(
     assert d.desired >= baseline.desired
     stamps = [t for t, _ in d.state.recommendations] + [t for t, _ in d.state.scale_events]
     assert all(t <= NOW for t in stamps)
+
+
+def test_a_state_file_from_before_since_existed_still_knows_its_pools() -> None:
+    """Written by an earlier release: no ``since``. Its pools are known (no first-sight hold);
+    a pool saved before it was ever decided (``since`` null) is still unseen."""
+    import json
+
+    doc = {
+        "version": 1,
+        "saved_at": NOW - 60,
+        "pools": {
+            "old": {"recommendations": [[NOW - 120, 10]]},
+            "unseen": {"since": None},
+        },
+    }
+    pools = decode(json.dumps(doc).encode()).pools
+    assert pools["old"].state.since == NOW - 60
+    assert pools["unseen"].state.since is None
