@@ -52,8 +52,10 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# In parallel, one worker per core (pytest-xdist): every test owns its ports and directories.
+# HYPOTHESIS_PROFILE=ci (set by .ci/run, or CI set) runs every property's full example count.
 unit: install ops-tools
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto
 
 test: lint typecheck unit
 

@@ -319,7 +319,7 @@ _INSIGHTS_RG = _RG + r"/providers/Microsoft\.Insights"
 # poll is ``locations/operations/read``; the metrics:getBatch data plane has no operation of its
 # own in that list and is authorised by ``Metrics/Read`` on each resource, as the ARM metrics
 # API; custom-metric ingestion is the *data action* ``Metrics/Write`` of Monitoring Metrics
-# Publisher). tests/test_zz_rbac.py holds deploy/azure-role.json to exactly these.
+# Publisher). tests/test_rbac.py holds deploy/azure-role.json to exactly these.
 RBAC_OPERATIONS: tuple[tuple[str, str, str], ...] = (
     (
         "GET",

@@ -146,8 +146,14 @@ def test_unreadable_or_invalid_file(tmp_path: Path) -> None:
 
 def test_bundled_examples_are_valid() -> None:
     root = Path(__file__).resolve().parent.parent
-    for path in [*sorted((root / "examples").glob("*.toml")), root / "scaler/data/demo.toml"]:
-        load_config(path, environ={})
+    paths = [*sorted((root / "examples").glob("*.toml")), root / "scaler/data/demo.toml"]
+    assert len(paths) >= 5
+    for path in paths:
+        config = load_config(path, environ={})
+        # every example configures at least one pool, each with a policy and a sane size range
+        assert config.pools, path
+        for pool in config.pools:
+            assert pool.policies and 0 <= pool.min <= pool.max, (path, pool.name)
 
 
 # -- reading the file: every failure is a ConfigError (exit 2, SIGHUP reload rejected) ---------

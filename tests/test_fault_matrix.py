@@ -57,9 +57,15 @@ ANSWERS = Path(__file__).resolve().parent / "corpus" / "answers"
 POOLS = ("plain", "tc", "teams", "burst", "down")
 FAST_DOWN = {"scale_down": {"stabilization_seconds": 0, "max_percent": 100}}
 RETRY_TOTAL = 1
-TIMEOUT = 0.25
-"""Seconds: connect/read timeout of both clients; a stalled answer comes after ``STALL``."""
-STALL = 0.5
+TIMEOUT = 2.0
+"""Seconds: connect/read timeout of both clients, the budget of a *healthy* call. It stays at 2 s
+or more so that a loaded CI machine cannot turn a healthy call into a timed-out one."""
+DEADLINE = 4.0
+"""Seconds: the whole-call budget of both clients (``call_deadline_seconds``,
+``read_deadline_seconds``): one timed-out attempt and a retry."""
+STALL = 30.0
+"""Seconds before a stalled answer comes: far past ``DEADLINE``, so a stall is always a stall,
+however slow the machine, and never an answer that just made it."""
 FOREVER = 10_000
 """An armed fault's uses: the whole first tick, whatever it retries."""
 ELSEWHERE = "https://127.0.0.1:9/elsewhere"
@@ -341,7 +347,7 @@ def build(world: World, **ca: str) -> tuple[Config, dict[str, str]]:
             "polling_interval_seconds": 0,
             "retry_total": RETRY_TOTAL,
             "timeout_seconds": TIMEOUT,
-            "call_deadline_seconds": 2,
+            "call_deadline_seconds": DEADLINE,
         },
         "pexip": {
             "url": px.url,
@@ -349,7 +355,7 @@ def build(world: World, **ca: str) -> tuple[Config, dict[str, str]]:
             "ca_bundle": ca.get("pexip", px.ca_file),
             "page_size": 50,
             "timeout_seconds": TIMEOUT,
-            "read_deadline_seconds": 2,
+            "read_deadline_seconds": DEADLINE,
         },
         "pools": pools,
     }

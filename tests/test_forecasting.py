@@ -23,6 +23,7 @@ from policies.forecasting import (
     utc_offset,
     without_outliers,
 )
+from tests.conftest import examples
 
 
 @pytest.mark.parametrize(
@@ -141,7 +142,7 @@ def test_plan_instances(peak: float, z: float, expected: int, why: str) -> None:
     assert got == expected, why
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     peak=st.floats(0, 5000),
     z1=st.floats(-5, 20),

@@ -22,7 +22,7 @@ from scaler.kinds import PlanInput, PoolKind, kind_of
 from scaler.kinds import vmss as vmss_kind
 from scaler.kinds.pexip_teams import PexipTeams
 from scaler.ports import PoolStatus
-from tests.conftest import config_doc, pool_table
+from tests.conftest import config_doc, examples, pool_table
 from tests.test_backtest_engine import Fixed, grid, spec
 
 NOW = 1_800_000_000.0
@@ -197,7 +197,7 @@ def test_a_stopped_instance_is_never_assumed_idle() -> None:
     assert plan.actions.remove == ("1",)  # the starting one is not known idle
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     calls=st.lists(st.one_of(st.none(), st.integers(0, 16)), min_size=1, max_size=12),
     hub_off=st.booleans(),
@@ -290,7 +290,7 @@ class Unattributable:
         return dict(self.cloud.read(pools, now))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     script=st.lists(st.booleans(), min_size=2, max_size=25),
     load=st.lists(st.floats(0, 200), min_size=60, max_size=60),

@@ -9,6 +9,7 @@ from scaler.core import Decision, MetricStatus, PoolState, Reason
 from scaler.core.victims import DrainState, Instance, with_loads
 from scaler.kinds.vm_set import plan_vm_set
 from scaler.kinds.vmss import choose_victims, plan_drain
+from tests.conftest import examples
 
 NOW = 1_800_000_000.0
 
@@ -113,7 +114,7 @@ placements = st.lists(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(
     placements,
     st.integers(0, 12),
@@ -151,7 +152,7 @@ def test_no_scale_in_ever_removes_an_instance_with_calls(
     assert set(plan.actions.unprotect) <= state.protected
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.lists(
         st.tuples(

@@ -24,7 +24,7 @@ from scaler.core import (
 )
 from scaler.core.types import PolicyContext
 from scaler.errors import ConfigError
-from tests.conftest import config_doc, pool_table
+from tests.conftest import config_doc, examples, pool_table
 
 POOL = PoolLimits("tc", 1, 30, 15.0, 4, "standardFSv2Family", "westeurope")
 FREE = Behavior(
@@ -341,7 +341,7 @@ def _profile(p: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     profiles=st.lists(profile_st, max_size=4),
     default_min=st.integers(0, 10),

@@ -44,6 +44,7 @@ from scaler.core.types import (
     Reason,
 )
 from scaler.errors import AdapterError, CapacityError, ConfigError, PermanentError
+from tests.conftest import examples
 from tests.fakeazure import FakeAzure
 
 RG = "cvi"
@@ -482,7 +483,7 @@ def scenarios(draw: st.DrawFn) -> tuple[list[PoolPlan], QuotaMemory, QuotaRules,
     return pools, memory, rules, T0
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(scenarios())
 def test_a_scale_up_never_exceeds_known_headroom_nor_the_safe_step(
     scenario: tuple[list[PoolPlan], QuotaMemory, QuotaRules, float],

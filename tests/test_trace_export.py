@@ -28,6 +28,7 @@ from scaler.errors import ScalerError
 from scaler.trace_export import Call, concurrent_per_minute, export, teams_calls
 from scaler.traces import load_trace
 from tests.azure_env import AzureEnv, azure_env
+from tests.conftest import examples
 from tests.fakelogs import FakeLogs
 from tests.fakepexip import FakePexip
 
@@ -296,7 +297,7 @@ def test_span_errors_exit_2(env: AzureEnv, tmp_path: Path) -> None:
         assert message in result.stderr
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(spans=st.lists(st.tuples(st.integers(0, 600), st.integers(1, 400)), min_size=0, max_size=30))
 def test_the_sweep_equals_counting_overlaps_at_every_instant(spans: list[tuple[int, int]]) -> None:
     """Property: each minute's value is the peak number of calls in progress at any second."""

@@ -329,13 +329,16 @@ REDIRECT_MAX = 3
 proxy's), a loop is cut short (azure-core follows 30 by default)."""
 
 
-def _client_kwargs(cfg: AzureConfig) -> dict[str, Any]:
+def _client_kwargs(cfg: AzureConfig, **retry: Any) -> dict[str, Any]:
+    """Client options from ``[azure]``; ``retry`` goes to the retry policy (tests pass
+    ``retry_backoff_factor=0`` to run the SDK's attempts without its back-off sleeps)."""
     timeout = min(cfg.timeout_seconds, cfg.call_deadline_seconds)
     kwargs: dict[str, Any] = {
         "retry_policy": DeadlineRetryPolicy(
             deadline_seconds=cfg.call_deadline_seconds,
             read_timeout=timeout,
             retry_total=cfg.retry_total,
+            **retry,
         ),
         "connection_timeout": timeout,
         "read_timeout": timeout,
@@ -921,7 +924,12 @@ class AzureCompute:
         self._budget = budget or ArmBudget(
             observer if isinstance(observer, BudgetObserver) else None
         )
-        kwargs = {**_client_kwargs(azure), "raw_response_hook": self._budget.hook, **client_kwargs}
+        retry = {k: client_kwargs.pop(k) for k in ("retry_backoff_factor",) if k in client_kwargs}
+        kwargs = {
+            **_client_kwargs(azure, **retry),
+            "raw_response_hook": self._budget.hook,
+            **client_kwargs,
+        }
         if azure.polling_interval_seconds is not None:
             kwargs.setdefault("polling_interval", azure.polling_interval_seconds)
         self._credential = credential
