@@ -18,7 +18,6 @@ number on a pool of ``calls_per_instance = 100``.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import tomllib
@@ -47,6 +46,7 @@ from scaler.core.history import ArrayHistory
 from scaler.core.types import PolicyContext
 from scaler.policyset import build_policies
 from tests import azure_reference
+from tests.test_import_autoscale import weekday_profiles
 
 POOL = PoolLimits("vmss", 1, 1000, 100.0, 4, "standardFSv2Family", "westeurope")
 NOW = 1_800_000_000.0
@@ -92,6 +92,11 @@ def ask(policy: Any, current: int, per_instance: float, *, state: PoolState | No
         now=now,
     )
     return d.desired
+
+
+def ask_total(policy: Any, current: int, total: float) -> int:
+    """``ask`` with the pool's total (calls, threads, messages) instead of a percentage."""
+    return ask(policy, current, 100.0 * total / (current * POOL.calls_per_instance))
 
 
 # -- Understand autoscale settings: evaluating several rules ------------------------------------
@@ -197,16 +202,7 @@ def test_flapping_thread_count_with_and_without_a_margin(
         out(">=", 600, metric="calls_per_instance"),
         into("<", threshold_in, metric="calls_per_instance"),
     )
-    calls = threads
-    d = decide(
-        pool=POOL,
-        behavior=AZURE,
-        policies=(rules,),
-        observation=Observation(instances, MetricReading.ok(calls)),
-        state=PoolState(since=NOW - 86400),
-        now=NOW,
-    )
-    assert d.desired == want, why
+    assert ask_total(rules, instances, threads) == want, why
 
 
 @pytest.mark.parametrize(
@@ -264,30 +260,14 @@ def test_storage_queue_threshold_is_per_instance(
         out(">=", 50, metric="calls_per_instance"),
         into("<=", 10, metric="calls_per_instance"),
     )
-    d = decide(
-        pool=POOL,
-        behavior=AZURE,
-        policies=(rules,),
-        observation=Observation(instances, MetricReading.ok(messages)),
-        state=PoolState(since=NOW - 86400),
-        now=NOW,
-    )
-    assert d.desired == want
+    assert ask_total(rules, instances, messages) == want
 
 
 def test_divide_per_instance_observed_value() -> None:
     """Learn, autoscale-troubleshoot, *Example 2*: Outbound Flows 6 on 2 instances, divided by
     the instance count, is 3 — below the threshold of 10: no scale-out."""
     rules = step(out(">", 10, metric="calls_per_instance"))
-    d = decide(
-        pool=POOL,
-        behavior=AZURE,
-        policies=(rules,),
-        observation=Observation(2, MetricReading.ok(6.0)),
-        state=PoolState(since=NOW - 86400),
-        now=NOW,
-    )
-    assert d.desired == 2
+    assert ask_total(rules, 2, 6.0) == 2
 
 
 def profiles(*more: dict[str, Any], **top: Any) -> Schedule:
@@ -470,29 +450,7 @@ def business_hours_setting() -> dict[str, Any]:
     "Auto created default scale condition" that starts when it ends) on the tutorial's rules,
     in W. Europe Standard Time: weekdays 08:00-18:00 at 4-10 (default 4), otherwise 2-6."""
     base = tutorial_setting()
-    rules = base["profiles"][0]["rules"]
-    week = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"]
-
-    def recurring(name: str, hour: int, low: str, high: str) -> dict[str, Any]:
-        return {
-            "name": name,
-            "capacity": {"minimum": low, "maximum": high, "default": low},
-            "rules": copy.deepcopy(rules),
-            "recurrence": {
-                "frequency": "Week",
-                "schedule": {
-                    "timeZone": "W. Europe Standard Time",
-                    "days": week,
-                    "hours": [hour],
-                    "minutes": [0],
-                },
-            },
-        }
-
-    base["profiles"] = [
-        recurring("business", 8, "4", "10"),
-        recurring('{"name":"Auto created default scale condition","for":"business"}', 18, "2", "6"),
-    ]
+    base["profiles"] = weekday_profiles(base["profiles"][0]["rules"], ("4", "10"), ("2", "6"))
     return base
 
 

@@ -407,18 +407,33 @@ def test_normalize_desired_replicas(
 # -- whole reconciliations (target tracking on a utilisation) -----------------------------------
 
 
-def target(current: int, utilisation: float, goal: float, state: PoolState, lo: int, hi: int):
-    """An HPA CPU-utilisation reconciliation as target tracking: the pool's calls are its
-    utilisation × instances × ``calls_per_instance`` (100), the target is ``goal``."""
-    policy = TargetTracking(TargetTrackingConfig(target_utilization=goal))
+def tracking(
+    current: int,
+    metric: MetricReading,
+    goal: float,
+    *,
+    state: PoolState = SEEN,
+    lo: int = 0,
+    hi: int = 1000,
+    cpi: float = 100.0,
+):
+    """One reconciliation of target tracking at ``goal`` with HPA's default behaviour (a
+    300 s down-window; the rate limits never bind in these cases)."""
     return decide(
-        pool=pool(lo, hi, cpi=100.0),
-        behavior=Behavior(),  # HPA's defaults: 300 s down-window; rate limits never bind here
-        policies=(policy,),
-        observation=Observation(current, MetricReading.ok(utilisation * current * 100.0)),
+        pool=pool(lo, hi, cpi=cpi),
+        behavior=Behavior(),
+        policies=(TargetTracking(TargetTrackingConfig(target_utilization=goal)),),
+        observation=Observation(current, metric),
         state=state,
         now=NOW,
     )
+
+
+def target(current: int, utilisation: float, goal: float, state: PoolState, lo: int, hi: int):
+    """An HPA CPU-utilisation reconciliation as target tracking: the pool's calls are its
+    utilisation × instances × ``calls_per_instance`` (100), the target is ``goal``."""
+    reading = MetricReading.ok(utilisation * current * 100.0)
+    return tracking(current, reading, goal, state=state, lo=lo, hi=hi)
 
 
 def test_scale_down_stabilize_initial_size() -> None:
@@ -482,16 +497,7 @@ def test_replica_calc_scale_down_per_pod_cm_external() -> None:
     """``TestReplicaCalcScaleDownPerPodCMExternal`` (replica_calculator_test.go): an external
     metric of 8600 with an ``AverageValue`` target of 2867 per pod: 5 → 3 (target tracking on
     the pool's total, 2867 calls per instance at 100 %)."""
-    policy = TargetTracking(TargetTrackingConfig(target_utilization=1.0))
-    d = decide(
-        pool=pool(0, 1000, cpi=2867.0),
-        behavior=Behavior(),
-        policies=(policy,),
-        observation=Observation(5, MetricReading.ok(8600.0)),
-        state=SEEN,
-        now=NOW,
-    )
-    assert d.desired == 3
+    assert tracking(5, MetricReading.ok(8600.0), 1.0, cpi=2867.0).desired == 3
 
 
 # -- deliberate differences (README: Where this differs from HPA and Azure autoscale) ----------
@@ -510,32 +516,15 @@ def test_difference_missing_metric_holds_instead_of_max_of_the_others() -> None:
     ``missing_data_floor``), and never shrinks it (``TestNoScaleDownOneMetricInvalid``
     agrees: 5 stays 5)."""
     for current in (3, 5):
-        d = decide(
-            pool=pool(2, 6),
-            behavior=Behavior(),
-            policies=(TargetTracking(TargetTrackingConfig(target_utilization=0.3)),),
-            observation=Observation(current, MetricReading.missing("no series")),
-            state=SEEN,
-            now=NOW,
-        )
+        d = tracking(current, MetricReading.missing("no series"), 0.3, lo=2, hi=6, cpi=15.0)
         assert (d.desired, d.reason) == (current, Reason.METRICS_MISSING)
 
 
 def test_difference_zero_instances_is_a_size_not_disabled() -> None:
     """HPA does not scale a target at 0 replicas (autoscaling is then off: ``ScalingDisabled``);
     a pool at 0 (``min = 0``) is just empty and scales out when calls arrive."""
-    d = target(0, 0.0, 0.5, SEEN, 0, 10)
-    assert d.desired == 0
-    policy = TargetTracking(TargetTrackingConfig(target_utilization=0.5))
-    d = decide(
-        pool=pool(0, 10, cpi=100.0),
-        behavior=Behavior(),
-        policies=(policy,),
-        observation=Observation(0, MetricReading.ok(120.0)),
-        state=SEEN,
-        now=NOW,
-    )
-    assert d.desired == 3
+    assert target(0, 0.0, 0.5, SEEN, 0, 10).desired == 0
+    assert tracking(0, MetricReading.ok(120.0), 0.5, hi=10).desired == 3
 
 
 def test_difference_default_rate_limits_are_per_minute() -> None:
