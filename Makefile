@@ -59,8 +59,10 @@ unit: install ops-tools
 
 test: lint typecheck unit
 
+# Writes bench/results.json and the figures marked <!-- bench:… --> in README.md and
+# docs/benchmarks.md (tests/test_published_figures.py checks they agree with the shipped configs).
 bench: install
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py --write-docs
 
 # 14 simulated days, 20 pools, 5 % faults, clock steps, restarts and corrupt state (not in test)
 soak: install

@@ -142,9 +142,28 @@ def main() -> None:
 
 @main.command()
 @config_option
-def validate(config_path: Path) -> None:
-    """Check a configuration file; exit 0 when valid, 2 naming each bad key when not."""
-    config = _load(config_path)
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Check the file alone: leave out the secrets start-up would read (the Management "
+    "Node's password variable or file).",
+)
+def validate(config_path: Path, offline: bool) -> None:
+    """Check a configuration file as start-up would; exit 0 when valid, 2 naming every bad
+    key and value in one report when not."""
+    from scaler.preflight import secret_problems
+
+    problems: list[str] = []
+    config: Config | None = None
+    try:
+        config = load_config(config_path)
+    except ConfigError as err:
+        problems += err.problems
+    if not offline:
+        problems += secret_problems(config_path, config)
+    if problems:
+        _fail_config(ConfigError(problems))
+    assert config is not None
     pools = ", ".join(f"{p.name} ({p.min}-{p.max})" for p in config.pools)
     click.echo(f"{config_path}: valid; {len(config.pools)} pool(s): {pools}")
 
@@ -415,6 +434,12 @@ def demo(
     default=None,
     help="Processes replaying pools (default: up to 2 for long runs).",
 )
+@click.option(
+    "--pool",
+    "pools",
+    multiple=True,
+    help="Replay only this pool of every config (repeatable); the trace's other rows are ignored.",
+)
 def backtest(
     config_paths: tuple[Path, ...],
     compare_paths: tuple[Path, ...],
@@ -425,6 +450,7 @@ def backtest(
     scale_in: str | None,
     cpu_idle_percent: float,
     workers: int | None,
+    pools: tuple[str, ...],
 ) -> None:
     """Replay a call-load trace through the policies and score cost against unserved calls."""
     from scaler.backtest.command import run_command
@@ -439,6 +465,7 @@ def backtest(
             scale_in=cast(ScaleIn | None, scale_in),  # one of SCALE_IN_MODES: click checked it
             cpu_idle_percent=cpu_idle_percent,
             workers=workers,
+            pools=pools,
         )
     )
 
@@ -577,12 +604,18 @@ def import_() -> None:
 
 
 @import_.command("azure-autoscale")
-@click.argument("setting_file", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("setting_file", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True))
 @click.option(
     "--output",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
     help="Write the configuration here instead of stdout.",
+)
+@click.option(
+    "--name",
+    "setting_name",
+    default="",
+    help="The setting to import when the file holds several (a list).",
 )
 @click.option("--pool-name", default="", help="Pool name (default: the scale set's name).")
 @click.option("--vcpus-per-instance", type=click.IntRange(1, 1024), default=4, show_default=True)
@@ -592,35 +625,73 @@ def import_() -> None:
     default=15.0,
     show_default=True,
 )
+@click.option(
+    "--without-predictive",
+    is_flag=True,
+    help="Import a setting with predictive autoscale enabled, leaving the prediction out.",
+)
 def import_azure_autoscale(
     setting_file: Path,
     output: Path | None,
+    setting_name: str,
     pool_name: str,
     vcpus_per_instance: int,
     calls_per_instance: float,
+    without_predictive: bool,
 ) -> None:
     """The configuration equivalent to an Azure autoscale setting (the JSON of
-    ``az monitor autoscale show``): profiles → schedule, rules → step, capacity → the pool's
-    min/max and missing-data floor. Exit 2 naming the JSON path of what cannot be translated."""
-    from scaler.importers import load_setting, translate
+    ``az monitor autoscale show`` or ``list``, an ARM resource or template; ``-`` reads
+    standard input): profiles → schedule, rules → step, capacity → the pool's min/max and each
+    profile's floor, cap and missing-data floor. Exit 2 naming the JSON path of what cannot be
+    translated; the result is checked as ``validate`` checks a file before it is written."""
+    import tomllib
 
+    from scaler.config import parse_config
+    from scaler.importers import choose, load_settings, translate
+
+    label = "standard input" if str(setting_file) == "-" else str(setting_file)
     try:
+        found = choose(load_settings(setting_file), setting_name, label)
         text = translate(
-            load_setting(setting_file),
+            found,
             pool_name=pool_name,
             vcpus_per_instance=vcpus_per_instance,
             calls_per_instance=calls_per_instance,
+            without_predictive=without_predictive,
         )
     except ConfigError as err:
         for line in err.problems:
             click.echo(f"import error: {line}", err=True)
         sys.exit(EXIT_CONFIG)
+    try:  # the same checks as `validate`, so nothing is written that would be refused
+        parse_config(tomllib.loads(text), environ={})
+    except (tomllib.TOMLDecodeError, ConfigError) as err:
+        problems = err.problems if isinstance(err, ConfigError) else [f"not valid TOML ({err})"]
+        for line in problems:
+            click.echo(f"import error: the imported config would be refused: {line}", err=True)
+        sys.exit(EXIT_CONFIG)
     if output is None:
         click.echo(text, nl=False)
-    else:
-        try:
-            output.write_text(text, encoding="utf-8")
-        except OSError as err:
-            click.echo(f"import error: --output: {output}: {err.strerror}", err=True)
-            sys.exit(EXIT_CONFIG)
-        click.echo(f"wrote {output}", err=True)
+        return
+    try:
+        _write_atomically(output, text)
+    except OSError as err:  # a path that cannot be used is bad input, as for every command
+        click.echo(f"import error: --output: {output}: {err.strerror}", err=True)
+        sys.exit(EXIT_CONFIG if err.errno in _BAD_PATH else EXIT_FAILURE)
+    click.echo(f"wrote {output}", err=True)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory, so a failure
+    leaves the old file (or none) rather than half a config."""
+    import tempfile
+
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -182,6 +182,10 @@ class AzureConfig(_Strict):
     """``[azure]``: where and as whom the daemon talks to Azure."""
 
     subscription_id: str = ""
+    subscriptions: list[str] = []
+    """Further subscriptions the pools' resources live in, besides ``subscription_id``: with
+    ``subscription_id`` set, a resource id in any other subscription is refused (a typo, or a
+    subscription the identity's role was never given)."""
     location: str = ""
     resource_manager_url: str = "https://management.azure.com"
     resource_manager_audience: str = ""
@@ -220,6 +224,14 @@ class AzureConfig(_Strict):
     def _guid(cls, v: str) -> str:
         if v and not _GUID.match(v):
             raise ValueError("must be a subscription GUID")
+        return v
+
+    @field_validator("subscriptions")
+    @classmethod
+    def _guids(cls, v: list[str]) -> list[str]:
+        bad = [s for s in v if not _GUID.match(s)]
+        if bad:
+            raise ValueError(f"must be subscription GUIDs, not {', '.join(map(repr, bad))}")
         return v
 
     @field_validator("resource_manager_url", "metrics_url")
@@ -632,6 +644,10 @@ class DirectionConfig(_Strict):
     max_percent: float | None = Field(default=None, ge=0.0)
     period_seconds: float = Field(default=60.0, gt=0.0, le=86400.0)
     select: Literal["max", "min"] = "max"
+    max_instances_period_seconds: float | None = Field(default=None, gt=0.0, le=86400.0)
+    """Period of ``max_instances`` alone (HPA: each policy's ``periodSeconds``)."""
+    max_percent_period_seconds: float | None = Field(default=None, gt=0.0, le=86400.0)
+    """Period of ``max_percent`` alone."""
 
     def to_core(self) -> DirectionBehavior:
         return DirectionBehavior(
@@ -640,6 +656,8 @@ class DirectionConfig(_Strict):
             self.max_percent,
             self.period_seconds,
             self.select,
+            self.max_instances_period_seconds,
+            self.max_percent_period_seconds,
         )
 
 
@@ -1181,13 +1199,17 @@ def parse_config(
             f"policies: a policy entry point failed to load ({type(exc).__name__})"
         ) from exc
     problems = _number_problems(Config, data, "", registry)
+    problems += _place_problems(data)
     try:
         config = Config.model_validate(data, context={"offline": offline})
     except ValidationError as exc:
         problems.extend(format_validation_error(exc, model=Config))
+        problems += _raw_policy_problems(data, registry, problems)
         raise ConfigError(_finish(problems, sources)) from exc
     except ConfigError as exc:
-        raise ConfigError(_finish([*problems, *exc.problems], sources)) from exc
+        problems += [p for p in exc.problems if p not in problems]
+        problems += _raw_policy_problems(data, registry, problems)
+        raise ConfigError(_finish(problems, sources)) from exc
 
     for i, pool in enumerate(config.pools):
         built: list[ScalingPolicy] = []
@@ -1211,6 +1233,99 @@ def parse_config(
     if problems:
         raise ConfigError(_finish(problems, sources))
     return config
+
+
+_SUBSCRIPTION_OF = re.compile(r"^/subscriptions/([^/]+)/", re.IGNORECASE)
+
+
+def _place_problems(data: Any) -> list[str]:
+    """Where the resources are, checked on the raw document so that these problems are
+    reported beside every other one (a model validator would not run once a field failed):
+
+    * region names in the form the APIs take (``westeurope``: a ``West Europe`` becomes the
+      endpoint ``https://West Europe.metrics.monitor.azure.com``), with a "did you mean";
+    * with ``[azure] subscription_id`` set, every resource id (a pool's scale set, its metric's
+      and its fallback metric's resource) in that subscription or one of ``[azure]
+      subscriptions``."""
+    from scaler.regions import problem as region_problem
+
+    if not isinstance(data, dict):
+        return []
+    out: list[str] = []
+    azure_raw, pools_raw = data.get("azure"), data.get("pools")
+    azure: dict[str, Any] = azure_raw if isinstance(azure_raw, dict) else {}
+    pools: list[Any] = pools_raw if isinstance(pools_raw, list) else []
+    places = [("azure.location", azure.get("location"))]
+    places += [
+        (f"pools[{i}].location", p.get("location"))
+        for i, p in enumerate(pools)
+        if isinstance(p, dict)
+    ]
+    for where, name in places:
+        why = region_problem(name) if isinstance(name, str) else ""
+        if why:
+            out.append(f"{where}: {why}, got {_show(name)}")
+    main = azure.get("subscription_id")
+    more = azure.get("subscriptions")
+    if not isinstance(main, str) or not main:
+        return out
+    known = {main.lower()} | {
+        s.lower() for s in (more if isinstance(more, list) else []) if isinstance(s, str)
+    }
+    for i, pool in enumerate(pools):
+        if not isinstance(pool, dict):
+            continue
+        metric_raw = pool.get("metric")
+        metric: dict[str, Any] = metric_raw if isinstance(metric_raw, dict) else {}
+        fallback = metric.get("fallback_metric")
+        ids = [
+            (f"pools[{i}].resource_id", pool.get("resource_id")),
+            (f"pools[{i}].metric.resource_id", metric.get("resource_id")),
+            (
+                f"pools[{i}].metric.fallback_metric.resource_id",
+                fallback.get("resource_id") if isinstance(fallback, dict) else None,
+            ),
+        ]
+        for where, rid in ids:
+            m = _SUBSCRIPTION_OF.match(rid) if isinstance(rid, str) else None
+            if m and m[1].lower() not in known:
+                out.append(
+                    f"{where}: in subscription {m[1]}, which is neither azure.subscription_id "
+                    f"({main}) nor in azure.subscriptions (list it there if the pool really "
+                    f"lives in it), got {_show(rid)}"
+                )
+    return out
+
+
+def _raw_policy_problems(data: Any, registry: dict[str, Any], seen: list[str]) -> list[str]:
+    """The policy tables' problems when the rest of the file did not validate (so that one
+    report names them too): each ``pools[i].policies[j]`` built from the raw document."""
+    from policies import RegistryError, build
+
+    pools = data.get("pools") if isinstance(data, dict) else None
+    if not isinstance(pools, list):
+        return []
+    out: list[str] = []
+    for i, pool in enumerate(pools):
+        entries = pool.get("policies") if isinstance(pool, dict) else None
+        if not isinstance(entries, list):
+            continue
+        for j, entry in enumerate(entries):
+            where = f"pools[{i}].policies[{j}]"
+            if not isinstance(entry, dict) or any(p.startswith(where) for p in seen):
+                continue
+            kind = entry.get("type")
+            if not isinstance(kind, str) or kind not in registry:
+                continue  # the model's own errors name it
+            options = {k: v for k, v in entry.items() if k != "type"}
+            try:
+                build(kind, options, registry)
+            except ValidationError as exc:
+                model = getattr(registry.get(kind), "Config", None)
+                out.extend(format_validation_error(exc, prefix=where, model=model))
+            except (RegistryError, ValueError, TypeError) as exc:
+                out.append(f"{where}: {exc}")
+    return out
 
 
 _FLOOR_KEYS = frozenset({"min", "default_min"})

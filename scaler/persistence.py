@@ -101,6 +101,7 @@ class Persistence:
                     scale_events=saved.state.scale_events,
                     last_scale_up=_latest(mine.last_scale_up, saved.state.last_scale_up),
                     last_scale_down=_latest(mine.last_scale_down, saved.state.last_scale_down),
+                    since=mine.since,
                 )
             )
             if saved.drains:

@@ -95,6 +95,7 @@ class _PoolDoc(_Model):
     scale_events: list[tuple[float, int]] = []
     last_scale_up: float | None = None
     last_scale_down: float | None = None
+    since: float | None = None
     inflight: _InFlightDoc | None = None
     drains: list[dict[str, Any]] = []
 
@@ -115,6 +116,7 @@ def encode(snapshot: Snapshot) -> bytes:
             "scale_events": [list(e) for e in s.scale_events],
             "last_scale_up": s.last_scale_up,
             "last_scale_down": s.last_scale_down,
+            "since": s.since,
             "inflight": (
                 {
                     "target": snap.inflight.target,
@@ -190,6 +192,8 @@ def decode(data: bytes, *, now: float | None = None) -> Snapshot:
                 scale_events=tuple((float(t), int(v)) for t, v in p.scale_events),
                 last_scale_up=p.last_scale_up,
                 last_scale_down=p.last_scale_down,
+                # a document from before ``since`` existed still knows the pool
+                since=p.since if "since" in p.model_fields_set else doc.saved_at,
             ),
             inflight=(
                 InFlightRecord(p.inflight.target, p.inflight.started, p.inflight.token)
@@ -205,7 +209,7 @@ def hold_one_window(*, max_instances: int, now: float) -> PoolState:
     """Safe defaults without trustworthy state: a recommendation of the pool's ``max`` at ``now``
     keeps the down-stabilisation window from allowing any scale-in until it has passed (scale-up
     is unaffected: the up-window takes the lowest recommendation)."""
-    return PoolState(recommendations=((now, max_instances),))
+    return PoolState(recommendations=((now, max_instances),), since=now)
 
 
 # -- where it is kept -------------------------------------------------------------------------

@@ -85,6 +85,7 @@ class PoolOutcome:
     reason: str
     applied: bool = False
     dry_run: bool = False
+    """The pass was a dry run (nothing it decided is written), whether or not it would resize."""
     error: str | None = None
     decision: Decision | None = None
 
@@ -385,6 +386,8 @@ class Ticker:
             )
         order = {p.name: i for i, p in enumerate(pools)}
         outcomes.sort(key=lambda o: order[o.pool])
+        if self.dry_run:  # every pool of a dry run is one, the held and the failed too
+            outcomes = [o if o.dry_run else dataclasses.replace(o, dry_run=True) for o in outcomes]
         for o in outcomes:
             self.last[o.pool] = o
         self.ticks += 1

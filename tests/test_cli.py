@@ -181,7 +181,14 @@ BASE = Path(__file__).resolve().parent / "corpus" / "base.toml"
     ("args", "code", "line"),
     [
         (
-            ["import", "azure-autoscale", str(SETTING), "--output", "/proc/nope.toml"],
+            [
+                "import",
+                "azure-autoscale",
+                str(SETTING),
+                "--without-predictive",
+                "--output",
+                "/proc/nope.toml",
+            ],
             2,
             "import error: --output: /proc/nope.toml: No such file or directory",
         ),

@@ -266,7 +266,7 @@ OK = {"days": ["mon"], "from": "08:00", "to": "18:00", "min": 1}
         ),
         (
             {"type": "schedule", "profiles": [{**OK, "date": "2026-12-24"}]},
-            "pools[0].policies[0].profiles[0]: needs exactly one of 'days' (recurring)",
+            "pools[0].policies[0].profiles[0]: needs exactly one of 'days' or 'cron' (recurring)",
         ),
         (
             {"type": "schedule", "profiles": [{"days": ["mon"], "from": "08:00", "to": "18:00"}]},

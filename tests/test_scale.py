@@ -28,7 +28,7 @@ from scaler.adapters.azure import (
 from scaler.config import Config, parse_config
 from scaler.core.quota import QuotaMemory, QuotaRules, allowance
 from scaler.core.types import MetricStatus
-from scaler.errors import PermanentError, TransientError
+from scaler.errors import ConfigError, PermanentError, TransientError
 from scaler.health import CallMetrics
 from scaler.ports import PoolStatus
 from tests.fakeazure import FakeAzure
@@ -72,12 +72,15 @@ def pool(rid: str, name: str, location: str = "westeurope") -> dict[str, Any]:
     }
 
 
-def config(fake: FakeAzure, pools: list[dict[str, Any]], **sections: Any) -> Config:
+def config(
+    fake: FakeAzure, pools: list[dict[str, Any]], *, others: tuple[str, ...] = (), **sections: Any
+) -> Config:
     return parse_config(
         {
             **sections,
             "azure": {
                 "subscription_id": fake.subscription_id,
+                "subscriptions": list(others),
                 "location": "westeurope",
                 "resource_manager_url": fake.url,
                 "metrics_url": fake.url,
@@ -262,7 +265,9 @@ def test_two_subscriptions_read_their_own_scale_sets_quota_and_metrics(fake: Fak
         fake.set_metric(rid, "Pexip/CVI", "ActiveCalls", points, dimension=("VMName", "vm0"))
     tables = [pool(rid, f"here{i}") for i, rid in enumerate(here)]
     tables += [pool(rid, f"there{i}") for i, rid in enumerate(there)]
-    cfg = config(fake, tables)  # refused before: every pool had to be in azure.subscription_id
+    with pytest.raises(ConfigError, match=r"pools\[2\]\.resource_id: in subscription"):
+        config(fake, tables)  # another subscription must be named: a typo is not a pool
+    cfg = config(fake, tables, others=(OTHER_SUB,))
     compute = compute_for(cfg)
     metrics = AzureMonitorMetrics(cfg, make_credential(cfg.azure))
     try:

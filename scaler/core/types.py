@@ -150,7 +150,9 @@ class DirectionBehavior:
     Within ``period_seconds`` the pool may change by ``max_instances`` or by ``max_percent`` of
     its size at the start of the period; ``select`` picks the policy that allows the bigger
     (``"max"``) or the smaller (``"min"``) change. Both ``None`` means no rate limit; both ``0``
-    disables the direction.
+    disables the direction. As HPA's ``Pods`` and ``Percent`` policies each have their own
+    ``periodSeconds``, ``instances_period_seconds`` / ``percent_period_seconds`` may give each
+    limit its own period (``None``: ``period_seconds``).
     """
 
     stabilization_seconds: float = 0.0
@@ -158,6 +160,17 @@ class DirectionBehavior:
     max_percent: float | None = None
     period_seconds: float = 60.0
     select: str = "max"
+    instances_period_seconds: float | None = None
+    percent_period_seconds: float | None = None
+
+    @property
+    def longest_period(self) -> float:
+        """The longest period either limit looks back (how long scale events matter)."""
+        return max(
+            self.period_seconds,
+            self.instances_period_seconds or 0.0,
+            self.percent_period_seconds or 0.0,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,12 +194,21 @@ class PoolState:
 
     ``recommendations``: (time, instances) after tolerance, for stabilisation windows.
     ``scale_events``: (time, signed change in instances) actually applied, for rate limits.
+    Times come from the wall clock and may lie in the future after a backward clock step or
+    from a state file written by a machine whose clock was ahead; ``decide()`` re-stamps them
+    so that they can hold a scale-in for at most one window and never hold a scale-out.
     """
 
     recommendations: tuple[tuple[float, int], ...] = ()
     scale_events: tuple[tuple[float, int], ...] = ()
     last_scale_up: float | None = None
     last_scale_down: float | None = None
+    since: float | None = None
+    """When ``decide()`` first saw the pool (epoch seconds). ``None``: never, so nothing is known
+    of its recent past: ``decide()`` then records the current size as a recommendation, which
+    holds any scale-in for one down-stabilisation window (Kubernetes HPA seeds a new HPA's
+    recommendations the same way: ``TestScaleDownStabilizeInitialSize``). A known pool whose
+    recommendations have all expired (``since`` set, ``recommendations`` empty) is not held."""
 
 
 @dataclass(frozen=True, slots=True)

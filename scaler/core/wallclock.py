@@ -48,6 +48,7 @@ def shift_state(state: PoolState, by: float) -> PoolState:
         scale_events=tuple((t + by, c) for t, c in state.scale_events),
         last_scale_up=None if state.last_scale_up is None else state.last_scale_up + by,
         last_scale_down=None if state.last_scale_down is None else state.last_scale_down + by,
+        since=None if state.since is None else state.since + by,
     )
 
 
@@ -65,7 +66,7 @@ def settle_future(state: PoolState, *, now: float, max_instances: int) -> PoolSt
       which takes the lowest recommendation, is untouched.
     """
     recs, events = state.recommendations, state.scale_events
-    up, down = state.last_scale_up, state.last_scale_down
+    up, down, since = state.last_scale_up, state.last_scale_down, state.since
     future_recs = any(t > now for t, _ in recs)
     future_events = any(t > now for t, _ in events)
     if not (
@@ -73,6 +74,7 @@ def settle_future(state: PoolState, *, now: float, max_instances: int) -> PoolSt
         or future_events
         or (up is not None and up > now)
         or (down is not None and down > now)
+        or (since is not None and since > now)
     ):
         return state
     if future_recs:
@@ -86,4 +88,5 @@ def settle_future(state: PoolState, *, now: float, max_instances: int) -> PoolSt
         scale_events=events,
         last_scale_up=None if up is not None and up > now else up,
         last_scale_down=now if down is not None and down > now else down,
+        since=now if since is not None and since > now else since,
     )
