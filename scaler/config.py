@@ -1061,9 +1061,11 @@ def _deep_line(text: str, limit: int = 100) -> int:
     return 1
 
 
-MAX_CONFIG_BYTES = 1 << 20
-"""A configuration is a few kilobytes; a file beyond 1 MiB is not one (and ``/dev/zero`` never
-ends)."""
+MAX_CONFIG_BYTES = 16 << 20
+"""The largest configuration file read (16 MiB). A pool of the recommended shape written out in
+full, comments and all, is about 2 kB (``examples/recommended.toml``), so 5,000 such pools fit
+with room to spare (and far fewer bytes with ``[pool_defaults]`` and ``[templates]``); a file
+beyond this is not a configuration (and ``/dev/zero`` never ends)."""
 
 
 def read_config_text(path: Path) -> str:
@@ -1095,7 +1097,10 @@ def read_config_text(path: Path) -> str:
     finally:
         os.close(fd)
     if size > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path}: larger than the limit of {MAX_CONFIG_BYTES} bytes (1 MiB)")
+        raise ConfigError(
+            f"{path}: larger than the limit of {MAX_CONFIG_BYTES} bytes "
+            f"({MAX_CONFIG_BYTES >> 20} MiB)"
+        )
     data = b"".join(chunks)
     try:
         text = data.decode("utf-8")
