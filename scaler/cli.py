@@ -24,6 +24,9 @@ from scaler.logs import configure, get_logger
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 
+VALIDATE_LISTS = 20
+"""Pools ``validate`` names on its one line (a fleet's thousand names help no one)."""
+
 config_option = click.option(
     "--config",
     "config_path",
@@ -80,7 +83,10 @@ def main() -> None:
 def validate(config_path: Path) -> None:
     """Check a configuration file; exit 0 when valid, 2 naming each bad key when not."""
     config = _load(config_path)
-    pools = ", ".join(f"{p.name} ({p.min}-{p.max})" for p in config.pools)
+    shown = config.pools[:VALIDATE_LISTS]
+    pools = ", ".join(f"{p.name} ({p.min}-{p.max})" for p in shown)
+    if len(config.pools) > len(shown):
+        pools += f" and {len(config.pools) - len(shown)} more"
     click.echo(f"{config_path}: valid; {len(config.pools)} pool(s): {pools}")
 
 

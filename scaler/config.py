@@ -792,6 +792,8 @@ class PoolConfig(_Strict):
     """How long a scale-in waits for busy instances; empty: for ever (never drop calls)."""
     teams_proxy: str = ""
     """``pexip-teams``: the Teams Connector's name or id in Pexip's configuration."""
+    template: str = ""
+    """The ``[templates.NAME]`` this pool's unset keys come from (``scaler.templates``)."""
     vm_set: VmSetConfig = VmSetConfig()
     vm_size: str = ""
     """The instances' VM size (``Standard_F4s_v2``), for pricing with ``[cost.sku]``; empty:
@@ -907,6 +909,12 @@ class Config(_Strict):
     ha: HaConfig = HaConfig()
     cost: CostConfig | None = None
     """``[cost]``: prices; without it, cost is shown in vCPU-hours only."""
+    pool_defaults: dict[str, Any] = {}
+    """``[pool_defaults]``: ``[[pools]]`` keys every pool takes unless it sets them (merged
+    into the pools before they are validated: ``scaler.templates``)."""
+    templates: dict[str, dict[str, Any]] = {}
+    """``[templates.NAME]``: ``[[pools]]`` keys a pool with ``template = "NAME"`` takes unless
+    it sets them (over ``[pool_defaults]``)."""
     pools: Annotated[list[PoolConfig], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -1125,6 +1133,7 @@ def parse_config(
     Problems name the key path, the environment variable that set it (when one did) and the
     bad value, except for unknown keys and keys that look secret, whose values never appear."""
     from policies import RegistryError, build, discover
+    from scaler.templates import attribute, expand_pools
 
     sources: dict[tuple[str | int, ...], str] = {}
     data = apply_env_overrides(raw, os.environ if environ is None else environ, sources=sources)
@@ -1132,6 +1141,17 @@ def parse_config(
         data.setdefault("daemon", {})
         if isinstance(data["daemon"], dict):
             data["daemon"]["dry_run"] = True
+    pool_keys = [f.alias or name for name, f in PoolConfig.model_fields.items()]
+    data, origins, shared = expand_pools(data, pool_keys)
+    pool_names = {
+        i: str(p.get("name", "?"))[:63]
+        for i, p in enumerate(data.get("pools") or [])
+        if isinstance(p, dict)
+    }
+
+    def finish(found: list[str]) -> list[str]:
+        return _finish(attribute(found, origins, pool_names), sources)
+
     try:
         registry = discover()
     except RegistryError as exc:
@@ -1140,14 +1160,14 @@ def parse_config(
         raise ConfigError(
             f"policies: a policy entry point failed to load ({type(exc).__name__})"
         ) from exc
-    problems = _number_problems(Config, data, "", registry)
+    problems = shared + _number_problems(Config, data, "", registry)
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
         problems.extend(format_validation_error(exc, model=Config))
-        raise ConfigError(_finish(problems, sources)) from exc
+        raise ConfigError(finish(problems)) from exc
     except ConfigError as exc:
-        raise ConfigError(_finish([*problems, *exc.problems], sources)) from exc
+        raise ConfigError(finish([*problems, *exc.problems])) from exc
 
     for i, pool in enumerate(config.pools):
         built: list[ScalingPolicy] = []
@@ -1169,7 +1189,7 @@ def parse_config(
         for name in {n for n in names if names.count(n) > 1}:
             problems.append(f"pools[{i}].policies: policy {name!r} is listed twice")
     if problems:
-        raise ConfigError(_finish(problems, sources))
+        raise ConfigError(finish(problems))
     return config
 
 
