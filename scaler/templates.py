@@ -79,10 +79,12 @@ def expand_pools(
             else:
                 layers.append((("templates", ref), usable[ref]))
         merged: dict[str, Any] = {}
+        mine: Origins = {}  # this pool's (a replaced value forgets its own entries only)
         for source, layer in layers:
-            _merge(merged, layer, ("pools", i), source, origins, known)
+            _merge(merged, layer, ("pools", i), source, mine, known)
         for key, value in pool.items():  # the pool's own keys: theirs, not inherited
-            _merge_own(merged, key, value, ("pools", i, key), origins)
+            _merge_own(merged, key, value, ("pools", i, key), mine)
+        origins.update(mine)
         merged_pools.append(merged)
     out["pools"] = merged_pools
     return out, origins, problems
