@@ -877,6 +877,13 @@ class AzureResize:
             return None
 
 
+SKUS_REFUSED_RETRY_SECONDS = 600.0
+"""A Resource SKUs read Azure refused (403, 404, an unreadable 4xx answer) stands as the answer
+for this long before it is asked again (``AzureCompute.vm_sizes``)."""
+
+SKUS_FAILED_RETRY_SECONDS = 60.0
+"""A Resource SKUs read that failed transiently (5xx, 429, timeout) is asked again after this."""
+
 LIST_REFUSED_RETRY_SECONDS = 600.0
 """After Azure refuses a subscription's scale set list (403), its pools are read by GET and the
 list is tried again after this long."""
@@ -938,6 +945,10 @@ class AzureCompute:
         self._read: dict[str, tuple[int, str | None]] = {}
         """Per pool, the last ``observe``: (``sku.capacity``, etag)."""
         self._vm_sizes: dict[tuple[str, str], dict[str, VmSize]] = {}
+        self._sizes_failed: dict[tuple[str, str], tuple[AdapterError, float]] = {}
+        """(subscription, region) → the error of its last Resource SKUs read and until when
+        (monotonic) it stands as the answer."""
+        self._sizes_locks: dict[tuple[str, str], threading.Lock] = {}
         self._sizes_lock = threading.Lock()
         self._list_max_age = min(30.0, config.daemon.interval_seconds / 2.0)
         self._scopes: dict[str, set[str]] = {}
@@ -1099,8 +1110,10 @@ class AzureCompute:
 
     def _family_of(self, pool: PoolConfig, size: str | None) -> str | None:
         """The quota family of the scale set's VM size (Resource SKUs, cached per location);
-        ``None`` when it cannot be known now (the pool then says ``QuotaUnknown``)."""
-        if not size:
+        ``None`` when it cannot be known now (the pool then says ``QuotaUnknown``) and when the
+        pool names its ``quota_family`` itself (no Resource SKUs read at all then: the tick
+        uses the configured family)."""
+        if not size or pool.quota_family:
             return None
         try:
             location = pool.location or self._default_location
@@ -1195,30 +1208,64 @@ class AzureCompute:
     def vm_sizes(self, location: str, *, subscription: str = "") -> Mapping[str, VmSize]:
         """The VM sizes Azure offers this subscription in ``location`` (lower-cased name →
         family and vCPUs), from the Resource SKUs API (``GET …/providers/Microsoft.Compute/skus
-        ?$filter=location eq '<loc>'``). Read once per location for the process lifetime (SKUs
-        rarely change); a failed read is not cached, so the next need tries again. Offers
-        are per subscription: ``subscription`` (empty: ``[azure] subscription_id``)."""
+        ?$filter=location eq '<loc>'``). Offers are per subscription: ``subscription`` (empty:
+        ``[azure] subscription_id``).
+
+        Read once per (subscription, region) for the process lifetime (SKUs rarely change, and
+        a region's list is megabytes in real Azure); the pools of a pair wait for its one read,
+        other pairs are read meanwhile. A failed read is an answer too, raised again to every
+        pool of the pair until it is retried: after ``SKUS_REFUSED_RETRY_SECONDS`` for a
+        refusal (403, 404: the role lacks ``Microsoft.Compute/skus/read``, the region is
+        unknown), after ``SKUS_FAILED_RETRY_SECONDS`` for a transient failure, so that a
+        failing read costs one request per pair every few minutes, not one per pool per tick."""
         sub = (subscription or self._subscription).lower()
         key = (sub, location.lower())
-        with self._sizes_lock:  # pools are observed concurrently: one read per location
+        with self._sizes_lock:
+            cached = self._vm_sizes.get(key)
+            if cached is not None:
+                return cached
+            lock = self._sizes_locks.setdefault(key, threading.Lock())
+        with lock:  # pools are observed concurrently: one read per (subscription, region)
             return self._read_vm_sizes(location, key)
 
     def _read_vm_sizes(self, location: str, key: tuple[str, str]) -> Mapping[str, VmSize]:
         cached = self._vm_sizes.get(key)
         if cached is not None:
             return cached
+        failed = self._sizes_failed.get(key)
+        if failed is not None and self._monotonic() < failed[1]:
+            err = failed[0]
+            raise type(err)(str(err), operation=err.operation, code=err.code, status=err.status)
         found: dict[str, VmSize] = {}
         client = self.client_for(key[0]) if key[0] else self._client
-        with self._calls.call("resource_skus.list"):
-            for sku in client.resource_skus.list(filter=f"location eq '{location}'"):
-                if (sku.resource_type or "").lower() != "virtualmachines" or not sku.name:
-                    continue
-                vcpus: int | None = None
-                for cap in sku.capabilities or []:
-                    if (cap.name or "") == "vCPUs" and (cap.value or "").isdigit():
-                        vcpus = int(cap.value or "0") or None
-                found[sku.name.lower()] = VmSize(sku.name, sku.family or "", vcpus)
-        self._vm_sizes[key] = found
+        try:
+            with self._calls.call("resource_skus.list"):
+                for sku in client.resource_skus.list(filter=f"location eq '{location}'"):
+                    if (sku.resource_type or "").lower() != "virtualmachines" or not sku.name:
+                        continue
+                    vcpus: int | None = None
+                    for cap in sku.capabilities or []:
+                        if (cap.name or "") == "vCPUs" and (cap.value or "").isdigit():
+                            vcpus = int(cap.value or "0") or None
+                    found[sku.name.lower()] = VmSize(sku.name, sku.family or "", vcpus)
+        except AdapterError as err:
+            wait = (
+                SKUS_FAILED_RETRY_SECONDS
+                if isinstance(err, TransientError)
+                else SKUS_REFUSED_RETRY_SECONDS
+            )
+            self._sizes_failed[key] = (err, self._monotonic() + wait)
+            get_logger().warning(
+                "resource_skus.read_failed",
+                subscription=key[0],
+                location=location,
+                error=str(err),
+                retry_in_seconds=wait,
+            )
+            raise
+        with self._sizes_lock:
+            self._vm_sizes[key] = found
+            self._sizes_failed.pop(key, None)
         return found
 
     def vm_size(self, location: str, name: str, *, subscription: str = "") -> VmSize:

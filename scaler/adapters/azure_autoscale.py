@@ -10,7 +10,11 @@ a setting with ``enabled: false`` changes nothing.
 The settings are read at start-up and on every reload (through the pool router's preflight),
 with ``MonitorManagementClient.autoscale_settings.list_by_resource_group`` (``GET
 /subscriptions/{sub}/resourcegroups/{rg}/providers/Microsoft.Insights/autoscalesettings``,
-RBAC ``Microsoft.Insights/AutoscaleSettings/Read``), once per resource group per check. A
+RBAC ``Microsoft.Insights/AutoscaleSettings/Read``), once per resource group per check of
+all the pools (a pass): 1,000 pools in ten resource groups cost ten reads. A failed read is an
+answer for the rest of the pass (the group's other pools are not read again), and a refusal
+(4xx: the role lacks the read, the group is gone) stays the answer for
+``REFUSED_RETRY_SECONDS``, across reloads, before it is asked again. A
 setting lives in any resource group, but the portal and ``az monitor autoscale create`` put it
 beside its target by default, so the pool's own resource group is the one read.
 
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,13 +37,13 @@ from azure.mgmt.monitor import MonitorManagementClient
 
 from scaler.adapters.azure import CallObserver, _Calls, _client_kwargs
 from scaler.config import Config, PoolConfig
-from scaler.errors import AdapterError
+from scaler.errors import AdapterError, PermanentError
 from scaler.kinds.base import Preflight
 
-CACHE_SECONDS = 30.0
-"""Longest a resource group's list serves the checks of several pools. A pass (start-up or a
-reload) checks each pool once, so the cache is also dropped as soon as a pool is checked again:
-a reload always reads the settings afresh."""
+REFUSED_RETRY_SECONDS = 600.0
+"""How long a resource group's refused list (4xx) stands as its answer before it is read again.
+A pass (start-up or a reload) checks each pool once, so everything else is dropped as soon as a
+pool is checked again: a reload reads the settings afresh."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,7 @@ class AutoscaleSettings:
         *,
         observer: CallObserver | None = None,
         allow_competing: bool = False,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = config
         self._credential = credential
@@ -71,9 +77,13 @@ class AutoscaleSettings:
         self.allow_competing = allow_competing
         self._calls = _Calls(observer)
         self._clients: dict[str, MonitorManagementClient] = {}
-        self._cache: dict[tuple[str, str], tuple[float, list[Any]]] = {}
+        self._cache: dict[tuple[str, str], list[Any] | AdapterError] = {}
+        """This pass's answer per (subscription, resource group): the settings or the error."""
+        self._refused: dict[tuple[str, str], tuple[AdapterError, float]] = {}
+        """Refusals kept across passes, with when (monotonic) they are asked again."""
         self._checked: set[str] = set()
         self._lock = threading.Lock()
+        self._monotonic = monotonic
 
     def _client(self, subscription_id: str) -> MonitorManagementClient:
         client = self._clients.get(subscription_id)
@@ -91,16 +101,32 @@ class AutoscaleSettings:
 
     def _settings(self, subscription_id: str, resource_group: str) -> list[Any]:
         key = (subscription_id.lower(), resource_group.lower())
-        now = time.monotonic()
         with self._lock:
             cached = self._cache.get(key)
-            if cached is not None and now - cached[0] < CACHE_SECONDS:
-                return cached[1]
-            client = self._client(subscription_id)
+            if cached is None:
+                refused = self._refused.get(key)
+                if refused is not None and self._monotonic() < refused[1]:
+                    cached = refused[0]
+                else:
+                    cached = self._read(subscription_id, resource_group, key)
+                self._cache[key] = cached
+        if isinstance(cached, AdapterError):
+            raise type(cached)(
+                str(cached), operation=cached.operation, code=cached.code, status=cached.status
+            )
+        return cached
+
+    def _read(
+        self, subscription_id: str, resource_group: str, key: tuple[str, str]
+    ) -> list[Any] | AdapterError:
+        client = self._client(subscription_id)
+        try:
             with self._calls.call("autoscale_settings.list"):
-                found = list(client.autoscale_settings.list_by_resource_group(resource_group))
-            self._cache[key] = (now, found)
-            return found
+                return list(client.autoscale_settings.list_by_resource_group(resource_group))
+        except AdapterError as err:
+            if isinstance(err, PermanentError):
+                self._refused[key] = (err, self._monotonic() + REFUSED_RETRY_SECONDS)
+            return err
 
     def competing(self, pool: PoolConfig) -> list[CompetingSetting]:
         """The settings (enabled or not) whose target is the pool's scale set; raises
