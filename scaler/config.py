@@ -99,6 +99,10 @@ class DaemonConfig(_Strict):
     """``once`` waits this long for its resizes to finish before reporting."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
+    log_decisions: Literal["changes", "every-tick"] = "changes"
+    """``changes``: a pool's ``decision.made`` is logged when its decision (current, desired,
+    reason, winning policy, metric status) differs from the one last logged, and each tick
+    logs one ``tick.summary``; ``every-tick``: every pool every tick, as before."""
     state_dir: Path | None = None
     """Where the state file lives; empty: ``$STATE_DIRECTORY`` (systemd's ``StateDirectory``),
     and no local state when neither is set."""

@@ -170,6 +170,8 @@ class Ticker:
         self._behaviors = {p.name: p.behavior.to_core() for p in config.pools}
         self._policies = {p.name: build_policies(p) for p in config.pools}
         self.history = {p.name: self._new_history(p.name, clock.now()) for p in config.pools}
+        self._logged: dict[str, tuple[object, ...]] = {}
+        """Per pool, what its last ``decision.made`` said (``[daemon] log_decisions``)."""
         self.log = get_logger()
 
     def use_config(self, new: Config) -> None:
@@ -180,6 +182,7 @@ class Ticker:
         self._behaviors = {p.name: p.behavior.to_core() for p in new.pools}
         self._policies = {p.name: build_policies(p) for p in new.pools}
         names = {p.name for p in new.pools}
+        self._logged.clear()  # a new config: every pool's next decision is said again
         for pool in new.pools:
             self.states.setdefault(pool.name, PoolState())
             if pool.name in self.history:  # its policies may now read further back, or less
@@ -217,6 +220,7 @@ class Ticker:
                 statuses[pool.name] = got.value
                 continue
             read_failures.append(f"pool {pool.name}")
+            self._logged.pop(pool.name, None)  # said again once it can be decided
             error = self._failure("observe", got)
             if got.timed_out is not None:
                 failed[pool.name] = (Reason.OBSERVE_TIMED_OUT, error)
@@ -305,11 +309,13 @@ class Ticker:
 
         by_name = {p.name: p for p in pools}
         outcomes: list[PoolOutcome] = []
+        logged = 0
         for decision in decisions:
             pool = by_name[decision.pool]
             decision, actions = self._per_instance(
                 pool, decision, statuses[pool.name], readings.get(pool.name), now
             )
+            logged += self._log_decision(pool.name, decision)
             outcomes.append(self._act(pool, decision, now, actions))
         for name, (why, error) in failed.items():
             prev = self.last.get(name)
@@ -328,7 +334,25 @@ class Ticker:
             self.last[o.pool] = o
         self.ticks += 1
         self.last_tick_at = now
+        if self.config.daemon.log_decisions == "changes":
+            self._summary(outcomes, logged, start)
         return outcomes
+
+    def _summary(self, outcomes: Sequence[PoolOutcome], logged: int, start: float) -> None:
+        """``tick.summary``: the heartbeat of a tick whose unchanged decisions were not logged
+        (counts only, so a line stays short at any fleet size)."""
+        reasons: dict[str, int] = {}
+        for o in outcomes:
+            reasons[o.reason] = reasons.get(o.reason, 0) + 1
+        self.log.info(
+            "tick.summary",
+            pools=len(outcomes),
+            decisions_logged=logged,
+            resizing=sum(1 for o in outcomes if o.desired != o.current and o.error is None),
+            failed=sum(1 for o in outcomes if o.error is not None),
+            reasons=dict(sorted(reasons.items())),
+            seconds=round(self.monotonic() - start, 3),
+        )
 
     def _failure(self, what: str, outcome: Outcome[Any]) -> str:
         """Why a read gave nothing: still running at the deadline, or the error it raised."""
@@ -384,19 +408,6 @@ class Ticker:
         actions: InstanceActions,
     ) -> PoolOutcome:
         self.states[pool.name] = d.state
-        self.log.info(
-            "decision.made",
-            pool=pool.name,
-            current=d.current,
-            desired=d.desired,
-            reason=str(d.reason),
-            recommended=d.recommended,
-            policy=d.policy,
-            calls=d.calls,
-            metric_status=str(d.metric_status),
-            steps=[f"{s.stage}={s.value}:{s.reason}" for s in d.steps],
-            detail=d.detail or None,
-        )
         if d.metric_status is not MetricStatus.OK:
             self.log.warning(f"metrics.{d.metric_status}", pool=pool.name, detail=d.detail or None)
         if d.reason in (Reason.QUOTA_UNKNOWN, Reason.CAPACITY_UNAVAILABLE):
@@ -472,6 +483,30 @@ class Ticker:
             actions=_describe(actions),
         )
         return PoolOutcome(pool.name, d.current, d.desired, str(d.reason), applied=True, decision=d)
+
+    def _log_decision(self, pool: str, d: Decision) -> bool:
+        """``decision.made`` for the pool, if ``[daemon] log_decisions`` wants it now: every
+        tick, or when what it says (current, desired, reason, winning policy, metric status)
+        differs from the pool's last one. The load itself (``calls``) changes every minute and
+        is not a change of decision: ``/status`` and ``/metrics`` carry it. Whether it logged."""
+        said = (d.current, d.desired, str(d.reason), d.policy, str(d.metric_status))
+        if self.config.daemon.log_decisions == "changes" and self._logged.get(pool) == said:
+            return False
+        self._logged[pool] = said
+        self.log.info(
+            "decision.made",
+            pool=pool,
+            current=d.current,
+            desired=d.desired,
+            reason=str(d.reason),
+            recommended=d.recommended,
+            policy=d.policy,
+            calls=d.calls,
+            metric_status=str(d.metric_status),
+            steps=[f"{s.stage}={s.value}:{s.reason}" for s in d.steps],
+            detail=d.detail or None,
+        )
+        return True
 
     def _reap_finished(self) -> None:
         for name, op in list(self.inflight.items()):
