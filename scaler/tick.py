@@ -210,7 +210,18 @@ class Ticker:
         budget = (
             self.config.daemon.tick_deadline_seconds or 0.8 * self.config.daemon.interval_seconds
         )
-        observed = self.reads.run(
+        # Metrics and quota are read while the pools are: they do not depend on what the pools'
+        # reads find (their readings of a pool that cannot be read are simply not used), except
+        # a node metric, which counts the pool's members as this tick lists them.
+        early = [p for p in pools if not _reads_members(p)]
+        locations = sorted({self.config.quota_scope_of(p) for p in pools})
+        calls: dict[str, Callable[[], Any]] = {
+            f"quota {loc}": _bind(self.quota.usage, loc) for loc in locations
+        }
+        if early:
+            calls["metrics"] = lambda: self.metrics.read(early, now)
+        background = self.reads.submit(calls)
+        observed = self.reads.each(
             {pool.name: _bind(self.actuator.observe, pool) for pool in pools},
             deadline=start + budget / 2.0,
         )
@@ -231,22 +242,28 @@ class Ticker:
         self._reap_finished()
 
         readable = [p for p in pools if p.name in statuses]
-        readings: Mapping[str, MetricReading] = {}
-        locations = sorted({self.config.quota_scope_of(p) for p in readable})
-        calls: dict[str, Callable[[], Any]] = {
-            f"quota {loc}": _bind(self.quota.usage, loc) for loc in locations
-        }
-        if readable:
-            calls["metrics"] = lambda: self.metrics.read(readable, now)
-        got_all = self.reads.run(calls, deadline=start + budget)
-        metrics = got_all.get("metrics")
-        if metrics is not None and metrics.value is not None:
-            readings = metrics.value
-        elif metrics is not None:
-            read_failures.append("metrics")
+        late = [p for p in readable if _reads_members(p)]
+        got_all: dict[str, Outcome[Any]] = {}
+        if late:
+            got_all.update(
+                self.reads.run(
+                    {"metrics nodes": lambda: self.metrics.read(late, now)},
+                    deadline=start + budget,
+                )
+            )
+        got_all.update(background.wait(start + budget))
+        readings: dict[str, MetricReading] = {}
+        for key, group in (("metrics", early), ("metrics nodes", late)):
+            metrics = got_all.get(key)
+            if metrics is None:
+                continue
+            if metrics.value is not None:
+                readings.update(metrics.value)
+                continue
+            read_failures.append(key)
             error = self._failure("metrics read", metrics)
             self.log.warning("metrics.read_failed", error=error)
-            readings = {p.name: MetricReading.missing(error) for p in readable}
+            readings.update({p.name: MetricReading.missing(error) for p in group})
         usage: dict[str, Mapping[str, QuotaUsage]] = {}
         for loc in locations:
             quota = got_all[f"quota {loc}"]
@@ -570,6 +587,12 @@ def _describe(actions: InstanceActions | None) -> dict[str, Any] | None:
         for f in dataclasses.fields(actions)
         if getattr(actions, f.name) not in (None, ())
     }
+
+
+def _reads_members(pool: PoolConfig) -> bool:
+    """Whether the pool's metric reading needs this tick's observation of it: a node metric
+    read from Pexip (``vm-set``) counts the calls of the VMs the pool's observation lists."""
+    return pool.metric.source == "pexip" and kind_of(pool).node_metric
 
 
 def _bind(read: Callable[[T], R], arg: T) -> Callable[[], R]:
