@@ -332,8 +332,9 @@ class Ticker:
             decision, actions = self._per_instance(
                 pool, decision, statuses[pool.name], readings.get(pool.name), now
             )
-            logged += self._log_decision(pool.name, decision)
-            outcomes.append(self._act(pool, decision, now, actions))
+            said = self._log_decision(pool.name, decision)
+            logged += said
+            outcomes.append(self._act(pool, decision, now, actions, said=said))
         for name, (why, error) in failed.items():
             prev = self.last.get(name)
             outcomes.append(
@@ -423,7 +424,11 @@ class Ticker:
         d: Decision,
         now: float,
         actions: InstanceActions,
+        *,
+        said: bool = True,
     ) -> PoolOutcome:
+        """Carry out the pool's writes (or say what they would be); ``said``: its decision was
+        logged this tick (a dry run's unchanged wish is not repeated every tick)."""
         self.states[pool.name] = d.state
         if d.metric_status is not MetricStatus.OK:
             self.log.warning(f"metrics.{d.metric_status}", pool=pool.name, detail=d.detail or None)
@@ -449,14 +454,15 @@ class Ticker:
         if d.desired == d.current and actions.empty:
             return base
         if self.dry_run:
-            self.log.info(
-                "scale.dry_run",
-                pool=pool.name,
-                current=d.current,
-                desired=d.desired,
-                reason=str(d.reason),
-                actions=_describe(actions),
-            )
+            if said:
+                self.log.info(
+                    "scale.dry_run",
+                    pool=pool.name,
+                    current=d.current,
+                    desired=d.desired,
+                    reason=str(d.reason),
+                    actions=_describe(actions),
+                )
             return PoolOutcome(
                 pool.name, d.current, d.desired, str(d.reason), dry_run=True, decision=d
             )

@@ -177,3 +177,16 @@ def test_every_tick_logs_every_decision_when_asked() -> None:
             clock.advance(60)
     assert len(_decisions(events)) == 4
     assert not [e for e in events if e["event"] == "tick.summary"]
+
+
+def test_a_dry_runs_persisting_wish_is_said_once() -> None:
+    from structlog.testing import capture_logs
+
+    daemon, cloud, clock = make([120.0] * 60, dry_run=True)
+    with capture_logs() as events:
+        for _ in range(4):  # 1 instance, wants 5 (ScaleUpLimit) every tick: nothing written
+            (o,) = daemon.tick()
+            assert (o.current, o.desired, o.dry_run) == (1, 5, True)
+            clock.advance(60)
+    assert [e["desired"] for e in events if e["event"] == "scale.dry_run"] == [5]
+    assert len(_decisions(events)) == 1 and cloud.pools["tc"].resizes == 0
