@@ -45,7 +45,7 @@ import tomllib
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -263,6 +263,9 @@ def serve(n: int, latency: float, directory: str, bodies: str, conn: Connection)
     fake.vmss_body = bodies
     fake.default_quota_limit = 100_000
     for pool in pools_of(n):
+        load = Load(pool)
+        load(START - timedelta(minutes=1))  # the first reads' days, made before the clock starts
+        load(START)
         fake.add_vmss(
             pool.resource_group,
             pool.name,
@@ -270,7 +273,7 @@ def serve(n: int, latency: float, directory: str, bodies: str, conn: Connection)
             location=pool.region,
             subscription_id=pool.subscription,
         )
-        fake.set_metric_source(pool.resource_id, "Pexip/CVI", "ActiveCalls", Load(pool))
+        fake.set_metric_source(pool.resource_id, "Pexip/CVI", "ActiveCalls", load)
     fake.latency = latency
     fake.start()
     conn.send((fake.url, fake.ca_file))
@@ -497,10 +500,10 @@ def run_fleet(
                         rss, cpu, threads, fds = _proc(proc.pid)
                     except OSError:
                         break
-                    if tick == ticks // 2 and requests_at is None:
+                    if tick >= ticks // 2 and requests_at is None:
                         here.send("requests")
                         here.recv()
-                        requests_at = (tick, 0)
+                        requests_at = (tick, 0)  # counted from here to the end
                     result.samples.append(
                         Sample(
                             tick=tick,

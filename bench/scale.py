@@ -214,6 +214,7 @@ def measure(n: int, *, ticks: int, latency: float, bodies: str = "example") -> d
                 return time.time() + self.offset
 
         clock = Clock()
+        w_start, c_start = time.perf_counter(), time.process_time()
         adapters = build_adapters(cfg, clock=clock)
         daemon = Daemon(
             config=cfg,
@@ -228,7 +229,16 @@ def measure(n: int, *, ticks: int, latency: float, bodies: str = "example") -> d
             by_op: Counter[str] = Counter()
             writes = 0
             rss_warm = 0.0
+            startup: dict[str, Any] = {}
             for tick in range(ticks):
+                if tick == 1:  # preflight and the first tick: what a start or `once` costs
+                    here.send("requests")
+                    first = Counter(_operation(m, p) for m, p, _ in here.recv())
+                    startup = {
+                        "wall": time.perf_counter() - w_start,
+                        "cpu": time.process_time() - c_start,
+                        "by_op": dict(sorted(first.items())),
+                    }
                 if tick == warm:
                     here.send("requests")
                     here.recv()  # forget the warm-up's requests (SKUs, preflight)
@@ -256,6 +266,7 @@ def measure(n: int, *, ticks: int, latency: float, bodies: str = "example") -> d
                 "cpu": statistics.median(cpus[warm:]),
                 "rss_warm": rss_warm,
                 "rss_end": _rss_mb(),
+                "startup": startup,
             }
         finally:
             adapters.close()
@@ -316,6 +327,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             str(r["writes"]),
         ]
         print(" | ".join(cells))
+    for r in rows:
+        st = r["startup"]
+        ops = ", ".join(f"{k} {v}" for k, v in st["by_op"].items())
+        print(
+            f"{r['pools']} pools, start-up (adapters, preflight, first tick; after imports and "
+            f"config): {st['wall']:.2f} s wall, {st['cpu']:.2f} CPU-s; requests: {ops}"
+        )
     big = rows[-1]
     checks = [
         (
