@@ -288,6 +288,49 @@ def serve(n: int, latency: float, directory: str, bodies: str, conn: Connection)
             return
 
 
+def written_out(config: Path, out: Path) -> None:
+    """``config`` with every pool written out in full (no ``[pool_defaults]``/``[templates]``):
+    the file an operator without templates would keep."""
+    from scaler.templates import expand_pools
+
+    doc = tomllib.loads(config.read_text(encoding="utf-8"))
+    keys = [str(k) for k in doc["pool_defaults"]] + ["policies", "name", "resource_id", "location"]
+    expanded, _, problems = expand_pools(doc, keys)
+    assert not problems, problems
+    lines: list[str] = []
+    for section in ("daemon", "azure", "http"):
+        lines.extend(_toml_table(expanded[section], section))
+    for pool in expanded["pools"]:
+        pool = {k: v for k, v in pool.items() if k != "template"}
+        lines.extend(_toml_table(pool, "pools", array=True))
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def validate_times(
+    config: Path, env: dict[str, str], runs: int = 3
+) -> dict[str, tuple[float, int]]:
+    """``cvi-autoscaler validate`` of the fleet's file as written (templates) and written out
+    in full: the median wall seconds of ``runs`` processes (imports included), and the bytes."""
+    flat = config.with_name("fleet-written-out.toml")
+    written_out(config, flat)
+    out = {}
+    for kind, path in (("templates", config), ("written out", flat)):
+        walls = []
+        for _ in range(runs):
+            began = time.perf_counter()
+            done = subprocess.run(
+                [sys.executable, "-m", "scaler", "validate", "--config", str(path)],
+                env=env,
+                cwd=ROOT,
+                capture_output=True,
+                check=False,
+            )
+            walls.append(time.perf_counter() - began)
+            assert done.returncode == 0, done.stderr.decode()[-2000:]
+        out[kind] = (sorted(walls)[len(walls) // 2], path.stat().st_size)
+    return out
+
+
 # ---------------------------------------------------------------------------- the daemon
 
 
@@ -386,6 +429,8 @@ class Run:
     requests_per_tick: float = 0.0
     log_lines: dict[str, int] = field(default_factory=dict)
     exit_code: int | None = None
+    validate: dict[str, tuple[float, int]] = field(default_factory=dict)
+    """``validate`` of the fleet's file: kind → (median wall seconds, file bytes)."""
 
 
 def _proc(pid: int) -> tuple[float, float, int, int]:
@@ -462,6 +507,7 @@ def run_fleet(
         log_path = keep_log or Path(tmp) / "daemon.log"
         env = {**os.environ, "CVI_AUTOSCALER_STATIC_TOKEN": "bench-token"}
         env = {k: v for k, v in env.items() if not k.startswith("CVI_AUTOSCALER__")}
+        result.validate = validate_times(config, env)
         command = [
             sys.executable,
             str(Path(__file__).resolve()),
@@ -590,6 +636,8 @@ def report(run: Run) -> list[tuple[str, bool]]:
         f"\n{n} pools, {run.days:g} simulated days, a tick every {run.step_minutes} min "
         f"({len(run.samples)} samples); exit code {run.exit_code}"
     )
+    for kind, (wall, size) in run.validate.items():
+        print(f"validate, {kind} ({size / 1000:.0f} kB): {wall:.2f} s wall (median of 3)")
     print(
         f"start-up: first decision {run.first_decision_wall:.1f} s after the process started "
         f"(wall), {run.first_decision_cpu:.1f} CPU-s; first tick {run.first_tick_seconds:.2f} s"
