@@ -167,6 +167,7 @@ class Ticker:
         """Per pool, what a call-safe scale-in waits for (pools with nothing waiting have no
         entry); persisted."""
         self._limits = {p.name: limits_of(p, config.azure.location) for p in config.pools}
+        self._scopes = sorted({config.quota_scope_of(p) for p in config.pools})
         self._behaviors = {p.name: p.behavior.to_core() for p in config.pools}
         self._policies = {p.name: build_policies(p) for p in config.pools}
         self.history = {p.name: self._new_history(p.name, clock.now()) for p in config.pools}
@@ -179,6 +180,7 @@ class Ticker:
         now = self.clock.now()
         self.config = new
         self._limits = {p.name: limits_of(p, new.azure.location) for p in new.pools}
+        self._scopes = sorted({new.quota_scope_of(p) for p in new.pools})
         self._behaviors = {p.name: p.behavior.to_core() for p in new.pools}
         self._policies = {p.name: build_policies(p) for p in new.pools}
         names = {p.name for p in new.pools}
@@ -214,7 +216,7 @@ class Ticker:
         # reads find (their readings of a pool that cannot be read are simply not used), except
         # a node metric, which counts the pool's members as this tick lists them.
         early = [p for p in pools if not _reads_members(p)]
-        locations = sorted({self.config.quota_scope_of(p) for p in pools})
+        locations = self._scopes  # vCPU quota is read once per subscription and region
         calls: dict[str, Callable[[], Any]] = {
             f"quota {loc}": _bind(self.quota.usage, loc) for loc in locations
         }
