@@ -40,6 +40,10 @@ class FiniteRange(click.FloatRange):
         return number
 
 
+VALIDATE_LISTS = 20
+"""Pools ``validate`` names on its one line (a fleet's thousand names help no one)."""
+
+
 config_option = click.option(
     "--config",
     "config_path",
@@ -164,7 +168,10 @@ def validate(config_path: Path, offline: bool) -> None:
     if problems:
         _fail_config(ConfigError(problems))
     assert config is not None
-    pools = ", ".join(f"{p.name} ({p.min}-{p.max})" for p in config.pools)
+    shown = config.pools[:VALIDATE_LISTS]
+    pools = ", ".join(f"{p.name} ({p.min}-{p.max})" for p in shown)
+    if len(config.pools) > len(shown):
+        pools += f" and {len(config.pools) - len(shown)} more"
     click.echo(f"{config_path}: valid; {len(config.pools)} pool(s): {pools}")
 
 

@@ -112,6 +112,10 @@ class DaemonConfig(_Strict):
     """``once`` waits this long for its resizes to finish before reporting."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
+    log_decisions: Literal["changes", "every-tick"] = "changes"
+    """``changes``: a pool's ``decision.made`` is logged when its decision (current, desired,
+    reason, winning policy, metric status) differs from the one last logged, and each tick
+    logs one ``tick.summary``; ``every-tick``: every pool every tick, as before."""
     state_dir: Path | None = None
     """Where the state file lives; empty: ``$STATE_DIRECTORY`` (systemd's ``StateDirectory``),
     and no local state when neither is set."""
@@ -851,6 +855,8 @@ class PoolConfig(_Strict):
     """How long a scale-in waits for busy instances; empty: for ever (never drop calls)."""
     teams_proxy: str = ""
     """``pexip-teams``: the Teams Connector's name or id in Pexip's configuration."""
+    template: str = ""
+    """The ``[templates.NAME]`` this pool's unset keys come from (``scaler.templates``)."""
     vm_set: VmSetConfig = VmSetConfig()
     vm_size: str = ""
     """The instances' VM size (``Standard_F4s_v2``), for pricing with ``[cost.sku]``; empty:
@@ -966,6 +972,12 @@ class Config(_Strict):
     ha: HaConfig = HaConfig()
     cost: CostConfig | None = None
     """``[cost]``: prices; without it, cost is shown in vCPU-hours only."""
+    pool_defaults: dict[str, Any] = {}
+    """``[pool_defaults]``: ``[[pools]]`` keys every pool takes unless it sets them (merged
+    into the pools before they are validated: ``scaler.templates``)."""
+    templates: dict[str, dict[str, Any]] = {}
+    """``[templates.NAME]``: ``[[pools]]`` keys a pool with ``template = "NAME"`` takes unless
+    it sets them (over ``[pool_defaults]``)."""
     pools: Annotated[list[PoolConfig], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -1123,9 +1135,11 @@ def _deep_line(text: str, limit: int = 100) -> int:
     return 1
 
 
-MAX_CONFIG_BYTES = 1 << 20
-"""A configuration is a few kilobytes; a file beyond 1 MiB is not one (and ``/dev/zero`` never
-ends)."""
+MAX_CONFIG_BYTES = 16 << 20
+"""The largest configuration file read (16 MiB). A pool of the recommended shape written out in
+full, comments and all, is about 2 kB (``examples/recommended.toml``), so 5,000 such pools fit
+with room to spare (and far fewer bytes with ``[pool_defaults]`` and ``[templates]``); a file
+beyond this is not a configuration (and ``/dev/zero`` never ends)."""
 
 
 def read_config_text(path: Path) -> str:
@@ -1157,7 +1171,10 @@ def read_config_text(path: Path) -> str:
     finally:
         os.close(fd)
     if size > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path}: larger than the limit of {MAX_CONFIG_BYTES} bytes (1 MiB)")
+        raise ConfigError(
+            f"{path}: larger than the limit of {MAX_CONFIG_BYTES} bytes "
+            f"({MAX_CONFIG_BYTES >> 20} MiB)"
+        )
     data = b"".join(chunks)
     try:
         text = data.decode("utf-8")
@@ -1183,6 +1200,7 @@ def parse_config(
     Problems name the key path, the environment variable that set it (when one did) and the
     bad value, except for unknown keys and keys that look secret, whose values never appear."""
     from policies import RegistryError, build, discover
+    from scaler.templates import attribute, expand_pools
 
     sources: dict[tuple[str | int, ...], str] = {}
     data = apply_env_overrides(raw, os.environ if environ is None else environ, sources=sources)
@@ -1190,6 +1208,17 @@ def parse_config(
         data.setdefault("daemon", {})
         if isinstance(data["daemon"], dict):
             data["daemon"]["dry_run"] = True
+    pool_keys = [f.alias or name for name, f in PoolConfig.model_fields.items()]
+    data, origins, shared = expand_pools(data, pool_keys)
+    pool_names = {
+        i: str(p.get("name", "?"))[:63]
+        for i, p in enumerate(data.get("pools") or [])
+        if isinstance(p, dict)
+    }
+
+    def finish(found: list[str]) -> list[str]:
+        return _finish(attribute(found, origins, pool_names), sources)
+
     try:
         registry = discover()
     except RegistryError as exc:
@@ -1198,18 +1227,18 @@ def parse_config(
         raise ConfigError(
             f"policies: a policy entry point failed to load ({type(exc).__name__})"
         ) from exc
-    problems = _number_problems(Config, data, "", registry)
+    problems = shared + _number_problems(Config, data, "", registry)
     problems += _place_problems(data)
     try:
         config = Config.model_validate(data, context={"offline": offline})
     except ValidationError as exc:
         problems.extend(format_validation_error(exc, model=Config))
         problems += _raw_policy_problems(data, registry, problems)
-        raise ConfigError(_finish(problems, sources)) from exc
+        raise ConfigError(finish(problems)) from exc
     except ConfigError as exc:
         problems += [p for p in exc.problems if p not in problems]
         problems += _raw_policy_problems(data, registry, problems)
-        raise ConfigError(_finish(problems, sources)) from exc
+        raise ConfigError(finish(problems)) from exc
 
     for i, pool in enumerate(config.pools):
         built: list[ScalingPolicy] = []
@@ -1231,7 +1260,7 @@ def parse_config(
         for name in {n for n in names if names.count(n) > 1}:
             problems.append(f"pools[{i}].policies: policy {name!r} is listed twice")
     if problems:
-        raise ConfigError(_finish(problems, sources))
+        raise ConfigError(finish(problems))
     return config
 
 

@@ -54,7 +54,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from scaler.core.types import Reason
 from scaler.logs import get_logger
 
 if TYPE_CHECKING:
@@ -68,8 +67,6 @@ if TYPE_CHECKING:
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 PREFIX = "cvi_autoscaler"
-_REASONS = tuple(str(r) for r in Reason)
-"""The only values the reason label takes, so the series count stays bounded."""
 
 
 class CallMetrics:
@@ -184,7 +181,7 @@ class DaemonCollector(Collector):
         )
         reason = GaugeMetricFamily(
             f"{PREFIX}_pool_decision_reason",
-            "1 for the reason of the pool's last decision, 0 for the others.",
+            "1, labelled with the reason of the pool's last decision (one series per pool).",
             labels=["pool", "reason"],
         )
         inflight = GaugeMetricFamily(
@@ -218,8 +215,10 @@ class DaemonCollector(Collector):
                 desired.add_metric([pool.name], float(o.desired))
             if o.decision is not None and o.decision.calls is not None:
                 calls.add_metric([pool.name], float(o.decision.calls))
-            for r in _REASONS:
-                reason.add_metric([pool.name, r], 1.0 if o.reason == r else 0.0)
+            # One series per pool, its reason (a ``Reason``: a bounded set of stable names); a
+            # 0-valued series for each of the ~22 other reasons made /metrics 2.2 MB a scrape
+            # at 1,000 pools.
+            reason.add_metric([pool.name, o.reason], 1.0)
         yield from (current, desired, calls, reason, inflight, low, high, per)
         build = GaugeMetricFamily(
             f"{PREFIX}_build_info",

@@ -14,6 +14,7 @@ and :meth:`FakeAzure.writes`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 import socket
@@ -268,13 +269,29 @@ class _Usage:
 
 @dataclass
 class _Series:
-    """Stored points of one metric of one resource, optionally for one dimension value."""
+    """Stored points of one metric of one resource, optionally for one dimension value; or a
+    ``source`` that gives the value of any minute (a load that never runs out, for long runs)."""
 
     metric: str
     unit: str
     dimension_name: str | None
     dimension_value: str | None
     points: list[Point]
+    source: Callable[[dt.datetime], float | None] | None = None
+
+    def window(self, start: dt.datetime, end: dt.datetime) -> list[Point]:
+        """The points with ``start <= t < end``, in time order."""
+        if self.source is None:
+            return [(t, v) for t, v in self.points if start <= t < end]
+        first = start.replace(second=0, microsecond=0)
+        if first < start:
+            first += dt.timedelta(minutes=1)
+        out: list[Point] = []
+        moment = first
+        while moment < end:
+            out.append((moment, self.source(moment)))
+            moment += dt.timedelta(minutes=1)
+        return out
 
 
 @dataclass
@@ -418,6 +435,13 @@ class FakeAzure:
         """Sent on every answer, e.g. ``{"x-ms-ratelimit-remaining-subscription-reads": "3"}``:
         "Each request includes values for the number of remaining read and write requests"
         (https://learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling)."""
+        self.vmss_body = "compact"
+        """Scale set bodies of lists and GETs: ``compact`` (the fields the examples share, about
+        1.1 kB), ``example`` (Microsoft's ``VirtualMachineScaleSet_Get_WithUserData`` example
+        body, about 2.5 kB: network profile, gallery applications, host group) or ``maximum``
+        (the ``VirtualMachineScaleSet_Update_MaximumSet_Gen`` response, every property set,
+        about 8.4 kB), each with this scale set's own name, id, location, sku, state and etag
+        (``tests/fixtures/compute/``; Azure/azure-rest-api-specs, MIT licence)."""
         self.vmss_page_size = 100
         """Scale sets per page of a list; more follow through ``nextLink``
         (``VirtualMachineScaleSets_ListAll``: "Use nextLink property in the response to get the
@@ -448,6 +472,7 @@ class FakeAzure:
         self._usages: dict[str, dict[str, _Usage]] = {}
         self._vm_skus: dict[str, _VmSku] = {s.name.lower(): s for s in _DEFAULT_VM_SKUS}
         self._series: dict[tuple[str, str, str], dict[str | None, _Series]] = {}
+        self._regions: dict[str, str] = {}
         self._operations: dict[str, _Operation] = {}
         self._faults: list[_Fault] = []
         self._autoscale: dict[str, dict[str, JSON]] = {}
@@ -825,6 +850,24 @@ class FakeAzure:
         with self._lock:
             self._series.setdefault(key, {})[value] = _Series(metric, unit, name, value, normalized)
 
+    def set_metric_source(
+        self,
+        resource_id: str,
+        namespace: str,
+        metric: str,
+        source: Callable[[dt.datetime], float | None],
+        *,
+        unit: str = "Count",
+    ) -> None:
+        """Serve one timeseries whose value at each minute (UTC) is ``source(minute)``
+        (``None``: a null bucket), for whatever span is asked: runs of simulated weeks read
+        a load that never runs out and costs no memory."""
+        key = (resource_id.lower(), namespace.lower(), metric.lower())
+        with self._lock:
+            self._series.setdefault(key, {})[None] = _Series(
+                metric, unit, None, None, [], source=source
+            )
+
     # ------------------------------------------------------------ faults and operations
 
     def inject_fault(
@@ -1132,7 +1175,7 @@ class FakeAzure:
         if not token.isdigit():
             raise _invalid_parameter("$skiptoken", "The value of parameter $skiptoken is invalid.")
         offset, size = int(token), max(1, self.vmss_page_size)
-        body: JSON = {"value": [_vmss_json(s) for s in found[offset : offset + size]]}
+        body: JSON = {"value": [self._vmss_body(s) for s in found[offset : offset + size]]}
         if offset + size < len(found):
             body["nextLink"] = (
                 f"{self.url}{request.path}?api-version={request.param('api-version')}"
@@ -1145,10 +1188,16 @@ class FakeAzure:
         found = self._scale_set(match["rg"], match["vmss"])
         if not _in_sub(found, match["sub"]):
             raise _not_found("virtualMachineScaleSets", match["vmss"], match["rg"])
-        body = _vmss_json(found)
+        body = self._vmss_body(found)
         if not self.serve_vmss_etag:
             del body["etag"]
         return _Response(200, body)
+
+    def _vmss_body(self, scale_set: _ScaleSet) -> JSON:
+        """A scale set as ``vmss_body`` shapes it."""
+        if self.vmss_body == "compact":
+            return _vmss_json(scale_set)
+        return _example_vmss_json(scale_set, _VMSS_EXAMPLES[self.vmss_body]())
 
     def _patch_vmss(self, request: _Request, match: re.Match[str]) -> _Response:
         """PATCH .../virtualMachineScaleSets/{name}: capacity change as an LRO.
@@ -1192,7 +1241,7 @@ class FakeAzure:
         scale_set.provisioning_state = "Updating"
         scale_set.etag += 1
         operation = self._start_operation(scale_set.location, request, succeed, fail)
-        echoed = _vmss_json(scale_set)
+        echoed = self._vmss_body(scale_set)
         echoed["sku"] = {"name": sku_name, "tier": tier, "capacity": target}
         headers = {"Azure-AsyncOperation": self._operation_url(operation)}
         return _Response(200, echoed, headers)
@@ -1692,14 +1741,13 @@ class FakeAzure:
 
     def _region_of(self, resource_id: str) -> str:
         """Location of a known scale set or VM; ``westeurope`` for anything else."""
-        wanted = resource_id.lower()
         resources: list[_ScaleSet | _VirtualMachine] = [
             *self._scale_sets.values(),
             *self._vms.values(),
         ]
-        return next(
-            (r.location for r in resources if r.resource_id.lower() == wanted), "westeurope"
-        )
+        if len(self._regions) != len(resources):  # a dict, not a scan per resource id
+            self._regions = {r.resource_id.lower(): r.location for r in resources}
+        return self._regions.get(resource_id.lower(), "westeurope")
 
 
 # ====================================================================== HTTP plumbing
@@ -1995,19 +2043,16 @@ def _timeseries(
                             "value": s.dimension_value,
                         }
                     ],
-                    "data": [
-                        _data_point(t, v, 1, aggregations) for t, v in s.points if start <= t < end
-                    ],
+                    "data": [_data_point(t, v, 1, aggregations) for t, v in s.window(start, end)],
                 }
             )
         return result[:top]
     buckets: dict[dt.datetime, list[float]] = {}
     for s in series:
-        for moment, value in s.points:
-            if start <= moment < end:
-                bucket = buckets.setdefault(moment, [])
-                if value is not None:
-                    bucket.append(value)
+        for moment, value in s.window(start, end):
+            bucket = buckets.setdefault(moment, [])
+            if value is not None:
+                bucket.append(value)
     data = [
         _data_point(moment, sum(values) if values else None, len(values), aggregations)
         for moment, values in sorted(buckets.items())
@@ -2094,6 +2139,41 @@ def _vmss_json(scale_set: _ScaleSet) -> JSON:
         },
         "etag": f'"{scale_set.etag}"',
     }
+
+
+_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "compute"
+
+
+@functools.cache
+def _example_body(name: str) -> JSON:
+    """The ``200`` body of one of Microsoft's scale set examples (read once)."""
+    doc = json.loads((_FIXTURES / name).read_text(encoding="utf-8"))
+    return cast(JSON, doc["responses"]["200"]["body"])
+
+
+_VMSS_EXAMPLES: dict[str, Callable[[], JSON]] = {
+    "example": lambda: _example_body("VirtualMachineScaleSet_Get_WithUserData.json"),
+    "maximum": lambda: _example_body("VirtualMachineScaleSet_Update_MaximumSet_Gen.json"),
+}
+
+
+def _example_vmss_json(scale_set: _ScaleSet, example: JSON) -> JSON:
+    """Microsoft's example body with this scale set's own identity, size and state (the rest
+    shared with the example, unchanged: it is only serialised)."""
+    compact = _vmss_json(scale_set)
+    body = dict(example)
+    for key in ("name", "id", "type", "location", "sku", "etag"):
+        body[key] = compact[key]
+    props = dict(example["properties"])
+    for key in ("provisioningState", "uniqueId", "timeCreated", "orchestrationMode"):
+        props[key] = compact["properties"][key]
+    profile = dict(props.get("virtualMachineProfile") or {})
+    os_profile = dict(profile.get("osProfile") or {})
+    os_profile["computerNamePrefix"] = scale_set.name
+    profile["osProfile"] = os_profile
+    props["virtualMachineProfile"] = profile
+    body["properties"] = props
+    return body
 
 
 def _instance_json(scale_set: _ScaleSet, instance: _Instance, *, view: bool = False) -> JSON:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from scaler.config import load_config, parse_config
+from scaler.config import MAX_CONFIG_BYTES, load_config, parse_config
 from scaler.errors import ConfigError
 from scaler.policyset import build_policies
 from tests.conftest import SUB, config_doc, pool_table, vmss_id
@@ -175,8 +175,8 @@ def test_only_regular_files_of_bounded_size_are_read(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="a directory"):
         load_config(tmp_path, environ={})
     big = tmp_path / "big.toml"
-    big.write_bytes(b"# " + b"x" * (1 << 20) + b"\n")
-    with pytest.raises(ConfigError, match="larger than the limit of 1048576 bytes"):
+    big.write_bytes(b"# " + b"x" * MAX_CONFIG_BYTES + b"\n")
+    with pytest.raises(ConfigError, match="larger than the limit of 16777216 bytes"):
         load_config(big, environ={})
 
 

@@ -127,12 +127,14 @@ def test_validate_dev_zero_is_refused_instead_of_reading_for_ever() -> None:
     )
 
 
-def test_a_config_over_one_mebibyte_is_refused(tmp_path: Path) -> None:
+def test_a_config_over_the_size_limit_is_refused(tmp_path: Path) -> None:
     big = tmp_path / "big.toml"
-    big.write_bytes((CORPUS / "base.toml").read_bytes() + b"#" * (1 << 20) + b"\n")
+    big.write_bytes((CORPUS / "base.toml").read_bytes() + b"#" * (16 << 20) + b"\n")
     result = CliRunner().invoke(main, ["validate", "--config", str(big)])
     assert result.exit_code == 2
-    assert result.stderr == f"config error: {big}: larger than the limit of 1048576 bytes (1 MiB)\n"
+    assert result.stderr == (
+        f"config error: {big}: larger than the limit of 16777216 bytes (16 MiB)\n"
+    )
 
 
 def test_a_misspelt_secret_from_the_environment_is_not_echoed_in_a_real_process() -> None:

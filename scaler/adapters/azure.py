@@ -50,7 +50,7 @@ from azure.monitor.querymetrics import MetricsClient
 
 from scaler.adapters import azure_http as screen
 from scaler.adapters.azure_http import (
-    READ_UNTIL,
+    READ_WITHIN,
     ArmPager,
     capped_transport,
     json_answer,
@@ -176,12 +176,12 @@ class DeadlineRetryPolicy(RetryPolicy[Any, Any]):
 
     def send(self, request: PipelineRequest[Any]) -> PipelineResponse[Any, Any]:
         options = request.context.options
-        until = options.pop(READ_UNTIL, None)  # a list read's own deadline (``ArmPager``)
+        within = options.pop(READ_WITHIN, None)  # a list read's own deadline (``ArmPager``)
         deadline = request.context.get(self._KEY)
         if deadline is None:
             deadline = time.monotonic() + self._deadline_seconds
-            if until is not None:
-                deadline = min(deadline, float(until))
+            if within is not None:
+                deadline = min(deadline, time.monotonic() + float(within))
             request.context[self._KEY] = deadline
         options[self._KEY] = deadline
         options["timeout"] = max(0.0, deadline - time.monotonic())
@@ -901,9 +901,12 @@ class AzureResize:
             return None
 
 
-SIZES_RETRY_SECONDS = 30.0
-"""After a failed Resource SKUs read, the VM sizes of its location are read again at the
-first need after this long (until then the failure answers at once)."""
+SKUS_REFUSED_RETRY_SECONDS = 600.0
+"""A Resource SKUs read Azure refused (403, 404, an unreadable 4xx answer) stands as the answer
+for this long before it is asked again (``AzureCompute.vm_sizes``)."""
+
+SKUS_FAILED_RETRY_SECONDS = 60.0
+"""A Resource SKUs read that failed transiently (5xx, 429, timeout) is asked again after this."""
 
 LIST_REFUSED_RETRY_SECONDS = 600.0
 """After Azure refuses a subscription's scale set list (403), its pools are read by GET and the
@@ -1002,8 +1005,10 @@ class AzureCompute:
         self._read: dict[str, tuple[int, str | None]] = {}
         """Per pool, the last ``observe``: (``sku.capacity``, etag)."""
         self._vm_sizes: dict[tuple[str, str], dict[str, VmSize]] = {}
-        self._sizes_failed: dict[tuple[str, str], tuple[float, AdapterError]] = {}
-        """A failed SKU read per (subscription, location): when, and why."""
+        self._sizes_failed: dict[tuple[str, str], tuple[AdapterError, float]] = {}
+        """(subscription, region) → the error of its last Resource SKUs read and until when
+        (monotonic) it stands as the answer."""
+        self._sizes_locks: dict[tuple[str, str], threading.Lock] = {}
         self._sizes_lock = threading.Lock()
         self._list_max_age = min(30.0, config.daemon.interval_seconds / 2.0)
         self._scopes: dict[str, set[str]] = {}
@@ -1192,9 +1197,9 @@ class AzureCompute:
 
     def _family_of(self, pool: PoolConfig, size: str | None) -> str | None:
         """The quota family of the scale set's VM size (Resource SKUs, cached per location);
-        ``None`` when the pool names its own (``quota_family``: nothing to read) or when it
-        cannot be known now (the pool then says ``QuotaUnknown``, and a failed read is said
-        in a ``quota.family_unknown`` warning)."""
+        ``None`` when the pool names its own (``quota_family``: no Resource SKUs read at all,
+        the tick uses the configured family) or when it cannot be known now (the pool then says
+        ``QuotaUnknown``, and a failed read is said in a ``quota.family_unknown`` warning)."""
         if not size or pool.quota_family:
             return None
         try:
@@ -1305,14 +1310,25 @@ class AzureCompute:
     def vm_sizes(self, location: str, *, subscription: str = "") -> Mapping[str, VmSize]:
         """The VM sizes Azure offers this subscription in ``location`` (lower-cased name →
         family and vCPUs), from the Resource SKUs API (``GET …/providers/Microsoft.Compute/skus
-        ?$filter=location eq '<loc>'``, through ``ArmPager``). Read once per location for the
-        process lifetime (SKUs rarely change); a failed read is not cached, so the next need
-        tries again. Offers are per subscription: ``subscription`` (empty: ``[azure]
-        subscription_id``). A SKU whose name, family or vCPUs are unusable is left out (its
-        pools then have no known family: ``QuotaUnknown``)."""
+        ?$filter=location eq '<loc>'``, through ``ArmPager``). Offers are per subscription:
+        ``subscription`` (empty: ``[azure] subscription_id``). A SKU whose name, family or vCPUs
+        are unusable is left out (its pools then have no known family: ``QuotaUnknown``).
+
+        Read once per (subscription, region) for the process lifetime (SKUs rarely change, and
+        a region's list is megabytes in real Azure); the pools of a pair wait for its one read,
+        other pairs are read meanwhile. A failed read is an answer too, raised again to every
+        pool of the pair until it is retried: after ``SKUS_REFUSED_RETRY_SECONDS`` for a
+        refusal (403, 404: the role lacks ``Microsoft.Compute/skus/read``, the region is
+        unknown), after ``SKUS_FAILED_RETRY_SECONDS`` for a transient failure, so that a
+        failing read costs one request per pair every few minutes, not one per pool per tick."""
         sub = (subscription or self._subscription).lower()
         key = (sub, location.lower())
-        with self._sizes_lock:  # pools are observed concurrently: one read per location
+        with self._sizes_lock:
+            cached = self._vm_sizes.get(key)
+            if cached is not None:
+                return cached
+            lock = self._sizes_locks.setdefault(key, threading.Lock())
+        with lock:  # pools are observed concurrently: one read per (subscription, region)
             return self._read_vm_sizes(location, key)
 
     def _read_vm_sizes(self, location: str, key: tuple[str, str]) -> Mapping[str, VmSize]:
@@ -1320,15 +1336,32 @@ class AzureCompute:
         if cached is not None:
             return cached
         failed = self._sizes_failed.get(key)
-        if failed is not None and self._monotonic() - failed[0] < SIZES_RETRY_SECONDS:
-            raise failed[1]  # every pool of the location would read again, one after another
+        if failed is not None and self._monotonic() < failed[1]:
+            err = failed[0]
+            raise type(err)(str(err), operation=err.operation, code=err.code, status=err.status)
         try:
-            return self._read_vm_sizes_now(location, key)
+            found = self._read_vm_sizes_now(location, key)
         except AdapterError as err:
-            self._sizes_failed[key] = (self._monotonic(), err)
+            wait = (
+                SKUS_FAILED_RETRY_SECONDS
+                if isinstance(err, TransientError)
+                else SKUS_REFUSED_RETRY_SECONDS
+            )
+            self._sizes_failed[key] = (err, self._monotonic() + wait)
+            get_logger().warning(
+                "resource_skus.read_failed",
+                subscription=key[0],
+                location=location,
+                error=str(err),
+                retry_in_seconds=wait,
+            )
             raise
+        with self._sizes_lock:
+            self._vm_sizes[key] = found
+            self._sizes_failed.pop(key, None)
+        return found
 
-    def _read_vm_sizes_now(self, location: str, key: tuple[str, str]) -> Mapping[str, VmSize]:
+    def _read_vm_sizes_now(self, location: str, key: tuple[str, str]) -> dict[str, VmSize]:
         found: dict[str, VmSize] = {}
         client = self.client_for(key[0]) if key[0] else self._client
         sub = segment(key[0] or self._subscription)
@@ -1353,7 +1386,6 @@ class AzureCompute:
                     vcpus = int(value)
             fam = family if isinstance(family, str) and _SIZE_NAME.fullmatch(family) else ""
             found[name.lower()] = VmSize(name, fam, vcpus)
-        self._vm_sizes[key] = found
         return found
 
     def vm_size(self, location: str, name: str, *, subscription: str = "") -> VmSize:

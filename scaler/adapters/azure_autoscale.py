@@ -8,9 +8,15 @@ resources" of the target named by the setting's ``targetResourceUri``
 a setting with ``enabled: false`` changes nothing.
 
 The settings are read at start-up and on every reload (through the pool router's preflight),
-with ``MonitorManagementClient.autoscale_settings.list_by_resource_group`` (``GET
+with ``AutoscaleSettings_ListByResourceGroup`` (``GET
 /subscriptions/{sub}/resourcegroups/{rg}/providers/Microsoft.Insights/autoscalesettings``,
-RBAC ``Microsoft.Insights/AutoscaleSettings/Read``), once per resource group per check. A
+RBAC ``Microsoft.Insights/AutoscaleSettings/Read``) as plain JSON through the guarded pager
+(``ArmPager``: the bearer token follows no ``nextLink`` to another host), once per resource
+group per check of all the pools (a pass): 1,000 pools in ten resource groups cost ten reads.
+A failed read is an answer for the rest of the pass (the group's other pools are not read
+again), and a refusal
+(4xx: the role lacks the read, the group is gone) stays the answer for
+``REFUSED_RETRY_SECONDS``, across reloads, before it is asked again. A
 setting lives in any resource group, but the portal and ``az monitor autoscale create`` put it
 beside its target by default, so the pool's own resource group is the one read.
 
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,16 +41,16 @@ from azure.mgmt.monitor import MonitorManagementClient
 from scaler.adapters.azure import CallObserver, _Calls, _client_kwargs, with_transport
 from scaler.adapters.azure_http import ArmPager, segment
 from scaler.config import Config, PoolConfig
-from scaler.errors import AdapterError
+from scaler.errors import AdapterError, PermanentError
 from scaler.kinds.base import Preflight
 
 API_VERSION = "2022-10-01"
 """The api-version ``azure-mgmt-monitor`` 7 sends for ``AutoscaleSettings_ListByResourceGroup``."""
 
-CACHE_SECONDS = 30.0
-"""Longest a resource group's list serves the checks of several pools. A pass (start-up or a
-reload) checks each pool once, so the cache is also dropped as soon as a pool is checked again:
-a reload always reads the settings afresh."""
+REFUSED_RETRY_SECONDS = 600.0
+"""How long a resource group's refused list (4xx) stands as its answer before it is read again.
+A pass (start-up or a reload) checks each pool once, so everything else is dropped as soon as a
+pool is checked again: a reload reads the settings afresh."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,7 @@ class AutoscaleSettings:
         *,
         observer: CallObserver | None = None,
         allow_competing: bool = False,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = config
         self._credential = credential
@@ -76,7 +84,10 @@ class AutoscaleSettings:
         self.allow_competing = allow_competing
         self._calls = _Calls(observer)
         self._clients: dict[str, MonitorManagementClient] = {}
-        self._cache: dict[tuple[str, str], tuple[float, list[dict[str, Any]]]] = {}
+        self._cache: dict[tuple[str, str], list[dict[str, Any]] | AdapterError] = {}
+        """This pass's answer per (subscription, resource group): the settings or the error."""
+        self._refused: dict[tuple[str, str], tuple[AdapterError, float]] = {}
+        """Refusals kept across passes, with when (monotonic) they are asked again."""
         azure = config.azure
         self._pages = ArmPager(
             base_url=azure.resource_manager_url,
@@ -85,6 +96,7 @@ class AutoscaleSettings:
         )
         self._checked: set[str] = set()
         self._lock = threading.Lock()
+        self._monotonic = monotonic
 
     def _client(self, subscription_id: str) -> MonitorManagementClient:
         client = self._clients.get(subscription_id)
@@ -103,22 +115,38 @@ class AutoscaleSettings:
     def _settings(self, subscription_id: str, resource_group: str) -> list[dict[str, Any]]:
         """The resource group's settings as plain JSON, read through the guarded pager."""
         key = (subscription_id.lower(), resource_group.lower())
-        now = time.monotonic()
         with self._lock:
             cached = self._cache.get(key)
-            if cached is not None and now - cached[0] < CACHE_SECONDS:
-                return cached[1]
-            client = self._client(subscription_id)
-            path = (
-                f"/subscriptions/{segment(subscription_id)}/resourcegroups/"
-                f"{segment(resource_group)}/providers/Microsoft.Insights/autoscalesettings"
+            if cached is None:
+                refused = self._refused.get(key)
+                if refused is not None and self._monotonic() < refused[1]:
+                    cached = refused[0]
+                else:
+                    cached = self._read(subscription_id, resource_group, key)
+                self._cache[key] = cached
+        if isinstance(cached, AdapterError):
+            raise type(cached)(
+                str(cached), operation=cached.operation, code=cached.code, status=cached.status
             )
+        return cached
+
+    def _read(
+        self, subscription_id: str, resource_group: str, key: tuple[str, str]
+    ) -> list[dict[str, Any]] | AdapterError:
+        client = self._client(subscription_id)
+        path = (
+            f"/subscriptions/{segment(subscription_id)}/resourcegroups/"
+            f"{segment(resource_group)}/providers/Microsoft.Insights/autoscalesettings"
+        )
+        try:
             with self._calls.call("autoscale_settings.list"):
-                found = self._pages.items(
+                return self._pages.items(
                     _Sender(client), "autoscale_settings.list", path, {"api-version": API_VERSION}
                 )
-            self._cache[key] = (now, found)
-            return found
+        except AdapterError as err:
+            if isinstance(err, PermanentError):
+                self._refused[key] = (err, self._monotonic() + REFUSED_RETRY_SECONDS)
+            return err
 
     def competing(self, pool: PoolConfig) -> list[CompetingSetting]:
         """The settings (enabled or not) whose target is the pool's scale set; raises

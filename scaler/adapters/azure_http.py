@@ -55,9 +55,11 @@ from scaler.redact import show_url
 MAX_ANSWER_BYTES = 32 << 20
 """Most bytes of one answer read from Azure (32 MiB); a longer one is refused unread."""
 
-READ_UNTIL = "cvi_autoscaler_read_until"
-"""Pipeline option: ``time.monotonic()`` by which a call must be over. ``DeadlineRetryPolicy``
-takes the earlier of it and the call's own deadline (and removes it before the transport)."""
+READ_WITHIN = "cvi_autoscaler_read_within"
+"""Pipeline option: seconds within which a call must be over (what is left of a list read's
+deadline). ``DeadlineRetryPolicy`` takes the earlier of it and the call's own deadline (and
+removes it before the transport). Relative, so that the pager's clock (a test's stepped one)
+and the pipeline's real one never have to agree."""
 
 MAX_SCALE_SET_CAPACITY = 1000
 """A scale set holds 0–1,000 VMs: "the scale set can be composed of multiple placement groups
@@ -221,7 +223,7 @@ class ArmPager:
                     code="ReadDeadline",
                 )
             request = HttpRequest("GET", url, params=query, headers={"Accept": "application/json"})
-            response = client.send_request(request, **{READ_UNTIL: deadline})
+            response = client.send_request(request, **{READ_WITHIN: left})
             pages += 1
             body = json_answer(response, obj=False)
             # JSON of another shape is an unreadable answer, classed by its status (``_Calls``)
