@@ -56,7 +56,7 @@ from scaler.adapters.azure_http import (
     json_answer,
     segment,
 )
-from scaler.config import STATIC_TOKEN_ENV, AzureConfig, Config, MetricConfig, PoolConfig
+from scaler.config_model import STATIC_TOKEN_ENV, AzureConfig, Config, MetricConfig, PoolConfig
 from scaler.core.metrics import merge_series, reduce_window, screen_series
 from scaler.core.quota import VmSize
 from scaler.core.types import MetricReading, MetricStatus, QuotaUsage
@@ -69,9 +69,8 @@ from scaler.errors import (
     TransientError,
     is_capacity_code,
 )
-from scaler.kinds.base import Preflight
 from scaler.logs import get_logger
-from scaler.ports import PoolStatus
+from scaler.ports import PoolStatus, Preflight
 
 CallObserver = Callable[[str, str, float], None]
 """Told of every Azure call: (operation, outcome, seconds). Feeds health and Prometheus metrics."""

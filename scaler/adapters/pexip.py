@@ -44,7 +44,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
-from scaler.config import Config, PexipConfig, PoolConfig
+from scaler.config_model import Config, PexipConfig, PoolConfig
 from scaler.core.types import MetricReading, MetricStatus
 from scaler.errors import AdapterError, ConfigError, PermanentError, TransientError
 from scaler.logs import get_logger

@@ -16,7 +16,7 @@ from scaler.adapters.azure_autoscale import AutoscaleSettings
 from scaler.adapters.azure_logs import LogAnalyticsMetrics
 from scaler.adapters.azure_publish import AzureMetricPublisher
 from scaler.adapters.pexip import PexipClient, PexipMetrics
-from scaler.config import Config, PoolConfig
+from scaler.config_model import Config, PoolConfig
 from scaler.core.metrics import to_calls
 from scaler.core.types import MetricReading, MetricStatus, QuotaUsage
 from scaler.core.victims import InstanceActions

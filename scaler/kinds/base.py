@@ -38,24 +38,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from scaler.core.types import Decision, MetricReading, PoolLimits, Reason
 from scaler.core.victims import DrainState, InstanceActions, InstancePlan, amend, noted
+from scaler.ports import Preflight as Preflight
 
 if TYPE_CHECKING:
-    from scaler.config import Config, PoolConfig
+    from scaler.config_model import Config, PoolConfig
     from scaler.ports import Clock, PoolStatus, ResizeHandle
 
 ScaleIn = Literal["drop", "drain", "idle"]
 """How a kind's scale-in treats busy instances in the backtest (see ``scaler.backtest.engine``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Preflight:
-    """What a check of a pool against the live platform found at start-up or on reload.
-
-    An error refuses the pool (``run``/``once`` exit 2 naming it; a reload is rejected); a
-    warning is logged and the pool runs."""
-
-    errors: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
 
 
 class KindActuator(Protocol):

@@ -50,7 +50,7 @@ from scaler.kinds.base import (
 if TYPE_CHECKING:
     from scaler.adapters.azure import AzureCompute
     from scaler.adapters.pexip import PexipClient, TeamsProxy
-    from scaler.config import Config, PoolConfig
+    from scaler.config_model import Config, PoolConfig
     from scaler.ports import Clock, PoolStatus, ResizeHandle
 
 DRAINING_STATUSES = frozenset({"waiting for termination", "terminating"})

@@ -49,7 +49,7 @@ from scaler.kinds.base import (
 if TYPE_CHECKING:
     from scaler.adapters.azure_instances import AzureVmSet
     from scaler.adapters.pexip import PexipClient, WorkerVmConfig
-    from scaler.config import Config, PoolConfig
+    from scaler.config_model import Config, PoolConfig
     from scaler.ports import Clock, PoolStatus, ResizeHandle
 
 

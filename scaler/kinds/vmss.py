@@ -66,7 +66,7 @@ if TYPE_CHECKING:
     from scaler.adapters.azure import AzureCompute
     from scaler.adapters.azure_instances import AzureScaleSetInstances
     from scaler.adapters.pexip import PexipClient
-    from scaler.config import Config, PoolConfig
+    from scaler.config_model import Config, PoolConfig
     from scaler.ports import PoolStatus, ResizeHandle
 
 
