@@ -249,7 +249,7 @@ def run(config_path: Path, dry_run: bool, allow_competing: bool) -> None:
         _fail_config(err)
     code = EXIT_OK if clean else EXIT_FAILURE
     sys.stdout.flush()
-    if code != EXIT_OK or any(d.reads.busy() for d in daemons):
+    if code != EXIT_OK or any(d.ticker.reads.busy() for d in daemons):
         # a tick or one of its reads is stuck in a slow call: do not wait for its thread
         sys.stderr.flush()
         os._exit(code)
@@ -317,7 +317,7 @@ def once(config_path: Path, dry_run: bool, allow_competing: bool, as_json: bool)
 
     ran: list[Daemon] = []
     code = _with_adapters(config, body, allow_competing=allow_competing)
-    if any(d.reads.busy() for d in ran):  # a read stuck in a slow call: do not wait for it
+    if any(d.ticker.reads.busy() for d in ran):  # a read stuck in a slow call: do not wait for it
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

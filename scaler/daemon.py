@@ -17,22 +17,41 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from scaler.config import Config
-from scaler.core import PoolState, QuotaUsage
-from scaler.core.history import ArrayHistory
-from scaler.core.quota import QuotaMemory
-from scaler.core.victims import DrainState
+from scaler.core import QuotaUsage
 from scaler.errors import AdapterError, ConfigError
 from scaler.logs import get_logger
 from scaler.persistence import Persistence
 from scaler.ports import Clock, LeaderLease, MetricsSource, PoolActuator, QuotaReader
-from scaler.reads import BoundedReads
 from scaler.sdnotify import Notifier
 from scaler.state import Snapshot, StateStore
-from scaler.tick import HISTORY_MINUTES, PoolOutcome, Ticker, _Backoff, _InFlight
+from scaler.tick import HISTORY_MINUTES, PoolOutcome, Ticker
 
-__all__ = ["HISTORY_MINUTES", "Daemon", "PoolOutcome"]
+__all__ = ["HISTORY_MINUTES", "Daemon", "DaemonView", "PoolOutcome"]
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonView:
+    """One instant of the daemon for ``/status``, ``/readyz``, ``/livez`` and ``/metrics``
+    (``Daemon.view()``): what they show and nothing of the tick's internals."""
+
+    config: Config
+    role: str
+    """``leader``, ``standby`` or ``unknown``."""
+    identity: str
+    dry_run: bool
+    ticks: int
+    last_tick_at: float | None
+    read_failures: tuple[str, ...]
+    """What the last tick could not read (pools, metrics, quota); empty when all worked."""
+    last: Mapping[str, PoolOutcome]
+    """Each pool's last outcome."""
+    resizing: Mapping[str, tuple[int, float]]
+    """Pools with a resize this process started and still runs: (target, started at)."""
+    usage: Mapping[str, Mapping[str, QuotaUsage]]
+    """The last ``usage.list`` of each quota scope, by quota name."""
 
 
 class Daemon:
@@ -99,84 +118,24 @@ class Daemon:
         """Saving, restoring and adopting that state (``scaler.persistence``)."""
         self.log = get_logger()
 
-    # -- the state, as the tick and persistence keep it ---------------------------------------
+    # -- what /status, /readyz and /metrics show ------------------------------------------------
 
-    @property
-    def dry_run(self) -> bool:
-        return self.ticker.dry_run
-
-    @dry_run.setter
-    def dry_run(self, value: bool) -> None:
-        self.ticker.dry_run = value
-
-    @property
-    def reads(self) -> BoundedReads:
-        """The tick's read threads (``busy()``: a read is still stuck in a slow call)."""
-        return self.ticker.reads
-
-    @property
-    def stopping(self) -> threading.Event:
-        return self.ticker.stopping
-
-    @property
-    def leader(self) -> LeaderLease | None:
-        return self.persistence.leader
-
-    @property
-    def store(self) -> StateStore | None:
-        return self.persistence.store
-
-    @store.setter
-    def store(self, value: StateStore | None) -> None:
-        self.persistence.store = value
-
-    @property
-    def identity(self) -> str:
-        return self.persistence.identity
-
-    @property
-    def states(self) -> dict[str, PoolState]:
-        return self.ticker.states
-
-    @property
-    def inflight(self) -> dict[str, _InFlight]:
-        return self.ticker.inflight
-
-    @property
-    def pending_drains(self) -> dict[str, DrainState]:
-        return self.ticker.pending_drains
-
-    @property
-    def last(self) -> dict[str, PoolOutcome]:
-        return self.ticker.last
-
-    @property
-    def history(self) -> dict[str, ArrayHistory]:
-        return self.ticker.history
-
-    @property
-    def usage(self) -> dict[str, Mapping[str, QuotaUsage]]:
-        return self.ticker.usage
-
-    @property
-    def quota_memory(self) -> QuotaMemory:
-        return self.ticker.quota_memory
-
-    @property
-    def capacity_backoff(self) -> dict[str, _Backoff]:
-        return self.ticker.capacity_backoff
-
-    @property
-    def read_failures(self) -> list[str]:
-        return self.ticker.read_failures
-
-    @property
-    def ticks(self) -> int:
-        return self.ticker.ticks
-
-    @property
-    def last_tick_at(self) -> float | None:
-        return self.ticker.last_tick_at
+    def view(self) -> DaemonView:
+        """The daemon as ``/status``, the probes and ``/metrics`` show it, taken at one instant
+        (each table copied, so a tick running meanwhile changes none of it)."""
+        t = self.ticker
+        return DaemonView(
+            config=self.config,
+            role=self.role,
+            identity=self.persistence.identity,
+            dry_run=t.dry_run,
+            ticks=t.ticks,
+            last_tick_at=t.last_tick_at,
+            read_failures=tuple(t.read_failures),
+            last=dict(t.last),
+            resizing={name: (op.target, op.started) for name, op in dict(t.inflight).items()},
+            usage=dict(t.usage),
+        )
 
     def wait_for_resizes(self, timeout: float) -> dict[str, str | None]:
         """Wait (``once``) for the resizes started by this process; pool → error or ``None``."""
@@ -255,7 +214,7 @@ class Daemon:
     def status_line(self) -> str:
         """A one-line summary for systemd's ``STATUS=``."""
         parts = []
-        for name, o in self.last.items():
+        for name, o in self.ticker.last.items():
             move = f"{o.current}" if o.current == o.desired else f"{o.current}->{o.desired}"
             parts.append(f"{name} {move} {o.reason}")
         return f"{self.role}; {len(self.config.pools)} pools; " + "; ".join(parts)
@@ -300,12 +259,12 @@ class Daemon:
             return
         self.config = new
         self.ticker.use_config(new)
-        self.dry_run = new.daemon.dry_run if self._dry_run_arg is None else self._dry_run_arg
+        self.ticker.dry_run = new.daemon.dry_run if self._dry_run_arg is None else self._dry_run_arg
         self.log.info(
             "config.reloaded",
             pools=[p.name for p in new.pools],
             interval_seconds=new.daemon.interval_seconds,
-            dry_run=self.dry_run,
+            dry_run=self.ticker.dry_run,
         )
 
     def run(
@@ -343,7 +302,7 @@ class Daemon:
             "daemon.started",
             pools=[p.name for p in self.config.pools],
             interval_seconds=self.config.daemon.interval_seconds,
-            dry_run=self.dry_run,
+            dry_run=self.ticker.dry_run,
         )
         watchdog_every = (notifier.watchdog_seconds or 0.0) / 2.0 if notifier else 0.0
         last_ping = time.monotonic()
@@ -361,7 +320,7 @@ class Daemon:
         finally:
             deadline = self.config.daemon.shutdown_deadline_seconds
             self.stop_deadline = time.monotonic() + deadline
-            self.stopping.set()
+            self.ticker.stopping.set()
             stop.set()  # also when leaving by an exception: the tick thread ends too
             if notifier is not None:
                 notifier.stopping(f"stopping; {self.status_line()}")
@@ -378,9 +337,9 @@ class Daemon:
                 self._tick_lock.release()
         self.log.info(
             "daemon.stopped",
-            ticks=self.ticks,
+            ticks=self.ticker.ticks,
             clean=finished,
-            resizes_in_flight=sorted(self.inflight),
+            resizes_in_flight=sorted(self.ticker.inflight),
         )
         return finished
 

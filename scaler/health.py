@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from scaler.config import PoolConfig
-    from scaler.daemon import Daemon, PoolOutcome
+    from scaler.daemon import Daemon, DaemonView, PoolOutcome
 
 # A ``*_created`` series per counter and histogram doubles the series count and no dashboard
 # reads it (prometheus_client: "disable_created_metrics()").
@@ -165,7 +165,7 @@ class DaemonCollector(Collector):
         self.daemon = daemon
 
     def collect(self) -> Iterator[Metric]:
-        d = self.daemon
+        d = self.daemon.view()
         current = GaugeMetricFamily(
             f"{PREFIX}_pool_current_instances",
             "Instances the pool has (sku.capacity).",
@@ -200,10 +200,9 @@ class DaemonCollector(Collector):
             "Concurrent calls one instance serves (the pool's calls_per_instance).",
             labels=["pool"],
         )
-        last = dict(d.last)
         for pool in d.config.pools:
-            o = last.get(pool.name)
-            inflight.add_metric([pool.name], 1.0 if pool.name in d.inflight else 0.0)
+            o = d.last.get(pool.name)
+            inflight.add_metric([pool.name], 1.0 if pool.name in d.resizing else 0.0)
             low.add_metric([pool.name], float(pool.min))
             high.add_metric([pool.name], float(pool.max))
             per.add_metric([pool.name], float(pool.calls_per_instance))
@@ -244,7 +243,7 @@ class DaemonCollector(Collector):
             "vCPU quota left (limit - current) by region and quota name.",
             labels=["location", "quota"],
         )
-        for location, usages in sorted(dict(d.usage).items()):
+        for location, usages in sorted(d.usage.items()):
             for name, u in sorted(usages.items()):
                 if u.problem:  # Azure's numbers for the line are unusable: no figure
                     continue
@@ -263,16 +262,20 @@ class DaemonCollector(Collector):
             roles.add_metric([r], 1.0 if role == r else 0.0)
         yield roles
         ready = GaugeMetricFamily(f"{PREFIX}_ready", "1 when /readyz would answer 200.")
-        ready.add_metric([], 1.0 if readiness(d)[0] else 0.0)
+        ready.add_metric([], 1.0 if _ready(d)[0] else 0.0)
         yield ready
 
 
 def liveness(daemon: Daemon) -> tuple[bool, dict[str, Any]]:
     ok, age = daemon.ticking_healthy()
-    return ok, {"ticking": ok, "seconds_since_tick": age, "ticks": daemon.ticks}
+    return ok, {"ticking": ok, "seconds_since_tick": age, "ticks": daemon.view().ticks}
 
 
 def readiness(daemon: Daemon) -> tuple[bool, dict[str, Any]]:
+    return _ready(daemon.view())
+
+
+def _ready(daemon: DaemonView) -> tuple[bool, dict[str, Any]]:
     role = daemon.role
     checks = {
         "config_loaded": True,
@@ -286,16 +289,14 @@ def readiness(daemon: Daemon) -> tuple[bool, dict[str, Any]]:
     return all(checks.values()), body
 
 
-def status(daemon: Daemon) -> dict[str, Any]:
+def status(of: Daemon) -> dict[str, Any]:
+    daemon = of.view()
     pools = []
-    last = dict(daemon.last)
     for pool in daemon.config.pools:
-        o = last.get(pool.name)
+        o = daemon.last.get(pool.name)
         entry: dict[str, Any] = o.to_json() if o else {"pool": pool.name, "reason": None}
-        op = daemon.inflight.get(pool.name)
-        entry["resize_in_flight"] = (
-            {"target": op.target, "started": _iso(op.started)} if op else None
-        )
+        op = daemon.resizing.get(pool.name)
+        entry["resize_in_flight"] = {"target": op[0], "started": _iso(op[1])} if op else None
         entry["min"], entry["max"] = pool.min, pool.max
         cost = daemon.config.cost
         if cost is not None:

@@ -208,12 +208,12 @@ def test_no_capacity_for_the_vm_size_backs_off_instead_of_retrying_every_tick(
         (first,) = daemon.tick()
         assert first.applied
         deadline = _time.monotonic() + 20
-        while not daemon.inflight["tc"].handle.done() and _time.monotonic() < deadline:
+        while not daemon.ticker.inflight["tc"].handle.done() and _time.monotonic() < deadline:
             _time.sleep(0.05)
         (second,) = daemon.tick()  # learns of the failure, then holds the scale-up
         assert (second.desired, second.reason) == (2, "CapacityUnavailable")
         assert len(patches(env)) == 1
-        assert daemon.capacity_backoff["tc"].backoff.failures == 1
+        assert daemon.ticker.capacity_backoff["tc"].backoff.failures == 1
     finally:
         adapters.close()
 

@@ -83,13 +83,13 @@ def test_run_stops_promptly_when_asked() -> None:
     thread = threading.Thread(target=daemon.run, args=(stop,), kwargs={"period_seconds": 0.05})
     thread.start()
     deadline = time.monotonic() + 5
-    while daemon.ticks < 3 and time.monotonic() < deadline:
+    while daemon.ticker.ticks < 3 and time.monotonic() < deadline:
         time.sleep(0.02)
     began = time.monotonic()
     stop.set()
     thread.join(5)
     assert not thread.is_alive()
-    assert daemon.ticks >= 3
+    assert daemon.ticker.ticks >= 3
     assert time.monotonic() - began < 2
 
 

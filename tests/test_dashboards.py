@@ -109,7 +109,7 @@ def test_build_info_scale_actions_min_max_and_no_created_series(
     (build,) = families["cvi_autoscaler_build_info"].samples
     assert build.value == 1.0 and build.labels["version"]
     (up,) = families["cvi_autoscaler_scale_actions"].samples
-    (o,) = daemon.last.values()
+    (o,) = daemon.ticker.last.values()
     assert o.applied and o.desired > o.current  # the tick scaled out, and it was counted
     assert (up.name, up.labels, up.value) == (
         "cvi_autoscaler_scale_actions_total",

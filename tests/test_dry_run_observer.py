@@ -138,9 +138,11 @@ def _wait(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
 def _settled(prod: Replica) -> None:
     """Wait until production has made two whole ticks since the load changed: the first may
     have read the old load, the second decides on the new one and writes nothing more."""
-    mark = prod.daemon.ticks
-    _wait(lambda: prod.daemon.ticks >= mark + 2, "production ticking on the new load")
-    _wait(lambda: not any(not op.handle.done() for op in prod.daemon.inflight.values()), "idle")
+    mark = prod.daemon.ticker.ticks
+    _wait(lambda: prod.daemon.ticker.ticks >= mark + 2, "production ticking on the new load")
+    _wait(
+        lambda: not any(not op.handle.done() for op in prod.daemon.ticker.inflight.values()), "idle"
+    )
 
 
 class Observer:
@@ -163,7 +165,7 @@ class Observer:
         self.thread.start()
 
     def ticks(self) -> int:
-        return self.daemon.ticks if self.daemon is not None else 0
+        return self.daemon.ticker.ticks if self.daemon is not None else 0
 
     def close(self) -> None:
         self.stop.set()
@@ -285,7 +287,7 @@ def test_a_dry_run_started_first_never_takes_the_lease_and_production_leads(
     prod: Replica = setup["prod"]
     observer = setup["start_observer"]()
     _wait(lambda: observer.ticks() >= 3, "three observer ticks")
-    (o,) = observer.daemon.last.values()  # type: ignore[union-attr]
+    (o,) = observer.daemon.ticker.last.values()  # type: ignore[union-attr]
     assert o.desired > o.current == 3 and o.dry_run and not o.applied  # decided, wrote nothing
     assert proxy.lease_requests() == []  # not one acquire, renew or release
     assert proxy.writes() == []  # no container, no lease blob, no state blob
@@ -302,7 +304,7 @@ def test_a_dry_run_started_first_never_takes_the_lease_and_production_leads(
     _settled(prod)
     size = fake.vmss_capacity("cvi", "tc")
     assert prod.applied and prod.lease.role == "leader"
-    _wait(lambda: observer.daemon.last["tc"].current == size, "the observer seeing it")  # type: ignore[union-attr]
+    _wait(lambda: observer.daemon.ticker.last["tc"].current == size, "the observer seeing it")  # type: ignore[union-attr]
     assert proxy.lease_requests() == [] and proxy.writes() == []
     assert _shared_state(setup).writer == "prod"
 
@@ -324,9 +326,9 @@ def test_a_dry_run_beside_a_leader_follows_its_state_and_never_interferes(
     observer = setup["start_observer"]()
     _wait(lambda: observer.ticks() >= 2, "observer ticks")
     daemon = observer.daemon
-    assert daemon is not None and daemon.dry_run
+    assert daemon is not None and daemon.ticker.dry_run
     # Its decisions start from the leader's stabilisation history (scale events, cooldowns) ...
-    assert set(leader_events) <= set(daemon.states["tc"].scale_events)
+    assert set(leader_events) <= set(daemon.ticker.states["tc"].scale_events)
     assert proxy.reads_of(ha.state_blob) >= 1  # ... read from the leader's state blob
 
     # Production's next decisions go on being production's, and the observer follows them.
@@ -336,10 +338,10 @@ def test_a_dry_run_beside_a_leader_follows_its_state_and_never_interferes(
     set_cpu(fake, 78.0)
     _settled(prod)
     size = fake.vmss_capacity("cvi", "tc")
-    _wait(lambda: daemon.last["tc"].current == size, "the observer seeing production's size")
+    _wait(lambda: daemon.ticker.last["tc"].current == size, "the observer seeing production's size")
     _wait(
         lambda: (
-            len(daemon.states["tc"].scale_events)
+            len(daemon.ticker.states["tc"].scale_events)
             == len(_shared_state(setup).pools["tc"].state.scale_events)
         ),
         "the observer taking the leader's new scale events",

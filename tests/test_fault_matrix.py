@@ -530,7 +530,7 @@ def _writes(world: World, rg: str, since: tuple[int, int]) -> Counter[str]:
 def _settle(daemon: Daemon) -> None:
     """Let the resizes started in the tick finish polling (so an LRO fault meets its polls)."""
     waited = 0.0
-    while any(not op.handle.done() for op in daemon.inflight.values()) and waited < 10:
+    while any(not op.handle.done() for op in daemon.ticker.inflight.values()) and waited < 10:
         time.sleep(0.01)
         waited += 0.01
 

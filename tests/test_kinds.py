@@ -409,7 +409,7 @@ def test_a_reload_gives_a_pool_the_history_its_new_policies_read() -> None:
     clock = ManualClock(START.timestamp())
     cloud = SimCloud(config, flat_trace([10.0] * 60), clock=clock, quota_limits={})
     daemon = Daemon(config=config, metrics=cloud, actuator=cloud, quota=cloud, clock=clock)
-    assert daemon.history["tc"].capacity == 60
+    assert daemon.ticker.history["tc"].capacity == 60
     table = pool_table(policies=[{"type": "predictive"}])
     daemon.ticker.use_config(parse_config(config_doc(table), environ={}))
-    assert daemon.history["tc"].capacity == HISTORY_MINUTES
+    assert daemon.ticker.history["tc"].capacity == HISTORY_MINUTES

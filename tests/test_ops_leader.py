@@ -155,7 +155,7 @@ def test_exactly_one_of_two_replicas_actuates(
     patches = [w for w in fake.writes() if w.method == "PATCH"]
     assert len(patches) == len(a.applied) >= 1
     assert fake.vmss_capacity("cvi", "tc") == 9  # ceil(100 / (15 × 0.8))
-    assert (a.daemon.last["tc"].desired, b.daemon.last["tc"].desired) == (9, 9)
+    assert (a.daemon.ticker.last["tc"].desired, b.daemon.ticker.last["tc"].desired) == (9, 9)
 
     shared = b.store.load_shared()  # the leader's state, in the blob next to the lease
     assert shared is not None and shared.writer == "a"

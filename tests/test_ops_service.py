@@ -401,10 +401,10 @@ def test_a_backward_wall_clock_step_neither_stops_ticking_nor_hides_a_stuck_tick
     )
     thread.start()
     try:
-        _until(lambda: daemon.ticks >= 2, "the first ticks")
+        _until(lambda: daemon.ticker.ticks >= 2, "the first ticks")
         wall.offset -= 3600.0  # the system clock steps back one hour
-        seen = daemon.ticks
-        _until(lambda: daemon.ticks >= seen + 3, "ticks after the step")  # ticking goes on
+        seen = daemon.ticker.ticks
+        _until(lambda: daemon.ticker.ticks >= seen + 3, "ticks after the step")  # ticking goes on
         assert daemon.ticking_healthy()[0]
 
         blob.stuck.set()  # a tick blocks in a slow call ...
@@ -414,10 +414,10 @@ def test_a_backward_wall_clock_step_neither_stops_ticking_nor_hides_a_stuck_tick
         ok, age = daemon.ticking_healthy()
         assert not ok and age > 3 * period  # by the monotonic age, whatever the wall says
 
-        stuck_at = daemon.ticks
+        stuck_at = daemon.ticker.ticks
         blob.stuck.clear()
         blob.release.set()
-        _until(lambda: daemon.ticks >= stuck_at + 2, "ticks after the call returned")
+        _until(lambda: daemon.ticker.ticks >= stuck_at + 2, "ticks after the call returned")
         assert daemon.ticking_healthy()[0]
     finally:
         stop.set()
@@ -438,7 +438,7 @@ def test_sigterm_with_a_tick_stuck_in_a_slow_call_stops_within_the_deadline(
     )
     thread.start()
     try:
-        _until(lambda: daemon.ticks >= 2, "the first ticks")
+        _until(lambda: daemon.ticker.ticks >= 2, "the first ticks")
         blob.stuck.set()
         _until(blob.entered.is_set, "the stuck call")
         began = time.monotonic()

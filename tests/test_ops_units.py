@@ -195,7 +195,7 @@ def test_a_new_leader_adopts_its_predecessors_scale_events() -> None:
     shared = Shared()
     config = _config()
     first, cloud, clock = _sim([120.0] * 180, config, leader=Lease(True))
-    first.store = StateStore(shared=shared)
+    first.persistence.store = StateStore(shared=shared)
     (o,) = first.tick()
     assert o.applied and shared.data is not None
     standby_lease = Lease(False)
@@ -209,12 +209,12 @@ def test_a_new_leader_adopts_its_predecessors_scale_events() -> None:
         store=StateStore(shared=shared),
     )
     second.tick()
-    assert second.states["tc"].scale_events == ()
+    assert second.ticker.states["tc"].scale_events == ()
     standby_lease.leading = True  # the first one died; the lease is ours
     clock.advance(5)
     second.tick()
-    assert second.states["tc"].scale_events == first.states["tc"].scale_events
-    assert second.states["tc"].last_scale_up == first.states["tc"].last_scale_up
+    assert second.ticker.states["tc"].scale_events == first.ticker.states["tc"].scale_events
+    assert second.ticker.states["tc"].last_scale_up == first.ticker.states["tc"].last_scale_up
 
 
 def test_restart_keeps_cooldowns_and_unreadable_state_holds_one_window(tmp_path: Path) -> None:
@@ -232,7 +232,7 @@ def test_restart_keeps_cooldowns_and_unreadable_state_holds_one_window(tmp_path:
     again.clock = clock
     again.actuator = again.metrics = again.quota = cloud
     again.restore()
-    assert again.states["tc"].scale_events == saved.pools["tc"].state.scale_events
+    assert again.ticker.states["tc"].scale_events == saved.pools["tc"].state.scale_events
 
     # Unreadable state: discarded, and no scale-in for one down-stabilisation window.
     StateFile(tmp_path).path.write_text("{not json")

@@ -162,7 +162,7 @@ def test_scale_in_deletes_only_the_idle_instance_and_protects_the_busy(env: Env)
         assert (
             lifted and not lifted[-1].body["properties"]["protectionPolicy"]["protectFromScaleIn"]
         )
-        assert daemon.pending_drains == {}
+        assert daemon.ticker.pending_drains == {}
     finally:
         adapters.close()
 

@@ -92,7 +92,7 @@ def test_a_metrics_library_error_holds_every_pool_and_the_loop_goes_on() -> None
     assert [o.reason for o in outcomes] == ["MetricsMissing", "MetricsMissing"]
     assert not any(o.applied for o in outcomes)
     assert "JSONDecodeError" in (outcomes[0].decision.detail if outcomes[0].decision else "")
-    assert daemon.read_failures == ["metrics"]
+    assert daemon.ticker.read_failures == ["metrics"]
 
 
 def test_a_low_arm_budget_stretches_the_next_tick_and_health_allows_for_it() -> None:
@@ -115,7 +115,7 @@ def test_a_low_arm_budget_stretches_the_next_tick_and_health_allows_for_it() -> 
     deadline = time.monotonic() + 20
     while daemon.next_tick_due is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    due, ticks = daemon.next_tick_due, daemon.ticks
+    due, ticks = daemon.next_tick_due, daemon.ticker.ticks
     waits = None if due is None else due - time.monotonic()
     healthy = daemon.ticking_healthy()[0]
     stop.set()
