@@ -76,6 +76,7 @@ from scaler.core.history import ArrayHistory
 from scaler.core.metrics import reduce_window, to_calls
 from scaler.core.types import (
     Behavior,
+    MetricReading,
     Observation,
     PoolLimits,
     PoolState,
@@ -343,318 +344,391 @@ def replay_pool(
 ) -> PoolRun:
     """Replay one pool over its trace column ``calls`` (``None``: metric unavailable).
 
+    It reads like the tick it replays: at each tick due, ``observe`` (the metric window the
+    daemon would see), ``plan`` (the daemon's ``decide()``, and for an idle-only scale-in the
+    kind's own planner) and ``act`` (the resize taking effect in the model); then every bucket
+    is ``serve``d by the minute model and ``record``ed in the scored series.
+
     Calls ``progress(n)`` every ``progress_every`` buckets with the buckets done since the last
     call. Cost: one ``decide()`` per tick plus a few float operations per bucket.
     """
-    n = grid.length
-    s = grid.step_seconds
-    start = grid.start
-    scored_i = grid.scored_index
-    scored_t = grid.scored_from
-    interval = grid.interval_seconds
-    minutes_per_step = s / 60.0
-
-    limits = spec.limits
-    behavior = spec.behavior
-    policies = spec.policies
-    cpi = limits.calls_per_instance
-    boot = spec.boot_seconds
-    lag = spec.lag_seconds
-    window = spec.window_seconds
-    reduce = spec.reduce
-    meaning = spec.meaning
-    history_seconds = spec.history_seconds
-    drain = spec.scale_in == "drain"
-    idle_only = spec.scale_in == "idle"
-    idle = spec.cpu_idle_percent
-    churn = 1.0 - math.exp(-minutes_per_step / spec.mean_call_minutes)
-    busy_span = 100.0 - idle
-
-    values = nan_buffer(calls)  # the trace's calls, NaN in a gap; read, never written
-    as_calls = meaning == "calls"
-    # What the metric source would publish per bucket (NaN: null): the trace itself, or a
-    # platform metric derived from the model as it runs (filled in as each bucket is served).
-    metric = values if as_calls else array("d", (math.nan,)) * n
-    history = ArrayHistory(start=start, step_seconds=s, values=values if as_calls else ())
-    history.visible_until = start
-    # The (time, value) buckets the last tick read, oldest first (``window_first`` is the first
-    # one's index): ticks only move forward, so each bucket becomes a point once.
-    points: deque[tuple[float, float | None]] = deque()
-    window_first = 0
-    reach = window + history_seconds
-
-    cap = limits.min  # requested instances (the scale set's size)
-    ready = limits.min  # ready, taking calls
-    pending: deque[list[float]] = deque()  # [ready at, count], oldest first
-    active_calls = 0.0  # calls on the ready instances, spread evenly
-    draining: list[float] = []  # calls held by each draining instance
-    drain_age: list[int] = []  # buckets since it started draining
-    drain_deadline: list[float] = []  # when each is deleted regardless (max_drain_seconds)
-    survive = _residual_steps(s)
-    oldest = len(survive) - 1
-    max_drain = spec.max_drain_seconds
-    drain_state = DrainState()  # ``idle``: what a waiting scale-in carries between ticks
-    idle_ready = 0
-    state = PoolState()
-    hold_at = spec.hold_at
-    last_hold = len(hold_at) - 1 if hold_at is not None else -1
-
-    totals = PoolTotals(min_instances=cap, max_instances=cap)
-    # Per scored bucket: demand, and the runs of the series that change seldom (where a run
-    # starts, its value); ``math.nan`` as the last value starts the first run.
-    demand = array("d")
-    put_demand = demand.append
-    ready_at, ready_v, last_ready = array("q"), array("d"), math.nan
-    req_at, req_v, last_req = array("q"), array("d"), math.nan
-    short_at, short_v, last_short = array("q"), array("d"), math.nan
-    drain_at, drain_v, last_drain = array("q"), array("d"), math.nan
-    last_known = 0.0  # demand carries the last known value through a gap (0 before any)
-    reasons: dict[Reason, int] = {}
-    instance_seconds = 0.0
-    dropped = 0.0
-    actions = 0
-    last_change = start  # billing: time since which ``cap`` has held
-    hi_base = start + lag + s  # bucket index arithmetic, see the tick below
-    lo_base = start + lag + reach
-
+    r = _Replay(spec, calls, grid)
+    start, s, interval, scored_i = (
+        grid.start,
+        grid.step_seconds,
+        grid.interval_seconds,
+        grid.scored_index,
+    )
     next_tick = start
     done_since_progress = 0
-    for i in range(n):
+    for i in range(grid.length):
         t = start + i * s
-        scored = i >= scored_i
         # -- ticks due by the start of this bucket --------------------------------------------
         while next_tick <= t:
             now = next_tick
             next_tick += interval
-            if hold_at is not None:
-                k = int((now - start) // s)
-                if hold_at[k if k < last_hold else last_hold] == cap:
-                    if idle_only:  # decide() would have asked for ``cap``: no scale-in waits
-                        drain_state = DrainState()
-                    continue
-            # buckets of [now - lag - window (- history), now - lag), complete ones only
-            hi = int((now - hi_base) // s)
-            lo = -int((lo_base - now) // s)
-            if lo < 0:
-                lo = 0
-            # slide the window to buckets [lo, hi]: every bucket in it has been served
-            while points and window_first < lo:
-                points.popleft()
-                window_first += 1
-            if not points:
-                window_first = lo
-            k = window_first + len(points)
-            while k <= hi:
-                v = metric[k]
-                points.append((start + k * s, None if v != v else v))
-                k += 1
-            reading = reduce_window(
-                points,
-                now=now,
-                window_seconds=window,
-                lag_seconds=lag,
-                reduce=reduce,
-                bucket_seconds=s,
-                history_seconds=history_seconds,
-            )
-            if not as_calls:
-                reading = to_calls(reading, meaning=meaning, current=cap, calls_per_instance=cpi)
-            history.visible_until = now - lag
-            d = decide(
-                pool=limits,
-                behavior=behavior,
-                policies=policies,
-                observation=Observation(cap, reading),
-                state=state,
-                now=now,
-                history=history,
-            )
-            state = d.state
-            on_score = now >= scored_t
-            desired = d.desired
-            reason = d.reason
-            forced = 0  # busy instances an idle-only scale-in removes after max_drain_seconds
-            if idle_only:
-                if desired < cap:
-                    idle_ready = int(ready * math.exp(-active_calls / ready)) if ready else 0
-                    plan = vmss_kind.plan_drain(
-                        decision=d,
-                        instances=_synthetic_instances(
-                            pending, boot, ready, idle_ready, active_calls
-                        ),
-                        state=drain_state,
-                        now=now,
-                        max_drain_seconds=max_drain,
-                    )
-                    drain_state = plan.state
-                    desired = plan.decision.desired
-                    reason = plan.decision.reason
-                    forced = len(plan.actions.forced)
-                else:
-                    drain_state = DrainState()
-            if on_score:
-                reasons[reason] = reasons.get(reason, 0) + 1
-            if desired == cap:
+            if r.held(now):
                 continue
-            change = desired - cap
-            state = record_scale(state, now=now, change=change)
-            # billing of the capacity that held until now
-            seg = last_change if last_change > scored_t else scored_t
-            if now > seg:
-                instance_seconds += cap * (now - seg)
-            last_change = now
-            if change > 0:
-                pending.append([now + boot, float(change)])
-            else:
-                remove = -change
-                while remove and pending:  # the newest, still booting, go first
-                    last = pending[-1]
-                    take = min(remove, int(last[1]))
-                    last[1] -= take
-                    remove -= take
-                    if not last[1]:
-                        pending.pop()
-                if remove and idle_only:
-                    if forced:  # their calls drop, as Azure deletes them busy
-                        per = active_calls / max(1, ready - idle_ready)
-                        moved = min(active_calls, per * forced)
-                        active_calls -= moved
-                        if on_score:
-                            dropped += moved
-                    ready -= remove
-                elif remove:
-                    per = active_calls / ready if ready else 0.0
-                    moved = per * remove
-                    active_calls -= moved
-                    if active_calls < 0.0:
-                        active_calls = 0.0
-                    ready -= remove
-                    if drain:
-                        if per >= EMPTY_BELOW_CALLS:
-                            draining.extend([per] * remove)
-                            drain_age.extend([0] * remove)
-                            deadline = now + max_drain if max_drain is not None else math.inf
-                            drain_deadline.extend([deadline] * remove)
-                    elif on_score:
-                        dropped += moved
-            cap = desired
-            if on_score:
-                actions += 1
-                if cap > totals.max_instances:
-                    totals.max_instances = cap
-                if cap < totals.min_instances:
-                    totals.min_instances = cap
+            desired, forced = r.plan(now, r.observe(now))
+            if desired != r.cap:
+                r.act(now, desired, forced)
         if i == scored_i:
-            totals.min_instances = totals.max_instances = cap
-
-        # -- instances that finished booting ---------------------------------------------------
-        while pending and pending[0][0] <= t:
-            ready += int(pending.popleft()[1])
-
-        # -- calls: some end, the rest stay where they are, new ones fill the room ------------
-        known = values[i]
-        if known == known:  # not a gap
-            last_known = known
-        want = last_known
-        held = active_calls
-        if draining:
-            held += sum(draining)
-        if held > 0.0:
-            end_share = churn
-            if want < held:
-                drop_share = (held - want) / held
-                if drop_share > end_share:
-                    end_share = drop_share
-            keep = 1.0 - end_share
-            active_calls *= keep
-            if draining:
-                # meetings end as they do, and faster when demand falls faster than churn
-                extra = keep / (1.0 - churn)
-                kept: list[float] = []
-                kept_age: list[int] = []
-                kept_deadline: list[float] = []
-                for c, age, deadline in zip(draining, drain_age, drain_deadline, strict=True):
-                    c *= survive[age if age < oldest else oldest] * extra
-                    if c < EMPTY_BELOW_CALLS:
-                        continue
-                    if deadline <= t:
-                        if scored:
-                            dropped += c
-                        continue
-                    kept.append(c)
-                    kept_age.append(age + 1)
-                    kept_deadline.append(deadline)
-                draining, drain_age, drain_deadline = kept, kept_age, kept_deadline
-                held = active_calls + sum(draining)
-            else:
-                held = active_calls
-        room = ready * cpi
-        new = want - held
-        unserved = 0.0
-        if new > 0.0:
-            space = room - active_calls
-            if new > space:
-                unserved = new - space
-                new = space if space > 0.0 else 0.0
-            active_calls += new
-
-        if not as_calls and known == known and ready:
-            if meaning == "percent_of_capacity":
-                value = idle + busy_span * active_calls / room
-                if value > 100.0:
-                    value = 100.0
-            else:  # calls_per_instance
-                value = active_calls / ready
-            metric[i] = value
-            history.put(t, to_calls_value(value, meaning, cap, cpi))
-
-        if scored:
-            put_demand(want)
-            if ready != last_ready:
-                ready_at.append(i - scored_i)
-                ready_v.append(ready)
-                last_ready = ready
-            if cap != last_req:
-                req_at.append(i - scored_i)
-                req_v.append(cap)
-                last_req = cap
-            if unserved != last_short:
-                short_at.append(i - scored_i)
-                short_v.append(unserved)
-                last_short = unserved
-            if len(draining) != last_drain:
-                drain_at.append(i - scored_i)
-                drain_v.append(len(draining))
-                last_drain = len(draining)
-
+            r.totals.min_instances = r.totals.max_instances = r.cap
+        unserved = r.serve(i, t)
+        if i >= scored_i:
+            r.record(i - scored_i, unserved)
         if progress is not None:
             done_since_progress += 1
             if done_since_progress >= progress_every:
                 progress(done_since_progress)
                 done_since_progress = 0
-
-    seg = last_change if last_change > scored_t else scored_t
-    if grid.end > seg:
-        instance_seconds += cap * (grid.end - seg)
     if progress is not None and done_since_progress:
         progress(done_since_progress)
-    scored_n = len(demand)
-    series = PoolSeries(
-        demand=demand,
-        ready=Steps(ready_at, ready_v, scored_n),
-        requested=Steps(req_at, req_v, scored_n),
-        unserved=Steps(short_at, short_v, scored_n),
-        draining=Steps(drain_at, drain_v, scored_n),
-    )
-    totals.instance_seconds = instance_seconds
-    totals.dropped_calls = dropped
-    totals.scale_actions = actions
-    totals.call_minutes = sum(series.demand) * minutes_per_step
-    totals.unserved_call_minutes = sum(series.unserved) * minutes_per_step
-    totals.served_call_minutes = totals.call_minutes - totals.unserved_call_minutes
-    totals.peak_shortfall_calls = max(series.unserved, default=0.0)
-    totals.drain_instance_seconds = sum(series.draining) * s
-    return PoolRun(spec.name, totals, series, {r.value: k for r, k in reasons.items()})
+    return r.result()
+
+
+class _Replay:
+    """One pool's replay: what the daemon carries between ticks (its ``PoolState``, the metric
+    window, a waiting scale-in), the minute model of the pool (instances booting, ready and
+    draining, the calls on them) and the scored accounting."""
+
+    def __init__(self, spec: PoolSpec, calls: Sequence[float | None], grid: Grid) -> None:
+        s = grid.step_seconds
+        self.spec = spec
+        self.grid = grid
+        self.minutes_per_step = s / 60.0
+        self.as_calls = spec.meaning == "calls"
+        self.drain = spec.scale_in == "drain"
+        self.idle_only = spec.scale_in == "idle"
+        self.churn = 1.0 - math.exp(-self.minutes_per_step / spec.mean_call_minutes)
+        self.busy_span = 100.0 - spec.cpu_idle_percent
+        n = grid.length
+        start = grid.start
+        self.values = nan_buffer(calls)  # the trace's calls, NaN in a gap; read, never written
+        # What the metric source would publish per bucket (NaN: null): the trace itself, or a
+        # platform metric derived from the model as it runs (filled in as each bucket is served).
+        self.metric = self.values if self.as_calls else array("d", (math.nan,)) * n
+        self.history = ArrayHistory(
+            start=start, step_seconds=s, values=self.values if self.as_calls else ()
+        )
+        self.history.visible_until = start
+        # The (time, value) buckets the last tick read, oldest first (``window_first`` is the
+        # first one's index): ticks only move forward, so each bucket becomes a point once.
+        self.points: deque[tuple[float, float | None]] = deque()
+        self.window_first = 0
+        reach = spec.window_seconds + spec.history_seconds
+        self.hi_base = start + spec.lag_seconds + s  # bucket index arithmetic, see ``observe``
+        self.lo_base = start + spec.lag_seconds + reach
+
+        limits = spec.limits
+        self.cap = limits.min  # requested instances (the scale set's size)
+        self.ready = limits.min  # ready, taking calls
+        self.pending: deque[list[float]] = deque()  # [ready at, count], oldest first
+        self.active_calls = 0.0  # calls on the ready instances, spread evenly
+        self.draining: list[float] = []  # calls held by each draining instance
+        self.drain_age: list[int] = []  # buckets since it started draining
+        self.drain_deadline: list[float] = []  # when each is deleted regardless
+        self.survive = _residual_steps(s)
+        self.oldest = len(self.survive) - 1
+        self.drain_state = DrainState()  # ``idle``: what a waiting scale-in carries between ticks
+        self.idle_ready = 0
+        self.state = PoolState()
+        self.last_hold = len(spec.hold_at) - 1 if spec.hold_at is not None else -1
+        self.last_known = 0.0  # demand carries the last known value through a gap (0 before any)
+
+        self.totals = PoolTotals(min_instances=self.cap, max_instances=self.cap)
+        # Per scored bucket: demand, and the runs of the series that change seldom (where a run
+        # starts, its value); ``math.nan`` as the last value starts the first run.
+        self.demand = array("d")
+        self.runs = {key: (array("q"), array("d")) for key in _SERIES}
+        self.last_run = dict.fromkeys(_SERIES, math.nan)
+        self.reasons: dict[Reason, int] = {}
+        self.instance_seconds = 0.0
+        self.dropped = 0.0
+        self.actions = 0
+        self.last_change = start  # billing: time since which ``cap`` has held
+
+    # -- observe ----------------------------------------------------------------------------
+
+    def held(self, now: float) -> bool:
+        """Whether the trace says the pool held at its size at this tick (``hold_at``): the
+        tick is skipped, as ``decide()`` would have asked for the current size."""
+        hold_at = self.spec.hold_at
+        if hold_at is None:
+            return False
+        k = int((now - self.grid.start) // self.grid.step_seconds)
+        if hold_at[k if k < self.last_hold else self.last_hold] != self.cap:
+            return False
+        if self.idle_only:  # decide() would have asked for ``cap``: no scale-in waits
+            self.drain_state = DrainState()
+        return True
+
+    def observe(self, now: float) -> MetricReading:
+        """What the daemon's metric read gives at ``now``: the buckets of
+        [now - lag - window (- history), now - lag), complete ones only, reduced."""
+        spec = self.spec
+        s = self.grid.step_seconds
+        hi = int((now - self.hi_base) // s)
+        lo = -int((self.lo_base - now) // s)
+        if lo < 0:
+            lo = 0
+        # slide the window to buckets [lo, hi]: every bucket in it has been served
+        points = self.points
+        while points and self.window_first < lo:
+            points.popleft()
+            self.window_first += 1
+        if not points:
+            self.window_first = lo
+        k = self.window_first + len(points)
+        start = self.grid.start
+        while k <= hi:
+            v = self.metric[k]
+            points.append((start + k * s, None if v != v else v))
+            k += 1
+        reading = reduce_window(
+            points,
+            now=now,
+            window_seconds=spec.window_seconds,
+            lag_seconds=spec.lag_seconds,
+            reduce=spec.reduce,
+            bucket_seconds=s,
+            history_seconds=spec.history_seconds,
+        )
+        if not self.as_calls:
+            reading = to_calls(
+                reading,
+                meaning=spec.meaning,
+                current=self.cap,
+                calls_per_instance=spec.limits.calls_per_instance,
+            )
+        self.history.visible_until = now - spec.lag_seconds
+        return reading
+
+    # -- plan -------------------------------------------------------------------------------
+
+    def plan(self, now: float, reading: MetricReading) -> tuple[int, int]:
+        """The daemon's decision on this reading: the size it asks for, and how many busy
+        instances an idle-only scale-in removes after ``max_drain_seconds``."""
+        spec = self.spec
+        d = decide(
+            pool=spec.limits,
+            behavior=spec.behavior,
+            policies=spec.policies,
+            observation=Observation(self.cap, reading),
+            state=self.state,
+            now=now,
+            history=self.history,
+        )
+        self.state = d.state
+        desired = d.desired
+        reason = d.reason
+        forced = 0
+        if self.idle_only:
+            if desired < self.cap:
+                ready = self.ready
+                self.idle_ready = int(ready * math.exp(-self.active_calls / ready)) if ready else 0
+                plan = vmss_kind.plan_drain(
+                    decision=d,
+                    instances=_synthetic_instances(
+                        self.pending, spec.boot_seconds, ready, self.idle_ready, self.active_calls
+                    ),
+                    state=self.drain_state,
+                    now=now,
+                    max_drain_seconds=spec.max_drain_seconds,
+                )
+                self.drain_state = plan.state
+                desired = plan.decision.desired
+                reason = plan.decision.reason
+                forced = len(plan.actions.forced)
+            else:
+                self.drain_state = DrainState()
+        if now >= self.grid.scored_from:
+            self.reasons[reason] = self.reasons.get(reason, 0) + 1
+        return desired, forced
+
+    # -- act --------------------------------------------------------------------------------
+
+    def act(self, now: float, desired: int, forced: int) -> None:
+        """The resize takes effect: new instances boot, removed ones go (booting ones first)."""
+        scored_t = self.grid.scored_from
+        on_score = now >= scored_t
+        change = desired - self.cap
+        self.state = record_scale(self.state, now=now, change=change)
+        # billing of the capacity that held until now
+        seg = self.last_change if self.last_change > scored_t else scored_t
+        if now > seg:
+            self.instance_seconds += self.cap * (now - seg)
+        self.last_change = now
+        if change > 0:
+            self.pending.append([now + self.spec.boot_seconds, float(change)])
+        else:
+            self._remove(now, -change, forced, on_score)
+        self.cap = desired
+        if on_score:
+            self.actions += 1
+            totals = self.totals
+            if desired > totals.max_instances:
+                totals.max_instances = desired
+            if desired < totals.min_instances:
+                totals.min_instances = desired
+
+    def _remove(self, now: float, remove: int, forced: int, on_score: bool) -> None:
+        pending = self.pending
+        while remove and pending:  # the newest, still booting, go first
+            last = pending[-1]
+            take = min(remove, int(last[1]))
+            last[1] -= take
+            remove -= take
+            if not last[1]:
+                pending.pop()
+        if remove and self.idle_only:
+            if forced:  # their calls drop, as Azure deletes them busy
+                per = self.active_calls / max(1, self.ready - self.idle_ready)
+                moved = min(self.active_calls, per * forced)
+                self.active_calls -= moved
+                if on_score:
+                    self.dropped += moved
+            self.ready -= remove
+        elif remove:
+            per = self.active_calls / self.ready if self.ready else 0.0
+            moved = per * remove
+            self.active_calls -= moved
+            if self.active_calls < 0.0:
+                self.active_calls = 0.0
+            self.ready -= remove
+            if self.drain:
+                if per >= EMPTY_BELOW_CALLS:
+                    max_drain = self.spec.max_drain_seconds
+                    self.draining.extend([per] * remove)
+                    self.drain_age.extend([0] * remove)
+                    deadline = now + max_drain if max_drain is not None else math.inf
+                    self.drain_deadline.extend([deadline] * remove)
+            elif on_score:
+                self.dropped += moved
+
+    # -- the minute model -------------------------------------------------------------------
+
+    def serve(self, i: int, t: float) -> float:
+        """Bucket ``i``: instances that finished booting join; some calls end, the rest stay
+        where they are, new ones fill the room. Returns the calls unserved."""
+        pending = self.pending
+        while pending and pending[0][0] <= t:
+            self.ready += int(pending.popleft()[1])
+        known = self.values[i]
+        if known == known:  # not a gap
+            self.last_known = known
+        want = self.last_known
+        held = self.active_calls
+        if self.draining:
+            held += sum(self.draining)
+        if held > 0.0:
+            held = self._calls_end(want, held, t, i >= self.grid.scored_index)
+        ready = self.ready
+        cpi = self.spec.limits.calls_per_instance
+        room = ready * cpi
+        new = want - held
+        unserved = 0.0
+        if new > 0.0:
+            space = room - self.active_calls
+            if new > space:
+                unserved = new - space
+                new = space if space > 0.0 else 0.0
+            self.active_calls += new
+        if not self.as_calls and known == known and ready:
+            meaning = self.spec.meaning
+            if meaning == "percent_of_capacity":
+                value = self.spec.cpu_idle_percent + self.busy_span * self.active_calls / room
+                if value > 100.0:
+                    value = 100.0
+            else:  # calls_per_instance
+                value = self.active_calls / ready
+            self.metric[i] = value
+            self.history.put(t, to_calls_value(value, meaning, self.cap, cpi))
+        if i >= self.grid.scored_index:
+            self.demand.append(want)
+        return unserved
+
+    def _calls_end(self, want: float, held: float, t: float, scored: bool) -> float:
+        """A share of the calls held ends (more when demand falls faster than churn); what is
+        still held after."""
+        churn = self.churn
+        end_share = churn
+        if want < held:
+            drop_share = (held - want) / held
+            if drop_share > end_share:
+                end_share = drop_share
+        keep = 1.0 - end_share
+        self.active_calls *= keep
+        if not self.draining:
+            return self.active_calls
+        # meetings end as they do, and faster when demand falls faster than churn
+        extra = keep / (1.0 - churn)
+        survive, oldest = self.survive, self.oldest
+        kept: list[float] = []
+        kept_age: list[int] = []
+        kept_deadline: list[float] = []
+        for c, age, deadline in zip(
+            self.draining, self.drain_age, self.drain_deadline, strict=True
+        ):
+            c *= survive[age if age < oldest else oldest] * extra
+            if c < EMPTY_BELOW_CALLS:
+                continue
+            if deadline <= t:
+                if scored:
+                    self.dropped += c
+                continue
+            kept.append(c)
+            kept_age.append(age + 1)
+            kept_deadline.append(deadline)
+        self.draining, self.drain_age, self.drain_deadline = kept, kept_age, kept_deadline
+        return self.active_calls + sum(self.draining)
+
+    # -- accounting -------------------------------------------------------------------------
+
+    def record(self, at: int, unserved: float) -> None:
+        """The scored bucket ``at`` in the series that change seldom (a new run on a change)."""
+        for key, value in (
+            ("ready", float(self.ready)),
+            ("requested", float(self.cap)),
+            ("unserved", unserved),
+            ("draining", float(len(self.draining))),
+        ):
+            if value != self.last_run[key]:
+                at_, v_ = self.runs[key]
+                at_.append(at)
+                v_.append(value)
+                self.last_run[key] = value
+
+    def result(self) -> PoolRun:
+        grid = self.grid
+        seg = self.last_change if self.last_change > grid.scored_from else grid.scored_from
+        if grid.end > seg:
+            self.instance_seconds += self.cap * (grid.end - seg)
+        scored_n = len(self.demand)
+        runs = self.runs
+        series = PoolSeries(
+            demand=self.demand,
+            ready=Steps(*runs["ready"], scored_n),
+            requested=Steps(*runs["requested"], scored_n),
+            unserved=Steps(*runs["unserved"], scored_n),
+            draining=Steps(*runs["draining"], scored_n),
+        )
+        totals = self.totals
+        mps = self.minutes_per_step
+        totals.instance_seconds = self.instance_seconds
+        totals.dropped_calls = self.dropped
+        totals.scale_actions = self.actions
+        totals.call_minutes = sum(series.demand) * mps
+        totals.unserved_call_minutes = sum(series.unserved) * mps
+        totals.served_call_minutes = totals.call_minutes - totals.unserved_call_minutes
+        totals.peak_shortfall_calls = max(series.unserved, default=0.0)
+        totals.drain_instance_seconds = sum(series.draining) * grid.step_seconds
+        reasons = {reason.value: k for reason, k in self.reasons.items()}
+        return PoolRun(self.spec.name, totals, series, reasons)
+
+
+_SERIES = ("ready", "requested", "unserved", "draining")
+"""The per-bucket series kept as runs (``Steps``), by their ``PoolSeries`` field."""
 
 
 def to_calls_value(value: float, meaning: str, current: int, calls_per_instance: float) -> float:
