@@ -268,7 +268,7 @@ class DaemonCollector(Collector):
 
 def liveness(daemon: Daemon) -> tuple[bool, dict[str, Any]]:
     ok, age = daemon.ticking_healthy()
-    return ok, {"ticking": ok, "seconds_since_tick": age, "ticks": daemon.view().ticks}
+    return ok, {"ticking": ok, "seconds_since_tick": age, "ticks": daemon.ticks}
 
 
 def readiness(daemon: Daemon) -> tuple[bool, dict[str, Any]]:
