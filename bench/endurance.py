@@ -386,7 +386,7 @@ def daemon_main(config: str, ticks: int, step_minutes: int, one_core: bool) -> N
             sim["ticks"] += 1
             kept = sum(
                 len(h) * getattr(getattr(h, "_values", None), "itemsize", 8)
-                for h in self.history.values()
+                for h in self.ticker.history.values()
             )
             print(f"{PROGRESS} {sim['ticks']} {sim['now']:.0f} {kept} {took:.4f}", file=sys.stderr)
             sys.stderr.flush()
