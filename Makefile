@@ -8,7 +8,7 @@ LINTED := scaler policies tests $(wildcard tools bench)
 
 NODE_STAMP := node_modules/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit bench bench-scale soak clean ops-tools systemd-tools
+.PHONY: install demo test lint typecheck unit bench bench-scale soak endurance clean ops-tools systemd-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,17 +52,27 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# In parallel, one worker per core (pytest-xdist): every test owns its ports and directories.
+# HYPOTHESIS_PROFILE=ci (set by .ci/run, or CI set) runs every property's full example count.
 unit: install ops-tools
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto
 
 test: lint typecheck unit
 
+# Writes bench/results.json and the figures marked <!-- bench:… --> in README.md and
+# docs/benchmarks.md (tests/test_published_figures.py checks they agree with the shipped configs).
 bench: install
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py --write-docs
 
 # 14 simulated days, 20 pools, 5 % faults, clock steps, restarts and corrupt state (not in test)
 soak: install
 	$(BIN)/python tools/soak.py --days 14 --pools 20
+
+# Weeks of uptime at fleet size: the daemon process (run --dry-run) with the recommended set at
+# 200 and 1,000 pools for 42 simulated days on a stepped clock (hours; not in test, which runs
+# the 7-day, 200-pool form: tests/test_endurance.py).
+endurance: install
+	$(BIN)/python bench/endurance.py --pools 200,1000 --days 42 --check
 
 # What one tick costs Azure and the daemon at 20, 200 and 1,000 pools (issue 13's targets).
 bench-scale: install

@@ -686,6 +686,23 @@ def bench_memory(pools: int = 20, days: int = 60) -> dict[str, float] | None:
     }
 
 
+def write_figures(rows: list[dict[str, Any]]) -> None:
+    """``bench/results.json`` and the documents' marked figures (``bench/figures.py``)."""
+    import json
+
+    from bench import figures
+
+    labels = {label for label, _, _ in QUALITY_RUNS}
+    if {r["config"] for r in rows} != labels:
+        print("(--write-docs: not every example config ran; nothing written)", file=sys.stderr)
+        return
+    results = figures.results_of(rows, trace=str(TRACE.relative_to(ROOT)), scored_days=28)
+    figures.RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    changed = figures.write_documents(results)
+    done = ", ".join(str(p.relative_to(ROOT)) for p in changed) or "no document changed"
+    print(f"\nwrote {figures.RESULTS.relative_to(ROOT)}; {done}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="timed runs of the speed bench")
@@ -697,9 +714,18 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(FAMILY_SEEDS))
     parser.add_argument("--family", action="append", choices=list(FAMILIES))
     parser.add_argument("--markdown", action="store_true", help="tables as Markdown")
+    parser.add_argument(
+        "--write-docs",
+        action="store_true",
+        help="save the quality results as bench/results.json and rewrite the figures marked "
+        "<!-- bench:… --> in README.md and docs/benchmarks.md from them",
+    )
     args = parser.parse_args()
     if not args.skip_quality:
-        print_quality(bench_quality(), args.markdown)
+        quality = bench_quality()
+        print_quality(quality, args.markdown)
+        if args.write_docs:
+            write_figures(quality)
         if not args.skip_held_out:
             print_held_out(bench_held_out(), args.markdown)
     if not args.skip_families:

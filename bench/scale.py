@@ -6,7 +6,14 @@ answer, for fleets of scale-set pools over 5 regions and 2 subscriptions, every 
 (its load matches its size, so nothing is written). Per fleet: Azure requests per tick by
 operation in steady state, wall time and CPU per tick, and RSS after the ticks.
 
-Usage: ``python bench/scale.py [--sizes 20,200,1000] [--ticks N] [--latency-ms 20]``.
+Scale set bodies (``--bodies``): ``example`` (default) answers each scale set as Microsoft's
+published ``VirtualMachineScaleSet_Get_WithUserData`` example does, 2.5 kB, with its own name,
+size and state; ``maximum`` as the ``MaximumSet`` update response, 8.4 kB (every property set);
+``compact`` 1.1 kB (the fields the examples share). Azure answers with the scale set's whole
+model, so the size of a list is what the daemon reads every tick.
+
+Usage: ``python bench/scale.py [--sizes 20,200,1000] [--ticks N] [--latency-ms 20]
+[--bodies example|maximum|compact]``.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ TARGET_CPU_PER_200 = 0.15
 TARGET_RSS_MB = 150.0
 
 
-def _fleet(n: int) -> list[tuple[str, str, str]]:
+def fleet(n: int) -> list[tuple[str, str, str]]:
     """(subscription, resource group, region) of each pool: one group per subscription and
     region, the pools spread round-robin."""
     out = []
@@ -53,7 +60,14 @@ def _fleet(n: int) -> list[tuple[str, str, str]]:
     return out
 
 
-def _serve(n: int, latency: float, directory: str, conn: Connection, minutes: int = 120) -> None:
+def _serve(
+    n: int,
+    latency: float,
+    directory: str,
+    conn: Connection,
+    minutes: int = 120,
+    bodies: str = "example",
+) -> None:
     """The fake Azure, in its own process, answering commands on ``conn``."""
     from tests.fakeazure import FakeAzure
 
@@ -61,11 +75,12 @@ def _serve(n: int, latency: float, directory: str, conn: Connection, minutes: in
     for sub in SUBSCRIPTIONS[1:]:
         fake.add_subscription(sub)
     fake.vmss_page_size = 1000
+    fake.vmss_body = bodies
     minute = datetime.now(UTC).replace(second=0, microsecond=0)
     # the daemon's clock steps a tick interval per tick: load for every minute it will read
     points = [(minute + timedelta(minutes=k), CALLS) for k in range(-60, minutes + 5)]
     ids = []
-    for i, (sub, rg, region) in enumerate(_fleet(n)):
+    for i, (sub, rg, region) in enumerate(fleet(n)):
         rid = fake.add_vmss(
             rg, f"p{i:04d}", capacity=CAPACITY, location=region, subscription_id=sub
         )
@@ -108,7 +123,7 @@ def _config(url: str, ca: str, ids: Sequence[str], n: int) -> Any:
     from scaler.config import parse_config
 
     pools = []
-    for i, ((_, _, region), rid) in enumerate(zip(_fleet(n), ids, strict=True)):
+    for i, ((_, _, region), rid) in enumerate(zip(fleet(n), ids, strict=True)):
         pools.append(
             {
                 "name": f"p{i:04d}",
@@ -133,6 +148,7 @@ def _config(url: str, ca: str, ids: Sequence[str], n: int) -> Any:
             "daemon": {"interval_seconds": 60, "tick_deadline_seconds": 50, "read_workers": 8},
             "azure": {
                 "subscription_id": SUBSCRIPTIONS[0],
+                "subscriptions": list(SUBSCRIPTIONS[1:]),
                 "location": REGIONS[0],
                 "resource_manager_url": url,
                 "metrics_url": url,
@@ -145,6 +161,21 @@ def _config(url: str, ca: str, ids: Sequence[str], n: int) -> Any:
     )
 
 
+def machine() -> str:
+    """The machine a figure was measured on: CPU model, cores, Python."""
+    import platform
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
 def _rss_mb() -> float:
     with open("/proc/self/status") as f:
         for line in f:
@@ -153,7 +184,7 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def measure(n: int, *, ticks: int, latency: float) -> dict[str, Any]:
+def measure(n: int, *, ticks: int, latency: float, bodies: str = "example") -> dict[str, Any]:
     """One fleet: the daemon's steady-state tick, measured."""
     os.environ.setdefault("CVI_AUTOSCALER_STATIC_TOKEN", "bench-token")
     from scaler.adapters.pools import build_adapters
@@ -166,7 +197,7 @@ def measure(n: int, *, ticks: int, latency: float) -> dict[str, Any]:
     here, there = ctx.Pipe()
     with tempfile.TemporaryDirectory() as directory:
         server = ctx.Process(
-            target=_serve, args=(n, latency, directory, there, ticks + 5), daemon=True
+            target=_serve, args=(n, latency, directory, there, ticks + 5, bodies), daemon=True
         )
         server.start()
         url, ca, ids = here.recv()
@@ -184,6 +215,7 @@ def measure(n: int, *, ticks: int, latency: float) -> dict[str, Any]:
                 return time.time() + self.offset
 
         clock = Clock()
+        w_start, c_start = time.perf_counter(), time.process_time()
         adapters = build_adapters(cfg, clock=clock)
         daemon = Daemon(
             config=cfg,
@@ -198,7 +230,16 @@ def measure(n: int, *, ticks: int, latency: float) -> dict[str, Any]:
             by_op: Counter[str] = Counter()
             writes = 0
             rss_warm = 0.0
+            startup: dict[str, Any] = {}
             for tick in range(ticks):
+                if tick == 1:  # preflight and the first tick: what a start or `once` costs
+                    here.send("requests")
+                    first = Counter(_operation(m, p) for m, p, _ in here.recv())
+                    startup = {
+                        "wall": time.perf_counter() - w_start,
+                        "cpu": time.process_time() - c_start,
+                        "by_op": dict(sorted(first.items())),
+                    }
                 if tick == warm:
                     here.send("requests")
                     here.recv()  # forget the warm-up's requests (SKUs, preflight)
@@ -226,6 +267,7 @@ def measure(n: int, *, ticks: int, latency: float) -> dict[str, Any]:
                 "cpu": statistics.median(cpus[warm:]),
                 "rss_warm": rss_warm,
                 "rss_end": _rss_mb(),
+                "startup": startup,
             }
         finally:
             adapters.close()
@@ -234,14 +276,14 @@ def measure(n: int, *, ticks: int, latency: float) -> dict[str, Any]:
             server.join(timeout=10)
 
 
-def _measure_into(conn: Connection, n: int, ticks: int, latency: float) -> None:
-    conn.send(measure(n, ticks=ticks, latency=latency))
+def _measure_into(conn: Connection, n: int, ticks: int, latency: float, bodies: str) -> None:
+    conn.send(measure(n, ticks=ticks, latency=latency, bodies=bodies))
 
 
-def _in_process(n: int, *, ticks: int, latency: float) -> dict[str, Any]:
+def _in_process(n: int, *, ticks: int, latency: float, bodies: str) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     here, there = ctx.Pipe()
-    proc = ctx.Process(target=_measure_into, args=(there, n, ticks, latency))
+    proc = ctx.Process(target=_measure_into, args=(there, n, ticks, latency, bodies))
     proc.start()
     result: dict[str, Any] = here.recv()
     proc.join()
@@ -253,16 +295,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--sizes", default="20,200,1000")
     ap.add_argument("--ticks", type=int, default=500)
     ap.add_argument("--latency-ms", type=float, default=20.0)
+    ap.add_argument("--bodies", choices=("example", "maximum", "compact"), default="example")
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     print(
         f"scale: {len(REGIONS)} regions, {len(SUBSCRIPTIONS)} subscriptions, "
-        f"{args.latency_ms:.0f} ms per answer, {args.ticks} ticks per fleet, steady load"
+        f"{args.latency_ms:.0f} ms per answer, {args.ticks} ticks per fleet, steady load, "
+        f"{args.bodies} scale set bodies; {machine()}"
     )
     rows = []
     for n in sizes:
         # each fleet in a fresh process, so one's RSS does not carry into the next
-        rows.append(_in_process(n, ticks=args.ticks, latency=args.latency_ms / 1000.0))
+        rows.append(
+            _in_process(n, ticks=args.ticks, latency=args.latency_ms / 1000.0, bodies=args.bodies)
+        )
     ops = sorted({op for r in rows for op in r["by_op"]})
     head = ["pools", *ops, "req/tick", "req/pool", "wall s", "CPU s", "CPU/200", "RSS MB", "writes"]
     print(" | ".join(head))
@@ -282,6 +328,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             str(r["writes"]),
         ]
         print(" | ".join(cells))
+    for r in rows:
+        st = r["startup"]
+        ops = ", ".join(f"{k} {v}" for k, v in st["by_op"].items())
+        print(
+            f"{r['pools']} pools, start-up (adapters, preflight, first tick; after imports and "
+            f"config): {st['wall']:.2f} s wall, {st['cpu']:.2f} CPU-s; requests: {ops}"
+        )
     big = rows[-1]
     checks = [
         (

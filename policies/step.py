@@ -10,10 +10,16 @@ autoscale:
 * a **flapping check** projects the per-instance load after a scale-in (the same calls spread over
   fewer instances) and shrinks the scale-in, or skips it, if the projection would make an
   increase rule fire at once;
-* each rule has a **cooldown**: an increase rule does not fire within its ``cooldown_minutes``
-  after the pool's last scale-out, a decrease rule not within its ``cooldown_minutes`` after the
-  last resize in either direction (a scale-in right after a scale-out is what flapping is; a
-  scale-out is never delayed by an earlier scale-in).
+* a **cooldown** follows every resize of the pool, in *both* directions, as in Azure: "After a
+  scale action occurs, the autoscale job waits for the cooldown period before it scales again.
+  The cooldown period applies to both scale-out and scale-in actions"
+  (https://learn.microsoft.com/azure/azure-monitor/autoscale/autoscale-understanding-settings,
+  *Autoscale evaluation*). So a scale-in at 13:00 whose rule has a 40-minute cooldown defers a
+  scale-out condition of 13:20 to 13:40, and a scale-out at 10:00 with a 60-minute cooldown
+  blocks a scale-in at 10:45. The cooldown is that of the rule that fired last; the policy
+  knows only the direction of the last resize, so where that direction has several rules with
+  different cooldowns it takes the assumption that is safe for calls (Microsoft does not say
+  which applies): the shortest of them before a scale-out, the longest before a scale-in.
 
 When nothing fires the policy recommends the current count (hold), so in a pool with several
 policies step rules veto a scale-in their decrease rules do not agree to.
@@ -24,6 +30,12 @@ Metrics, all derived from the pool's calls (what a Teams Connector pool really h
 threshold maps onto calls. Statistics over the window are read from the pool's load history; past
 buckets are divided by the *current* instance count (the history keeps calls, not the counts of
 the time), and without history the current reading stands for the whole window.
+
+Time grain (Azure's ``timeGrain``, ``time_grain_minutes``): the window's minutes are first
+averaged per grain, the grains counted back from the newest visible minute (the oldest may be
+partial), and the rule's statistic is taken over those averages: "take the ten 1-minute
+samples, and average them" for a PT1M grain over PT10M, the highest 5-minute average for a
+PT5M grain with ``Maximum``.
 """
 
 from __future__ import annotations
@@ -48,6 +60,8 @@ class Rule(BaseModel):
     metric: Metric = "percent"
     statistic: Statistic = "average"
     time_window_minutes: int = Field(default=10, ge=1, le=720)
+    time_grain_minutes: int = Field(default=1, ge=1, le=720)
+    """Minutes averaged into one sample before ``statistic`` is taken (Azure's ``timeGrain``)."""
     operator: Operator
     threshold: float = Field(ge=0.0, allow_inf_nan=False)
     direction: Literal["increase", "decrease"]
@@ -67,6 +81,11 @@ class Rule(BaseModel):
             raise ValueError(
                 "needs exactly one of change_count, percent_change, exact_count"
                 + (f"; has {', '.join(given)}" if given else "")
+            )
+        if self.time_grain_minutes > self.time_window_minutes:
+            raise ValueError(
+                f"time_grain_minutes ({self.time_grain_minutes}) must not exceed "
+                f"time_window_minutes ({self.time_window_minutes})"
             )
         return self
 
@@ -123,36 +142,35 @@ class StepRules:
         if ctx.calls is None:
             return None
         current = ctx.current
-        stats: dict[tuple[Statistic, int], float] = {}
+        stats: dict[tuple[Statistic, int, int], float] = {}
 
         def calls_stat(rule: Rule) -> float:
-            key = (rule.statistic, rule.time_window_minutes)
+            key = (rule.statistic, rule.time_window_minutes, rule.time_grain_minutes)
             found = stats.get(key)
             if found is None:
-                found = stats[key] = _window_stat(ctx, rule.statistic, rule.time_window_minutes)
+                found = stats[key] = _window_stat(
+                    ctx, rule.statistic, rule.time_window_minutes, rule.time_grain_minutes
+                )
             return found
 
         def value(rule: Rule, calls: float, instances: int) -> float:
             return _metric(rule.metric, calls, instances, ctx.pool.calls_per_instance)
 
-        since_up = _since(ctx.now, ctx.state.last_scale_up)
-        since_any = min(since_up, _since(ctx.now, ctx.state.last_scale_down))
+        out_wait, in_wait = self._cooldown(ctx)
+        if out_wait:
+            return Recommendation(desired=current, note=out_wait)
 
-        out = [
-            r.target(current)
-            for r in self._up
-            if since_up >= r.cooldown_minutes * 60.0 and r.fires(value(r, calls_stat(r), current))
-        ]
+        out = [r.target(current) for r in self._up if r.fires(value(r, calls_stat(r), current))]
         if out:
             desired = max(current, *out)
             fired = "increase rule fired" if desired > current else "increase rule at bound"
             return Recommendation(desired=desired, note=fired)
 
+        if in_wait:
+            return Recommendation(desired=current, note=in_wait)
         if not self._down or current <= 0:
             return Recommendation(desired=current, note="no rule fired")
         for r in self._down:
-            if since_any < r.cooldown_minutes * 60.0:
-                return Recommendation(desired=current, note="decrease cooldown")
             if not r.fires(value(r, calls_stat(r), current)):
                 return Recommendation(desired=current, note="no rule fired")
         desired = max(0, min(current, max(r.target(current) for r in self._down)))
@@ -165,9 +183,26 @@ class StepRules:
         note = "decrease rules agree" if desired < current else "scale-in would flap"
         return Recommendation(desired=desired, note=note)
 
-
-def _since(now: float, then: float | None) -> float:
-    return math.inf if then is None else now - then
+    def _cooldown(self, ctx: PolicyContext) -> tuple[str, str]:
+        """Why increase rules, and why decrease rules, may not fire now (empty: they may): the
+        cooldown after the pool's last resize in either direction, that of the rules of the
+        direction it went (the shortest of them before a scale-out, the longest before a
+        scale-in; a resize in a direction without rules — a schedule's floor, say — takes the
+        other rules' cooldowns)."""
+        up, down = ctx.state.last_scale_up, ctx.state.last_scale_down
+        if up is None and down is None:
+            return "", ""
+        went_up = down is None or (up is not None and up >= down)
+        last = up if went_up else down
+        assert last is not None
+        rules = (self._up if went_up else self._down) or self.config.rules
+        cooldowns = [r.cooldown_minutes * 60.0 for r in rules]
+        elapsed = ctx.now - last
+        why = f"cooldown after the scale-{'out' if went_up else 'in'}"
+        return (
+            why if elapsed < min(cooldowns) else "",
+            why if elapsed < max(cooldowns) else "",
+        )
 
 
 def _metric(metric: Metric, calls: float, instances: int, calls_per_instance: float) -> float:
@@ -181,18 +216,26 @@ def _metric(metric: Metric, calls: float, instances: int, calls_per_instance: fl
     return 100.0 * per_instance / calls_per_instance
 
 
-def _window_stat(ctx: PolicyContext, statistic: Statistic, minutes: int) -> float:
-    """The statistic of the pool's calls over the last ``minutes`` visible minutes.
+def _window_stat(ctx: PolicyContext, statistic: Statistic, minutes: int, grain: int = 1) -> float:
+    """The statistic of the pool's calls over the last ``minutes`` visible minutes, each grain
+    of ``grain`` minutes (counted back from the newest) averaged first.
 
-    Unknown buckets are skipped; with no history (or none known in the window) the current
-    reading alone stands for the window.
+    Unknown buckets are skipped (a grain with none known is left out); with no history (or none
+    known in the window) the current reading alone stands for the window.
     """
     assert ctx.calls is not None
     h = ctx.history
     known: list[float] = []
     if h is not None:
         end = min(ctx.now, h.visible_until)
-        known = [v for v in h.values(end - minutes * 60.0, end) if v is not None]
+        values = h.values(end - minutes * 60.0, end)
+        if grain <= 1:
+            known = [v for v in values if v is not None]
+        else:
+            for stop in range(len(values), 0, -grain):
+                part = [v for v in values[max(0, stop - grain) : stop] if v is not None]
+                if part:
+                    known.append(sum(part) / len(part))
     if not known:
         return ctx.calls
     if statistic == "max":

@@ -5,7 +5,9 @@ Exit codes are a contract: 0 ok, 2 bad config or usage, 1 anything else.
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
 import signal
 import sys
@@ -21,8 +23,26 @@ from scaler.backtest.engine import SCALE_IN_MODES, ScaleIn
 from scaler.config import Config, load_config
 from scaler.errors import ConfigError, ScalerError
 from scaler.logs import configure, get_logger
+from scaler.redact import show_url
+from scaler.traces import TraceError
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+
+
+class FiniteRange(click.FloatRange):
+    """``click.FloatRange`` that also refuses ``nan`` and ``inf`` (a NaN compares false with
+    both bounds, so the range alone lets it through)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+VALIDATE_LISTS = 20
+"""Pools ``validate`` names on its one line (a fleet's thousand names help no one)."""
+
 
 config_option = click.option(
     "--config",
@@ -43,7 +63,7 @@ trace_option = click.option(
 )
 warmup_option = click.option(
     "--warmup-days",
-    type=click.FloatRange(min=0.0),
+    type=FiniteRange(min=0.0, max=3650.0),
     default=7.0,
     show_default=True,
     help="Leading days of the trace that are history only (not scored).",
@@ -51,8 +71,9 @@ warmup_option = click.option(
 allow_competing_option = click.option(
     "--allow-competing",
     is_flag=True,
-    help="Start even if an enabled Azure autoscale setting targets a pool's scale set "
-    "(a warning instead of exit 2); both will then resize it.",
+    help="Start even if another scaler sizes a pool — an enabled Azure autoscale setting on "
+    "its scale set, or Pexip's dynamic bursting on a vm-set pool's nodes (a warning instead "
+    "of exit 2); both will then resize it.",
 )
 
 
@@ -69,7 +90,55 @@ def _load(path: Path, dry_run: bool = False) -> Config:
         _fail_config(err)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+_BAD_PATH = frozenset(
+    {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.EROFS}
+)
+"""``OSError`` numbers that mean the path given on the command line is wrong (exit 2)."""
+
+
+def error_line(err: BaseException) -> tuple[int, list[str]]:
+    """How the command line reports an error that reached its top level: the exit code (2
+    for bad input: config, trace, a path that cannot be used; 1 for a call that failed or
+    anything else) and the lines to print, one per problem, never a traceback."""
+    if isinstance(err, ConfigError):
+        return EXIT_CONFIG, [f"config error: {show_url(p)}" for p in err.problems]
+    if isinstance(err, TraceError):
+        return EXIT_CONFIG, [f"trace error: {err}"]
+    if isinstance(err, OSError):
+        where = f"{err.filename}: " if err.filename else ""
+        text = f"error: {where}{err.strerror or type(err).__name__}"
+        return (EXIT_CONFIG if err.errno in _BAD_PATH else EXIT_FAILURE), [text]
+    if isinstance(err, RecursionError):
+        return EXIT_CONFIG, ["error: the input is nested too deeply to be read"]
+    if isinstance(err, ScalerError):
+        first = (str(err).splitlines() or [""])[0]
+        return EXIT_FAILURE, [f"error: {show_url(first)[:500]}"]
+    first = (str(err).splitlines() or [""])[0]
+    return EXIT_FAILURE, [
+        f"error: unexpected {type(err).__name__}: {show_url(first)[:300]} (a bug: please "
+        "report it; CVI_AUTOSCALER_TRACEBACK=1 shows where it happened)"
+    ]
+
+
+class _Main(click.Group):
+    """The command group whose top level turns every error a command lets out into one line
+    per problem and exit 2 or 1 (``error_line``); click's own usage errors stay click's."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as err:
+            if os.environ.get("CVI_AUTOSCALER_TRACEBACK"):
+                raise
+            code, lines = error_line(err)
+            for line in lines:
+                click.echo(line, err=True)
+            ctx.exit(code)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="cvi-autoscaler")
 def main() -> None:
     """cvi-autoscaler: size Pexip CVI Teams Connector scale sets to their call load."""
@@ -77,10 +146,32 @@ def main() -> None:
 
 @main.command()
 @config_option
-def validate(config_path: Path) -> None:
-    """Check a configuration file; exit 0 when valid, 2 naming each bad key when not."""
-    config = _load(config_path)
-    pools = ", ".join(f"{p.name} ({p.min}-{p.max})" for p in config.pools)
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Check the file alone: leave out the secrets start-up would read (the Management "
+    "Node's password variable or file).",
+)
+def validate(config_path: Path, offline: bool) -> None:
+    """Check a configuration file as start-up would; exit 0 when valid, 2 naming every bad
+    key and value in one report when not."""
+    from scaler.preflight import secret_problems
+
+    problems: list[str] = []
+    config: Config | None = None
+    try:
+        config = load_config(config_path)
+    except ConfigError as err:
+        problems += err.problems
+    if not offline:
+        problems += secret_problems(config_path, config)
+    if problems:
+        _fail_config(ConfigError(problems))
+    assert config is not None
+    shown = config.pools[:VALIDATE_LISTS]
+    pools = ", ".join(f"{p.name} ({p.min}-{p.max})" for p in shown)
+    if len(config.pools) > len(shown):
+        pools += f" and {len(config.pools) - len(shown)} more"
     click.echo(f"{config_path}: valid; {len(config.pools)} pool(s): {pools}")
 
 
@@ -234,9 +325,27 @@ def once(config_path: Path, dry_run: bool, allow_competing: bool, as_json: bool)
 
 
 @main.command()
-@click.option("--speed", default=1080.0, show_default=True, help="Simulated seconds per second.")
-@click.option("--start-hour", default=5, show_default=True, help="First simulated hour (UTC).")
-@click.option("--end-hour", default=23, show_default=True, help="Last simulated hour (UTC).")
+@click.option(
+    "--speed",
+    type=FiniteRange(min=0.0, max=1e7, min_open=True),
+    default=1080.0,
+    show_default=True,
+    help="Simulated seconds per second.",
+)
+@click.option(
+    "--start-hour",
+    type=click.IntRange(0, 23),
+    default=5,
+    show_default=True,
+    help="First simulated hour (UTC).",
+)
+@click.option(
+    "--end-hour",
+    type=click.IntRange(1, 24),
+    default=23,
+    show_default=True,
+    help="Last simulated hour (UTC).",
+)
 @click.option(
     "--config",
     "config_path",
@@ -321,16 +430,22 @@ def demo(
 )
 @click.option(
     "--cpu-idle-percent",
-    type=click.FloatRange(min=0.0, max=99.0),
+    type=FiniteRange(min=0.0, max=99.0),
     default=10.0,
     show_default=True,
     help="CPU % of a ready instance without calls (model of percent_of_capacity metrics).",
 )
 @click.option(
     "--workers",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=64),
     default=None,
     help="Processes replaying pools (default: up to 2 for long runs).",
+)
+@click.option(
+    "--pool",
+    "pools",
+    multiple=True,
+    help="Replay only this pool of every config (repeatable); the trace's other rows are ignored.",
 )
 def backtest(
     config_paths: tuple[Path, ...],
@@ -342,6 +457,7 @@ def backtest(
     scale_in: str | None,
     cpu_idle_percent: float,
     workers: int | None,
+    pools: tuple[str, ...],
 ) -> None:
     """Replay a call-load trace through the policies and score cost against unserved calls."""
     from scaler.backtest.command import run_command
@@ -356,6 +472,7 @@ def backtest(
             scale_in=cast(ScaleIn | None, scale_in),  # one of SCALE_IN_MODES: click checked it
             cpu_idle_percent=cpu_idle_percent,
             workers=workers,
+            pools=pools,
         )
     )
 
@@ -422,7 +539,11 @@ def trace() -> None:
     type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]),
     help="End (exclusive, UTC); default: now.",
 )
-@click.option("--days", type=click.FloatRange(min=0.0, min_open=True), help="Instead of --since.")
+@click.option(
+    "--days",
+    type=FiniteRange(min=0.0, max=400.0, min_open=True),
+    help="Instead of --since (at most 400: a trace export covers at most 400 days).",
+)
 @click.option(
     "--source",
     type=click.Choice(["auto", "azure-monitor", "pexip", "log-analytics"]),
@@ -433,9 +554,11 @@ def trace() -> None:
 @click.option("--pool", "pools", multiple=True, help="Only this pool (repeatable).")
 @click.option(
     "--teams-protocol",
-    default="TEAMS",
-    show_default=True,
-    help="Pexip history: the protocol of a call's Teams leg.",
+    default=None,
+    help="Pexip history: count the participants whose protocol is this as Teams legs (and "
+    "trust minutes without one as 0). Default: the participants of conferences linked to a "
+    "Teams meeting (history/v1/backplane/, protocol TEAMS); none found leaves the minutes "
+    "unknown.",
 )
 def trace_export(
     config_path: Path,
@@ -445,7 +568,7 @@ def trace_export(
     days: float | None,
     source: str,
     pools: tuple[str, ...],
-    teams_protocol: str,
+    teams_protocol: str | None,
 ) -> None:
     """Write a trace of the configured pools' calls per minute from Azure Monitor, Pexip's
     call history or Log Analytics (times in UTC)."""
@@ -453,6 +576,9 @@ def trace_export(
 
     config = _load(config_path)
     configure(config.daemon.log_level, config.daemon.log_format, stream=sys.stderr)
+    if not output.parent.is_dir():  # before any query: not after an hour of them
+        click.echo(f"trace export: --output: {output.parent} is not a directory", err=True)
+        sys.exit(EXIT_CONFIG)
     try:
         start, end = parse_span(since, until, days, datetime.now(UTC))
         summary = export(
@@ -466,8 +592,12 @@ def trace_export(
         )
     except ConfigError as err:
         _fail_config(err)
-    except (ScalerError, OSError) as err:
-        click.echo(f"trace export: {err}", err=True)
+    except OSError as err:  # the output cannot be written: a path that is wrong is exit 2
+        code, lines = error_line(err)
+        click.echo(f"trace export: {lines[0].removeprefix('error: ')}", err=True)
+        sys.exit(code)
+    except ScalerError as err:
+        click.echo(f"trace export: {(str(err).splitlines() or [''])[0]}", err=True)
         sys.exit(EXIT_FAILURE)
     for s in summary:
         note = f" ({s.note})" if s.note else ""
@@ -481,46 +611,94 @@ def import_() -> None:
 
 
 @import_.command("azure-autoscale")
-@click.argument("setting_file", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("setting_file", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True))
 @click.option(
     "--output",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
     help="Write the configuration here instead of stdout.",
 )
+@click.option(
+    "--name",
+    "setting_name",
+    default="",
+    help="The setting to import when the file holds several (a list).",
+)
 @click.option("--pool-name", default="", help="Pool name (default: the scale set's name).")
 @click.option("--vcpus-per-instance", type=click.IntRange(1, 1024), default=4, show_default=True)
 @click.option(
     "--calls-per-instance",
-    type=click.FloatRange(0, 10000, min_open=True),
+    type=FiniteRange(0, 10000, min_open=True),
     default=15.0,
     show_default=True,
+)
+@click.option(
+    "--without-predictive",
+    is_flag=True,
+    help="Import a setting with predictive autoscale enabled, leaving the prediction out.",
 )
 def import_azure_autoscale(
     setting_file: Path,
     output: Path | None,
+    setting_name: str,
     pool_name: str,
     vcpus_per_instance: int,
     calls_per_instance: float,
+    without_predictive: bool,
 ) -> None:
     """The configuration equivalent to an Azure autoscale setting (the JSON of
-    ``az monitor autoscale show``): profiles → schedule, rules → step, capacity → the pool's
-    min/max and missing-data floor. Exit 2 naming the JSON path of what cannot be translated."""
-    from scaler.importers import load_setting, translate
+    ``az monitor autoscale show`` or ``list``, an ARM resource or template; ``-`` reads
+    standard input): profiles → schedule, rules → step, capacity → the pool's min/max and each
+    profile's floor, cap and missing-data floor. Exit 2 naming the JSON path of what cannot be
+    translated; the result is checked as ``validate`` checks a file before it is written."""
+    import tomllib
 
+    from scaler.config import parse_config
+    from scaler.importers import choose, load_settings, translate
+
+    label = "standard input" if str(setting_file) == "-" else str(setting_file)
     try:
+        found = choose(load_settings(setting_file), setting_name, label)
         text = translate(
-            load_setting(setting_file),
+            found,
             pool_name=pool_name,
             vcpus_per_instance=vcpus_per_instance,
             calls_per_instance=calls_per_instance,
+            without_predictive=without_predictive,
         )
     except ConfigError as err:
         for line in err.problems:
             click.echo(f"import error: {line}", err=True)
         sys.exit(EXIT_CONFIG)
+    try:  # the same checks as `validate`, so nothing is written that would be refused
+        parse_config(tomllib.loads(text), environ={})
+    except (tomllib.TOMLDecodeError, ConfigError) as err:
+        problems = err.problems if isinstance(err, ConfigError) else [f"not valid TOML ({err})"]
+        for line in problems:
+            click.echo(f"import error: the imported config would be refused: {line}", err=True)
+        sys.exit(EXIT_CONFIG)
     if output is None:
         click.echo(text, nl=False)
-    else:
-        output.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {output}", err=True)
+        return
+    try:
+        _write_atomically(output, text)
+    except OSError as err:  # a path that cannot be used is bad input, as for every command
+        click.echo(f"import error: --output: {output}: {err.strerror}", err=True)
+        sys.exit(EXIT_CONFIG if err.errno in _BAD_PATH else EXIT_FAILURE)
+    click.echo(f"wrote {output}", err=True)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory, so a failure
+    leaves the old file (or none) rather than half a config."""
+    import tempfile
+
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

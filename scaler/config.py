@@ -37,6 +37,7 @@ from pydantic import (
 from scaler.core.quota import plausible_family
 from scaler.core.types import Behavior, DirectionBehavior, PoolLimits, ScalingPolicy
 from scaler.errors import ConfigError
+from scaler.redact import has_userinfo, show_url
 
 ENV_PREFIX = "CVI_AUTOSCALER__"
 STATIC_TOKEN_ENV = "CVI_AUTOSCALER_STATIC_TOKEN"
@@ -59,6 +60,18 @@ MAX_INSTANCES = 1000
 """Largest ``min``/``max`` of a pool: a scale set's documented maximum size."""
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
+"""What an environment variable's name is made of (POSIX: letters, digits and ``_``, not
+starting with a digit)."""
+
+
+def _no_userinfo(url: str, where: str) -> None:
+    """A URL with a user name or password in it puts a secret into every error and log line
+    that names the URL: refused, with where the credential belongs instead."""
+    if url and has_userinfo(url):
+        raise ValueError(f"must not carry a user name or password ({where})")
+
+
 _NAME = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,62}$")
 
 
@@ -99,6 +112,10 @@ class DaemonConfig(_Strict):
     """``once`` waits this long for its resizes to finish before reporting."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
+    log_decisions: Literal["changes", "every-tick"] = "changes"
+    """``changes``: a pool's ``decision.made`` is logged when its decision (current, desired,
+    reason, winning policy, metric status) differs from the one last logged, and each tick
+    logs one ``tick.summary``; ``every-tick``: every pool every tick, as before."""
     state_dir: Path | None = None
     """Where the state file lives; empty: ``$STATE_DIRECTORY`` (systemd's ``StateDirectory``),
     and no local state when neither is set."""
@@ -151,6 +168,11 @@ class HaConfig(_Strict):
     @field_validator("account_url")
     @classmethod
     def _https_account(cls, v: str) -> str:
+        _no_userinfo(
+            v,
+            "the account is reached with the [azure] credential, or set "
+            "ha.connection_string through the environment",
+        )
         if v and urlparse(v).scheme != "https":
             raise ValueError("must be an https:// URL")
         return v.rstrip("/")
@@ -164,6 +186,10 @@ class AzureConfig(_Strict):
     """``[azure]``: where and as whom the daemon talks to Azure."""
 
     subscription_id: str = ""
+    subscriptions: list[str] = []
+    """Further subscriptions the pools' resources live in, besides ``subscription_id``: with
+    ``subscription_id`` set, a resource id in any other subscription is refused (a typo, or a
+    subscription the identity's role was never given)."""
     location: str = ""
     resource_manager_url: str = "https://management.azure.com"
     resource_manager_audience: str = ""
@@ -190,6 +216,12 @@ class AzureConfig(_Strict):
     """While ``usage.list`` fails, its last answer is used for at most this long (seconds)."""
     quota_unknown_step: int = Field(default=0, ge=0, le=100)
     """Instances a pool may grow per tick while its vCPU quota is unknown (0: hold)."""
+    max_pages: int = Field(default=100, ge=1, le=10000)
+    """Pages one list read (usages, scale sets, instances, VMs, SKUs, autoscale settings)
+    follows at most through ``nextLink``; more is an error (an endless ``nextLink``)."""
+    read_deadline_seconds: float = Field(default=60.0, gt=0.0, le=600.0)
+    """Total time one list read may take over all its pages (seconds); past it the read fails
+    as transient and the pools that needed it hold."""
 
     @field_validator("subscription_id")
     @classmethod
@@ -198,9 +230,18 @@ class AzureConfig(_Strict):
             raise ValueError("must be a subscription GUID")
         return v
 
+    @field_validator("subscriptions")
+    @classmethod
+    def _guids(cls, v: list[str]) -> list[str]:
+        bad = [s for s in v if not _GUID.match(s)]
+        if bad:
+            raise ValueError(f"must be subscription GUIDs, not {', '.join(map(repr, bad))}")
+        return v
+
     @field_validator("resource_manager_url", "metrics_url")
     @classmethod
     def _https(cls, v: str) -> str:
+        _no_userinfo(v, "Azure is reached with azure.credential, never a password in a URL")
         if v and urlparse(v.replace("{location}", "x")).scheme != "https":
             raise ValueError("must be an https:// URL (Azure refuses bearer tokens over http)")
         return v.rstrip("/")
@@ -263,9 +304,24 @@ class PexipConfig(_Strict):
     @field_validator("url", "publish_url")
     @classmethod
     def _https_pexip(cls, v: str) -> str:
+        _no_userinfo(
+            v,
+            "the user name goes in pexip.username and the password in pexip.password_file or "
+            "the environment variable named by pexip.password_env",
+        )
         if v and urlparse(v.replace("{location}", "x")).scheme != "https":
             raise ValueError("must be an https:// URL")
         return v.rstrip("/")
+
+    @field_validator("password_env")
+    @classmethod
+    def _env_name(cls, v: str) -> str:
+        if not ENV_NAME.fullmatch(v):
+            raise ValueError(
+                "must be the name of an environment variable holding the password (letters, "
+                "digits and _), not the password itself"
+            )
+        return v
 
     @field_validator("password_file")
     @classmethod
@@ -399,6 +455,7 @@ class LogAnalyticsConfig(_Strict):
     @field_validator("logs_url")
     @classmethod
     def _https_logs(cls, v: str) -> str:
+        _no_userinfo(v, "Log Analytics is reached with azure.credential")
         if urlparse(v).scheme != "https":
             raise ValueError("must be an https:// URL (Azure refuses bearer tokens over http)")
         return v.rstrip("/")
@@ -591,6 +648,10 @@ class DirectionConfig(_Strict):
     max_percent: float | None = Field(default=None, ge=0.0)
     period_seconds: float = Field(default=60.0, gt=0.0, le=86400.0)
     select: Literal["max", "min"] = "max"
+    max_instances_period_seconds: float | None = Field(default=None, gt=0.0, le=86400.0)
+    """Period of ``max_instances`` alone (HPA: each policy's ``periodSeconds``)."""
+    max_percent_period_seconds: float | None = Field(default=None, gt=0.0, le=86400.0)
+    """Period of ``max_percent`` alone."""
 
     def to_core(self) -> DirectionBehavior:
         return DirectionBehavior(
@@ -599,6 +660,8 @@ class DirectionConfig(_Strict):
             self.max_percent,
             self.period_seconds,
             self.select,
+            self.max_instances_period_seconds,
+            self.max_percent_period_seconds,
         )
 
 
@@ -792,6 +855,8 @@ class PoolConfig(_Strict):
     """How long a scale-in waits for busy instances; empty: for ever (never drop calls)."""
     teams_proxy: str = ""
     """``pexip-teams``: the Teams Connector's name or id in Pexip's configuration."""
+    template: str = ""
+    """The ``[templates.NAME]`` this pool's unset keys come from (``scaler.templates``)."""
     vm_set: VmSetConfig = VmSetConfig()
     vm_size: str = ""
     """The instances' VM size (``Standard_F4s_v2``), for pricing with ``[cost.sku]``; empty:
@@ -907,10 +972,16 @@ class Config(_Strict):
     ha: HaConfig = HaConfig()
     cost: CostConfig | None = None
     """``[cost]``: prices; without it, cost is shown in vCPU-hours only."""
+    pool_defaults: dict[str, Any] = {}
+    """``[pool_defaults]``: ``[[pools]]`` keys every pool takes unless it sets them (merged
+    into the pools before they are validated: ``scaler.templates``)."""
+    templates: dict[str, dict[str, Any]] = {}
+    """``[templates.NAME]``: ``[[pools]]`` keys a pool with ``template = "NAME"`` takes unless
+    it sets them (over ``[pool_defaults]``)."""
     pools: Annotated[list[PoolConfig], Field(min_length=1)]
 
     @model_validator(mode="after")
-    def _cross_checks(self) -> Config:
+    def _cross_checks(self, info: ValidationInfo) -> Config:
         problems: list[str] = []
         seen: dict[str, int] = {}
         scale_sets: dict[str, int] = {}
@@ -963,7 +1034,7 @@ class Config(_Strict):
                     "azure.credential: static-token is accepted only with non-public "
                     "resource_manager_url and metrics_url, got 'static-token'"
                 )
-            elif not os.environ.get(STATIC_TOKEN_ENV):
+            elif not (info.context or {}).get("offline") and not os.environ.get(STATIC_TOKEN_ENV):
                 problems.append(
                     f"azure.credential: static-token needs the environment variable "
                     f"{STATIC_TOKEN_ENV}, got 'static-token'"
@@ -1033,9 +1104,12 @@ def load_config(
     *,
     environ: Mapping[str, str] | None = None,
     dry_run: bool | None = None,
+    offline: bool = False,
 ) -> Config:
     """Read, override from the environment, validate and build the policies. Raises
-    ``ConfigError`` listing every problem found."""
+    ``ConfigError`` listing every problem found. ``offline`` (``backtest``, ``forecast``:
+    nothing is sent to Azure) leaves out what only a call to Azure needs, such as the
+    ``CVI_AUTOSCALER_STATIC_TOKEN`` variable of ``credential = "static-token"``."""
     path = Path(path)
     text = read_config_text(path)
     try:
@@ -1047,7 +1121,7 @@ def load_config(
             f"{path}: not valid TOML (arrays or tables nested too deeply, at line "
             f"{_deep_line(text)})"
         ) from exc
-    return parse_config(raw, environ=environ, dry_run=dry_run)
+    return parse_config(raw, environ=environ, dry_run=dry_run, offline=offline)
 
 
 def _deep_line(text: str, limit: int = 100) -> int:
@@ -1061,9 +1135,11 @@ def _deep_line(text: str, limit: int = 100) -> int:
     return 1
 
 
-MAX_CONFIG_BYTES = 1 << 20
-"""A configuration is a few kilobytes; a file beyond 1 MiB is not one (and ``/dev/zero`` never
-ends)."""
+MAX_CONFIG_BYTES = 16 << 20
+"""The largest configuration file read (16 MiB). A pool of the recommended shape written out in
+full, comments and all, is about 2 kB (``examples/recommended.toml``), so 5,000 such pools fit
+with room to spare (and far fewer bytes with ``[pool_defaults]`` and ``[templates]``); a file
+beyond this is not a configuration (and ``/dev/zero`` never ends)."""
 
 
 def read_config_text(path: Path) -> str:
@@ -1095,7 +1171,10 @@ def read_config_text(path: Path) -> str:
     finally:
         os.close(fd)
     if size > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path}: larger than the limit of {MAX_CONFIG_BYTES} bytes (1 MiB)")
+        raise ConfigError(
+            f"{path}: larger than the limit of {MAX_CONFIG_BYTES} bytes "
+            f"({MAX_CONFIG_BYTES >> 20} MiB)"
+        )
     data = b"".join(chunks)
     try:
         text = data.decode("utf-8")
@@ -1114,12 +1193,14 @@ def parse_config(
     *,
     environ: Mapping[str, str] | None = None,
     dry_run: bool | None = None,
+    offline: bool = False,
 ) -> Config:
     """Validate an already-parsed TOML document (see ``load_config``).
 
     Problems name the key path, the environment variable that set it (when one did) and the
     bad value, except for unknown keys and keys that look secret, whose values never appear."""
     from policies import RegistryError, build, discover
+    from scaler.templates import attribute, expand_pools
 
     sources: dict[tuple[str | int, ...], str] = {}
     data = apply_env_overrides(raw, os.environ if environ is None else environ, sources=sources)
@@ -1127,6 +1208,17 @@ def parse_config(
         data.setdefault("daemon", {})
         if isinstance(data["daemon"], dict):
             data["daemon"]["dry_run"] = True
+    pool_keys = [f.alias or name for name, f in PoolConfig.model_fields.items()]
+    data, origins, shared = expand_pools(data, pool_keys)
+    pool_names = {
+        i: str(p.get("name", "?"))[:63]
+        for i, p in enumerate(data.get("pools") or [])
+        if isinstance(p, dict)
+    }
+
+    def finish(found: list[str]) -> list[str]:
+        return _finish(attribute(found, origins, pool_names), sources)
+
     try:
         registry = discover()
     except RegistryError as exc:
@@ -1135,14 +1227,18 @@ def parse_config(
         raise ConfigError(
             f"policies: a policy entry point failed to load ({type(exc).__name__})"
         ) from exc
-    problems = _number_problems(Config, data, "", registry)
+    problems = shared + _number_problems(Config, data, "", registry)
+    problems += _place_problems(data)
     try:
-        config = Config.model_validate(data)
+        config = Config.model_validate(data, context={"offline": offline})
     except ValidationError as exc:
         problems.extend(format_validation_error(exc, model=Config))
-        raise ConfigError(_finish(problems, sources)) from exc
+        problems += _raw_policy_problems(data, registry, problems)
+        raise ConfigError(finish(problems)) from exc
     except ConfigError as exc:
-        raise ConfigError(_finish([*problems, *exc.problems], sources)) from exc
+        problems += [p for p in exc.problems if p not in problems]
+        problems += _raw_policy_problems(data, registry, problems)
+        raise ConfigError(finish(problems)) from exc
 
     for i, pool in enumerate(config.pools):
         built: list[ScalingPolicy] = []
@@ -1164,8 +1260,101 @@ def parse_config(
         for name in {n for n in names if names.count(n) > 1}:
             problems.append(f"pools[{i}].policies: policy {name!r} is listed twice")
     if problems:
-        raise ConfigError(_finish(problems, sources))
+        raise ConfigError(finish(problems))
     return config
+
+
+_SUBSCRIPTION_OF = re.compile(r"^/subscriptions/([^/]+)/", re.IGNORECASE)
+
+
+def _place_problems(data: Any) -> list[str]:
+    """Where the resources are, checked on the raw document so that these problems are
+    reported beside every other one (a model validator would not run once a field failed):
+
+    * region names in the form the APIs take (``westeurope``: a ``West Europe`` becomes the
+      endpoint ``https://West Europe.metrics.monitor.azure.com``), with a "did you mean";
+    * with ``[azure] subscription_id`` set, every resource id (a pool's scale set, its metric's
+      and its fallback metric's resource) in that subscription or one of ``[azure]
+      subscriptions``."""
+    from scaler.regions import problem as region_problem
+
+    if not isinstance(data, dict):
+        return []
+    out: list[str] = []
+    azure_raw, pools_raw = data.get("azure"), data.get("pools")
+    azure: dict[str, Any] = azure_raw if isinstance(azure_raw, dict) else {}
+    pools: list[Any] = pools_raw if isinstance(pools_raw, list) else []
+    places = [("azure.location", azure.get("location"))]
+    places += [
+        (f"pools[{i}].location", p.get("location"))
+        for i, p in enumerate(pools)
+        if isinstance(p, dict)
+    ]
+    for where, name in places:
+        why = region_problem(name) if isinstance(name, str) else ""
+        if why:
+            out.append(f"{where}: {why}, got {_show(name)}")
+    main = azure.get("subscription_id")
+    more = azure.get("subscriptions")
+    if not isinstance(main, str) or not main:
+        return out
+    known = {main.lower()} | {
+        s.lower() for s in (more if isinstance(more, list) else []) if isinstance(s, str)
+    }
+    for i, pool in enumerate(pools):
+        if not isinstance(pool, dict):
+            continue
+        metric_raw = pool.get("metric")
+        metric: dict[str, Any] = metric_raw if isinstance(metric_raw, dict) else {}
+        fallback = metric.get("fallback_metric")
+        ids = [
+            (f"pools[{i}].resource_id", pool.get("resource_id")),
+            (f"pools[{i}].metric.resource_id", metric.get("resource_id")),
+            (
+                f"pools[{i}].metric.fallback_metric.resource_id",
+                fallback.get("resource_id") if isinstance(fallback, dict) else None,
+            ),
+        ]
+        for where, rid in ids:
+            m = _SUBSCRIPTION_OF.match(rid) if isinstance(rid, str) else None
+            if m and m[1].lower() not in known:
+                out.append(
+                    f"{where}: in subscription {m[1]}, which is neither azure.subscription_id "
+                    f"({main}) nor in azure.subscriptions (list it there if the pool really "
+                    f"lives in it), got {_show(rid)}"
+                )
+    return out
+
+
+def _raw_policy_problems(data: Any, registry: dict[str, Any], seen: list[str]) -> list[str]:
+    """The policy tables' problems when the rest of the file did not validate (so that one
+    report names them too): each ``pools[i].policies[j]`` built from the raw document."""
+    from policies import RegistryError, build
+
+    pools = data.get("pools") if isinstance(data, dict) else None
+    if not isinstance(pools, list):
+        return []
+    out: list[str] = []
+    for i, pool in enumerate(pools):
+        entries = pool.get("policies") if isinstance(pool, dict) else None
+        if not isinstance(entries, list):
+            continue
+        for j, entry in enumerate(entries):
+            where = f"pools[{i}].policies[{j}]"
+            if not isinstance(entry, dict) or any(p.startswith(where) for p in seen):
+                continue
+            kind = entry.get("type")
+            if not isinstance(kind, str) or kind not in registry:
+                continue  # the model's own errors name it
+            options = {k: v for k, v in entry.items() if k != "type"}
+            try:
+                build(kind, options, registry)
+            except ValidationError as exc:
+                model = getattr(registry.get(kind), "Config", None)
+                out.extend(format_validation_error(exc, prefix=where, model=model))
+            except (RegistryError, ValueError, TypeError) as exc:
+                out.append(f"{where}: {exc}")
+    return out
 
 
 _FLOOR_KEYS = frozenset({"min", "default_min"})
@@ -1345,8 +1534,47 @@ def format_validation_error(
             continue
         msg = msg[:1].lower() + msg[1:]
         names = [p for p in err["loc"] if isinstance(p, str)]
-        lines.append(f"{where}: {msg}, got {_show(err.get('input'), names[-1] if names else '')}")
+        value = err.get("input")
+        if _secret_bearing(model, err["loc"]) and not isinstance(value, dict):
+            # a section that holds a secret given as one value (CVI_AUTOSCALER__HA=<the
+            # connection string>): described, never quoted
+            shown = _describe(value)
+        else:
+            shown = _show(value, names[-1] if names else "")
+        lines.append(f"{where}: {msg}, got {shown}")
     return lines
+
+
+def _secret_bearing(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> bool:
+    """Whether the key at ``loc`` of ``model`` is a table with a key that looks secret (at
+    any depth): ``ha`` (``connection_string``), ``pexip`` (``password_env``)…"""
+    for part in loc:
+        if model is None:
+            return False
+        if isinstance(part, int):
+            continue
+        field = _field_of(model, part)
+        if field is None:
+            return False
+        model = _model_in(field.annotation) or _model_in(_item_of(field.annotation))
+    return model is not None and _has_secret_key(model)
+
+
+def _has_secret_key(model: type[BaseModel], depth: int = 0) -> bool:
+    for name, field in model.model_fields.items():
+        if looks_secret(field.alias or name):
+            return True
+        sub = _model_in(field.annotation) or _model_in(_item_of(field.annotation))
+        if sub is not None and depth < 5 and _has_secret_key(sub, depth + 1):
+            return True
+    return False
+
+
+def _describe(value: Any) -> str:
+    """What a value is, without what it says: ``a string of 42 characters``."""
+    if isinstance(value, str):
+        return f"a string of {len(value)} characters (not shown)"
+    return f"a value of type {type(value).__name__} (not shown)"
 
 
 def _suggest(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> str:
@@ -1410,6 +1638,8 @@ def _show(value: Any, key: str = "") -> str:
     value = _redact(value, key)
     if value == _HIDDEN:
         return _HIDDEN
+    if isinstance(value, str):
+        value = show_url(value)
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     try:
@@ -1433,5 +1663,5 @@ def _finish(problems: list[str], sources: Mapping[tuple[str | int, ...], str]) -
             hits = [src for src in sources if loc[: len(src)] == src]
             if hits:
                 line += f" (from environment variable {sources[max(hits, key=len)]})"
-        out.append(_SECRET_PAIR.sub(lambda p: f"{p.group(1)}={_HIDDEN}", line))
+        out.append(show_url(_SECRET_PAIR.sub(lambda p: f"{p.group(1)}={_HIDDEN}", line)))
     return out

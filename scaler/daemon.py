@@ -77,6 +77,9 @@ class Daemon:
         self._reload_requested = threading.Event()
         self._pending_config: Config | None = None
         self.stretch = stretch
+        self.next_tick_due: float | None = None
+        """``time.monotonic()`` at which ``run``'s loop starts the next tick (interval, stretch
+        and overrun included); ``None`` until the first tick has ended."""
         self._stretched = 0.0
         """Seconds the next tick should wait beyond its interval (Azure's read or write budget
         running low: the adapters project ``x-ms-ratelimit-remaining-*``); ``None``: never."""
@@ -412,6 +415,7 @@ class Daemon:
                     took_seconds=round(now - began, 3),
                     skipped=skipped,
                 )
+            self.next_tick_due = due
 
     def _loop_tick(self, stop: threading.Event, until: Callable[[], bool] | None) -> None:
         if stop.is_set():

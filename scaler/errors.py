@@ -8,8 +8,8 @@
         ├── TransientError   worth retrying later (429, 5xx, timeouts, connection errors):
         │   │                the pool holds this tick, the loop keeps going
         │   └── CapacityError  Azure has no capacity for the VM size now (AllocationFailed,
-        │                    ZonalAllocationFailed, SkuNotAvailable, OverconstrainedAllocation-
-        │                    Request): not quota; the pool's scale-ups back off
+        │                    ZonalAllocationFailed, SkuNotAvailable, Overconstrained(Zonal)-
+        │                    AllocationRequest…): not quota; the pool's scale-ups back off
         └── PermanentError   retrying will not help (401/403/404, quota refusals, malformed
                              answers): the pool holds and an alert-level event is logged
 
@@ -64,10 +64,29 @@ CAPACITY_ERROR_CODES = frozenset(
         "SkuNotAvailable",
         # https://learn.microsoft.com/azure/cloud-services/cloud-services-troubleshoot-overconstrained-allocation-request
         "OverconstrainedAllocationRequest",
+        # the zonal form of the same refusal (a zone-pinned request that no cluster of the zone
+        # can place), as Azure's allocation guidance lists it beside ZonalAllocationFailed
+        "OverconstrainedZonalAllocationRequest",
     }
 )
 """Azure error codes that mean "no capacity for this VM size here, now" — not a quota refusal
-(``OperationNotAllowed`` … "exceeding approved … quota"), and not the caller's fault."""
+(``OperationNotAllowed`` … "exceeding approved … quota"), and not the caller's fault. Codes of
+the same families that Azure adds (``is_capacity_code``) are taken as capacity errors too:
+backing off is the safe reading of a refusal to allocate."""
+
+
+def is_capacity_code(code: str) -> bool:
+    """Whether an ARM error code says Azure could not allocate the VM size now: one of
+    ``CAPACITY_ERROR_CODES``, or a relative of them (``…AllocationFailed…``,
+    ``Overconstrained…AllocationRequest``, ``…SkuNotAvailable``)."""
+    if code in CAPACITY_ERROR_CODES:
+        return True
+    low = code.lower()
+    return (
+        "allocationfailed" in low
+        or (low.startswith("overconstrained") and low.endswith("allocationrequest"))
+        or low.endswith("skunotavailable")
+    )
 
 
 class CapacityError(TransientError):

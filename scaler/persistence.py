@@ -73,7 +73,7 @@ class Persistence:
         if self.store is None:
             return
         now = self.ticker.clock.now()
-        snap = self.store.load()
+        snap = self.store.load(now=now)
         if snap is None:
             for pool in self.ticker.config.pools:
                 self.ticker.states[pool.name] = hold_one_window(max_instances=pool.max, now=now)
@@ -101,6 +101,7 @@ class Persistence:
                     scale_events=saved.state.scale_events,
                     last_scale_up=_latest(mine.last_scale_up, saved.state.last_scale_up),
                     last_scale_down=_latest(mine.last_scale_down, saved.state.last_scale_down),
+                    since=mine.since,
                 )
             )
             if saved.drains:
@@ -143,7 +144,7 @@ class Persistence:
             return
         leading = self.leader.is_leader()
         if leading and not self._was_leader and self.store is not None and self.ticker.ticks > 0:
-            snap = self.store.load_shared()
+            snap = self.store.load_shared(now=now)
             if snap is not None:
                 self._adopt(snap, full=False, now=now)
         self._was_leader = leading
@@ -154,7 +155,7 @@ class Persistence:
         published a newer one: its decisions then follow the production history."""
         if self.store is None:
             return
-        snap = self.store.load_shared(quiet=True)
+        snap = self.store.load_shared(quiet=True, now=now)
         if snap is None or snap.saved_at <= self._followed_at:
             return
         self._followed_at = snap.saved_at

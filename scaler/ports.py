@@ -30,17 +30,33 @@ class PoolStatus:
     calls_per_instance: float | None = None
     """Calls one instance carries, when the pool itself says (``vm-set``: its nodes'
     ``max_hd_calls``); ``None``: the configured ``calls_per_instance``."""
-    scheduled_instances: int = 0
+    scheduled_instances: int | None = 0
     """Instances Pexip's own scheduled-scaling policies add on top of the minimum right now
-    (``pexip-teams``; docs.pexip.com/admin/teams_scaling.htm)."""
-    licensed_calls: float | None = None
+    (``pexip-teams``; docs.pexip.com/admin/teams_scaling.htm); ``None``: unknown (the read
+    failed or the Management Node has no such policies) — then a scale-out writes the whole
+    need as the minimum and a scale-in holds."""
+    free_call_licences: int | None = None
+    """Pexip call licences free now (``pexip-teams``; ``port_total - port_count`` of
+    ``status/v1/licensing``): said in the detail of a scale-out that needs more, never a cap.
+    ``None``: unknown."""
     quota_family: str | None = None
     """The quota family of the pool's VM size as Azure lists it (Resource SKUs); ``None``:
     not known (then the configured ``quota_family`` applies, or ``QuotaUnknown``)."""
-    """Teams calls the deployment's licences allow (``pexip-teams``); ``None``: unknown."""
     draining: int = 0
     """Instances still allocated but on their way out (Pexip's "Waiting for termination"),
     not counted in ``capacity``."""
+    unserving: int = 0
+    """Instances the scale set counts (``sku.capacity``) that serve no call and are not in
+    ``capacity``: stopped or starting ones (power state), ones Pexip reports in "Maintenance"
+    or "Failure" (docs.pexip.com/admin/teams_status.htm). A scale-out writes the desired size
+    *plus* these, so that the serving instances reach it."""
+    scale_in_unverified: str = ""
+    """Why a scale-in of the pool cannot be trusted this tick ("" when it can): an auxiliary
+    read failed or a join is not proven. The kind's planner then holds a scale-in
+    (``Reason.SCALE_IN_UNVERIFIED``); a scale-out goes ahead."""
+    notes: tuple[str, ...] = ()
+    """Assumptions taken this tick for what could not be read (shown in the decision's detail,
+    so in ``/status`` and ``once --json``)."""
     etag: str | None = None
     """The scale set's etag as read (``vmss``); the adapter writes ``sku.capacity`` only
     ``If-Match`` it, so a resize computed from this read fails (412, transient) once someone else

@@ -40,6 +40,7 @@ from scaler.core.metrics import to_calls
 from scaler.core.quota import CapacityBackoff, QuotaMemory, QuotaRules
 from scaler.core.types import PoolLimits, ScalingPolicy
 from scaler.core.victims import DrainState, InstanceActions
+from scaler.core.wallclock import backward_step, settle_future, shift_state
 from scaler.errors import AdapterError, CapacityError
 from scaler.kinds import PlanInput, kind_of, limits_of
 from scaler.logs import get_logger
@@ -84,6 +85,7 @@ class PoolOutcome:
     reason: str
     applied: bool = False
     dry_run: bool = False
+    """The pass was a dry run (nothing it decided is written), whether or not it would resize."""
     error: str | None = None
     decision: Decision | None = None
 
@@ -167,19 +169,26 @@ class Ticker:
         """Per pool, what a call-safe scale-in waits for (pools with nothing waiting have no
         entry); persisted."""
         self._limits = {p.name: limits_of(p, config.azure.location) for p in config.pools}
+        self._scopes = sorted({config.quota_scope_of(p) for p in config.pools})
         self._behaviors = {p.name: p.behavior.to_core() for p in config.pools}
         self._policies = {p.name: build_policies(p) for p in config.pools}
         self.history = {p.name: self._new_history(p.name, clock.now()) for p in config.pools}
+        self._logged: dict[str, tuple[object, ...]] = {}
+        """Per pool, what its last ``decision.made`` said (``[daemon] log_decisions``)."""
         self.log = get_logger()
+        self._clock_seen: tuple[float, float] | None = None
+        """(wall clock, monotonic clock) at the start of the last tick (``follow_clock``)."""
 
     def use_config(self, new: Config) -> None:
         """A reloaded config: pools added get fresh state, pools removed are forgotten."""
         now = self.clock.now()
         self.config = new
         self._limits = {p.name: limits_of(p, new.azure.location) for p in new.pools}
+        self._scopes = sorted({new.quota_scope_of(p) for p in new.pools})
         self._behaviors = {p.name: p.behavior.to_core() for p in new.pools}
         self._policies = {p.name: build_policies(p) for p in new.pools}
         names = {p.name for p in new.pools}
+        self._logged.clear()  # a new config: every pool's next decision is said again
         for pool in new.pools:
             self.states.setdefault(pool.name, PoolState())
             if pool.name in self.history:  # its policies may now read further back, or less
@@ -195,8 +204,66 @@ class Ticker:
             start=now // 60.0 * 60.0, capacity=history_minutes(self._policies[pool])
         )
 
+    def follow_clock(self, now: float) -> None:
+        """Keep what the pools remember consistent with a wall clock that may step
+        (``scaler.core.wallclock``): after a backward step every recorded time moves back by
+        the step; whatever still lies in the future (a state file, a predecessor's snapshot)
+        is settled so that it never holds a scale-out. Called at the start of every tick."""
+        mono = self.monotonic()
+        last, self._clock_seen = self._clock_seen, (now, mono)
+        if last is not None:
+            back = backward_step(
+                wall_before=last[0], mono_before=last[1], wall_now=now, mono_now=mono
+            )
+            if back:
+                self.log.warning(
+                    "clock.stepped_back",
+                    seconds=round(back, 1),
+                    detail="recorded scale events and windows moved back with the clock",
+                )
+                self._shift(-back)
+        settled = []
+        for pool in self.config.pools:
+            state = self.states.get(pool.name)
+            if state is None:
+                continue
+            fixed = settle_future(state, now=now, max_instances=pool.max)
+            if fixed is not state:
+                self.states[pool.name] = fixed
+                settled.append(pool.name)
+        if settled:
+            self.log.warning(
+                "state.from_the_future",
+                pools=settled,
+                detail="times after now: scale-outs forgotten, scale-ins held one window",
+            )
+
+    def _shift(self, by: float) -> None:
+        """Move every recorded wall-clock time by ``by`` seconds."""
+        self.states = {name: shift_state(state, by) for name, state in self.states.items()}
+        for op in self.inflight.values():
+            op.started += by
+        for name, b in list(self.capacity_backoff.items()):
+            if b.backoff.last_failure_at is not None:
+                moved = dataclasses.replace(
+                    b.backoff, last_failure_at=b.backoff.last_failure_at + by
+                )
+                self.capacity_backoff[name] = _Backoff(moved, b.code)
+        for name, drain in list(self.pending_drains.items()):
+            if drain.pending_since is not None:
+                self.pending_drains[name] = dataclasses.replace(
+                    drain, pending_since=drain.pending_since + by
+                )
+        self.quota_memory = QuotaMemory(
+            {
+                loc: dataclasses.replace(region, as_of=region.as_of + by)
+                for loc, region in self.quota_memory.regions.items()
+            }
+        )
+
     def tick(self, now: float) -> list[PoolOutcome]:
         """Observe, decide and act once for every pool; ``now`` from the wall clock."""
+        self.follow_clock(now)
         pools = self.config.pools
         statuses: dict[str, PoolStatus] = {}
         failed: dict[str, tuple[Reason, str]] = {}
@@ -207,7 +274,18 @@ class Ticker:
         budget = (
             self.config.daemon.tick_deadline_seconds or 0.8 * self.config.daemon.interval_seconds
         )
-        observed = self.reads.run(
+        # Metrics and quota are read while the pools are: they do not depend on what the pools'
+        # reads find (their readings of a pool that cannot be read are simply not used), except
+        # a node metric, which counts the pool's members as this tick lists them.
+        early = [p for p in pools if not _reads_members(p)]
+        locations = self._scopes  # vCPU quota is read once per subscription and region
+        calls: dict[str, Callable[[], Any]] = {
+            f"quota {loc}": _bind(self.quota.usage, loc) for loc in locations
+        }
+        if early:
+            calls["metrics"] = lambda: self.metrics.read(early, now)
+        background = self.reads.submit(calls)
+        observed = self.reads.each(
             {pool.name: _bind(self.actuator.observe, pool) for pool in pools},
             deadline=start + budget / 2.0,
         )
@@ -217,6 +295,7 @@ class Ticker:
                 statuses[pool.name] = got.value
                 continue
             read_failures.append(f"pool {pool.name}")
+            self._logged.pop(pool.name, None)  # said again once it can be decided
             error = self._failure("observe", got)
             if got.timed_out is not None:
                 failed[pool.name] = (Reason.OBSERVE_TIMED_OUT, error)
@@ -227,22 +306,28 @@ class Ticker:
         self._reap_finished()
 
         readable = [p for p in pools if p.name in statuses]
-        readings: Mapping[str, MetricReading] = {}
-        locations = sorted({self.config.quota_scope_of(p) for p in readable})
-        calls: dict[str, Callable[[], Any]] = {
-            f"quota {loc}": _bind(self.quota.usage, loc) for loc in locations
-        }
-        if readable:
-            calls["metrics"] = lambda: self.metrics.read(readable, now)
-        got_all = self.reads.run(calls, deadline=start + budget)
-        metrics = got_all.get("metrics")
-        if metrics is not None and metrics.value is not None:
-            readings = metrics.value
-        elif metrics is not None:
-            read_failures.append("metrics")
+        late = [p for p in readable if _reads_members(p)]
+        got_all: dict[str, Outcome[Any]] = {}
+        if late:
+            got_all.update(
+                self.reads.run(
+                    {"metrics nodes": lambda: self.metrics.read(late, now)},
+                    deadline=start + budget,
+                )
+            )
+        got_all.update(background.wait(start + budget))
+        readings: dict[str, MetricReading] = {}
+        for key, group in (("metrics", early), ("metrics nodes", late)):
+            metrics = got_all.get(key)
+            if metrics is None:
+                continue
+            if metrics.value is not None:
+                readings.update(metrics.value)
+                continue
+            read_failures.append(key)
             error = self._failure("metrics read", metrics)
             self.log.warning("metrics.read_failed", error=error)
-            readings = {p.name: MetricReading.missing(error) for p in readable}
+            readings.update({p.name: MetricReading.missing(error) for p in group})
         usage: dict[str, Mapping[str, QuotaUsage]] = {}
         for loc in locations:
             quota = got_all[f"quota {loc}"]
@@ -305,12 +390,15 @@ class Ticker:
 
         by_name = {p.name: p for p in pools}
         outcomes: list[PoolOutcome] = []
+        logged = 0
         for decision in decisions:
             pool = by_name[decision.pool]
             decision, actions = self._per_instance(
                 pool, decision, statuses[pool.name], readings.get(pool.name), now
             )
-            outcomes.append(self._act(pool, decision, now, actions))
+            said = self._log_decision(pool.name, decision)
+            logged += said
+            outcomes.append(self._act(pool, decision, now, actions, said=said))
         for name, (why, error) in failed.items():
             prev = self.last.get(name)
             outcomes.append(
@@ -324,11 +412,31 @@ class Ticker:
             )
         order = {p.name: i for i, p in enumerate(pools)}
         outcomes.sort(key=lambda o: order[o.pool])
+        if self.dry_run:  # every pool of a dry run is one, the held and the failed too
+            outcomes = [o if o.dry_run else dataclasses.replace(o, dry_run=True) for o in outcomes]
         for o in outcomes:
             self.last[o.pool] = o
         self.ticks += 1
         self.last_tick_at = now
+        if self.config.daemon.log_decisions == "changes":
+            self._summary(outcomes, logged, start)
         return outcomes
+
+    def _summary(self, outcomes: Sequence[PoolOutcome], logged: int, start: float) -> None:
+        """``tick.summary``: the heartbeat of a tick whose unchanged decisions were not logged
+        (counts only, so a line stays short at any fleet size)."""
+        reasons: dict[str, int] = {}
+        for o in outcomes:
+            reasons[o.reason] = reasons.get(o.reason, 0) + 1
+        self.log.info(
+            "tick.summary",
+            pools=len(outcomes),
+            decisions_logged=logged,
+            resizing=sum(1 for o in outcomes if o.desired != o.current and o.error is None),
+            failed=sum(1 for o in outcomes if o.error is not None),
+            reasons=dict(sorted(reasons.items())),
+            seconds=round(self.monotonic() - start, 3),
+        )
 
     def _failure(self, what: str, outcome: Outcome[Any]) -> str:
         """Why a read gave nothing: still running at the deadline, or the error it raised."""
@@ -382,21 +490,12 @@ class Ticker:
         d: Decision,
         now: float,
         actions: InstanceActions,
+        *,
+        said: bool = True,
     ) -> PoolOutcome:
+        """Carry out the pool's writes (or say what they would be); ``said``: its decision was
+        logged this tick (a dry run's unchanged wish is not repeated every tick)."""
         self.states[pool.name] = d.state
-        self.log.info(
-            "decision.made",
-            pool=pool.name,
-            current=d.current,
-            desired=d.desired,
-            reason=str(d.reason),
-            recommended=d.recommended,
-            policy=d.policy,
-            calls=d.calls,
-            metric_status=str(d.metric_status),
-            steps=[f"{s.stage}={s.value}:{s.reason}" for s in d.steps],
-            detail=d.detail or None,
-        )
         if d.metric_status is not MetricStatus.OK:
             self.log.warning(f"metrics.{d.metric_status}", pool=pool.name, detail=d.detail or None)
         if d.reason in (Reason.QUOTA_UNKNOWN, Reason.CAPACITY_UNAVAILABLE):
@@ -421,14 +520,15 @@ class Ticker:
         if d.desired == d.current and actions.empty:
             return base
         if self.dry_run:
-            self.log.info(
-                "scale.dry_run",
-                pool=pool.name,
-                current=d.current,
-                desired=d.desired,
-                reason=str(d.reason),
-                actions=_describe(actions),
-            )
+            if said:
+                self.log.info(
+                    "scale.dry_run",
+                    pool=pool.name,
+                    current=d.current,
+                    desired=d.desired,
+                    reason=str(d.reason),
+                    actions=_describe(actions),
+                )
             return PoolOutcome(
                 pool.name, d.current, d.desired, str(d.reason), dry_run=True, decision=d
             )
@@ -472,6 +572,30 @@ class Ticker:
             actions=_describe(actions),
         )
         return PoolOutcome(pool.name, d.current, d.desired, str(d.reason), applied=True, decision=d)
+
+    def _log_decision(self, pool: str, d: Decision) -> bool:
+        """``decision.made`` for the pool, if ``[daemon] log_decisions`` wants it now: every
+        tick, or when what it says (current, desired, reason, winning policy, metric status)
+        differs from the pool's last one. The load itself (``calls``) changes every minute and
+        is not a change of decision: ``/status`` and ``/metrics`` carry it. Whether it logged."""
+        said = (d.current, d.desired, str(d.reason), d.policy, str(d.metric_status))
+        if self.config.daemon.log_decisions == "changes" and self._logged.get(pool) == said:
+            return False
+        self._logged[pool] = said
+        self.log.info(
+            "decision.made",
+            pool=pool,
+            current=d.current,
+            desired=d.desired,
+            reason=str(d.reason),
+            recommended=d.recommended,
+            policy=d.policy,
+            calls=d.calls,
+            metric_status=str(d.metric_status),
+            steps=[f"{s.stage}={s.value}:{s.reason}" for s in d.steps],
+            detail=d.detail or None,
+        )
+        return True
 
     def _reap_finished(self) -> None:
         for name, op in list(self.inflight.items()):
@@ -535,6 +659,12 @@ def _describe(actions: InstanceActions | None) -> dict[str, Any] | None:
         for f in dataclasses.fields(actions)
         if getattr(actions, f.name) not in (None, ())
     }
+
+
+def _reads_members(pool: PoolConfig) -> bool:
+    """Whether the pool's metric reading needs this tick's observation of it: a node metric
+    read from Pexip (``vm-set``) counts the calls of the VMs the pool's observation lists."""
+    return pool.metric.source == "pexip" and kind_of(pool).node_metric
 
 
 def _bind(read: Callable[[T], R], arg: T) -> Callable[[], R]:

@@ -5,10 +5,12 @@ Sources, per pool (``--source``, default ``auto``: each pool's own ``metric.sour
 * ``azure-monitor``: the history of the pool's Azure Monitor metric (for a ``pexip`` or
   ``log-analytics`` pool: its ``fallback_metric``), 1-minute grain, in one-day queries
   (``scaler.adapters.azure_history``); a percentage (``Percentage CPU``) is a *proxy* of calls.
-* ``pexip``: Pexip's call history (``history/v1/participant/``): the Teams legs (``protocol``
-  ``TEAMS`` unless ``--teams-protocol`` says otherwise) become concurrent calls per minute by a
-  sweep over their start and end times. The history does not say which Teams Connector carried
-  a call, so it is attributed to exactly one pool (``--pool``).
+* ``pexip``: Pexip's call history: the Teams legs become concurrent calls per minute by a sweep
+  over their start and end times (``teams_legs`` says which participants are Teams legs). The
+  history does not say which Teams Connector carried a call, so it is attributed to exactly one
+  pool (``--pool``). When no participant of the span can be told to be a Teams leg, the column
+  is left empty (unknown), never written as zeros — unless ``--teams-protocol`` forces a
+  protocol, whose zeros are then trusted.
 * ``log-analytics``: the pool's ``[pools.metric.log_analytics]`` query, in one-week chunks.
 
 Every minute of ``[since, until)`` gets a row; a minute that is unknown (no data, an invalid
@@ -30,6 +32,10 @@ from scaler.config import Config, PoolConfig
 from scaler.errors import ConfigError, ScalerError
 from scaler.logs import get_logger
 from scaler.traces import write_trace
+
+MAX_SPAN_DAYS = 400
+"""Longest span one export covers: a year of minutes and then some (the backtest's own grid
+limit is of that order). ``--since 0001-01-01`` grew memory without bound before this."""
 
 Source = Literal["auto", "azure-monitor", "pexip", "log-analytics"]
 SOURCES: tuple[str, ...] = ("auto", "azure-monitor", "pexip", "log-analytics")
@@ -84,23 +90,55 @@ def concurrent_per_minute(
     return out
 
 
+TEAMS = "TEAMS"
+
+
+def teams_legs(
+    records: Sequence[Any], *, protocol: str | None, conferences: frozenset[str]
+) -> list[Any]:
+    """The participants of Pexip's history that are Teams legs.
+
+    Pexip's client model of a history participant has no ``protocol`` (go-infinity-sdk
+    ``history/models.go``) and no Pexip page lists a ``TEAMS`` value for one; a VTC joining a
+    Teams meeting is a participant "directly connected to an externally-hosted conference"
+    (https://docs.pexip.com/admin/participant_history.htm), linked to the meeting by a backplane
+    that Pexip's client models with ``protocol`` ``TEAMS`` (``conferences``: the names of the
+    conferences with such a backplane, from ``history/v1/backplane/``). So, by default, a Teams
+    leg is a participant of such a conference — unless the record itself says ``TEAMS`` (the
+    Teams side of that conference, counted through the VTC leg), or a participant of no such
+    conference whose own record says ``TEAMS`` (a version that records it). Each Teams call is
+    counted once per VTC participant: a meeting room cascaded into Teams counts each of its
+    participants, which overstates what the Teams Connector carries (the safe side for
+    sizing). ``protocol`` given (``--teams-protocol``): exactly the participants whose
+    ``protocol`` is it.
+    """
+    if protocol is not None:
+        return [r for r in records if r.protocol.upper() == protocol.upper()]
+    out = []
+    for r in records:
+        own = r.protocol.upper() == TEAMS
+        if (r.conference_name in conferences) != own:
+            out.append(r)
+    return out
+
+
 def teams_calls(
     records: Sequence[Any],
     *,
     since: float,
     until: float,
     retained_from: float | None,
-    protocol: str,
+    protocol: str | None = None,
+    conferences: frozenset[str] = frozenset(),
 ) -> tuple[list[Call], list[tuple[float, float]]]:
-    """The Teams legs of Pexip's history as calls, and the spans that are unknown: before the
-    oldest record Pexip keeps, and inside any Teams record whose times cannot be read."""
+    """The Teams legs of Pexip's history (``teams_legs``) as calls, and the spans that are
+    unknown: before the oldest record Pexip keeps, and inside any Teams record whose times
+    cannot be read."""
     calls: list[Call] = []
     unknown: list[tuple[float, float]] = []
     if retained_from is not None and retained_from > since:
         unknown.append((since, retained_from))
-    for r in records:
-        if r.protocol.upper() != protocol.upper():
-            continue
+    for r in teams_legs(records, protocol=protocol, conferences=conferences):
         if r.problem:
             if r.start is None and r.end is None:
                 raise ScalerError(
@@ -128,7 +166,7 @@ def export(
     output: Path,
     source: Source = "auto",
     pools: Sequence[str] = (),
-    teams_protocol: str = "TEAMS",
+    teams_protocol: str | None = None,
     progress: TextIO | None = None,
     credential: Any = None,
     client_kwargs: dict[str, Any] | None = None,
@@ -198,6 +236,16 @@ def _rows(
             yield ts, name, column[n]
 
 
+def retained_since(since: datetime) -> datetime:
+    """The start of what Azure Monitor still keeps of ``[since, …)``: no query asks for a
+    minute it has already discarded (``--days 400`` sent 400 one-day queries, 307 of them
+    for nothing)."""
+    from scaler.adapters.azure_history import RETENTION
+
+    oldest = (datetime.now(UTC) - RETENTION + timedelta(minutes=1)).replace(second=0, microsecond=0)
+    return max(since, oldest)
+
+
 def _select(config: Config, names: Sequence[str]) -> list[PoolConfig]:
     if not names:
         return list(config.pools)
@@ -237,7 +285,8 @@ def _steps(
         elif kind == "log-analytics":
             total += history_chunks(since, until)
         else:
-            total += chunks(since, until)
+            kept = retained_since(since)
+            total += chunks(kept, until) if kept < until else 0
     return total
 
 
@@ -293,7 +342,10 @@ def _from_azure(
         config, _credential(config, credential, opened), **(client_kwargs or {})
     )
     opened.insert(0, reader)
-    found = reader.history(view, since, until, progress=update)
+    kept = retained_since(since)
+    if kept >= until:
+        return {}, f"{m.namespace}/{m.name}; Azure Monitor keeps metrics 93 days: all empty"
+    found = reader.history(view, kept, until, progress=update)
     notes = [f"{m.namespace}/{m.name}"]
     if found.proxy:
         notes.append(
@@ -332,11 +384,13 @@ def _from_pexip(
     pool: PoolConfig,
     since: datetime,
     until: datetime,
-    protocol: str,
+    protocol: str | None,
     update: Callable[[int], None],
     client: Any,
     opened: list[Any],
 ) -> tuple[dict[float, float | None], str]:
+    from scaler.errors import AdapterError
+
     if client is None:
         if not config.pexip.url:
             raise ConfigError("pexip.url: required for --source pexip, got ''")
@@ -345,15 +399,51 @@ def _from_pexip(
         client = PexipClient(config.pexip)
         opened.append(client)
     history = client.participant_history(since, until)
+    retained = history.retained_from
+    conferences: frozenset[str] = frozenset()
+    if protocol is None:
+        try:
+            backplanes = client.backplane_history(since, until)
+        except AdapterError as err:
+            if err.status != 404:
+                raise
+            raise ScalerError(
+                "pexip history: this Management Node keeps no backplane history "
+                "(history/v1/backplane/ answers 404), so its Teams legs cannot be told from "
+                "other calls; give --teams-protocol if its participant history records a "
+                "protocol for them"
+            ) from err
+        conferences = frozenset(
+            b.conference_name
+            for b in backplanes.backplanes
+            if b.protocol.upper() == TEAMS and b.conference_name
+        )
+        if backplanes.retained_from is not None:
+            retained = max(retained or backplanes.retained_from, backplanes.retained_from)
     update(1)
     lo, minutes = _grid(since, until)
     calls, unknown = teams_calls(
         history.calls,
         since=lo,
         until=until.timestamp(),
-        retained_from=history.retained_from,
+        retained_from=retained,
         protocol=protocol,
+        conferences=conferences,
     )
+    if not calls and protocol is None:
+        # Nothing recognisable as a Teams leg: zeros would read as "no load" and a backtest
+        # would recommend too little. Unknown, unless the user forces a protocol.
+        get_logger().warning(
+            "trace.no_teams_legs",
+            pool=pool.name,
+            participants=len(history.calls),
+            teams_conferences=len(conferences),
+        )
+        return {lo + n * MINUTE: None for n in range(minutes)}, (
+            f"no Teams leg found among {len(history.calls)} participant(s) of Pexip's call "
+            "history: every minute left empty (unknown), not 0; give --teams-protocol to "
+            "count legs by protocol and trust the zeros"
+        )
     counts = concurrent_per_minute(calls, since=lo, minutes=minutes)
     values: dict[float, float | None] = {lo + n * MINUTE: float(c) for n, c in enumerate(counts)}
     for a, b in unknown:
@@ -361,10 +451,11 @@ def _from_pexip(
         last = min(minutes, math.ceil((b - lo) / MINUTE))
         for n in range(first, last):
             values[lo + n * MINUTE] = None
-    note = f"Pexip call history, {len(calls)} Teams call(s) (protocol {protocol})"
-    if history.retained_from is not None and history.retained_from > lo:
-        kept = datetime.fromtimestamp(history.retained_from, UTC).isoformat(timespec="minutes")
-        note += f"; Pexip keeps the newest 10,000 conferences: minutes before {kept} are empty"
+    how = f"protocol {protocol}" if protocol else f"{len(conferences)} Teams conference(s)"
+    note = f"Pexip call history, {len(calls)} Teams call(s) ({how})"
+    if retained is not None and retained > lo:
+        kept = datetime.fromtimestamp(retained, UTC).isoformat(timespec="minutes")
+        note += f"; Pexip keeps the newest 5,000 conferences: minutes before {kept} are empty"
     return values, note
 
 
@@ -379,6 +470,8 @@ def parse_span(
     if since is None:
         if days is None:
             raise ConfigError("--since: give --since (or --days)")
+        if not 0 < days <= MAX_SPAN_DAYS:  # also NaN; and no OverflowError from timedelta
+            raise ConfigError(f"--days: must be within (0, {MAX_SPAN_DAYS}], got {days:g}")
         start = end - timedelta(days=days)
     else:
         start = since if since.tzinfo else since.replace(tzinfo=UTC)
@@ -389,4 +482,10 @@ def parse_span(
         raise ConfigError(f"--until: must be after --since ({start.isoformat()}), got {end}")
     if end > now + timedelta(minutes=1):
         raise ConfigError(f"--until: must not be in the future, got {end.isoformat()}")
+    if end - start > timedelta(days=MAX_SPAN_DAYS):
+        days_given = (end - start) / timedelta(days=1)
+        raise ConfigError(
+            f"--since: the span is at most {MAX_SPAN_DAYS} days (export longer spans in "
+            f"parts), got {days_given:.0f} days from {start.date().isoformat()}"
+        )
     return start, end

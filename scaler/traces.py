@@ -227,9 +227,14 @@ def load_trace(path: Path | str, *, known_pools: Collection[str] | None = None) 
     stamp_line = array("q")  # the line each first appears on
     columns: dict[str, array[float]] = {}
     padded = 0  # cells of missing rows
-    with open(path, "rb") as raw:
+    # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as raw:
         if not stat.S_ISREG(os.fstat(raw.fileno()).st_mode):
-            raise TraceError(f"{name}: not a regular file")
+            raise TraceError(
+                f"{name}: not a regular file (a FIFO, a device or a directory); a trace must "
+                "be a regular file"
+            )
         fh = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
         reader = csv.reader(fh)
         line = 1
@@ -244,7 +249,7 @@ def load_trace(path: Path | str, *, known_pools: Collection[str] | None = None) 
             if missing:
                 raise TraceError(
                     f"{name} line 1: header must contain {','.join(HEADER)}, "
-                    f"got {','.join(header)!r} (missing {', '.join(missing)})"
+                    f"got {_field(','.join(header))} (missing {', '.join(missing)})"
                 )
             i_ts, i_pool, i_calls = (cols.index(h) for h in HEADER)
             width = max(i_ts, i_pool, i_calls) + 1
@@ -272,7 +277,7 @@ def load_trace(path: Path | str, *, known_pools: Collection[str] | None = None) 
                 if known is not None and pool not in known:
                     config = ", ".join(sorted(known)) or "no pools"
                     raise TraceError(
-                        f"{name} line {line}: unknown pool {pool!r} (config has: {config})"
+                        f"{name} line {line}: unknown pool {_field(pool)} (config has: {config})"
                     )
                 cell = row[i_calls].strip()
                 calls = math.nan
@@ -283,7 +288,8 @@ def load_trace(path: Path | str, *, known_pools: Collection[str] | None = None) 
                         calls = math.nan
                     if not 0 <= calls < math.inf:  # also false for NaN
                         raise TraceError(
-                            f"{name} line {line}: calls must be a non-negative number, got {cell!r}"
+                            f"{name} line {line}: calls must be a non-negative number, "
+                            f"got {_field(cell)}"
                         )
                 if us > previous:
                     previous = us
@@ -292,14 +298,14 @@ def load_trace(path: Path | str, *, known_pools: Collection[str] | None = None) 
                     stamp_line.append(line)
                 elif us < previous:
                     raise TraceError(
-                        f"{name} line {line}: timestamp {text.strip()!r} is earlier "
+                        f"{name} line {line}: timestamp {_field(text.strip())} is earlier "
                         f"than the previous row's {_fmt_us(previous)} "
                         f"(rows must be in time order)"
                     )
                 first = seen_here.get(pool)
                 if first is not None:
                     raise TraceError(
-                        f"{name} line {line}: duplicate row for pool {pool!r} at "
+                        f"{name} line {line}: duplicate row for pool {_field(pool)} at "
                         f"{_fmt_us(us)} (first on line {first})"
                     )
                 seen_here[pool] = line
@@ -324,6 +330,14 @@ def load_trace(path: Path | str, *, known_pools: Collection[str] | None = None) 
             f"(an empty cell means the metric was unavailable)"
         )
     return _build(name, columns, stamp_us, stamp_line)
+
+
+def _field(text: str) -> str:
+    """A field of the file as an error quotes it: quoted with what cannot be printed escaped
+    (``'\\x002'``), at most 80 characters (a file that is not a trace,
+    ``/proc/self/environ`` say, is never echoed whole)."""
+    shown = repr(text)
+    return shown if len(shown) <= 80 else shown[:79] + "…"
 
 
 def _decode_problem(name: str, path: Path | str) -> str:
@@ -353,11 +367,15 @@ def _parse_timestamp(text: str, name: str, line: int) -> int:
     try:
         ts = datetime.fromisoformat(text)
     except ValueError:
-        raise TraceError(f"{name} line {line}: timestamp is not ISO-8601, got {text!r}") from None
+        raise TraceError(
+            f"{name} line {line}: timestamp is not ISO-8601, got {_field(text)}"
+        ) from None
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=UTC)
     elif ts.utcoffset() != timedelta(0):
-        raise TraceError(f"{name} line {line}: timestamp must be UTC (Z or +00:00), got {text!r}")
+        raise TraceError(
+            f"{name} line {line}: timestamp must be UTC (Z or +00:00), got {_field(text)}"
+        )
     delta = ts - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * _US + delta.microseconds
 

@@ -14,6 +14,7 @@ and :meth:`FakeAzure.writes`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 import socket
@@ -38,8 +39,9 @@ MAX_BATCH_RESOURCES = 50
 DEFAULT_TOP = 10
 """Azure Monitor returns at most this many dimension timeseries per metric unless ``top`` is set."""
 
-TRANSPORT_FAULTS = ("raw", "reset", "truncate", "stall", "redirect")
-"""Faults below the ARM error contract: what a gateway, proxy or broken connection does."""
+TRANSPORT_FAULTS = ("raw", "reset", "truncate", "stall", "redirect", "nextlink", "huge")
+"""Faults below the ARM error contract: what a gateway, proxy or broken connection does, and
+list answers whose ``nextLink`` a hostile or broken server chose."""
 
 _AGGREGATIONS = ("average", "count", "maximum", "minimum", "total")
 _METRICS_BATCH_SUFFIX = "/metrics:getbatch"
@@ -143,6 +145,8 @@ class _Fault:
     raw: bytes | None = None
     content_type: str | None = None
     delay: float = 0.0
+    served: int = 0
+    """Answers this fault gave (``nextlink`` numbers its links with it)."""
     content: re.Pattern[str] | None = None
     """When set, the fault also needs this regex to be found in the request's query string
     (``key=value`` pairs, decoded) or its JSON body: e.g. one batch of several concurrent
@@ -160,11 +164,10 @@ class _Instance:
     protect_from_scale_set_actions: bool = False
     provisioning_state: str = "Succeeded"
     etag: int = 1
-
-    @property
-    def protected(self) -> bool:
-        """Whether a capacity reduction must leave this instance alone."""
-        return self.protect_from_scale_in or self.protect_from_scale_set_actions
+    power_state: str = "running"
+    """``PowerState/<this>`` in the instance's view (``starting``, ``stopped``, ``deallocated``…,
+    https://learn.microsoft.com/azure/virtual-machines/states-billing); ``""``: the view names
+    no power state."""
 
 
 @dataclass
@@ -266,13 +269,29 @@ class _Usage:
 
 @dataclass
 class _Series:
-    """Stored points of one metric of one resource, optionally for one dimension value."""
+    """Stored points of one metric of one resource, optionally for one dimension value; or a
+    ``source`` that gives the value of any minute (a load that never runs out, for long runs)."""
 
     metric: str
     unit: str
     dimension_name: str | None
     dimension_value: str | None
     points: list[Point]
+    source: Callable[[dt.datetime], float | None] | None = None
+
+    def window(self, start: dt.datetime, end: dt.datetime) -> list[Point]:
+        """The points with ``start <= t < end``, in time order."""
+        if self.source is None:
+            return [(t, v) for t, v in self.points if start <= t < end]
+        first = start.replace(second=0, microsecond=0)
+        if first < start:
+            first += dt.timedelta(minutes=1)
+        out: list[Point] = []
+        moment = first
+        while moment < end:
+            out.append((moment, self.source(moment)))
+            moment += dt.timedelta(minutes=1)
+        return out
 
 
 @dataclass
@@ -319,7 +338,7 @@ _INSIGHTS_RG = _RG + r"/providers/Microsoft\.Insights"
 # poll is ``locations/operations/read``; the metrics:getBatch data plane has no operation of its
 # own in that list and is authorised by ``Metrics/Read`` on each resource, as the ARM metrics
 # API; custom-metric ingestion is the *data action* ``Metrics/Write`` of Monitoring Metrics
-# Publisher). tests/test_zz_rbac.py holds deploy/azure-role.json to exactly these.
+# Publisher). tests/test_rbac.py holds deploy/azure-role.json to exactly these.
 RBAC_OPERATIONS: tuple[tuple[str, str, str], ...] = (
     (
         "GET",
@@ -416,10 +435,27 @@ class FakeAzure:
         """Sent on every answer, e.g. ``{"x-ms-ratelimit-remaining-subscription-reads": "3"}``:
         "Each request includes values for the number of remaining read and write requests"
         (https://learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling)."""
+        self.vmss_body = "compact"
+        """Scale set bodies of lists and GETs: ``compact`` (the fields the examples share, about
+        1.1 kB), ``example`` (Microsoft's ``VirtualMachineScaleSet_Get_WithUserData`` example
+        body, about 2.5 kB: network profile, gallery applications, host group) or ``maximum``
+        (the ``VirtualMachineScaleSet_Update_MaximumSet_Gen`` response, every property set,
+        about 8.4 kB), each with this scale set's own name, id, location, sku, state and etag
+        (``tests/fixtures/compute/``; Azure/azure-rest-api-specs, MIT licence)."""
         self.vmss_page_size = 100
         """Scale sets per page of a list; more follow through ``nextLink``
         (``VirtualMachineScaleSets_ListAll``: "Use nextLink property in the response to get the
         next page")."""
+        self.capacity_patch_skips_protected = False
+        """Whether a capacity PATCH that shrinks the scale set leaves instances with
+        ``protectFromScaleIn`` alone. Microsoft's pages disagree: instance protection "Protects
+        instance from Autoscale initiated scale-in" and "User-initiated instance operations …
+        are not blocked" (https://learn.microsoft.com/azure/virtual-machine-scale-sets/
+        virtual-machine-scale-sets-instance-protection), while the scale-in policy removes "the
+        newest ones that are not protected from scale-in" (``ScaleInPolicy.rules``). Azure does
+        not promise it for a user's PATCH, so by default the fake does not skip them (the
+        daemon must not rely on it); ``protectFromScaleSetActions`` ("operations initiated on
+        the scale set") is always honoured."""
         self.other_subscriptions: set[str] = set()
         """Subscriptions served besides ``subscription_id`` (``add_subscription``)."""
         """``False``: scale set GETs carry no ``etag`` (as from an API or a cloud without one)."""
@@ -436,6 +472,7 @@ class FakeAzure:
         self._usages: dict[str, dict[str, _Usage]] = {}
         self._vm_skus: dict[str, _VmSku] = {s.name.lower(): s for s in _DEFAULT_VM_SKUS}
         self._series: dict[tuple[str, str, str], dict[str | None, _Series]] = {}
+        self._regions: dict[str, str] = {}
         self._operations: dict[str, _Operation] = {}
         self._faults: list[_Fault] = []
         self._autoscale: dict[str, dict[str, JSON]] = {}
@@ -598,6 +635,16 @@ class FakeAzure:
                 raise KeyError(f"{resource_group}/{name} has no instance {instance_id}")
             instance.protect_from_scale_in = from_scale_in
             instance.protect_from_scale_set_actions = from_scale_set_actions
+
+    def set_instance_power_state(
+        self, resource_group: str, name: str, instance_id: str, state: str
+    ) -> None:
+        """Set the power state an instance's view reports (``""``: none reported)."""
+        with self._lock:
+            instance = self._known_scale_set(resource_group, name).instances.get(int(instance_id))
+            if instance is None:
+                raise KeyError(f"{resource_group}/{name} has no instance {instance_id}")
+            instance.power_state = state
 
     def _known_scale_set(self, resource_group: str, name: str) -> _ScaleSet:
         """A scale set for the state API, or ``KeyError``."""
@@ -803,6 +850,24 @@ class FakeAzure:
         with self._lock:
             self._series.setdefault(key, {})[value] = _Series(metric, unit, name, value, normalized)
 
+    def set_metric_source(
+        self,
+        resource_id: str,
+        namespace: str,
+        metric: str,
+        source: Callable[[dt.datetime], float | None],
+        *,
+        unit: str = "Count",
+    ) -> None:
+        """Serve one timeseries whose value at each minute (UTC) is ``source(minute)``
+        (``None``: a null bucket), for whatever span is asked: runs of simulated weeks read
+        a load that never runs out and costs no memory."""
+        key = (resource_id.lower(), namespace.lower(), metric.lower())
+        with self._lock:
+            self._series.setdefault(key, {})[None] = _Series(
+                metric, unit, None, None, [], source=source
+            )
+
     # ------------------------------------------------------------ faults and operations
 
     def inject_fault(
@@ -863,7 +928,12 @@ class FakeAzure:
           only half of its body before the connection closes;
         - ``stall``: wait ``delay`` seconds (longer than the client's read timeout), then answer
           normally;
-        - ``redirect``: ``status`` (default 302 here) with ``Location: body.decode()``.
+        - ``redirect``: ``status`` (default 302 here) with ``Location: body.decode()``;
+        - ``nextlink``: the real answer (a list), its ``nextLink`` set to ``body.decode()``
+          with ``{url}`` replaced by the fake's base URL, ``{path}`` by the request's path and
+          ``{n}`` by how many times the fault has served (so each link differs);
+        - ``huge``: a 200 ``application/json`` answer of ``delay`` MiB (``{"value": [...``
+          that never closes), streamed in chunks.
         """
         if kind not in TRANSPORT_FAULTS:
             raise ValueError(f"unknown transport fault {kind!r}; one of {TRANSPORT_FAULTS}")
@@ -935,6 +1005,8 @@ class FakeAzure:
                 return _Response(
                     fault.status, _error_body(fault.code, fault.message), fault.headers
                 )
+            if fault is not None and fault.kind == "huge":
+                return _Response(200, action="huge", delay=fault.delay)
             if fault is not None and fault.kind in ("raw", "redirect", "reset"):
                 return _Response(
                     fault.status,
@@ -947,6 +1019,14 @@ class FakeAzure:
                 response = self._route(request)
             except _ArmError as error:
                 response = error.response()
+            if fault is not None and fault.kind == "nextlink" and isinstance(response.body, dict):
+                fault.served += 1
+                link = (fault.raw or b"").decode()
+                response.body["nextLink"] = (
+                    link.replace("{url}", self.url)
+                    .replace("{path}", request.path)
+                    .replace("{n}", str(fault.served))
+                )
             if fault is not None and fault.kind == "truncate":
                 response.action = "truncate"
             elif fault is not None and fault.kind == "stall":
@@ -1095,7 +1175,7 @@ class FakeAzure:
         if not token.isdigit():
             raise _invalid_parameter("$skiptoken", "The value of parameter $skiptoken is invalid.")
         offset, size = int(token), max(1, self.vmss_page_size)
-        body: JSON = {"value": [_vmss_json(s) for s in found[offset : offset + size]]}
+        body: JSON = {"value": [self._vmss_body(s) for s in found[offset : offset + size]]}
         if offset + size < len(found):
             body["nextLink"] = (
                 f"{self.url}{request.path}?api-version={request.param('api-version')}"
@@ -1108,10 +1188,16 @@ class FakeAzure:
         found = self._scale_set(match["rg"], match["vmss"])
         if not _in_sub(found, match["sub"]):
             raise _not_found("virtualMachineScaleSets", match["vmss"], match["rg"])
-        body = _vmss_json(found)
+        body = self._vmss_body(found)
         if not self.serve_vmss_etag:
             del body["etag"]
         return _Response(200, body)
+
+    def _vmss_body(self, scale_set: _ScaleSet) -> JSON:
+        """A scale set as ``vmss_body`` shapes it."""
+        if self.vmss_body == "compact":
+            return _vmss_json(scale_set)
+        return _example_vmss_json(scale_set, _VMSS_EXAMPLES[self.vmss_body]())
 
     def _patch_vmss(self, request: _Request, match: re.Match[str]) -> _Response:
         """PATCH .../virtualMachineScaleSets/{name}: capacity change as an LRO.
@@ -1155,7 +1241,7 @@ class FakeAzure:
         scale_set.provisioning_state = "Updating"
         scale_set.etag += 1
         operation = self._start_operation(scale_set.location, request, succeed, fail)
-        echoed = _vmss_json(scale_set)
+        echoed = self._vmss_body(scale_set)
         echoed["sku"] = {"name": sku_name, "tier": tier, "capacity": target}
         headers = {"Azure-AsyncOperation": self._operation_url(operation)}
         return _Response(200, echoed, headers)
@@ -1163,15 +1249,22 @@ class FakeAzure:
     def _apply_capacity(self, scale_set: _ScaleSet, target: int) -> None:
         """Grow or shrink a scale set to ``target`` and account the cores in usage.
 
-        Scale-in removes the highest unprotected instance ids; protected instances are skipped,
-        so capacity stays above ``target`` when too few unprotected instances exist.
+        Scale-in removes the highest instance ids (the newest), skipping instances protected
+        from scale set actions — and from scale-in only with ``capacity_patch_skips_protected``
+        — so capacity stays above ``target`` when too few others exist.
         """
         before = scale_set.capacity
+        skip_scale_in = self.capacity_patch_skips_protected
         if target > before:
             _add_instances(scale_set, target - before)
         elif target < before:
             victims = sorted(
-                (i for i in scale_set.instances.values() if not i.protected),
+                (
+                    i
+                    for i in scale_set.instances.values()
+                    if not i.protect_from_scale_set_actions
+                    and not (skip_scale_in and i.protect_from_scale_in)
+                ),
                 key=lambda i: i.instance_id,
                 reverse=True,
             )[: before - target]
@@ -1220,8 +1313,12 @@ class FakeAzure:
     def _list_instances(self, request: _Request, match: re.Match[str]) -> _Response:
         """GET .../virtualMachineScaleSets/{name}/virtualMachines."""
         scale_set = self._scale_set(match["rg"], match["vmss"])
+        # "$expand … Allowed values are 'instanceView'"
+        # (https://learn.microsoft.com/rest/api/compute/virtual-machine-scale-set-vms/list)
+        view = (request.param("$expand") or "").lower() == "instanceview"
         items = [
-            _instance_json(scale_set, scale_set.instances[i]) for i in sorted(scale_set.instances)
+            _instance_json(scale_set, scale_set.instances[i], view=view)
+            for i in sorted(scale_set.instances)
         ]
         return _Response(200, {"value": items})
 
@@ -1644,14 +1741,13 @@ class FakeAzure:
 
     def _region_of(self, resource_id: str) -> str:
         """Location of a known scale set or VM; ``westeurope`` for anything else."""
-        wanted = resource_id.lower()
         resources: list[_ScaleSet | _VirtualMachine] = [
             *self._scale_sets.values(),
             *self._vms.values(),
         ]
-        return next(
-            (r.location for r in resources if r.resource_id.lower() == wanted), "westeurope"
-        )
+        if len(self._regions) != len(resources):  # a dict, not a scan per resource id
+            self._regions = {r.resource_id.lower(): r.location for r in resources}
+        return self._regions.get(resource_id.lower(), "westeurope")
 
 
 # ====================================================================== HTTP plumbing
@@ -1710,6 +1806,9 @@ class _Handler(QuietHandler):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
             return
+        if response.action == "huge":
+            self._serve_huge(int(response.delay * (1 << 20)))
+            return
         if response.delay:
             time.sleep(response.delay)
         if fake.latency:
@@ -1734,6 +1833,24 @@ class _Handler(QuietHandler):
             self.close_connection = True
             return
         self.wfile.write(payload)
+
+    def _serve_huge(self, size: int) -> None:
+        """A JSON list answer of ``size`` bytes without a Content-Length (chunked), as a
+        broken gateway or a hostile server streams it; stops when the client hangs up."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        chunk = b'{"value": [' + b'{"name": {"value": "cores"}}, ' * 2000
+        sent = 0
+        try:
+            while sent < size:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass  # the client refused the rest
+        self.close_connection = True
 
 
 # ====================================================================== helpers
@@ -1926,19 +2043,16 @@ def _timeseries(
                             "value": s.dimension_value,
                         }
                     ],
-                    "data": [
-                        _data_point(t, v, 1, aggregations) for t, v in s.points if start <= t < end
-                    ],
+                    "data": [_data_point(t, v, 1, aggregations) for t, v in s.window(start, end)],
                 }
             )
         return result[:top]
     buckets: dict[dt.datetime, list[float]] = {}
     for s in series:
-        for moment, value in s.points:
-            if start <= moment < end:
-                bucket = buckets.setdefault(moment, [])
-                if value is not None:
-                    bucket.append(value)
+        for moment, value in s.window(start, end):
+            bucket = buckets.setdefault(moment, [])
+            if value is not None:
+                bucket.append(value)
     data = [
         _data_point(moment, sum(values) if values else None, len(values), aggregations)
         for moment, values in sorted(buckets.items())
@@ -2027,8 +2141,71 @@ def _vmss_json(scale_set: _ScaleSet) -> JSON:
     }
 
 
-def _instance_json(scale_set: _ScaleSet, instance: _Instance) -> JSON:
-    """Scale set instance after ``VirtualMachineScaleSetVM_List`` examples."""
+_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "compute"
+
+
+@functools.cache
+def _example_body(name: str) -> JSON:
+    """The ``200`` body of one of Microsoft's scale set examples (read once)."""
+    doc = json.loads((_FIXTURES / name).read_text(encoding="utf-8"))
+    return cast(JSON, doc["responses"]["200"]["body"])
+
+
+_VMSS_EXAMPLES: dict[str, Callable[[], JSON]] = {
+    "example": lambda: _example_body("VirtualMachineScaleSet_Get_WithUserData.json"),
+    "maximum": lambda: _example_body("VirtualMachineScaleSet_Update_MaximumSet_Gen.json"),
+}
+
+
+def _example_vmss_json(scale_set: _ScaleSet, example: JSON) -> JSON:
+    """Microsoft's example body with this scale set's own identity, size and state (the rest
+    shared with the example, unchanged: it is only serialised)."""
+    compact = _vmss_json(scale_set)
+    body = dict(example)
+    for key in ("name", "id", "type", "location", "sku", "etag"):
+        body[key] = compact[key]
+    props = dict(example["properties"])
+    for key in ("provisioningState", "uniqueId", "timeCreated", "orchestrationMode"):
+        props[key] = compact["properties"][key]
+    profile = dict(props.get("virtualMachineProfile") or {})
+    os_profile = dict(profile.get("osProfile") or {})
+    os_profile["computerNamePrefix"] = scale_set.name
+    profile["osProfile"] = os_profile
+    props["virtualMachineProfile"] = profile
+    body["properties"] = props
+    return body
+
+
+def _instance_json(scale_set: _ScaleSet, instance: _Instance, *, view: bool = False) -> JSON:
+    """Scale set instance after ``VirtualMachineScaleSetVM_List`` examples; with ``view`` its
+    ``properties.instanceView`` (statuses ``ProvisioningState/…`` and ``PowerState/…``)."""
+    body = _instance_body(scale_set, instance)
+    if view:
+        state = instance.provisioning_state
+        statuses: list[JSON] = [
+            {
+                "code": f"ProvisioningState/{state.lower()}",
+                "level": "Info" if state != "Failed" else "Error",
+                "displayStatus": f"Provisioning {state.lower()}",
+                "time": instance.time_created,
+            }
+        ]
+        if instance.power_state:
+            statuses.append(
+                {
+                    "code": f"PowerState/{instance.power_state}",
+                    "level": "Info",
+                    "displayStatus": f"VM {instance.power_state}",
+                }
+            )
+        body["properties"]["instanceView"] = {
+            "computerName": _computer_name(scale_set.name, instance.instance_id),
+            "statuses": statuses,
+        }
+    return body
+
+
+def _instance_body(scale_set: _ScaleSet, instance: _Instance) -> JSON:
     instance_id = str(instance.instance_id)
     return {
         "name": f"{scale_set.name}_{instance_id}",

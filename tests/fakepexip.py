@@ -23,19 +23,44 @@ page it comes from; field names and nullability follow Pexip's own API client mo
   with it off, an instance is listed *only while a Teams call is in progress*, with no
   ``instance_status`` (null). ``max_calls``, ``instance_status``, ``state`` and ``eventhub_id``
   are nullable. Instances not tied to a connector follow the fake's ``event_hub`` flag.
+* **Names**: no Pexip page says what a teamsnode record's ``name`` is — the VM name, the
+  computer name or something else (an FQDN) — nor the form of ``scaleset_id``. The fake serves
+  whatever a test gives, so tests run the same scenario with names that equal the scale set's
+  computer names and with names that do not.
 * **Teams Connector configuration** (https://docs.pexip.com/admin/teams_scaling.htm):
   ``min_number_of_instances`` and ``notifications_enabled``; scheduled scaling policies in
   ``configuration/v1/scheduled_scaling/`` (``instances_to_add``, ``minutes_in_advance``,
   ``local_timezone``, ``time_from``/``time_to``, ``mon`` … ``sun``, ``enabled``).
-* **Licences**: ``status/v1/licensing/`` is a one-object list with ``teams_count`` (in use:
-  the Teams calls now, unless set) and ``teams_total``.
+* **Dynamic bursting** (https://docs.pexip.com/admin/bursting.htm, azure_bursting.htm): the
+  global configuration (``configuration/v1/global/1/``, the singleton Pexip's client reads)
+  has ``bursting_enabled``, ``bursting_threshold`` and ``bursting_min_lifetime``; a node's
+  configuration has ``cloud_bursting`` (an overflow node Pexip starts and stops itself) and its
+  ``system_location`` as a related URI (field names from go-infinity-sdk
+  ``config/global_configuration_model.go`` and ``config/worker_vm_model.go``). "System locations
+  are not explicitly configured as primary or overflow": a location is an overflow location
+  when it holds bursting nodes.
+* **Licences** (https://docs.pexip.com/admin/teams_configuration.htm): ``status/v1/licensing/``
+  is a one-object list (fields of go-infinity-sdk ``Licensing``). The Teams licence counts
+  Microsoft **tenants**: "The teams license controls how many Azure tenants can be configured;
+  there is no limit to … the number of instances within each Teams Connector" — so
+  ``teams_total`` is 1 and ``teams_count`` the tenants configured (1), whatever the calls. Each
+  gateway call into Teams needs a call licence ("appropriate call licenses are also required for
+  each gateway call"): ``port_count`` is the calls in progress (Teams calls and Conferencing Node
+  participants), ``port_total`` 100 unless set.
 * **Call history** (https://docs.pexip.com/api_manage/api_history.htm):
   ``history/v1/participant/`` lists completed participants (call legs) with ``start_time`` and
-  ``end_time`` in UTC without an offset, ``protocol``, ``call_direction``, ``conference_name``
-  (field names from go-infinity-sdk ``history/models.go``), filtered with Tastypie's
-  ``<field>__gte`` / ``__gt`` / ``__lte`` / ``__lt`` on the times (the filters Pexip's own client
-  sends: ``start_time__gte``, ``end_time__lt``) and ordered by ``order_by``; Pexip keeps the
-  most recent 10,000 conferences only.
+  ``end_time`` in UTC without an offset, ``call_direction``, ``conference_name`` and no
+  ``protocol`` (field names from go-infinity-sdk ``history/models.go``, whose history
+  participant has none; a test may add one to model a version that records it). The VTC leg of
+  a Teams meeting is a participant "directly connected to an externally-hosted conference"
+  (https://docs.pexip.com/admin/participant_history.htm); the conference's link to the meeting
+  is a record of ``history/v1/backplane/`` (``conference_name``, ``protocol`` ``TEAMS``,
+  ``type`` ``external-backplane``, as Pexip's client models and tests it). Both are filtered
+  with Tastypie's ``<field>__gte`` / ``__gt`` / ``__lte`` / ``__lt`` on the times (the filters
+  Pexip's own client sends: ``start_time__gte``, ``end_time__lt``) and ordered by
+  ``order_by``; Pexip keeps the calls of the 5,000 most recent conferences only
+  (participant_history.htm). ``backplane_history_supported = False`` models a version without
+  the backplane resource (404).
 * **Schemas**: ``<resource>/schema/`` describes each modelled resource's fields (Tastypie's
   ``fields`` map with ``type`` and ``nullable``), as the status API documents
   (https://docs.pexip.com/api_manage/api_status.htm: "A summary of the schema … via the REST
@@ -122,6 +147,8 @@ class _Node:
     boot_time: str = "2026-11-18T07:00:00.000000"
     last_contacted: str = "2026-11-18T09:00:00.000000"
     address: str = ""
+    cloud_bursting: bool = False
+    """An overflow node Pexip's dynamic bursting starts and stops."""
     drain_step: float = 0.0
     """Calls ended per status poll while in maintenance."""
     drain_left: float = 0.0
@@ -155,9 +182,22 @@ class FakePexip:
         self.nodes: dict[str, _Node] = {}
         self.teams_proxies: dict[int, dict[str, Any]] = {}
         self.scheduled_scaling: dict[int, dict[str, Any]] = {}
-        self.licensing: dict[str, Any] = {"teams_total": 100}
+        self.bursting: dict[str, Any] = {
+            "bursting_enabled": False,
+            "bursting_threshold": 5,
+            "bursting_min_lifetime": 50,
+        }
+        """Dynamic bursting fields of the global configuration."""
+        self.scheduled_scaling_supported = True
+        """``False``: a Management Node from before scheduled scaling (teams_scaling.htm,
+        "How scheduled scaling works" names the version that added it):
+        ``configuration/v1/scheduled_scaling/`` and its schema answer 404."""
+        self.licensing: dict[str, Any] = {}
+        """Fields that override the licensing record (e.g. ``{"port_total": 10}``)."""
         self.stray_participants: list[dict[str, Any]] = []
         self.history: list[dict[str, Any]] = []
+        self.backplanes: list[dict[str, Any]] = []
+        self.backplane_history_supported = True
         self._teams_proxy_of: dict[str, int | None] = {}
         self._teams_raw: dict[str, dict[str, str]] = {}
         self._lock = threading.RLock()
@@ -319,9 +359,10 @@ class FakePexip:
         boot_time: str = "2026-11-18T07:00:00.000000",
         last_contacted: str = "2026-11-18T09:00:00.000000",
         calls: int | None = None,
+        cloud_bursting: bool = False,
     ) -> None:
         """A Conferencing Node; ``calls`` (participants on it) defaults to the HD calls its
-        ``media_load`` stands for."""
+        ``media_load`` stands for; ``cloud_bursting``: an overflow node of Pexip's bursting."""
         with self._lock:
             number = len(self.nodes) + 1
             self.nodes[name] = _Node(
@@ -335,6 +376,7 @@ class FakePexip:
                 boot_time=boot_time,
                 last_contacted=last_contacted,
                 address=f"10.0.{number // 250}.{number % 250 + 1}",
+                cloud_bursting=cloud_bursting,
             )
 
     def set_media_load(self, name: str, media_load: float) -> None:
@@ -370,12 +412,13 @@ class FakePexip:
         start: str,
         end: str | None,
         *,
-        protocol: str = "TEAMS",
-        call_direction: str = "out",
+        protocol: str | None = None,
+        call_direction: str = "in",
         conference_name: str = "Teams meeting",
         **extra: Any,
     ) -> None:
-        """A completed call leg in ``history/v1/participant/`` (times: ISO, UTC, no offset)."""
+        """A completed call leg in ``history/v1/participant/`` (times: ISO, UTC, no offset);
+        ``protocol`` only when given (Pexip's client models none)."""
         with self._lock:
             number = len(self.history) + 1
             record: dict[str, Any] = {
@@ -384,7 +427,6 @@ class FakePexip:
                 "conference_name": conference_name,
                 "display_name": f"leg {number}",
                 "call_direction": call_direction,
-                "protocol": protocol,
                 "role": "guest",
                 "service_type": "gateway",
                 "start_time": start,
@@ -393,8 +435,44 @@ class FakePexip:
                 "disconnect_reason": "Call disconnected",
                 "resource_uri": f"/api/admin/history/v1/participant/{number}/",
             }
+            if protocol is not None:
+                record["protocol"] = protocol
             record.update(extra)
             self.history.append(record)
+
+    def add_history_backplane(
+        self,
+        start: str,
+        end: str | None,
+        *,
+        conference_name: str = "Teams meeting",
+        protocol: str = "TEAMS",
+        type: str = "external-backplane",
+    ) -> None:
+        """A completed backplane in ``history/v1/backplane/``: by default a conference's link
+        into a Teams meeting, as Pexip's client models it."""
+        with self._lock:
+            number = len(self.backplanes) + 1
+            self.backplanes.append(
+                {
+                    "id": f"backplane-{number}",
+                    "conference_name": conference_name,
+                    "disconnect_reason": "Call disconnected",
+                    "duration": None,
+                    "start_time": start,
+                    "end_time": end,
+                    "media_node": "10.0.0.1",
+                    "protocol": protocol,
+                    "proxy_node": "",
+                    "remote_conference_name": "19:meeting_x@thread.v2",
+                    "remote_media_node": "",
+                    "remote_node_name": "",
+                    "service_tag": "",
+                    "system_location": "London",
+                    "type": type,
+                    "resource_uri": f"/api/admin/history/v1/backplane/backplane-{number}/",
+                }
+            )
 
     def clear(self) -> None:
         """Forget every instance, connector, policy, node, participant and fault (requests
@@ -405,7 +483,9 @@ class FakePexip:
             self.scheduled_scaling.clear()
             self.nodes.clear()
             self.stray_participants.clear()
-            self.licensing = {"teams_total": 100}
+            self.licensing = {}
+            self.bursting["bursting_enabled"] = False
+            self.scheduled_scaling_supported = True
             self._teams_proxy_of.clear()
             self._teams_raw.clear()
             self._faults.clear()
@@ -540,6 +620,8 @@ class FakePexip:
     def _route(
         self, method: str, path: str, query: dict[str, str], body: Any
     ) -> tuple[int, dict[str, str], bytes]:
+        if not self.scheduled_scaling_supported and "/scheduled_scaling/" in path:
+            return _json(404, {"error": f"no endpoint {method} {path}"})
         if method == "GET" and path.endswith("/schema/"):
             schema = SCHEMAS.get(path[: -len("schema/")])
             if schema is None:
@@ -553,6 +635,10 @@ class FakePexip:
             return self._page(path, query, self._participants())
         if method == "GET" and path == "/api/admin/history/v1/participant/":
             return self._page(path, query, _history_select(self.history, query))
+        if method == "GET" and path == "/api/admin/history/v1/backplane/":
+            if not self.backplane_history_supported:
+                return _json(404, {"error": f"no endpoint {method} {path}"})
+            return self._page(path, query, _history_select(self.backplanes, query))
         if method == "GET" and path == f"{STATUS}/licensing/":
             return self._page(path, query, [self._licences()])
         if method == "GET" and path == f"{CONFIGURATION}/teams_proxy/":
@@ -560,7 +646,12 @@ class FakePexip:
         if method == "GET" and path == f"{CONFIGURATION}/scheduled_scaling/":
             return self._page(path, query, [dict(p) for p in self.scheduled_scaling.values()])
         if method == "GET" and path == f"{CONFIGURATION}/worker_vm/":
-            return self._page(path, query, [_node_config(n) for n in self.nodes.values()])
+            locations = self._location_ids()
+            return self._page(
+                path, query, [_node_config(n, locations) for n in self.nodes.values()]
+            )
+        if method == "GET" and path == f"{CONFIGURATION}/global/1/":
+            return _json(200, {"id": 1, **self.bursting, "resource_uri": path})
         m = re.fullmatch(rf"{CONFIGURATION}/teams_proxy/(\d+)/", path)
         if m and method == "PATCH":
             proxy = self.teams_proxies.get(int(m[1]))
@@ -586,6 +677,10 @@ class FakePexip:
                 node.maintenance_mode_reason = str(body["maintenance_mode_reason"])
             return 202, {}, b""
         return _json(404, {"error": f"no endpoint {method} {path}"})
+
+    def _location_ids(self) -> dict[str, int]:
+        names = sorted({n.system_location for n in self.nodes.values()})
+        return {name: i for i, name in enumerate(names, start=1)}
 
     def _teams_listing(self) -> list[dict[str, Any]]:
         """https://docs.pexip.com/admin/teams_status.htm: with the Event Hub, every instance
@@ -652,20 +747,21 @@ class FakePexip:
         return out
 
     def _licences(self) -> dict[str, Any]:
-        in_use = sum(
+        teams_calls = sum(
             n["call_count"]
             for n in self.teams_nodes.values()
             if isinstance(n.get("call_count"), int) and n["call_count"] > 0
         )
+        participants = sum(max(0, n.calls) for n in self.nodes.values())
         record = {
             "audio_count": 0,
             "audio_total": 0,
-            "port_count": 0,
+            "port_count": teams_calls + participants,
             "port_total": 100,
             "system_count": len(self.nodes),
             "system_total": 100,
-            "teams_count": in_use,
-            "teams_total": 100,
+            "teams_count": 1,  # tenants configured, not calls
+            "teams_total": 1,
             "vmr_count": 0,
             "vmr_total": 1000,
             "resource_uri": f"{STATUS}/licensing/1/",
@@ -760,16 +856,17 @@ def _participant(number: int, node_address: str) -> dict[str, Any]:
     }
 
 
-def _node_config(node: _Node) -> dict[str, Any]:
+def _node_config(node: _Node, locations: Mapping[str, int]) -> dict[str, Any]:
     return {
         "id": node.id,
         "name": node.name,
         "hostname": node.name,
         "address": node.address,
+        "cloud_bursting": node.cloud_bursting,
         "maintenance_mode": node.maintenance_mode,
         "maintenance_mode_reason": node.maintenance_mode_reason,
         "node_type": "CONFERENCING",
-        "system_location": f"{CONFIGURATION}/system_location/1/",
+        "system_location": f"{CONFIGURATION}/system_location/{locations[node.system_location]}/",
         "resource_uri": f"{CONFIGURATION}/worker_vm/{node.id}/",
     }
 
@@ -881,6 +978,7 @@ SCHEMAS: dict[str, dict[str, tuple[str, bool]]] = {
     },
     f"{CONFIGURATION}/worker_vm/": {
         "address": ("string", False),
+        "cloud_bursting": ("boolean", False),
         "hostname": ("string", False),
         "id": ("integer", False),
         "maintenance_mode": ("boolean", False),

@@ -29,12 +29,15 @@ from scaler.errors import AdapterError, PermanentError, TransientError
 from tests.fakeazure import FakeAzure
 
 RETRY_TOTAL = 2
-DEADLINE = 3.0
+DEADLINE = 4.0
 """``[azure] call_deadline_seconds`` of these tests."""
-TIMEOUT = 1.0
-"""``[azure] timeout_seconds`` (connect and read) of these tests."""
+TIMEOUT = 2.0
+"""``[azure] timeout_seconds`` (connect and read) of these tests: the budget of a healthy call,
+never below 2 s, so that a loaded machine cannot make a healthy call time out."""
+STALL = 60.0
+"""Seconds a stalled answer waits: far past ``DEADLINE``, so a stall is never an answer."""
 PROMPT = 30.0
-"""A generous bound on how long one failing call may take here (the deadline is 3 s); the point
+"""A generous bound on how long one failing call may take here (the deadline is 4 s); the point
 is that nothing sleeps a ``Retry-After`` of an hour or hangs on a stalled connection."""
 HTML = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
 NOW_MINUTE = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -239,7 +242,7 @@ FAULTS = {
     ),
     "truncated-body": _transport("truncate", TransientError),
     "connection-reset": _transport("reset", TransientError),
-    "read-timeout": _transport("stall", TransientError, delay=TIMEOUT * 4),
+    "read-timeout": _transport("stall", TransientError, delay=STALL),
     "redirect-loop": _redirect_loop(),
 }
 
@@ -311,14 +314,14 @@ def test_retries_stop_at_the_call_deadline(azure: Adapters) -> None:
         r"/virtualMachineScaleSets/tc$",
         status=503,
         code="ServiceUnavailable",
-        headers={"Retry-After": "2"},
+        headers={"Retry-After": "3"},
         times=100,
     )
     started = time.monotonic()
-    with pytest.raises(TransientError):
+    with pytest.raises(TransientError, match="ServiceUnavailable"):
         azure.compute.observe(azure.pool)
     assert time.monotonic() - started < PROMPT
-    assert len(azure.fake.requests) == 2  # at 0 s and 2 s; a third at 4 s would pass 3 s
+    assert len(azure.fake.requests) == 2  # at 0 s and 3 s; a third at 6 s would pass 4 s
 
 
 def test_a_stalled_answer_is_cut_at_the_deadline(fake: FakeAzure) -> None:
@@ -329,7 +332,7 @@ def test_a_stalled_answer_is_cut_at_the_deadline(fake: FakeAzure) -> None:
     compute = AzureCompute(cfg, make_credential(cfg.azure))
     try:
         started = time.monotonic()
-        with pytest.raises(TransientError):
+        with pytest.raises(TransientError, match=r"vmss\.get: Response timeout"):
             compute.observe(cfg.pools[0])
         assert time.monotonic() - started < 15  # not 60 s of read timeout, not 20 s of stall
     finally:
@@ -556,7 +559,7 @@ def test_an_explicit_etag_from_an_older_read_is_refused(azure: Adapters) -> None
     old = azure.compute.observe(azure.pool).etag
     azure.fake.set_vmss_capacity("cvi", "tc", 9)
     azure.compute.observe(azure.pool)  # someone read again, but this decision was made on `old`
-    with pytest.raises(TransientError):
+    with pytest.raises(TransientError, match="changed since it was read"):
         azure.compute.resize(azure.pool, 4, etag=old)
     assert azure.fake.vmss_capacity("cvi", "tc") == 9
 

@@ -30,7 +30,7 @@ from scaler.cli import main
 from scaler.config import parse_config
 from scaler.core.types import PoolLimits
 from scaler.traces import Trace
-from tests.conftest import config_doc, pool_table
+from tests.conftest import config_doc, examples, pool_table
 
 START = datetime(2026, 11, 18, tzinfo=UTC).timestamp()
 
@@ -112,7 +112,7 @@ demands = st.lists(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     calls=demands,
     min_=st.integers(min_value=0, max_value=3),

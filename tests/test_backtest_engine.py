@@ -27,7 +27,7 @@ from scaler.core.types import (
     Recommendation,
 )
 from scaler.traces import Column, Trace
-from tests.conftest import config_doc, pool_table
+from tests.conftest import config_doc, examples, pool_table
 
 START = datetime(2026, 11, 18, tzinfo=UTC).timestamp()
 FREE = Behavior(
@@ -335,7 +335,7 @@ demands = st.lists(
 ).filter(lambda xs: any(x is not None for x in xs))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     calls=demands,
     boot=st.integers(0, 8),
@@ -418,7 +418,7 @@ class Generous(Clairvoyant):
         return Recommendation(super().recommend(ctx).desired + self.spare)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     demand=st.lists(st.integers(0, 60).map(float), min_size=10, max_size=200),
     boot=st.integers(0, 6),
@@ -447,7 +447,7 @@ def test_the_oracle_is_never_beaten_without_shortfall(
         assert cost == pytest.approx(o.instance_seconds)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(
     st.lists(st.sampled_from([0.0, 1.0, 2.5, 3.0, 7.0]), max_size=60),
     st.integers(-70, 70),
@@ -468,7 +468,7 @@ def test_steps_read_as_the_series_they_stand_for(
         if -len(items) <= i < len(items):
             assert steps[i] == items[i]
         else:
-            with pytest.raises(IndexError):
+            with pytest.raises(IndexError, match="Steps index out of range"):
                 steps[i]
     runs = list(steps.runs())
     assert sum(n for _, n, _ in runs) == len(items)

@@ -156,3 +156,108 @@ def test_once_human_output(env: AzureEnv) -> None:
     proc = cli("once", "--config", str(env.write_config(pool)))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "tc: 3 DesiredWithinRange"
+
+
+# -- no traceback reaches a user (issue 20) ------------------------------------------------
+
+
+def _real(*args: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CVI_AUTOSCALER")}
+    return subprocess.run(
+        [sys.executable, "-m", "scaler", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean,
+        check=False,
+    )
+
+
+SETTING = Path(__file__).resolve().parent / "fixtures" / "autoscale" / "getAutoscaleSetting.json"
+BASE = Path(__file__).resolve().parent / "corpus" / "base.toml"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "line"),
+    [
+        (
+            [
+                "import",
+                "azure-autoscale",
+                str(SETTING),
+                "--without-predictive",
+                "--output",
+                "/proc/nope.toml",
+            ],
+            2,
+            "import error: --output: /proc/nope.toml: No such file or directory",
+        ),
+        (
+            ["trace", "export", "--config", str(BASE), "--output", "/proc/nope/x.csv"],
+            2,
+            "trace export: --output: /proc/nope is not a directory",
+        ),
+        (
+            ["trace", "export", "--config", str(BASE), "--output", "x.csv", "--days", "1e9"],
+            2,
+            "Invalid value for '--days'",
+        ),
+        (["demo", "--speed", "nan"], 2, "'nan' is not a finite number"),
+        (["demo", "--start-hour", "99999999999999999999"], 2, "not in the range 0<=x<=23"),
+        (["backtest", "--config", str(BASE), "--trace", "x", "--workers", "10000"], 2, "1<=x<=64"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2_in_a_real_process(
+    args: list[str], code: int, line: str
+) -> None:
+    done = _real(*args)
+    assert done.returncode == code, done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert line in done.stderr
+
+
+def test_every_error_reaching_the_top_level_is_one_line() -> None:
+    from scaler.cli import error_line
+    from scaler.errors import ConfigError, PermanentError
+    from scaler.traces import TraceError
+
+    assert error_line(ConfigError(["a.b: bad", "c: worse"])) == (
+        2,
+        ["config error: a.b: bad", "config error: c: worse"],
+    )
+    assert error_line(TraceError("t.csv line 2: no"))[0] == 2
+    assert error_line(FileNotFoundError(2, "No such file or directory", "/x")) == (
+        2,
+        ["error: /x: No such file or directory"],
+    )
+    code, lines = error_line(PermanentError("vmss.get: HTTP 403\n<html>\n</html>"))
+    assert code == 1 and lines == ["error: vmss.get: HTTP 403"]
+    code, lines = error_line(RecursionError())
+    assert code == 2 and "nested too deeply" in lines[0]
+    code, lines = error_line(KeyError("https://admin:pw@host"))
+    assert code == 1 and len(lines) == 1 and "pw@" not in lines[0] and "a bug" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("PATCH", r"virtualMachineScaleSets/tc$"), ("GET", r"/operations/")]
+)
+def test_an_html_500_leaves_only_one_line_json_events_in_the_log(
+    env: AzureEnv, method: str, path: str
+) -> None:
+    """Issue 20 case 9: an HTML body on an ARM 500 put the SDK's multi-line traceback
+    (``Ran into a deserialization error…``) between the JSON log lines."""
+    pool = env.pool("tc", capacity=2)
+    env.calls(pool["resource_id"], {"vm0": [60.0] * 8, "vm1": [60.0] * 8})
+    page = (
+        b"<html>\n<head><title>500 Internal Server Error</title></head>\n<body>oops</body>\n</html>"
+    )
+    env.fake.inject_transport_fault(
+        method, path, "raw", status=500, body=page, content_type="text/html", times=100
+    )
+    proc = cli("once", "--config", str(env.write_config(pool)))
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr and "<html>" not in proc.stderr
+    events = [json.loads(line) for line in proc.stderr.splitlines()]  # every line is an event
+    assert all("\n" not in str(e.get("error", "")) for e in events)
+    (line,) = proc.stdout.splitlines()  # the pool's outcome, its error on the same line
+    assert line.startswith("tc: 2 -> 6 ") and "Internal Server Error" in line

@@ -135,3 +135,34 @@ def test_an_unreadable_autoscale_list_is_a_warning_not_a_refusal(env: AzureEnv) 
     config = load_config(env.write_config(pool), dry_run=True)
     build_adapters(config, clock=WallClock()).close()  # no ConfigError
     assert any(r.path.lower().endswith("/autoscalesettings") for r in env.fake.requests)
+
+
+def test_a_refused_autoscale_list_answers_its_group_until_it_is_retried(env: AzureEnv) -> None:
+    from scaler.adapters.azure import StaticTokenCredential
+    from scaler.adapters.azure_autoscale import REFUSED_RETRY_SECONDS, AutoscaleSettings
+
+    pools = [env.pool(f"p{i}", capacity=1) for i in range(3)]  # one resource group
+    env.fake.inject_fault("GET", "autoscalesettings", status=403, code="AuthorizationFailed")
+    config = load_config(env.write_config(*pools), dry_run=True)
+    now = [0.0]
+    settings = AutoscaleSettings(
+        config, StaticTokenCredential("test-token"), monotonic=lambda: now[0]
+    )
+
+    def a_pass() -> list[str]:
+        return [w for p in config.pools for w in settings.check(p).warnings]
+
+    def lists() -> int:
+        return sum(1 for r in env.fake.requests if r.path.lower().endswith("/autoscalesettings"))
+
+    try:
+        warnings = a_pass()
+        assert len(warnings) == 3 and all("AuthorizationFailed" in w for w in warnings)
+        assert lists() == 1  # the refusal answers the group's other pools
+        now[0] += REFUSED_RETRY_SECONDS / 2
+        assert len(a_pass()) == 3 and lists() == 1  # a reload minutes later: still the answer
+        now[0] += REFUSED_RETRY_SECONDS
+        assert a_pass() == [] and lists() == 2  # asked again: now readable, nothing competes
+        assert a_pass() == [] and lists() == 3  # each pass reads a readable group afresh
+    finally:
+        settings.close()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from scaler.config import load_config, parse_config
+from scaler.config import MAX_CONFIG_BYTES, load_config, parse_config
 from scaler.errors import ConfigError
 from scaler.policyset import build_policies
 from tests.conftest import SUB, config_doc, pool_table, vmss_id
@@ -146,8 +146,14 @@ def test_unreadable_or_invalid_file(tmp_path: Path) -> None:
 
 def test_bundled_examples_are_valid() -> None:
     root = Path(__file__).resolve().parent.parent
-    for path in [*sorted((root / "examples").glob("*.toml")), root / "scaler/data/demo.toml"]:
-        load_config(path, environ={})
+    paths = [*sorted((root / "examples").glob("*.toml")), root / "scaler/data/demo.toml"]
+    assert len(paths) >= 5
+    for path in paths:
+        config = load_config(path, environ={})
+        # every example configures at least one pool, each with a policy and a sane size range
+        assert config.pools, path
+        for pool in config.pools:
+            assert pool.policies and 0 <= pool.min <= pool.max, (path, pool.name)
 
 
 # -- reading the file: every failure is a ConfigError (exit 2, SIGHUP reload rejected) ---------
@@ -169,8 +175,8 @@ def test_only_regular_files_of_bounded_size_are_read(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="a directory"):
         load_config(tmp_path, environ={})
     big = tmp_path / "big.toml"
-    big.write_bytes(b"# " + b"x" * (1 << 20) + b"\n")
-    with pytest.raises(ConfigError, match="larger than the limit of 1048576 bytes"):
+    big.write_bytes(b"# " + b"x" * MAX_CONFIG_BYTES + b"\n")
+    with pytest.raises(ConfigError, match="larger than the limit of 16777216 bytes"):
         load_config(big, environ={})
 
 

@@ -175,17 +175,21 @@ def test_a_tick_over_many_pools_makes_a_bounded_number_of_calls(env: AzureEnv) -
     kinds = [r.path.lower().rsplit("/", 1)[-1] for r in env.fake.requests]
     assert kinds.count("metrics:getbatch") == 2  # 50 + 10 resources
     assert kinds.count("usages") == 1  # one quota read per region
-    assert kinds.count("skus") == 1  # VM sizes (quota families): once per region and process
+    # VM sizes are read (once per region and process) only for a pool that names no quota
+    # family; these all name theirs
+    assert kinds.count("skus") == 0
     assert kinds.count("virtualmachinescalesets") == 1  # one list answers all 60 scale sets
-    assert len(env.fake.requests) == 1 + 2 + 1 + 1  # no GET per scale set, no writes
+    assert len(env.fake.requests) == 1 + 2 + 1  # no GET per scale set, no writes
 
 
+@pytest.mark.parametrize("code", ["AllocationFailed", "OverconstrainedZonalAllocationRequest"])
 def test_no_capacity_for_the_vm_size_backs_off_instead_of_retrying_every_tick(
-    env: AzureEnv,
+    env: AzureEnv, code: str
 ) -> None:
-    """AllocationFailed is Azure having no capacity, not a quota refusal
-    (learn.microsoft.com/troubleshoot/azure/virtual-machines/allocation-failure): the pool's
-    scale-ups wait (CapacityUnavailable), doubling from one interval, instead of a PATCH a tick."""
+    """AllocationFailed (and its zonal, over-constrained relatives) is Azure having no capacity,
+    not a quota refusal (learn.microsoft.com/troubleshoot/azure/virtual-machines/
+    allocation-failure): the pool's scale-ups wait (CapacityUnavailable), doubling from one
+    interval, instead of a PATCH a tick — never a permanent refusal."""
     import time as _time
 
     pool = env.pool("tc", capacity=2)
@@ -200,7 +204,7 @@ def test_no_capacity_for_the_vm_size_backs_off_instead_of_retrying_every_tick(
             quota=adapters.compute,
             clock=WallClock(),
         )
-        env.fake.fail_next_operation(code="AllocationFailed", message="no capacity for F4s_v2")
+        env.fake.fail_next_operation(code=code, message="no capacity for F4s_v2")
         (first,) = daemon.tick()
         assert first.applied
         deadline = _time.monotonic() + 20

@@ -9,12 +9,14 @@ Also here: the HTTP endpoint facing idle and stalled clients.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,12 +127,14 @@ def test_validate_dev_zero_is_refused_instead_of_reading_for_ever() -> None:
     )
 
 
-def test_a_config_over_one_mebibyte_is_refused(tmp_path: Path) -> None:
+def test_a_config_over_the_size_limit_is_refused(tmp_path: Path) -> None:
     big = tmp_path / "big.toml"
-    big.write_bytes((CORPUS / "base.toml").read_bytes() + b"#" * (1 << 20) + b"\n")
+    big.write_bytes((CORPUS / "base.toml").read_bytes() + b"#" * (16 << 20) + b"\n")
     result = CliRunner().invoke(main, ["validate", "--config", str(big)])
     assert result.exit_code == 2
-    assert result.stderr == f"config error: {big}: larger than the limit of 1048576 bytes (1 MiB)\n"
+    assert result.stderr == (
+        f"config error: {big}: larger than the limit of 16777216 bytes (16 MiB)\n"
+    )
 
 
 def test_a_misspelt_secret_from_the_environment_is_not_echoed_in_a_real_process() -> None:
@@ -206,3 +210,142 @@ def test_a_silent_connection_is_closed_after_the_idle_timeout() -> None:
         assert _healthz(http.port) == 200
     finally:
         http.stop()
+
+
+def test_64_slow_clients_cannot_starve_healthz() -> None:
+    """Issue 20 case 6: four connections sending one header line every 2 s held all four
+    workers, and ``/healthz`` timed out for as long as they trickled (a watchdog would restart
+    a healthy daemon). The whole request head must now arrive within ``idle_timeout`` of
+    connecting, and only a complete request reaches a worker: with 64 clients trickling,
+    ``/healthz`` answers within a second, and the trickling clients are cut off at the
+    deadline however steadily they send."""
+    http = HttpEndpoint(
+        cast(Any, _Alive()),
+        registry=CollectorRegistry(),
+        bind="127.0.0.1",
+        port=0,
+        idle_timeout=3.0,
+    )
+    http.start()
+    slow = [socket.create_connection(("127.0.0.1", http.port), timeout=10) for _ in range(64)]
+    stop = threading.Event()
+
+    def trickle() -> None:
+        for sock in slow:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        while not stop.wait(0.25):
+            for sock in slow:
+                with contextlib.suppress(OSError):
+                    sock.sendall(b"X-Slow: 1\r\n")
+
+    sender = threading.Thread(target=trickle, daemon=True)
+    sender.start()
+    try:
+        for _ in range(4):
+            started = time.monotonic()
+            assert _healthz(http.port) == 200
+            assert time.monotonic() - started < 1.0
+        # the whole head is late: each slow client is closed although it never stopped
+        deadline = time.monotonic() + 10
+        while http.server.closed_idle < 64 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert http.server.closed_idle >= 64
+        assert slow[0].recv(1) == b""
+    finally:
+        stop.set()
+        sender.join(timeout=5)
+        for sock in slow:
+            sock.close()
+        http.stop()
+
+
+def test_an_oversized_request_head_is_closed_without_a_worker(endpoint: HttpEndpoint) -> None:
+    with socket.create_connection(("127.0.0.1", endpoint.port), timeout=10) as big:
+        big.sendall(b"GET /healthz HTTP/1.1\r\n" + b"X-Big: " + b"a" * 40_000)
+        assert big.recv(1) == b""
+    assert _healthz(endpoint.port) == 200
+
+
+@pytest.mark.parametrize(
+    ("bind", "warned"),
+    [("127.0.0.1", False), ("localhost", False), ("0.0.0.0", True)],
+)
+def test_a_non_loopback_bind_is_warned_about(bind: str, warned: bool) -> None:
+    """Issue 20 case 10: ``[http] bind = "0.0.0.0"`` gave no warning on an endpoint without
+    authentication. The warning names the risk and the README's reverse-proxy recipe."""
+    from structlog.testing import capture_logs
+
+    try:
+        http = HttpEndpoint(cast(Any, _Alive()), registry=CollectorRegistry(), bind=bind, port=0)
+    except OSError:
+        pytest.skip(f"cannot bind {bind} here")
+    with capture_logs() as events:
+        http.start()
+    http.stop()
+    found = [e for e in events if e["event"] == "http.exposed"]
+    assert bool(found) is warned
+    if warned:
+        assert "no authentication" in found[0]["risk"]
+        assert "reverse proxy" in found[0]["fix"] and "README" in found[0]["fix"]
+
+
+def test_loopback_addresses() -> None:
+    from scaler.health import is_loopback
+
+    assert all(is_loopback(a) for a in ("127.0.0.1", "127.8.0.1", "::1", "[::1]", "localhost"))
+    assert not any(is_loopback(a) for a in ("0.0.0.0", "::", "10.0.0.4", "example.com"))
+
+
+def test_a_trace_that_is_the_process_environment_is_not_echoed() -> None:
+    """Issue 20 case 7: ``backtest --trace /proc/self/environ`` printed the environment in
+    its header error. At most the first 80 characters of it are quoted now."""
+    done = _cli(
+        "backtest",
+        "--config",
+        str(CORPUS / "trace-config.toml"),
+        "--trace",
+        "/proc/self/environ",
+        env={"CVI_AUTOSCALER_ZZ_SECRET": "Z" * 90 + SECRET},
+    )
+    assert done.returncode == 2, done.stderr
+    assert SECRET not in done.stdout + done.stderr
+    assert "header must contain timestamp,pool,calls" in done.stderr
+    assert len(done.stderr.splitlines()) == 1 and len(done.stderr) < 400
+
+
+@pytest.mark.parametrize("command", ["backtest", "forecast"])
+def test_a_fifo_as_trace_is_refused_instead_of_hanging(tmp_path: Path, command: str) -> None:
+    """Issue 20 case 8: ``backtest --trace <fifo>`` hung."""
+    fifo = tmp_path / "trace.csv"
+    os.mkfifo(fifo)
+    done = _cli(command, "--config", str(CORPUS / "trace-config.toml"), "--trace", str(fifo))
+    assert done.returncode == 2, done.stderr
+    assert f"{fifo}: not a regular file" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_backtest_does_not_demand_the_static_token(tmp_path: Path) -> None:
+    """Also seen in issue 20: ``backtest`` demanded ``CVI_AUTOSCALER_STATIC_TOKEN`` although
+    it never calls Azure. ``validate`` (for ``run``) still does."""
+    text = (
+        (CORPUS / "trace-config.toml")
+        .read_text()
+        .replace(
+            'location = "westeurope"\n',
+            'location = "westeurope"\ncredential = "static-token"\n'
+            'resource_manager_url = "https://127.0.0.1:8443"\nmetrics_url = "https://127.0.0.1:8443"\n',
+            1,
+        )
+    )
+    config = tmp_path / "config.toml"
+    config.write_text(text)
+    trace = tmp_path / "trace.csv"
+    rows = [f"2026-11-18T09:{m:02d}:00Z,{p},{10 + m}" for m in range(30) for p in ("a", "b")]
+    trace.write_text("timestamp,pool,calls\n" + "\n".join(rows) + "\n")
+    done = _cli("backtest", "--config", str(config), "--trace", str(trace), "--warmup-days", "0")
+    assert done.returncode == 0, done.stderr
+    refused = _cli("validate", "--config", str(config))
+    assert refused.returncode == 2
+    assert "static-token needs the environment variable CVI_AUTOSCALER_STATIC_TOKEN" in (
+        refused.stderr
+    )

@@ -130,3 +130,63 @@ def test_demo_rejects_bad_usage() -> None:
     )
     assert proc.returncode == 2
     assert "--start-hour" in proc.stderr
+
+
+def _decisions(events: list[dict]) -> list[tuple[str, int, int, str]]:
+    return [
+        (e["pool"], e["current"], e["desired"], e["reason"])
+        for e in events
+        if e["event"] == "decision.made"
+    ]
+
+
+def test_a_decision_is_logged_when_it_changes_and_each_tick_says_it_ticked() -> None:
+    from structlog.testing import capture_logs
+
+    daemon, _, clock = make([24.0] * 20 + [120.0] * 50)
+    with capture_logs() as events:
+        for _ in range(5):  # steady: 24 calls on 1 instance wants 2 (applied at once)
+            daemon.tick()
+            clock.advance(60)
+    assert _decisions(events) == [
+        ("tc", 1, 2, "DesiredWithinRange"),
+        ("tc", 2, 2, "DesiredWithinRange"),
+    ]
+    summaries = [e for e in events if e["event"] == "tick.summary"]
+    assert len(summaries) == 5
+    assert summaries[-1]["pools"] == 1 and summaries[-1]["decisions_logged"] == 0
+    assert summaries[-1]["reasons"] == {"DesiredWithinRange": 1}
+    with capture_logs() as events:
+        clock.advance(10 * 60)  # the load rises: the decision changes, and is said
+        daemon.tick()
+    assert _decisions(events) == [("tc", 2, 6, "ScaleUpLimit")]
+
+
+def test_every_tick_logs_every_decision_when_asked() -> None:
+    from structlog.testing import capture_logs
+
+    config = parse_config(
+        config_doc(pool_table(), daemon={"log_decisions": "every-tick"}), environ={}
+    )
+    clock = ManualClock(START.timestamp() + 10 * 60)
+    cloud = SimCloud(config, flat_trace([24.0] * 60), clock=clock)
+    daemon = Daemon(config=config, metrics=cloud, actuator=cloud, quota=cloud, clock=clock)
+    with capture_logs() as events:
+        for _ in range(4):
+            daemon.tick()
+            clock.advance(60)
+    assert len(_decisions(events)) == 4
+    assert not [e for e in events if e["event"] == "tick.summary"]
+
+
+def test_a_dry_runs_persisting_wish_is_said_once() -> None:
+    from structlog.testing import capture_logs
+
+    daemon, cloud, clock = make([120.0] * 60, dry_run=True)
+    with capture_logs() as events:
+        for _ in range(4):  # 1 instance, wants 5 (ScaleUpLimit) every tick: nothing written
+            (o,) = daemon.tick()
+            assert (o.current, o.desired, o.dry_run) == (1, 5, True)
+            clock.advance(60)
+    assert [e["desired"] for e in events if e["event"] == "scale.dry_run"] == [5]
+    assert len(_decisions(events)) == 1 and cloud.pools["tc"].resizes == 0

@@ -32,7 +32,7 @@ from scaler.service import run_service
 from scaler.state import decode
 from tests.conftest import config_doc, pool_table, vmss_id
 from tests.fakeazure import FakeAzure
-from tests.test_ops_leader import LEASE, Replica, azurite  # noqa: F401  (fixture)
+from tests.test_ops_leader import LEASE, Replica
 
 _HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
 
@@ -135,6 +135,14 @@ def _wait(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _settled(prod: Replica) -> None:
+    """Wait until production has made two whole ticks since the load changed: the first may
+    have read the old load, the second decides on the new one and writes nothing more."""
+    mark = prod.daemon.ticks
+    _wait(lambda: prod.daemon.ticks >= mark + 2, "production ticking on the new load")
+    _wait(lambda: not any(not op.handle.done() for op in prod.daemon.inflight.values()), "idle")
+
+
 class Observer:
     """``run --dry-run`` as the command wires it (``run_service``), in a thread."""
 
@@ -188,7 +196,7 @@ def fake(tmp_path: Path) -> Iterator[FakeAzure]:
 
 @pytest.fixture
 def setup(
-    azurite: str,  # noqa: F811
+    azurite: str,
     fake: FakeAzure,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -291,7 +299,7 @@ def test_a_dry_run_started_first_never_takes_the_lease_and_production_leads(
     prod.run()
     _wait(lambda: fake.vmss_capacity("cvi", "tc") >= 5, "production's scale-up")
     set_cpu(fake, 78.0)  # production holds its size from here on
-    time.sleep(1.5)
+    _settled(prod)
     size = fake.vmss_capacity("cvi", "tc")
     assert prod.applied and prod.lease.role == "leader"
     _wait(lambda: observer.daemon.last["tc"].current == size, "the observer seeing it")  # type: ignore[union-attr]
@@ -326,7 +334,7 @@ def test_a_dry_run_beside_a_leader_follows_its_state_and_never_interferes(
     set_cpu(fake, 100.0)
     _wait(lambda: fake.vmss_capacity("cvi", "tc") >= before + 2, "production's next scale-ups")
     set_cpu(fake, 78.0)
-    time.sleep(1.5)
+    _settled(prod)
     size = fake.vmss_capacity("cvi", "tc")
     _wait(lambda: daemon.last["tc"].current == size, "the observer seeing production's size")
     _wait(

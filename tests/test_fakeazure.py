@@ -111,6 +111,28 @@ def test_get_vmss_reports_capacity_and_state(
     assert fake.writes() == []
 
 
+@pytest.mark.parametrize("shape", ["example", "maximum"])
+def test_realistic_scale_set_bodies_are_microsofts_examples_with_its_own_values(
+    fake: FakeAzure, compute: ComputeManagementClient, shape: str
+) -> None:
+    fake.vmss_body = shape
+    fake.add_vmss(RG, "other", capacity=5, sku_name="Standard_F8s_v2", location="eastus")
+    listed = {v.name: v for v in compute.virtual_machine_scale_sets.list(RG)}
+    got = compute.virtual_machine_scale_sets.get(RG, "other")
+    for vmss in (listed["other"], got):
+        assert vmss.sku is not None
+        assert (vmss.sku.name, vmss.sku.capacity, vmss.location) == ("Standard_F8s_v2", 5, "eastus")
+        assert vmss.provisioning_state == "Succeeded" and vmss.etag
+        assert vmss.virtual_machine_profile is not None
+        assert vmss.virtual_machine_profile.network_profile is not None  # the example's own
+    assert listed[VMSS].sku is not None and listed[VMSS].sku.capacity == 3
+    path = f"/subscriptions/{fake.subscription_id}/resourceGroups/{RG}/providers/" + (
+        "Microsoft.Compute/virtualMachineScaleSets/other?api-version=2026-04-01"
+    )
+    status, body = raw_request(fake, path, token="t")
+    assert status == 200 and len(json.dumps(body)) > {"example": 2000, "maximum": 8000}[shape]
+
+
 def test_paths_are_case_insensitive(fake: FakeAzure, compute: ComputeManagementClient) -> None:
     vmss = compute.virtual_machine_scale_sets.get(RG.upper(), VMSS.upper())
 
@@ -276,6 +298,16 @@ def test_protection_policy_update_and_scale_in(
     assert updated.protection_policy.protect_from_scale_in is True
     assert [w.method for w in fake.writes()] == ["PUT"]
 
+    # protectFromScaleIn "Protects instance from Autoscale initiated scale-in"; a user's
+    # capacity PATCH is not promised to skip it, and by default the fake does not.
+    compute.virtual_machine_scale_sets.begin_update(
+        RG, VMSS, VirtualMachineScaleSetUpdate(sku=Sku(capacity=2))
+    ).result()
+    assert fake.vmss_instance_ids(RG, VMSS) == ["0", "1"]  # the protected newest went
+
+    fake.set_vmss_capacity(RG, VMSS, 3)
+    fake.set_instance_protection(RG, VMSS, "2", from_scale_in=True)
+    fake.capacity_patch_skips_protected = True  # the scale-in policy's reading
     compute.virtual_machine_scale_sets.begin_update(
         RG, VMSS, VirtualMachineScaleSetUpdate(sku=Sku(capacity=2))
     ).result()
@@ -285,6 +317,24 @@ def test_protection_policy_update_and_scale_in(
         RG, VMSS, VirtualMachineScaleSetVMInstanceRequiredIDs(instance_ids=["2"])
     ).result()
     assert fake.vmss_instance_ids(RG, VMSS) == ["0"]  # an explicit delete ignores protection
+
+
+def test_instance_list_expands_the_instance_view_with_power_state(
+    fake: FakeAzure, compute: ComputeManagementClient
+) -> None:
+    fake.set_instance_power_state(RG, VMSS, "1", "deallocated")
+    fake.set_instance_power_state(RG, VMSS, "2", "")
+    vms = compute.virtual_machine_scale_set_vms
+    plain = list(vms.list(RG, VMSS))
+    assert all(vm.instance_view is None for vm in plain)
+    codes = {
+        vm.instance_id: [s.code for s in vm.instance_view.statuses]
+        for vm in vms.list(RG, VMSS, expand="instanceView")
+        if vm.instance_view is not None
+    }
+    assert codes["0"][-1] == "PowerState/running"
+    assert codes["1"][-1] == "PowerState/deallocated"
+    assert not any(c.startswith("PowerState/") for c in codes["2"])
 
 
 def test_delete_unknown_instance_is_invalid_parameter(compute: ComputeManagementClient) -> None:
@@ -354,6 +404,24 @@ def test_metrics_points_with_null_buckets(fake: FakeAzure, metrics: MetricsClien
     assert query.query["starttime"] == "2026-11-18T09:00:00.000Z"
     assert query.body == {"resourceids": [vmss_id]}
     assert fake.writes() == []
+
+
+def test_a_metric_source_answers_any_span(fake: FakeAzure, metrics: MetricsClient) -> None:
+    rid = fake.add_vmss(RG, "generated", capacity=1)
+    fake.set_metric_source(rid, "Pexip/CVI", "ActiveCalls", lambda t: float(t.minute % 7) or None)
+    start = T0 + timedelta(days=40)
+    result = metrics.query_resources(
+        resource_ids=[rid],
+        metric_namespace="Pexip/CVI",
+        metric_names=["ActiveCalls"],
+        timespan=(start, start + timedelta(minutes=10)),
+        granularity=timedelta(minutes=1),
+        aggregations=["Maximum"],
+    )
+    data = result[0].metrics[0].timeseries[0].data
+    assert [(p.timestamp, p.maximum) for p in data] == [
+        (start + timedelta(minutes=i), float(i % 7) or None) for i in range(10)
+    ]
 
 
 def test_metrics_dimension_split_and_sum(fake: FakeAzure, metrics: MetricsClient) -> None:

@@ -57,9 +57,15 @@ ANSWERS = Path(__file__).resolve().parent / "corpus" / "answers"
 POOLS = ("plain", "tc", "teams", "burst", "down")
 FAST_DOWN = {"scale_down": {"stabilization_seconds": 0, "max_percent": 100}}
 RETRY_TOTAL = 1
-TIMEOUT = 0.25
-"""Seconds: connect/read timeout of both clients; a stalled answer comes after ``STALL``."""
-STALL = 0.5
+TIMEOUT = 2.0
+"""Seconds: connect/read timeout of both clients, the budget of a *healthy* call. It stays at 2 s
+or more so that a loaded CI machine cannot turn a healthy call into a timed-out one."""
+DEADLINE = 4.0
+"""Seconds: the whole-call budget of both clients (``call_deadline_seconds``,
+``read_deadline_seconds``): one timed-out attempt and a retry."""
+STALL = 30.0
+"""Seconds before a stalled answer comes: far past ``DEADLINE``, so a stall is always a stall,
+however slow the machine, and never an answer that just made it."""
 FOREVER = 10_000
 """An armed fault's uses: the whole first tick, whatever it retries."""
 ELSEWHERE = "https://127.0.0.1:9/elsewhere"
@@ -119,6 +125,21 @@ CALLS = (
         "vmss.wrong-shape.json",
         "vmss.absurd.json",
     ),
+    # the three scale-set pools share a resource group: one list of it reads them all
+    _call(
+        "vmss.list",
+        "azure",
+        "GET",
+        r"resourceGroups/[^/]+/providers/Microsoft\.Compute/virtualMachineScaleSets$",
+        "plain tc teams",
+        "vmss-list.capacity-negative.json",
+        "vmss-list.capacity-true.json",
+        "vmss-list.capacity-5000.json",
+        "vmss-list.capacity-1e9.json",
+        "vmss-list.etag-number.json",
+    ),
+    # VM sizes: plain takes its quota family from its VM size (the others name theirs)
+    _call("resource_skus.list", "azure", "GET", r"/providers/Microsoft\.Compute/skus$", "plain"),
     _call("vmss.patch", "azure", "PATCH", r"virtualMachineScaleSets/plain$", "plain"),
     # LRO status polls of every resize, protection, deleteInstances, start and deallocate
     _call("lro.poll", "azure", "GET", r"/operations/[^/]+$", "plain tc burst down"),
@@ -208,6 +229,20 @@ there (short and absurd Retry-After, JSON and HTML 5xx, a redirect, a wrong cont
 proven once per class and kept under a minute."""
 CORE = ("429-absurd", "502-html", "reset", "stall", "truncate")
 """What every other call meets: what differs by call is which pools hold and what is written."""
+LISTS = frozenset(
+    {"usage.list", "vmss.list", "vmss.vms.list", "vm.list", "vm.statusList", "resource_skus.list"}
+)
+"""The Azure lists (read through the one guarded pager) also meet hostile ``nextLink`` s."""
+NEXT_LINKS = {
+    "nextlink-elsewhere": ELSEWHERE + "/{n}",
+    "nextlink-http": "http://127.0.0.1:9/{n}",
+    "nextlink-userinfo": "https://admin:SECRETVALUE@{host}{path}?page={n}",
+    "nextlink-loop": "{url}{path}",
+    "nextlink-endless": "{url}{path}?page={n}",
+}
+"""``nextLink`` s the pager must not follow (another host, http, a user and password), a link
+back to a page already read, and an endless series (stopped by ``[azure] max_pages``)."""
+MAX_PAGES = 8
 
 
 # ---------------------------------------------------------------------------------- the world
@@ -316,6 +351,7 @@ def build(world: World, **ca: str) -> tuple[Config, dict[str, str]]:
         _pool(
             "plain",
             plain,
+            quota_family="",  # from its VM size: the Resource SKUs list
             metric={
                 "namespace": "Pexip/CVI",
                 "name": "ActiveCalls",
@@ -341,7 +377,8 @@ def build(world: World, **ca: str) -> tuple[Config, dict[str, str]]:
             "polling_interval_seconds": 0,
             "retry_total": RETRY_TOTAL,
             "timeout_seconds": TIMEOUT,
-            "call_deadline_seconds": 2,
+            "call_deadline_seconds": DEADLINE,
+            "max_pages": MAX_PAGES,
         },
         "pexip": {
             "url": px.url,
@@ -349,7 +386,7 @@ def build(world: World, **ca: str) -> tuple[Config, dict[str, str]]:
             "ca_bundle": ca.get("pexip", px.ca_file),
             "page_size": 50,
             "timeout_seconds": TIMEOUT,
-            "read_deadline_seconds": 2,
+            "read_deadline_seconds": DEADLINE,
         },
         "pools": pools,
     }
@@ -408,6 +445,9 @@ def arm(world: World, call: Call, fault: str, values: dict[str, str]) -> None:
             az.inject_transport_fault(
                 m, p, "raw", status=200, body=login, content_type="text/html", times=FOREVER
             )
+        elif fault in NEXT_LINKS:
+            link = NEXT_LINKS[fault].replace("{host}", az.url.removeprefix("https://"))
+            az.inject_transport_fault(m, p, "nextlink", body=link.encode(), times=FOREVER)
         else:  # a bad answer from the corpus
             az.inject_transport_fault(
                 m,
@@ -579,7 +619,9 @@ def test_the_healthy_world_makes_every_call_of_the_matrix(world: World, healthy:
 CASES = [
     pytest.param(call, fault, id=f"{call.id}-{fault}")
     for call in CALLS
-    for fault in (FAULTS if call.id in FULL else CORE) + call.answers
+    for fault in (FAULTS if call.id in FULL else CORE)
+    + call.answers
+    + (tuple(NEXT_LINKS) if call.id in LISTS else ())
 ]
 
 

@@ -25,6 +25,7 @@ from policies.forecasting import (
     utc_offset,
     without_outliers,
 )
+from tests.conftest import examples
 
 
 @pytest.mark.parametrize(
@@ -115,7 +116,7 @@ def test_growth_compares_only_days_known_in_both_weeks() -> None:
     assert growth_per_week([newer, older], low=0.5, high=2.0) == pytest.approx(4500 / 4100)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     counts=st.lists(st.floats(0, 100), min_size=TAIL_BINS, max_size=TAIL_BINS),
     prior=st.floats(0, 1000),

@@ -35,7 +35,7 @@ from scaler.errors import PermanentError, TransientError
 from scaler.kinds.base import Preflight
 from scaler.ports import PoolStatus
 from scaler.traces import Trace
-from tests.conftest import config_doc, pool_table
+from tests.conftest import config_doc, examples, pool_table
 
 START = datetime(2026, 11, 18, 8, 0, tzinfo=UTC)
 FAST = {
@@ -213,7 +213,7 @@ def _drive(daemon: Daemon, cloud: FaultyCloud, clock: ManualClock, plan: list[Fa
             clock.advance(60)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), loads=loads_st, quota=st.integers(4, 80))
 def test_whole_pools_stay_in_bounds_and_never_shrink_on_bad_data(
     data: st.DataObject, loads: list[list[float | None]], quota: int
@@ -301,7 +301,7 @@ class _Now:
         return 0.0
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     calls=st.lists(st.sampled_from([0.0, 0.0, 1.0, 5.0, 14.0]), min_size=2, max_size=8),
     faults=st.lists(
@@ -336,7 +336,10 @@ def test_an_instance_reported_with_negative_calls_is_not_removed() -> None:
         config=config, metrics=cloud, actuator=cloud, quota=cloud, clock=ManualClock(0.0)
     )
     with capture_logs():
-        daemon.tick()
+        (outcome,) = daemon.tick()
+    # instance 1's record (-3 calls) is unknown, so it stays; idle instance 0 may go
+    assert "1" in cloud.calls and "1" not in cloud.removed
+    assert set(cloud.removed) <= {"0"} and outcome.desired >= 1
 
 
 # ----------------------------------------------------------------------- two replicas
@@ -382,7 +385,7 @@ class Fenced:
         return self.cloud.apply(pool, actions)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=examples(20), deadline=None)
 @given(
     loads=loads_st,
     holders=st.lists(st.sampled_from(["a", "b", None]), min_size=5, max_size=30),

@@ -22,7 +22,7 @@ from scaler.kinds import PlanInput, PoolKind, kind_of
 from scaler.kinds import vmss as vmss_kind
 from scaler.kinds.pexip_teams import PexipTeams
 from scaler.ports import PoolStatus
-from tests.conftest import config_doc, pool_table
+from tests.conftest import config_doc, examples, pool_table
 from tests.test_backtest_engine import Fixed, grid, spec
 
 NOW = 1_800_000_000.0
@@ -197,7 +197,7 @@ def test_a_stopped_instance_is_never_assumed_idle() -> None:
     assert plan.actions.remove == ("1",)  # the starting one is not known idle
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     calls=st.lists(st.one_of(st.none(), st.integers(0, 16)), min_size=1, max_size=12),
     hub_off=st.booleans(),
@@ -263,9 +263,48 @@ def test_a_schedule_keeps_instances_the_daemon_cannot_remove() -> None:
     assert plan.actions.capacity == 0
 
 
-def test_teams_capacity_never_goes_beyond_the_licences() -> None:
-    plan = teams_plan(PoolStatus(capacity=4, licensed_calls=100.0), current=4, desired=12)
-    assert plan.decision.desired == 7 and plan.decision.reason is Reason.LICENSE_LIMITED
+def test_licences_never_cap_a_teams_connector() -> None:
+    # Pexip's Teams licence counts tenants, "no limit to … the number of instances within each
+    # Teams Connector" (docs.pexip.com/admin/teams_configuration.htm); few free call licences
+    # are said, never a cap.
+    plan = teams_plan(PoolStatus(capacity=4, free_call_licences=10), current=4, desired=12)
+    assert plan.decision.desired == 12 and plan.actions.capacity == 12
+    assert plan.decision.reason is Reason.DESIRED_WITHIN_RANGE
+    assert "only 10 Pexip call licences are free" in plan.decision.detail
+    roomy = teams_plan(PoolStatus(capacity=4, free_call_licences=500), current=4, desired=12)
+    assert roomy.decision.detail == "" and roomy.actions.capacity == 12
+
+
+def test_instances_pexip_reports_not_serving_are_added_to_the_minimum() -> None:
+    # One instance in Maintenance: not capacity (current 3 of 4), and Pexip may count it
+    # towards its minimum, so to serve 5 the minimum written is 6.
+    plan = teams_plan(PoolStatus(capacity=3, unserving=1), current=3, desired=5)
+    assert plan.decision.desired == 5 and plan.actions.capacity == 6
+
+
+def test_an_unknown_schedule_writes_the_whole_need() -> None:
+    # Scheduled scaling unknown: taken to add nothing, so the minimum is the whole need; Pexip's
+    # target (minimum + schedule) can only be higher. Neither direction holds.
+    up = teams_plan(PoolStatus(capacity=4, scheduled_instances=None), current=4, desired=7)
+    assert up.actions.capacity == 7
+    down = teams_plan(PoolStatus(capacity=6, scheduled_instances=None), current=6, desired=4)
+    assert down.decision.desired == 4 and down.actions.capacity == 4
+
+
+def test_a_scale_in_the_observation_cannot_vouch_for_holds_and_says_why() -> None:
+    status = PoolStatus(
+        capacity=6,
+        scale_in_unverified="Pexip's instance status is unknown (timed out)",
+        notes=("instance status unknown: the scale set's capacity is taken as is",),
+    )
+    down = teams_plan(status, current=6, desired=4)
+    assert down.decision.desired == 6 and down.decision.reason is Reason.SCALE_IN_UNVERIFIED
+    assert down.actions.empty
+    assert "instance status is unknown" in down.decision.detail
+    assert "taken as is" in down.decision.detail
+    up = teams_plan(status, current=6, desired=8)
+    assert up.decision.desired == 8 and up.actions.capacity == 8
+    assert "a scale-in would hold" in up.decision.detail
 
 
 def test_drain_state_survives_its_document() -> None:
@@ -290,7 +329,7 @@ class Unattributable:
         return dict(self.cloud.read(pools, now))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     script=st.lists(st.booleans(), min_size=2, max_size=25),
     load=st.lists(st.floats(0, 200), min_size=60, max_size=60),

@@ -24,6 +24,7 @@ from scaler.adapters.pools import MetricsRouter
 from scaler.config import Config, PoolConfig, parse_config
 from scaler.core.types import MetricReading, MetricStatus
 from scaler.errors import ConfigError, PermanentError
+from tests.conftest import examples
 from tests.fakelogs import FakeLogs
 
 WS = "11111111-2222-3333-4444-555555555555"
@@ -277,7 +278,9 @@ _cell = st.one_of(
 
 
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(25),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(values=st.lists(_cell, min_size=1, max_size=12))
 def test_a_reading_is_missing_stale_or_the_max_of_known_window_minutes(

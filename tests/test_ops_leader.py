@@ -3,8 +3,6 @@ port) for the lease, the HTTPS fake of Azure for the scale set, the real SDK cli
 
 from __future__ import annotations
 
-import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -25,68 +23,7 @@ from scaler.state import StateStore
 from tests.conftest import config_doc, pool_table, vmss_id
 from tests.fakeazure import FakeAzure
 
-ROOT = Path(__file__).resolve().parent.parent
-AZURITE = ROOT / "node_modules" / ".bin" / "azurite-blob"
-ACCOUNT_KEY = (
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-)
-"""Azurite's well-known development key (public, emulator only)."""
 LEASE = 15  # Azure's shortest lease, seconds
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A running Azurite blob service; yields its connection string."""
-    if not AZURITE.exists() or shutil.which("node") is None:
-        pytest.skip("Azurite is not installed: run `npm ci` (make test does)")
-    port = _free_port()
-    workdir = tmp_path_factory.mktemp("azurite")
-    log = (workdir / "azurite.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            str(AZURITE),
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            str(port),
-            "--inMemoryPersistence",
-            "--skipApiVersionCheck",
-            "--disableTelemetry",
-            "--silent",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=workdir,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    err = (workdir / "azurite.log").read_text(errors="replace")
-                    pytest.fail(f"Azurite did not start: {err[-2000:]}")
-                time.sleep(0.1)
-        yield (
-            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-            f"AccountKey={ACCOUNT_KEY};BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
-        )
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 @pytest.fixture
@@ -106,8 +43,9 @@ def set_load(fake: FakeAzure, calls: float) -> None:
 class Replica:
     """One daemon with its own adapters, lease and state store, as ``run`` wires them."""
 
-    def __init__(self, config: Config, ha: HaConfig) -> None:
-        self.adapters = build_adapters(config, clock=_Wall())  # as run wires them
+    def __init__(self, config: Config, ha: HaConfig, clock: _Wall | None = None) -> None:
+        self.clock = clock = clock or _Wall()
+        self.adapters = build_adapters(config, clock=clock)  # as run wires them
         self.lease = BlobLeader(ha)
         self.store = StateStore(shared=BlobSharedState(self.lease, ha.state_blob))
         self.applied: list[float] = []
@@ -116,7 +54,7 @@ class Replica:
             metrics=self.adapters.metrics,
             actuator=self.adapters.compute,
             quota=self.adapters.compute,
-            clock=_Wall(),
+            clock=clock,
             leader=self.lease,
             store=self.store,
             identity=ha.identity,
@@ -143,8 +81,16 @@ class Replica:
 
 
 class _Wall:
+    """The wall clock, which a test may step forward instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
     def now(self) -> float:
-        return time.time()
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
 
 
 @pytest.fixture
@@ -181,8 +127,11 @@ def pair(
     }
     doc["ha"] = ha
     config = parse_config(doc, environ={})
-    a = Replica(config, HaConfig(**ha, identity="a"))
-    b = Replica(config, HaConfig(**ha, identity="b"))
+    # One wall clock for both replicas' decisions: tests that tick by hand step it forward (a
+    # rate-limit period passes without waiting for it); those that run the loop leave it be.
+    clock = _Wall()
+    a = Replica(config, HaConfig(**ha, identity="a"), clock)
+    b = Replica(config, HaConfig(**ha, identity="b"), clock)
     try:
         yield a, b, config.ha
     finally:
@@ -200,7 +149,8 @@ def test_exactly_one_of_two_replicas_actuates(
     for _ in range(4):
         for replica in (b, a):
             replica.daemon.tick()
-        time.sleep(0.3)
+            assert all(err is None for err in replica.daemon.wait_for_resizes(20).values())
+        a.clock.advance(2)  # past the scale-up period (1 s) of the last resize
     assert a.applied and not b.applied
     patches = [w for w in fake.writes() if w.method == "PATCH"]
     assert len(patches) == len(a.applied) >= 1
@@ -250,8 +200,9 @@ def test_a_leader_whose_renewal_fails_stops_writing(
     assert a.lease.step() and a.lease.is_leader()
     (o,) = a.daemon.tick()
     assert o.applied
+    assert all(err is None for err in a.daemon.wait_for_resizes(20).values())
     writes = len(fake.writes())
-    time.sleep(0.3)
+    a.clock.advance(2)  # past the scale-up period: only the lease can hold what follows
 
     # Someone breaks the lease (an operator, or the storage account failing over).
     service = BlobServiceClient.from_connection_string(azurite)
@@ -263,7 +214,7 @@ def test_a_leader_whose_renewal_fails_stops_writing(
     for _ in range(3):
         (o,) = a.daemon.tick()
         assert not o.applied and o.desired > o.current
-        time.sleep(0.3)
+        a.clock.advance(2)
     assert len(fake.writes()) == writes
     service.close()
 

@@ -226,7 +226,10 @@ def test_endpoint_notifications_and_reload(setup: dict[str, Any], fake: FakeAzur
         d.proc.send_signal(signal.SIGHUP)
         rejected = d.event("config.reload_rejected", after=mark)
         assert any("pools[0].max" in p for p in rejected["problems"])
-        time.sleep(1.5)
+        ticks = json.loads(d.get("/status")[1])["ticks"]
+        # it goes on ticking with the running config (two more ticks: one began after the
+        # rejection)
+        d.wait_for(lambda: json.loads(d.get("/status")[1])["ticks"] >= ticks + 2)
         assert d.proc.poll() is None
         assert json.loads(d.get("/status")[1])["pools"][0]["max"] == 4
 
@@ -253,7 +256,13 @@ def test_sigterm_during_a_resize_exits_in_time_and_the_next_start_resumes_it(
     try:
         applied = d.event("scale.applied")
         assert applied["current"] == 3 and applied["desired"] == 7
-        time.sleep(1.5)  # at least one more tick with the resize in flight
+        # at least one more tick with the resize in flight
+        d.wait_for(
+            lambda: any(
+                e.get("event") == "decision.made" and e.get("reason") == "ResizeInFlight"
+                for e in d.events()
+            )
+        )
         began = time.monotonic()
         assert d.stop() == 0
         took = time.monotonic() - began

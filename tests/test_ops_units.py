@@ -98,11 +98,16 @@ def test_state_round_trips_and_is_written_atomically(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "data",
-    [b"{", b"[]", b'{"version": 9, "saved_at": 1, "pools": {}}', b'{"version": 1, "pools": 3}'],
+    ("data", "why"),
+    [
+        (b"{", r"\(top\): Invalid JSON"),
+        (b"[]", r"\(top\): Input should be an object"),
+        (b'{"version": 9, "saved_at": 1, "pools": {}}', "version: unsupported, got 9"),
+        (b'{"version": 1, "pools": 3}', "saved_at: Field required"),
+    ],
 )
-def test_corrupt_state_is_refused(data: bytes) -> None:
-    with pytest.raises(StateCorrupt):
+def test_corrupt_state_is_refused(data: bytes, why: str) -> None:
+    with pytest.raises(StateCorrupt, match=why):
         decode(data)
 
 

@@ -233,7 +233,10 @@ def test_scheduled_scaling_and_licensing_are_read(fake: FakePexip) -> None:
     assert active_scheduled_instances(client, proxy, at[(7, 31)]) == 3
     assert active_scheduled_instances(client, proxy, saturday) == 0
     licences = client.licensing()
-    assert (licences.teams_count, licences.teams_total) == (10, 100)
+    # the Teams licence counts tenants (teams_configuration.htm); calls use call licences
+    assert (licences.teams_count, licences.teams_total) == (1, 1)
+    # port_count: the calls in progress (10 Teams calls, 20 node participants)
+    assert (licences.port_count, licences.port_total, licences.free_calls) == (30, 100, 70)
     client.close()
 
 
@@ -367,3 +370,25 @@ def test_password_comes_from_a_file_or_the_environment(tmp_path: Path) -> None:
     assert load_password(PexipConfig(), {"CVI_AUTOSCALER_PEXIP_PASSWORD": "pw"}) == "pw"
     with pytest.raises(ConfigError, match=r"pexip\.password_env"):
         load_password(PexipConfig(), {})
+
+
+def test_an_answer_over_32_mib_is_refused_unread(fake: FakePexip) -> None:
+    """Issue 20: a 100 MB answer took the daemon to 943 MB. An answer over the cap is refused
+    (transient: the pools that needed it hold). The Azure side, whose fake can also stream an
+    answer of unannounced length, is tested in ``tests/test_azure_pages.py``."""
+    body = b'{"meta": {"next": null}, "objects": [' + b'{"name": "x"}, ' * (3 << 20) + b"{}]}"
+    fake.inject_transport_fault(r"teamsnode/$", "raw", body=body, content_type="application/json")
+    client = client_for(fake)
+    with pytest.raises(TransientError, match=r"teamsnode/: the answer is too large .*32 MiB"):
+        client.teams_nodes()
+    client.close()
+
+
+def test_a_password_env_that_looks_like_a_password_is_not_echoed() -> None:
+    """Issue 20 case 7: ``password_env = "<the password itself>"`` was echoed in "the
+    environment variable … is empty"."""
+    with pytest.raises(ConfigError, match=r"variable \(a name not shown\) is empty") as caught:
+        load_password(PexipConfig(password_env="Hunter2isMySecret"), {})
+    assert "Hunter2" not in str(caught.value)
+    with pytest.raises(ConfigError, match="variable MY_PEXIP_PASSWORD is empty"):
+        load_password(PexipConfig(password_env="MY_PEXIP_PASSWORD"), {})

@@ -181,6 +181,31 @@ def test_no_idle_instance_means_no_delete_at_all(env: Env) -> None:
         adapters.close()
 
 
+def test_a_stopped_instance_is_neither_capacity_nor_a_victim(env: Env) -> None:
+    # Power states come from the instance view: instance 1 is deallocated (it counts in
+    # sku.capacity, serves nothing). Instance 0 carries 5 calls, instance 2 none: one serving
+    # instance is enough, so only the idle running instance 2 goes, never the stopped one.
+    rid = env.azure.add_vmss(RG, "tc", capacity=3)
+    env.azure.set_instance_power_state(RG, "tc", "1", "deallocated")
+    env.pexip.add_teams_node("tc000000", call_count=5, scaleset_id="tc")
+    env.pexip.add_teams_node("tc000002", call_count=0, scaleset_id="tc")
+    daemon, adapters = env.daemon(env.config(teams_pool(rid)), ManualClock(T0))
+    try:
+        (o,) = daemon.tick()
+        daemon.wait_for_resizes(10)
+        assert (o.current, o.desired) == (2, 1)
+        assert o.decision is not None and "starting, stopped" in o.decision.detail
+        assert env.azure.vmss_instance_ids(RG, "tc") == ["0", "1"]
+        # the load grows to 40 calls: 4 serving instances are wanted, so 5 are asked for
+        env.pexip.set_calls("tc000000", 40)
+        (o,) = daemon.tick()
+        daemon.wait_for_resizes(10)
+        assert (o.current, o.desired) == (1, 4)
+        assert env.azure.vmss_capacity(RG, "tc") == 5  # 4 serving + the stopped one
+    finally:
+        adapters.close()
+
+
 # ------------------------------------------------------------------------- pexip-teams
 
 

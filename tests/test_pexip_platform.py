@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from scaler.adapters.pexip import PexipClient, PexipMetrics
 from scaler.config import Config, PoolConfig, parse_config
 from scaler.core.types import MetricReading, MetricStatus
-from tests.conftest import config_doc, pool_table, vmss_id
+from tests.conftest import config_doc, examples, pool_table, vmss_id
 from tests.fakepexip import FakePexip
 
 NOW = 1_790_000_000.0
@@ -273,7 +273,9 @@ record = st.tuples(
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(60),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(records=st.lists(record, max_size=8), hub=st.booleans(), pools=st.sampled_from([1, 2]))
 def test_a_reading_is_missing_or_the_exact_sum_of_valid_attributed_records(

@@ -1,8 +1,8 @@
 # ruff: noqa: F811  (the ``env`` fixture of the integration tests is imported for use here)
 """Kind ``pexip-teams`` against the Management Node as Pexip documents it (the platform issue's
 finding 5): the Event Hub is required, instances Pexip drains are not capacity, Pexip's own
-scheduled scaling comes on top of the minimum, and no more instances than the Teams licences
-carry are asked for. Real Azure SDK and httpx clients against the HTTPS fakes."""
+scheduled scaling comes on top of the minimum, and the Teams licence (tenants) never caps the
+size. Real Azure SDK and httpx clients against the HTTPS fakes."""
 
 from __future__ import annotations
 
@@ -56,9 +56,13 @@ def test_draining_instances_are_not_capacity_and_the_schedule_is_on_top(env: Env
     assert env.azure.writes() == [] or all("teams_proxy" not in w.path for w in env.azure.writes())
 
 
-def test_no_more_instances_than_the_teams_licences_carry(env: Env) -> None:
+def test_a_single_tenant_licence_never_stops_a_scale_out(env: Env) -> None:
+    # The fake models Pexip's Teams licence as tenants (teams_total 1, the common case,
+    # docs.pexip.com/admin/teams_configuration.htm): 80 calls on 2 instances need 7 of 15 at
+    # 80 %; the rate limit allows 6 this tick, and that is written. Fewer free call licences
+    # than the new instances could carry are said in the detail, never a cap.
     rid = connector(env, capacity=2)
-    env.pexip.licensing = {"teams_total": 60}  # 60 licensed Teams calls: 4 instances of 15
+    env.pexip.licensing = {"port_total": 100}  # 80 in use: 20 free
     for i in range(2):
         env.pexip.add_teams_node(f"tc00000{i}", call_count=40, proxy=7)
     daemon, adapters = env.daemon(
@@ -68,5 +72,6 @@ def test_no_more_instances_than_the_teams_licences_carry(env: Env) -> None:
         (o,) = daemon.tick()
     finally:
         adapters.close()
-    assert (o.current, o.desired, o.reason) == (2, 4, "LicenseLimited")
-    assert env.pexip.teams_proxies[7]["min_number_of_instances"] == 4
+    assert (o.current, o.desired, o.reason, o.applied) == (2, 6, "ScaleUpLimit", True)
+    assert env.pexip.teams_proxies[7]["min_number_of_instances"] == 6
+    assert o.decision is not None and "only 20 Pexip call licences are free" in o.decision.detail

@@ -6,9 +6,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scaler.core import Decision, MetricStatus, PoolState, Reason
-from scaler.core.victims import DrainState, Instance, with_loads
+from scaler.core.victims import DrainState, Instance, not_serving, unproven_join, with_loads
 from scaler.kinds.vm_set import plan_vm_set
 from scaler.kinds.vmss import choose_victims, plan_drain
+from tests.conftest import examples
 
 NOW = 1_800_000_000.0
 
@@ -53,6 +54,35 @@ def test_loads_join_by_any_name_case_insensitively() -> None:
     pool = [vm(0, None), vm(1, None), Instance(id="2", calls=5)]
     joined = with_loads(pool, {"TC000000": 4.0, "1": 0.0, "2": 0.0})
     assert [i.calls for i in joined] == [4.0, 0.0, 5]
+
+
+def test_a_name_join_is_trusted_only_where_every_busy_record_names_one_instance() -> None:
+    pool = [vm(0, None), vm(1, None), vm(2, None, state="deallocated")]
+    assert unproven_join(pool, {}) == ""  # nothing busy: nothing to place
+    assert unproven_join(pool, {"tc000000": 3.0, "somewhere-else": 0.0}) == ""
+    # a busy record named otherwise (an FQDN), or on an instance that is not running
+    assert "name no running instance" in unproven_join(pool, {"tc-0.example.net": 3.0})
+    assert "name no running instance" in unproven_join(pool, {"tc000002": 1.0})
+    # unknown counts are busy too
+    assert unproven_join(pool, {"x": None}) != ""
+    # one name shared by two instances (one's VM name, the other's computer name)
+    shared = [Instance(id="0", names=("a", "b")), Instance(id="1", names=("b",))]
+    assert "several instances" in unproven_join(shared, {"B": 2.0})
+
+
+def test_stopped_or_starting_instances_are_neither_capacity_nor_idle() -> None:
+    pool = [
+        vm(0, 0.0, state="starting"),
+        vm(1, 0.0, state="deallocated"),
+        vm(2, 0.0),
+        vm(3, 0.0, state="unknown"),
+    ]
+    assert not_serving(pool) == 3  # starting, deallocated, and of unknown power state
+    assert choose_victims(pool, 4) == ("2",)  # only the running one known idle
+    up = plan_drain(
+        decision=decision(1, 4), instances=pool, state=DrainState(), now=NOW, unserving=3
+    )
+    assert up.actions.capacity == 7  # four serving, plus the three that serve nothing
 
 
 def test_scale_in_without_idle_instances_waits_and_protects_the_busy() -> None:
@@ -113,7 +143,7 @@ placements = st.lists(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(
     placements,
     st.integers(0, 12),
@@ -151,7 +181,7 @@ def test_no_scale_in_ever_removes_an_instance_with_calls(
     assert set(plan.actions.unprotect) <= state.protected
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.lists(
         st.tuples(

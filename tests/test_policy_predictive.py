@@ -16,6 +16,7 @@ from policies.target_tracking import TargetTracking
 from scaler.core import MetricReading, PoolLimits, PoolState
 from scaler.core.history import ArrayHistory
 from scaler.core.types import PolicyContext
+from tests.conftest import examples
 
 POOL = PoolLimits("tc", 1, 50, 15.0, 4, "standardFSv2Family", "westeurope", boot_minutes=20)
 LAG = 3 * 60.0
@@ -246,7 +247,7 @@ def test_cache_gives_the_same_answers_as_a_fresh_instance() -> None:
 FOUR_WEEKS = history_of(at("2026-10-05T00:00Z"), at("2026-11-09T02:00Z"))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     calls=st.one_of(st.none(), st.floats(0, 2000)),
     minute=st.integers(0, 7 * 1440 - 1),
@@ -538,7 +539,7 @@ def test_forecast_method_matches_what_the_policy_plans() -> None:
     assert new_style().forecast(history=short, at=now + 600, now=now) is None
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     calls=st.one_of(st.none(), st.floats(0, 2000)),
     minute=st.integers(0, 7 * 1440 - 1),

@@ -24,7 +24,7 @@ from scaler.core import (
 )
 from scaler.core.types import PolicyContext
 from scaler.errors import ConfigError
-from tests.conftest import config_doc, pool_table
+from tests.conftest import config_doc, examples, pool_table
 
 POOL = PoolLimits("tc", 1, 30, 15.0, 4, "standardFSv2Family", "westeurope")
 FREE = Behavior(
@@ -266,7 +266,7 @@ OK = {"days": ["mon"], "from": "08:00", "to": "18:00", "min": 1}
         ),
         (
             {"type": "schedule", "profiles": [{**OK, "date": "2026-12-24"}]},
-            "pools[0].policies[0].profiles[0]: needs exactly one of 'days' (recurring)",
+            "pools[0].policies[0].profiles[0]: needs exactly one of 'days' or 'cron' (recurring)",
         ),
         (
             {"type": "schedule", "profiles": [{"days": ["mon"], "from": "08:00", "to": "18:00"}]},
@@ -341,7 +341,7 @@ def _profile(p: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     profiles=st.lists(profile_st, max_size=4),
     default_min=st.integers(0, 10),

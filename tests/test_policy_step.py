@@ -98,10 +98,12 @@ def test_change_kinds(change: dict[str, Any], current: int, direction: str, desi
         (PoolState(), 5),
         (PoolState(last_scale_up=NOW - 240), 4),  # within the 5-minute cooldown
         (PoolState(last_scale_up=NOW - 300), 5),
-        (PoolState(last_scale_down=NOW - 60), 5),  # a scale-in never delays a scale-out
+        # a scale-in's cooldown holds a scale-out too (Azure: "applies to both")
+        (PoolState(last_scale_down=NOW - 60), 4),
+        (PoolState(last_scale_down=NOW - 300), 5),
     ],
 )
-def test_increase_cooldown_counts_from_the_last_scale_out(state: PoolState, desired: int) -> None:
+def test_the_cooldown_after_any_resize_holds_a_scale_out(state: PoolState, desired: int) -> None:
     p = policy(rule("increase", ">", 70, cooldown_minutes=5))
     assert ask(p, 4, 50.0, state=state) == desired
 
@@ -110,14 +112,31 @@ def test_increase_cooldown_counts_from_the_last_scale_out(state: PoolState, desi
     ("state", "desired"),
     [
         (PoolState(), 3),
-        (PoolState(last_scale_up=NOW - 600), 4),  # within 15 minutes of any resize
-        (PoolState(last_scale_down=NOW - 600), 4),
+        # the scale-out's rule has no cooldown: a scale-in may follow it at once
+        (PoolState(last_scale_up=NOW - 600), 3),
+        (PoolState(last_scale_down=NOW - 600), 4),  # within 15 minutes of the scale-in
         (PoolState(last_scale_up=NOW - 900, last_scale_down=NOW - 1000), 3),
     ],
 )
-def test_decrease_cooldown_counts_from_any_resize(state: PoolState, desired: int) -> None:
+def test_the_cooldown_is_the_one_of_the_last_resize_direction(
+    state: PoolState, desired: int
+) -> None:
     p = policy(OUT_CPU, rule("decrease", "<", 30, cooldown_minutes=15))
     assert ask(p, 4, 6.0, state=state) == desired
+
+
+def test_several_cooldowns_of_a_direction_take_the_safe_one_for_each_direction() -> None:
+    """Two increase rules with 5 and 30 minutes: after a scale-out, increase rules wait 5
+    minutes (the shortest: more capacity sooner) and decrease rules 30 (the longest)."""
+    p = policy(
+        rule("increase", ">", 70, cooldown_minutes=5),
+        rule("increase", ">", 95, cooldown_minutes=30),
+        rule("decrease", "<", 30, cooldown_minutes=0),
+    )
+    after = PoolState(last_scale_up=NOW - 600)
+    assert ask(p, 4, 50.0, state=after) == 5  # 10 minutes on: a scale-out again
+    assert ask(p, 4, 6.0, state=after) == 4  # but no scale-in before 30
+    assert ask(p, 4, 6.0, state=PoolState(last_scale_up=NOW - 1800)) == 3
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from scaler.core import (
     decide,
     plan_tick,
 )
+from tests.conftest import examples
 
 NOW = 1_800_000_000.0
 
@@ -67,7 +68,7 @@ def pools(draw: st.DrawFn, name: str = "p") -> PoolLimits:
     )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(
     pool=pools(),
     behavior=behaviors,
@@ -107,7 +108,7 @@ def test_decide_invariants(pool, behavior, current, reading, recs, evts, headroo
         assert d.desired <= pool.max
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     specs=st.lists(
         st.tuples(pools(), st.integers(0, 20), st.floats(0, 2000)), min_size=1, max_size=6

@@ -44,6 +44,7 @@ from scaler.core.types import (
     Reason,
 )
 from scaler.errors import AdapterError, CapacityError, ConfigError, PermanentError
+from tests.conftest import examples
 from tests.fakeazure import FakeAzure
 
 RG = "cvi"
@@ -157,6 +158,56 @@ def test_a_size_azure_does_not_offer_there_is_an_error_not_a_guess(
     with pytest.raises(PermanentError, match="Standard_F72s_v2 is not offered in westeurope"):
         adapter.vm_size(LOC, "Standard_F72s_v2")
     assert adapter.vm_size("eastus", "Standard_F72s_v2").vcpus == 72
+
+
+def _two_pools(fake: FakeAzure, **pool: Any) -> Config:
+    one = _config(fake, fake.add_vmss(RG, "a", capacity=2), **pool).pools[0]
+    two = one.model_dump(exclude_unset=True) | {
+        "name": "b",
+        "resource_id": fake.add_vmss(RG, "b", capacity=3),
+    }
+    doc = _config(fake, one.resource_id).model_dump(exclude_unset=True)
+    doc["pools"] = [one.model_dump(exclude_unset=True), two]
+    return parse_config(doc, environ={})
+
+
+@pytest.mark.parametrize(("status", "retry"), [(403, 600.0), (404, 600.0), (503, 60.0)])
+def test_a_failed_sku_read_is_the_answer_until_it_is_retried(
+    fake: FakeAzure, status: int, retry: float
+) -> None:
+    config = _two_pools(fake)
+    now = [1000.0]
+    adapter = AzureCompute(
+        config,
+        StaticToken(),  # type: ignore[arg-type]
+        monotonic=lambda: now[0],
+        retry_backoff_factor=0.0,
+    )
+    # a 5xx is retried by the SDK itself (retry_total 3: four attempts), a refusal is not
+    attempts = 4 if status >= 500 else 1
+    fake.inject_fault("GET", r"/providers/Microsoft\.Compute/skus$", status=status, times=attempts)
+    try:
+        for _ in range(3):  # two pools read 3 times: one SKU read, its failure answers them all
+            for pool in config.pools:
+                assert adapter.observe(pool).quota_family is None  # QuotaUnknown, not a guess
+            now[0] += 15.0
+        assert len(_requests(fake, "/skus")) == attempts
+        now[0] += retry
+        assert {adapter.observe(p).quota_family for p in config.pools} == {FS}
+        assert len(_requests(fake, "/skus")) == attempts + 1
+    finally:
+        adapter.close()
+
+
+def test_a_configured_family_needs_no_sku_read(fake: FakeAzure) -> None:
+    config = _two_pools(fake, quota_family=FS)
+    adapter = AzureCompute(config, StaticToken())  # type: ignore[arg-type]
+    try:
+        for pool in config.pools:
+            adapter.observe(pool)
+        assert _requests(fake, "/skus") == []
+    finally:
+        adapter.close()
 
 
 def test_a_configured_family_overrides_the_sku_and_is_warned_about() -> None:
@@ -384,6 +435,8 @@ def test_a_pool_that_starts_deallocated_vms_is_not_charged() -> None:
         "ZonalAllocationFailed",
         "SkuNotAvailable",
         "OverconstrainedAllocationRequest",
+        "OverconstrainedZonalAllocationRequest",
+        "ZonalAllocationFailedVMSizeNotAvailable",  # a relative Azure may add: still capacity
     ],
 )
 def test_capacity_errors_are_told_apart_from_quota(
@@ -482,7 +535,7 @@ def scenarios(draw: st.DrawFn) -> tuple[list[PoolPlan], QuotaMemory, QuotaRules,
     return pools, memory, rules, T0
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(scenarios())
 def test_a_scale_up_never_exceeds_known_headroom_nor_the_safe_step(
     scenario: tuple[list[PoolPlan], QuotaMemory, QuotaRules, float],

@@ -148,6 +148,7 @@ def test_operator_path_is_in_the_readme_and_benchmarks_in_docs() -> None:
         "WaitingForIdle",
         "DrainTimedOut",
         "LicenseLimited",
+        "ScaleInUnverified",
         "PexipScheduledScaling",
         "CapacityUnavailable",
     ):

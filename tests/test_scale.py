@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from scaler.adapters.azure import (
     STRETCH_MAX_SECONDS,
+    ArmBudget,
     AzureAdapters,
     AzureCompute,
     AzureMonitorMetrics,
@@ -27,7 +28,7 @@ from scaler.adapters.azure import (
 from scaler.config import Config, parse_config
 from scaler.core.quota import QuotaMemory, QuotaRules, allowance
 from scaler.core.types import MetricStatus
-from scaler.errors import PermanentError, TransientError
+from scaler.errors import ConfigError, PermanentError, TransientError
 from scaler.health import CallMetrics
 from scaler.ports import PoolStatus
 from tests.fakeazure import FakeAzure
@@ -71,12 +72,15 @@ def pool(rid: str, name: str, location: str = "westeurope") -> dict[str, Any]:
     }
 
 
-def config(fake: FakeAzure, pools: list[dict[str, Any]], **sections: Any) -> Config:
+def config(
+    fake: FakeAzure, pools: list[dict[str, Any]], *, others: tuple[str, ...] = (), **sections: Any
+) -> Config:
     return parse_config(
         {
             **sections,
             "azure": {
                 "subscription_id": fake.subscription_id,
+                "subscriptions": list(others),
                 "location": "westeurope",
                 "resource_manager_url": fake.url,
                 "metrics_url": fake.url,
@@ -200,8 +204,9 @@ def test_a_rate_limit_header_near_zero_stretches_the_next_tick(fake: FakeAzure) 
         fake.ratelimit_headers = {"x-ms-ratelimit-remaining-subscription-reads": "2"}
         adapters.compute.observe(cfg.pools[0])
         stretch = adapters.compute.stretch_seconds()
-        # 98 reads short of the low-water mark at 12,000 an hour: about 29 s
-        assert 25.0 < stretch <= STRETCH_MAX_SECONDS
+        # 98 reads short of the low-water mark, refilled at 25 a second (ARM's token bucket
+        # since 2024): about 4 s, not the half minute of the old hourly model
+        assert 3.0 < stretch <= 4.0 < STRETCH_MAX_SECONDS
         assert adapters.metrics.stretch_seconds() == pytest.approx(stretch, abs=1.0)  # shared
         gauge = registry.get_sample_value(
             "cvi_autoscaler_arm_ratelimit_remaining",
@@ -217,6 +222,29 @@ def test_a_rate_limit_header_near_zero_stretches_the_next_tick(fake: FakeAzure) 
         assert adapters.compute.stretch_seconds() == 0.0
     finally:
         adapters.close()
+
+
+@pytest.mark.parametrize(
+    ("header", "wait"),
+    [
+        ("x-ms-ratelimit-remaining-subscription-reads", 100 / 25),
+        ("x-ms-ratelimit-remaining-subscription-writes", 20 / 10),
+        ("x-ms-ratelimit-remaining-subscription-deletes", 20 / 10),
+        ("x-ms-ratelimit-remaining-subscription-global-writes", 20 / 10),
+    ],
+)
+def test_an_empty_arm_bucket_waits_only_for_its_refill(header: str, wait: float) -> None:
+    # ARM's token bucket (since 2024): reads refill at 25 a second, writes and deletes at 10
+    # (learn.microsoft.com, request limits and throttling): an empty bucket is back above its
+    # low-water mark in seconds, and the wait shrinks as time passes.
+    clock = [1000.0]
+    budget = ArmBudget(monotonic=lambda: clock[0])
+    budget.record("sub", {header: "0"})
+    assert budget.stretch_seconds() == pytest.approx(wait)
+    clock[0] += wait / 2
+    assert budget.stretch_seconds() == pytest.approx(wait / 2)
+    clock[0] += wait
+    assert budget.stretch_seconds() == 0.0
 
 
 def test_two_subscriptions_read_their_own_scale_sets_quota_and_metrics(fake: FakeAzure) -> None:
@@ -237,7 +265,9 @@ def test_two_subscriptions_read_their_own_scale_sets_quota_and_metrics(fake: Fak
         fake.set_metric(rid, "Pexip/CVI", "ActiveCalls", points, dimension=("VMName", "vm0"))
     tables = [pool(rid, f"here{i}") for i, rid in enumerate(here)]
     tables += [pool(rid, f"there{i}") for i, rid in enumerate(there)]
-    cfg = config(fake, tables)  # refused before: every pool had to be in azure.subscription_id
+    with pytest.raises(ConfigError, match=r"pools\[2\]\.resource_id: in subscription"):
+        config(fake, tables)  # another subscription must be named: a typo is not a pool
+    cfg = config(fake, tables, others=(OTHER_SUB,))
     compute = compute_for(cfg)
     metrics = AzureMonitorMetrics(cfg, make_credential(cfg.azure))
     try:

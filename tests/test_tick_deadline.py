@@ -49,7 +49,7 @@ class BrokenMetrics:
 
 def two_pools(**daemon: object):  # type: ignore[no-untyped-def]
     doc = config_doc(pool_table("a"), pool_table("b"))
-    doc["daemon"] = {"tick_deadline_seconds": 1.0, **daemon}
+    doc["daemon"] = {"tick_deadline_seconds": 2.0, **daemon}
     config = parse_config(doc, environ={})
     clock = ManualClock(START.timestamp() + 10 * 60)
     trace = Trace(
@@ -112,12 +112,17 @@ def test_a_low_arm_budget_stretches_the_next_tick_and_health_allows_for_it() -> 
         target=daemon.run, args=(stop,), kwargs={"period_seconds": 0.2}, daemon=True
     )
     runner.start()
-    time.sleep(1.5)
-    ticks = daemon.ticks
+    deadline = time.monotonic() + 20
+    while daemon.next_tick_due is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    due, ticks = daemon.next_tick_due, daemon.ticks
+    waits = None if due is None else due - time.monotonic()
+    healthy = daemon.ticking_healthy()[0]
     stop.set()
     runner.join(10)
-    assert ticks == 1  # the second tick waits 0.2 s + 30 s, not 0.2 s
-    assert daemon.ticking_healthy()[0]
+    assert waits is not None and ticks == 1
+    assert waits > 25  # the second tick waits 0.2 s + 30 s, not 0.2 s
+    assert healthy  # and health allows for the wait
 
 
 def test_a_read_still_stuck_is_known_so_the_process_does_not_wait_for_it_at_exit() -> None:
@@ -126,7 +131,7 @@ def test_a_read_still_stuck_is_known_so_the_process_does_not_wait_for_it_at_exit
     release = threading.Event()
     reads = BoundedReads(2)
     out = reads.run(
-        {"a": lambda: release.wait(30), "b": lambda: 1}, deadline=time.monotonic() + 0.2
+        {"a": lambda: release.wait(30), "b": lambda: 1}, deadline=time.monotonic() + 2.0
     )
     assert out["a"].timed_out is not None and out["b"].value == 1
     assert reads.busy()  # run/once leave with os._exit rather than join this thread
@@ -135,4 +140,57 @@ def test_a_read_still_stuck_is_known_so_the_process_does_not_wait_for_it_at_exit
     while reads.busy() and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not reads.busy()
+    reads.close()
+
+
+def test_pools_share_a_few_tasks_and_a_stuck_one_holds_only_itself() -> None:
+    from scaler.reads import BoundedReads
+
+    release = threading.Event()
+    started: list[str] = []
+    threads: set[str] = set()
+
+    def read(key: str) -> object:
+        started.append(key)
+        threads.add(threading.current_thread().name)
+        if key == "p03":
+            release.wait(30)
+        return key
+
+    reads = BoundedReads(2)
+    keys = [f"p{i:02d}" for i in range(40)]
+    out = reads.each({k: (lambda k=k: read(k)) for k in keys}, deadline=time.monotonic() + 2.0)
+    assert out["p03"].timed_out is not None
+    assert all(out[k].value == k for k in keys if k != "p03")  # the other task took them all
+    assert len(threads) <= 2  # 40 pools on at most two tasks, not forty
+    again = reads.each({"p03": lambda: read("p03"), "p04": lambda: read("p04")}, deadline=0.0)
+    assert again["p03"].timed_out is not None and started.count("p03") == 1  # not piled on
+    assert reads.busy()
+    release.set()
+    deadline = time.monotonic() + 5
+    while reads.busy() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not reads.busy()
+    reads.close()
+
+
+def test_a_read_no_task_reached_by_the_deadline_is_not_started_later() -> None:
+    from scaler.reads import BoundedReads
+
+    release = threading.Event()
+    started: list[str] = []
+
+    def read(key: str) -> object:
+        started.append(key)
+        release.wait(30)
+        return key
+
+    reads = BoundedReads(1)
+    out = reads.each({k: (lambda k=k: read(k)) for k in ("a", "b")}, deadline=time.monotonic())
+    assert out["a"].timed_out is not None and out["b"].timed_out is not None
+    release.set()
+    deadline = time.monotonic() + 5
+    while reads.busy() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert "b" not in started  # still queued at the deadline (behind "a"): never read
     reads.close()

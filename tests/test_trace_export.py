@@ -28,10 +28,13 @@ from scaler.errors import ScalerError
 from scaler.trace_export import Call, concurrent_per_minute, export, teams_calls
 from scaler.traces import load_trace
 from tests.azure_env import AzureEnv, azure_env
+from tests.conftest import examples
 from tests.fakelogs import FakeLogs
 from tests.fakepexip import FakePexip
 
-DAY = datetime(2026, 3, 2, tzinfo=UTC)
+DAY = (datetime.now(UTC) - timedelta(days=20)).replace(hour=0, minute=0, second=0, microsecond=0)
+"""Within Azure Monitor's 93 days, as real history is (the export asks for nothing older)."""
+D, D3 = DAY.date().isoformat(), (DAY + timedelta(days=3)).date().isoformat()
 
 
 @pytest.fixture
@@ -73,7 +76,7 @@ def test_azure_monitor_history_is_read_in_day_chunks_into_a_loadable_trace(
     out = tmp_path / "trace.csv"
     result = _run(
         "--config", str(config), "--output", str(out),
-        "--since", "2026-03-02", "--until", "2026-03-05",
+        "--since", D, "--until", D3,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     batches = [r for r in env.fake.requests if r.path.lower().endswith("/metrics:getbatch")]
@@ -82,10 +85,10 @@ def test_azure_monitor_history_is_read_in_day_chunks_into_a_loadable_trace(
     trace = load_trace(out, known_pools=["tc"])
     assert trace.pools == ("tc",) and trace.length == minutes and trace.step_seconds == 60
     cells = _cells(out)
-    assert cells[("2026-03-02T00:00:00Z", "tc")] == "11"  # 4 + 7
-    assert cells[("2026-03-02T00:03:00Z", "tc")] == "17"  # 7 + 10
-    assert cells[("2026-03-02T01:40:00Z", "tc")] == ""  # a null is unknown, never 0
-    assert cells[("2026-03-02T03:20:00Z", "tc")] == ""  # an invalid value too
+    assert cells[(f"{D}T00:00:00Z", "tc")] == "11"  # 4 + 7
+    assert cells[(f"{D}T00:03:00Z", "tc")] == "17"  # 7 + 10
+    assert cells[(f"{D}T01:40:00Z", "tc")] == ""  # a null is unknown, never 0
+    assert cells[(f"{D}T03:20:00Z", "tc")] == ""  # an invalid value too
     assert "tc: 4318/4320 minutes known from azure-monitor" in result.stdout
     assert "\r" not in result.output and "query/s" not in result.output  # no bar off a tty
 
@@ -104,10 +107,10 @@ def test_a_cpu_metric_is_exported_as_a_proxy_and_says_so(env: AzureEnv, tmp_path
     out = tmp_path / "cpu.csv"
     result = _run(
         "--config", str(config), "--output", str(out),
-        "--since", "2026-03-02T00:00", "--until", "2026-03-02T01:00",
+        "--since", f"{D}T00:00", "--until", f"{D}T01:00",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert _cells(out)[("2026-03-02T00:10:00Z", "cpu")] == "10.5"  # (0.5 + 0.2) × 15
+    assert _cells(out)[(f"{D}T00:10:00Z", "cpu")] == "10.5"  # (0.5 + 0.2) × 15
     assert "a proxy" in result.stdout and "overstates" in result.stdout
     sent = [r for r in env.fake.requests if r.path.lower().endswith("/metrics:getbatch")][-1]
     assert sent.query.get("filter") == "VMName eq '*'"
@@ -132,17 +135,37 @@ def _pexip_config(env: AzureEnv, pexip: FakePexip, **pexip_keys: Any) -> Path:
     return path
 
 
+def _meeting(pexip: FakePexip, name: str, start: str, end: str, *legs: tuple[str, str]) -> None:
+    """A conference linked into a Teams meeting (its backplane, protocol TEAMS, as Pexip's client
+    models it) with the VTC participants ``legs`` ((start, end) times of day on 2026-03-02)."""
+    pexip.add_history_backplane(start, end, conference_name=name)
+
+    def iso(hms: str) -> str:
+        return f"2026-03-02T{hms}:00"[:19]
+
+    for a, b in legs:
+        pexip.add_history_participant(iso(a), iso(b), conference_name=name)
+
+
 def test_pexip_history_becomes_concurrent_teams_calls_per_minute(
     env: AzureEnv, pexip: FakePexip, tmp_path: Path
 ) -> None:
     # Pexip keeps the newest conferences only: the oldest it still has starts 09:00.
-    pexip.add_history_participant("2026-03-02T09:00:00", "2026-03-02T09:30:00")
-    pexip.add_history_participant("2026-03-02T09:10:30", "2026-03-02T09:12:00")
-    pexip.add_history_participant("2026-03-02T09:12:00", "2026-03-02T09:20:00")
-    # The VTC leg of the same gateway calls: not a Teams leg, not counted twice.
-    pexip.add_history_participant("2026-03-02T09:00:00", "2026-03-02T09:30:00", protocol="SIP")
+    _meeting(pexip, "gw-1", "2026-03-02T09:00:00", "2026-03-02T09:30:00", ("09:00", "09:30"))
+    _meeting(
+        pexip, "gw-2", "2026-03-02T09:10:30", "2026-03-02T09:20:00",
+        ("09:10:30", "09:12:00"), ("09:12:00", "09:20:00"),
+    )  # fmt: skip
+    # A VMR call without any link to Teams: not a Teams leg.
+    pexip.add_history_participant(
+        "2026-03-02T09:00:00", "2026-03-02T09:30:00", conference_name="vmr"
+    )
+    # The Teams side of a conference, where a version records it: counted through its VTC leg.
+    pexip.add_history_participant(
+        "2026-03-02T09:00:00", "2026-03-02T09:30:00", conference_name="gw-1", protocol="TEAMS"
+    )
     # Outside the window.
-    pexip.add_history_participant("2026-03-02T11:00:00", "2026-03-02T11:30:00")
+    _meeting(pexip, "gw-3", "2026-03-02T11:00:00", "2026-03-02T11:30:00", ("11:00", "11:30"))
     config = _pexip_config(env, pexip, page_size=2)
     out = tmp_path / "pexip.csv"
     result = _run(
@@ -165,7 +188,53 @@ def test_pexip_history_becomes_concurrent_teams_calls_per_minute(
     assert first["end_time__gte"] == "2026-03-02T08:55:00Z"
     assert first["start_time__lt"] == "2026-03-02T10:00:00Z"
     assert len(history) >= 3  # paged two at a time through meta.next, plus the oldest record
-    assert "Pexip keeps the newest 10,000 conferences" in result.stdout
+    assert any(r.path.endswith("/history/v1/backplane/") for r in pexip.requests)
+    assert "Pexip keeps the newest 5,000 conferences" in result.stdout
+
+
+def test_no_recognisable_teams_leg_leaves_the_minutes_unknown_not_zero(
+    env: AzureEnv, pexip: FakePexip, tmp_path: Path
+) -> None:
+    # Calls in the history but none linked to a Teams meeting (or a version that records the
+    # link some other way): a column of zeros would tell the backtest there was no load.
+    pexip.add_history_participant("2026-03-02T09:00:00", "2026-03-02T09:30:00")
+    config = _pexip_config(env, pexip)
+    out = tmp_path / "pexip.csv"
+    args = [
+        "--config", str(config), "--output", str(out), "--source", "pexip",
+        "--since", "2026-03-02T09:00", "--until", "2026-03-02T10:00",
+    ]  # fmt: skip
+    result = _run(*args, env={"CVI_AUTOSCALER_PEXIP_PASSWORD": pexip.password})
+    assert result.exit_code == 0, result.output
+    assert set(_cells(out).values()) == {""}
+    assert "no Teams leg found" in result.stdout and "--teams-protocol" in result.stdout
+    assert "teams: 0/60 minutes known" in result.stdout
+    # forced: the participants whose record says SIP are the legs, and zeros are trusted
+    forced = _run(*args, "--teams-protocol", "SIP", env={"CVI_AUTOSCALER_PEXIP_PASSWORD": "s3cret"})
+    assert forced.exit_code == 0, forced.output
+    assert set(_cells(out).values()) == {"0"}  # no participant records protocol SIP
+
+
+def test_a_node_without_backplane_history_is_an_error_unless_a_protocol_is_forced(
+    env: AzureEnv, pexip: FakePexip, tmp_path: Path
+) -> None:
+    pexip.backplane_history_supported = False
+    pexip.add_history_participant("2026-03-02T09:00:00", "2026-03-02T09:30:00", protocol="TEAMS")
+    config = _pexip_config(env, pexip)
+    out = tmp_path / "pexip.csv"
+    args = [
+        "--config", str(config), "--output", str(out), "--source", "pexip",
+        "--since", "2026-03-02T09:00", "--until", "2026-03-02T10:00",
+    ]  # fmt: skip
+    result = _run(*args, env={"CVI_AUTOSCALER_PEXIP_PASSWORD": pexip.password})
+    assert result.exit_code == 1
+    assert "keeps no backplane history" in result.stderr and "--teams-protocol" in result.stderr
+    assert not out.exists()
+    forced = _run(
+        *args, "--teams-protocol", "TEAMS", env={"CVI_AUTOSCALER_PEXIP_PASSWORD": "s3cret"}
+    )
+    assert forced.exit_code == 0, forced.output
+    assert _cells(out)[("2026-03-02T09:15:00Z", "teams")] == "1"
 
 
 def test_pexip_history_goes_to_one_pool_only(
@@ -184,6 +253,8 @@ def test_pexip_history_goes_to_one_pool_only(
 
 
 def _leg(start: str | None, end: str | None, protocol: str = "TEAMS") -> HistoryCall:
+    """A leg whose own record says its protocol (selected with a forced protocol)."""
+
     def t(x: str | None) -> float | None:
         return None if x is None else datetime.fromisoformat(x).replace(tzinfo=UTC).timestamp()
 
@@ -194,7 +265,7 @@ def _leg(start: str | None, end: str | None, protocol: str = "TEAMS") -> History
 def test_a_teams_record_without_an_end_leaves_its_minutes_unknown() -> None:
     lo, hi = DAY.timestamp(), (DAY + timedelta(hours=1)).timestamp()
     calls, unknown = teams_calls(
-        [_leg("2026-03-02T00:10:00", "2026-03-02T00:20:00"), _leg("2026-03-02T00:40:00", None)],
+        [_leg(f"{D}T00:10:00", f"{D}T00:20:00"), _leg(f"{D}T00:40:00", None)],
         since=lo,
         until=hi,
         retained_from=lo,
@@ -252,10 +323,10 @@ def test_log_analytics_history_exports_with_nulls_kept_unknown(tmp_path: Path) -
         )
         assert len(logs.requests) == 2  # a week per query
     cells = _cells(out)
-    assert cells[("2026-03-02T00:00:00Z", "la")] == "0"
-    assert cells[("2026-03-02T00:03:00Z", "la")] == "3"
-    assert cells[("2026-03-02T00:01:00Z", "la")] == ""  # null: unknown
-    assert cells[("2026-03-02T00:02:00Z", "la")] == ""  # no row: unknown
+    assert cells[(f"{D}T00:00:00Z", "la")] == "0"
+    assert cells[(f"{D}T00:03:00Z", "la")] == "3"
+    assert cells[(f"{D}T00:01:00Z", "la")] == ""  # null: unknown
+    assert cells[(f"{D}T00:02:00Z", "la")] == ""  # no row: unknown
     assert summary[0].source == "log-analytics" and summary[0].known == 9 * 1440 // 3
 
 
@@ -296,7 +367,7 @@ def test_span_errors_exit_2(env: AzureEnv, tmp_path: Path) -> None:
         assert message in result.stderr
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(spans=st.lists(st.tuples(st.integers(0, 600), st.integers(1, 400)), min_size=0, max_size=30))
 def test_the_sweep_equals_counting_overlaps_at_every_instant(spans: list[tuple[int, int]]) -> None:
     """Property: each minute's value is the peak number of calls in progress at any second."""
@@ -307,3 +378,28 @@ def test_the_sweep_equals_counting_overlaps_at_every_instant(spans: list[tuple[i
             sum(1 for c in calls if c.start <= t < c.end) for t in range(n * 60, n * 60 + 60)
         )
         assert value == peak
+
+
+def test_the_span_is_bounded_and_nothing_is_asked_before_azures_retention(
+    env: AzureEnv, tmp_path: Path
+) -> None:
+    """Issue 20: ``--since 0001-01-01`` grew memory ~45 MB/s without bound, ``--days 1e9``
+    ended in an OverflowError traceback, and ``--days 400`` sent 400 one-day queries although
+    Azure Monitor keeps 93 days."""
+    pool = env.pool("tc", capacity=1)
+    config = env.write_config(pool)
+    for args, message in (
+        (["--since", "0001-01-01"], "--since: the span is at most 400 days"),
+        (["--days", "1e9"], "--days"),
+        (["--days", "nan"], "--days"),
+    ):
+        result = _run("--config", str(config), "--output", str(tmp_path / "x.csv"), *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.stderr and "Traceback" not in result.output
+    env.fake.clear_requests()
+    out = tmp_path / "long.csv"
+    result = _run("--config", str(config), "--output", str(out), "--days", "400")
+    assert result.exit_code == 0, result.output
+    batches = [r for r in env.fake.requests if r.path.lower().endswith("/metrics:getbatch")]
+    assert 93 <= len(batches) <= 95  # one a day, none before the retention
+    assert "93 days" in result.stdout

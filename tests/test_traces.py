@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from scaler.loadgen import Gap, PoolProfile, generate
 from scaler.traces import Column, Trace, TraceError, load_trace, write_trace
+from tests.conftest import examples
 
 ROOT = Path(__file__).resolve().parent.parent
 POOLS = ("teams-connector", "teams-connector-us")
@@ -146,7 +147,7 @@ def test_round_trip_through_write_trace(tmp_path: Path) -> None:
     assert list(trace.calls["nyc"]) == [0, 2.5, None, 7.5, 10]
     assert trace.timestamp(4) == T0 + timedelta(minutes=4)
     assert trace.end == T0 + timedelta(minutes=5)
-    with pytest.raises(IndexError):
+    with pytest.raises(IndexError, match="step 5 outside trace of 5 steps"):
         trace.timestamp(5)
 
 
@@ -218,7 +219,7 @@ def traces(draw: st.DrawFn) -> tuple[list[str], int, list[list[float | None]], l
     return pools, step, values, omit
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(traces())
 def test_any_valid_trace_loads_back_the_same(
     tmp_path_factory: pytest.TempPathFactory,
@@ -345,7 +346,7 @@ def test_a_long_trace_loads_without_a_copy_of_every_row(tmp_path: Path) -> None:
     assert peak < 2.5 * kept, (peak, kept)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(
     st.lists(st.one_of(st.none(), st.floats(0, 1e6, allow_nan=False)), max_size=40),
     st.integers(-45, 45),
@@ -365,7 +366,7 @@ def test_column_reads_as_the_tuple_it_stands_for(
         if -len(values) <= i < len(values):
             assert column[i] == values[i]
         else:
-            with pytest.raises(IndexError):
+            with pytest.raises(IndexError, match="out of range"):
                 column[i]
     # one double per step, NaN where the metric was unavailable
     assert [math.isnan(v) for v in column.values] == [v is None for v in values]

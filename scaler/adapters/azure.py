@@ -38,7 +38,6 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
     StreamClosedError,
-    map_error,
 )
 from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import RetryPolicy
@@ -49,18 +48,26 @@ from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.compute.models import Sku, VirtualMachineScaleSetUpdate
 from azure.monitor.querymetrics import MetricsClient
 
+from scaler.adapters import azure_http as screen
+from scaler.adapters.azure_http import (
+    READ_WITHIN,
+    ArmPager,
+    capped_transport,
+    json_answer,
+    segment,
+)
 from scaler.config import STATIC_TOKEN_ENV, AzureConfig, Config, MetricConfig, PoolConfig
 from scaler.core.metrics import merge_series, reduce_window, screen_series
 from scaler.core.quota import VmSize
 from scaler.core.types import MetricReading, MetricStatus, QuotaUsage
 from scaler.core.victims import InstanceActions
 from scaler.errors import (
-    CAPACITY_ERROR_CODES,
     AdapterError,
     CapacityError,
     ConfigError,
     PermanentError,
     TransientError,
+    is_capacity_code,
 )
 from scaler.kinds.base import Preflight
 from scaler.logs import get_logger
@@ -94,12 +101,6 @@ METRICS_PARALLEL_PER_ENDPOINT = 4
 
 METRICS_PARALLEL_TOTAL = 16
 """``metrics:getBatch`` calls in flight at once over all endpoints (worker threads)."""
-
-_METRICS_ERROR_MAP: dict[int, type[HttpResponseError]] = {
-    401: ClientAuthenticationError,
-    404: ResourceNotFoundError,
-}
-"""As ``MetricsClient.query_resources`` maps an error status."""
 
 
 class StaticTokenCredential:
@@ -174,11 +175,14 @@ class DeadlineRetryPolicy(RetryPolicy[Any, Any]):
         self._read_timeout = read_timeout
 
     def send(self, request: PipelineRequest[Any]) -> PipelineResponse[Any, Any]:
+        options = request.context.options
+        within = options.pop(READ_WITHIN, None)  # a list read's own deadline (``ArmPager``)
         deadline = request.context.get(self._KEY)
         if deadline is None:
             deadline = time.monotonic() + self._deadline_seconds
+            if within is not None:
+                deadline = min(deadline, time.monotonic() + float(within))
             request.context[self._KEY] = deadline
-        options = request.context.options
         options[self._KEY] = deadline
         options["timeout"] = max(0.0, deadline - time.monotonic())
         return super().send(request)
@@ -233,18 +237,25 @@ def _remember_status(response: PipelineResponse[Any, Any]) -> None:
 
 RATELIMIT_HEADERS: Mapping[str, tuple[float, int]] = {
     # header: (refill in requests per second, low-water mark in requests)
-    "x-ms-ratelimit-remaining-subscription-reads": (12_000 / 3600.0, 100),
-    "x-ms-ratelimit-remaining-subscription-writes": (1_200 / 3600.0, 20),
+    "x-ms-ratelimit-remaining-subscription-reads": (25.0, 100),
+    "x-ms-ratelimit-remaining-subscription-writes": (10.0, 20),
+    "x-ms-ratelimit-remaining-subscription-deletes": (10.0, 20),
     "x-ms-ratelimit-remaining-subscription-global-reads": (25.0, 100),
     "x-ms-ratelimit-remaining-subscription-global-writes": (10.0, 20),
+    "x-ms-ratelimit-remaining-subscription-global-deletes": (10.0, 20),
 }
 """ARM's remaining-request headers per subscription, with how fast each budget comes back and
-the level below which the next tick waits. "Each request includes values for the number of
-remaining read and write requests" (``…-subscription-reads`` on reads, ``…-writes`` on writes;
-hourly limits 12,000 reads and 1,200 writes per subscription and principal), and subscriptions
-on the token-bucket algorithm also send ``…-subscription-global-reads``/``-writes`` (buckets of
-250 reads refilled at 25 a second, 200 writes at 10 a second):
-https://learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling
+the level below which the next tick waits. Since 2024 ARM throttles with a token bucket per
+subscription and principal: reads from a bucket of 250 refilled at 25 a second, writes and
+deletes from buckets of 200 refilled at 10 a second ("the read bucket size is 250 tokens … it
+refills at a rate of 10 tokens per second until it reaches its maximum capacity of 200 tokens"
+for writes: https://azure.microsoft.com/updates/azure-resource-manager-throttling/;
+https://learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling).
+"Each request includes values for the number of remaining read and write requests"
+(``…-subscription-reads`` / ``-writes`` / ``-deletes``), and the regional and global buckets
+answer with ``…-subscription-global-reads`` / ``-writes`` / ``-deletes``. The hourly model
+(12,000 reads, 1,200 writes an hour) that came before made a low budget wait 7–30 times longer
+than the refill takes.
 """
 
 STRETCH_MAX_SECONDS = 300.0
@@ -329,13 +340,16 @@ REDIRECT_MAX = 3
 proxy's), a loop is cut short (azure-core follows 30 by default)."""
 
 
-def _client_kwargs(cfg: AzureConfig) -> dict[str, Any]:
+def _client_kwargs(cfg: AzureConfig, **retry: Any) -> dict[str, Any]:
+    """Client options from ``[azure]``; ``retry`` goes to the retry policy (tests pass
+    ``retry_backoff_factor=0`` to run the SDK's attempts without its back-off sleeps)."""
     timeout = min(cfg.timeout_seconds, cfg.call_deadline_seconds)
     kwargs: dict[str, Any] = {
         "retry_policy": DeadlineRetryPolicy(
             deadline_seconds=cfg.call_deadline_seconds,
             read_timeout=timeout,
             retry_total=cfg.retry_total,
+            **retry,
         ),
         "connection_timeout": timeout,
         "read_timeout": timeout,
@@ -345,6 +359,20 @@ def _client_kwargs(cfg: AzureConfig) -> dict[str, Any]:
     if cfg.ca_bundle is not None:
         kwargs["connection_verify"] = str(cfg.ca_bundle)
     return kwargs
+
+
+def with_transport(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """``kwargs`` (from ``_client_kwargs``) with a transport of the client's own that reads
+    each answer up to ``MAX_ANSWER_BYTES`` (``azure_http.CappedSession``); one given by the
+    caller (a test) is kept. A client closes its transport, so each client needs its own."""
+    out = dict(kwargs)
+    if "transport" not in out:
+        out["transport"] = capped_transport(
+            verify=out.pop("connection_verify", True),
+            connection_timeout=out.pop("connection_timeout", 300),
+            read_timeout=out.pop("read_timeout", 300),
+        )
+    return out
 
 
 def translate(exc: AzureError, operation: str) -> AdapterError:
@@ -394,7 +422,7 @@ def _capacity_code(error: Any, depth: int = 0) -> str:
     if error is None or depth > 3:
         return ""
     code = str(getattr(error, "code", "") or "")
-    if code in CAPACITY_ERROR_CODES:
+    if is_capacity_code(code):
         return code
     for detail in getattr(error, "details", None) or []:
         found = _capacity_code(detail, depth + 1)
@@ -509,7 +537,7 @@ class AzureMonitorMetrics:
                     endpoint,
                     self._credential,
                     audience=self._config.azure.metrics_audience,
-                    **self._client_kwargs,
+                    **with_transport(self._client_kwargs),
                 )
                 self._clients[endpoint] = client
             return client
@@ -624,18 +652,9 @@ class AzureMonitorMetrics:
         try:
             with self._calls.call("metrics.query_resources"):
                 response = self._client(batch.location).send_request(request)
-                if response.status_code != 200:
-                    map_error(
-                        status_code=response.status_code,
-                        response=response,
-                        error_map=_METRICS_ERROR_MAP,
-                    )
-                    # as the SDK does: an error body that is not JSON (a gateway's HTML page)
-                    # is an unreadable answer, classed by its status
-                    response.json()
-                    raise HttpResponseError(response=response)
+                body = json_answer(response, obj=False)
                 # An answer of another shape fails here, still as this call's answer.
-                found = _batch_series(response.json(), ids, batch.aggregation.lower())
+                found = _batch_series(body, ids, batch.aggregation.lower())
         except AdapterError as err:
             return {p.name: MetricReading.missing(str(err)) for p in pools}
         return {p.name: _reading(p, found.get(p.metric_resource_id.lower()), now) for p in pools}
@@ -818,6 +837,11 @@ def _reading(pool: PoolConfig, found: _Found | None, now: float) -> MetricReadin
     return reading
 
 
+_SIZE_NAME = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,127}$")
+"""A VM size or quota family name as Azure spells them (``Standard_F4s_v2``,
+``standardFSv2Family``)."""
+
+
 def _vcpu_count(value: object) -> bool:
     """Whether a ``usage.list`` count can be one: a whole number of vCPUs, not negative, not
     absurd (Azure's vCPU quotas are thousands, at most millions)."""
@@ -877,6 +901,13 @@ class AzureResize:
             return None
 
 
+SKUS_REFUSED_RETRY_SECONDS = 600.0
+"""A Resource SKUs read Azure refused (403, 404, an unreadable 4xx answer) stands as the answer
+for this long before it is asked again (``AzureCompute.vm_sizes``)."""
+
+SKUS_FAILED_RETRY_SECONDS = 60.0
+"""A Resource SKUs read that failed transiently (5xx, 429, timeout) is asked again after this."""
+
 LIST_REFUSED_RETRY_SECONDS = 600.0
 """After Azure refuses a subscription's scale set list (403), its pools are read by GET and the
 list is tried again after this long."""
@@ -887,17 +918,41 @@ class _Listing:
     """One list of a subscription's scale sets (by lower-cased id) and the pools it served."""
 
     at: float
-    items: dict[str, Any]
+    items: dict[str, dict[str, Any]]
     error: AdapterError | None = None
     refused: bool = False
     served: set[str] = dataclasses.field(default_factory=set)
 
 
-def _provisioning_state(vmss: Any) -> str | None:
-    state = getattr(vmss, "provisioning_state", None)
-    if state is None and getattr(vmss, "properties", None) is not None:
-        state = getattr(vmss.properties, "provisioning_state", None)
-    return None if state is None else str(state)
+def _provisioning_state(vmss: Mapping[str, Any]) -> object:
+    """``properties.provisioningState`` of a resource's JSON body as sent (unchecked)."""
+    props = vmss.get("properties")
+    return props.get("provisioningState") if isinstance(props, dict) else None
+
+
+COMPUTE_API_VERSION = "2026-04-01"
+"""The api-version ``azure-mgmt-compute`` 39 sends for the scale set, VM and usage reads
+(``tests/test_azure_pages.py`` checks it against the SDK's request builders)."""
+
+SKUS_API_VERSION = "2021-07-01"
+"""The api-version of ``ResourceSkus_List`` in ``azure-mgmt-compute`` 39."""
+
+
+def _vmss_path(pool: PoolConfig) -> str:
+    return (
+        f"/subscriptions/{segment(pool.subscription_id)}/resourceGroups/"
+        f"{segment(pool.resource_group)}/providers/Microsoft.Compute/virtualMachineScaleSets/"
+        f"{segment(pool.scale_set_name)}"
+    )
+
+
+def _arm_get(base_url: str, path: str, api_version: str = COMPUTE_API_VERSION) -> HttpRequest:
+    return HttpRequest(
+        "GET",
+        base_url.rstrip("/") + path,
+        params={"api-version": api_version},
+        headers={"Accept": "application/json"},
+    )
 
 
 class AzureCompute:
@@ -921,12 +976,24 @@ class AzureCompute:
         self._budget = budget or ArmBudget(
             observer if isinstance(observer, BudgetObserver) else None
         )
-        kwargs = {**_client_kwargs(azure), "raw_response_hook": self._budget.hook, **client_kwargs}
+        retry = {k: client_kwargs.pop(k) for k in ("retry_backoff_factor",) if k in client_kwargs}
+        kwargs = {
+            **_client_kwargs(azure, **retry),
+            "raw_response_hook": self._budget.hook,
+            **client_kwargs,
+        }
         if azure.polling_interval_seconds is not None:
             kwargs.setdefault("polling_interval", azure.polling_interval_seconds)
         self._credential = credential
         self._azure = azure
         self._kwargs = kwargs
+        self.pages = ArmPager(
+            base_url=azure.resource_manager_url,
+            max_pages=azure.max_pages,
+            deadline_seconds=azure.read_deadline_seconds,
+            monotonic=monotonic,
+        )
+        """The one reader of every ARM list (``azure_http.ArmPager``)."""
         self._subscription = config.subscription_id
         self._clients: dict[str, ComputeManagementClient] = {}
         self._clients_lock = threading.Lock()
@@ -938,6 +1005,10 @@ class AzureCompute:
         self._read: dict[str, tuple[int, str | None]] = {}
         """Per pool, the last ``observe``: (``sku.capacity``, etag)."""
         self._vm_sizes: dict[tuple[str, str], dict[str, VmSize]] = {}
+        self._sizes_failed: dict[tuple[str, str], tuple[AdapterError, float]] = {}
+        """(subscription, region) → the error of its last Resource SKUs read and until when
+        (monotonic) it stands as the answer."""
+        self._sizes_locks: dict[tuple[str, str], threading.Lock] = {}
         self._sizes_lock = threading.Lock()
         self._list_max_age = min(30.0, config.daemon.interval_seconds / 2.0)
         self._scopes: dict[str, set[str]] = {}
@@ -956,6 +1027,11 @@ class AzureCompute:
         self._list_refused_until: dict[str, float] = {}
 
     @property
+    def subscription(self) -> str:
+        """``[azure] subscription_id`` (else the first pool's): where ``vm-set`` pools live."""
+        return self._subscription
+
+    @property
     def client(self) -> ComputeManagementClient:
         """The compute client of ``[azure] subscription_id`` (the per-instance adapters' and
         ``vm-set`` pools')."""
@@ -972,7 +1048,7 @@ class AzureCompute:
                     subscription,
                     base_url=self._azure.resource_manager_url,
                     credential_scopes=[self._azure.arm_audience().rstrip("/") + "/.default"],
-                    **self._kwargs,
+                    **with_transport(self._kwargs),
                 )
                 self._clients[key] = client
             return client
@@ -1001,47 +1077,62 @@ class AzureCompute:
 
         Bulk read: where a subscription holds two scale-set pools or more, one paged list per
         subscription answers every pool of the tick (``list(rg)`` when they all sit in one
-        resource group, else ``list_all()``; the list items are the same
-        ``VirtualMachineScaleSet`` model a GET returns). A listing serves each pool once and
-        for at most ``min(30 s, interval / 2)``: the next ``observe`` of a pool already served
-        (the next tick) lists again, so nothing is decided on an older read than a GET would
-        give. Concurrent ``observe`` calls share one list request series behind a lock; a
-        failed list fails the subscription's pools of this tick alike (no GET storm). A GET
-        answers where the list cannot: a scale set absent from it (404 or list lag), one whose
+        resource group, else ``list_all()``; the list items are the same body a GET returns,
+        read as plain JSON through ``ArmPager``). A listing serves each pool once and for at
+        most ``min(30 s, interval / 2)``: the next ``observe`` of a pool already served (the
+        next tick) lists again, so nothing is decided on an older read than a GET would give.
+        Concurrent ``observe`` calls share one list request series behind a lock; a failed
+        list fails the subscription's pools of this tick alike (no GET storm). A GET answers
+        where the list cannot: a scale set absent from it (404 or list lag), one whose
         ``provisioningState`` is not ``Succeeded`` (an operation in flight), and every pool of
         a subscription whose list Azure refuses (403: a role scoped to the scale sets
-        themselves; the list is tried again after ``LIST_REFUSED_RETRY_SECONDS``).
+        themselves; the list is tried again after ``LIST_REFUSED_RETRY_SECONDS``). A listed
+        body whose values are unusable (``_status``) fails its own pool only.
         """
         vmss = self._listed(pool)
         if vmss is None or str(_provisioning_state(vmss) or "").lower() != "succeeded":
             return self.get(pool)
-        return self._status(pool, vmss, "vmss.list")
+        try:
+            return self._status(pool, vmss, "vmss.list")
+        except AdapterError:
+            self._calls.unusable("vmss.list")
+            raise
 
     def get(self, pool: PoolConfig) -> PoolStatus:
-        """The scale set by its own GET (``observe`` without the bulk list)."""
+        """The scale set by its own GET (``observe`` without the bulk list), read as plain
+        JSON like the list (``GET …/virtualMachineScaleSets/{name}``, the request the SDK's
+        ``virtual_machine_scale_sets.get`` sends)."""
         with self._calls.call("vmss.get"):
-            vmss = self._client_of(pool).virtual_machine_scale_sets.get(
-                pool.resource_group, pool.scale_set_name
-            )
-            vmss.sku  # noqa: B018 -- the model reads the body lazily: an odd answer fails here
-        return self._status(pool, vmss, "vmss.get")
+            request = _arm_get(self._azure.resource_manager_url, _vmss_path(pool))
+            body = json_answer(self._client_of(pool).send_request(request))
+            return self._status(pool, body, "vmss.get")
 
-    def _status(self, pool: PoolConfig, vmss: Any, operation: str) -> PoolStatus:
-        sku = vmss.sku
-        etag = vmss.etag
-        if sku is None or sku.capacity is None:
-            raise PermanentError(f"{operation}: {pool.resource_id} has no sku.capacity")
-        self._skus[pool.name] = (sku.name, sku.tier)
-        self._read[pool.name] = (int(sku.capacity), str(etag) if etag else None)
-        state = _provisioning_state(vmss)
+    def _status(self, pool: PoolConfig, vmss: Mapping[str, Any], operation: str) -> PoolStatus:
+        """The scale set's state from its JSON body, every value screened first
+        (``azure_http``): ``sku.capacity`` an integer 0–1,000, ``sku.name`` a size name, the
+        etag an entity tag, ``provisioningState`` a state name. An unusable value fails this
+        pool's read (``PermanentError``, code ``UnusableAnswer``); nothing is remembered."""
+        what = f"scale set {pool.scale_set_name}"
+        sku = vmss.get("sku")
+        if not isinstance(sku, dict):
+            raise screen.unusable(operation, f"{what} has no sku", sku)
+        count = screen.capacity(sku.get("capacity"), operation, what)
+        size = screen.name(sku.get("name"), operation, f"{what} sku.name")
+        tier = sku.get("tier")
+        if tier is not None:
+            tier = screen.name(tier, operation, f"{what} sku.tier")
+        etag = screen.etag(vmss.get("etag"), operation, what)
+        state = screen.state_name(_provisioning_state(vmss), operation, what)
+        self._skus[pool.name] = (size, tier)
+        self._read[pool.name] = (count, etag)
         return PoolStatus(
-            capacity=int(sku.capacity),
-            provisioning_state=str(state or "Succeeded"),
-            etag=str(etag) if etag else None,
-            quota_family=self._family_of(pool, sku.name),
+            capacity=count,
+            provisioning_state=state,
+            etag=etag,
+            quota_family=self._family_of(pool, size),
         )
 
-    def _listed(self, pool: PoolConfig) -> Any | None:
+    def _listed(self, pool: PoolConfig) -> dict[str, Any] | None:
         """The pool's scale set from this tick's listing of its subscription; ``None`` where a
         GET must answer instead."""
         sub = pool.subscription_id.lower()
@@ -1073,14 +1164,21 @@ class AzureCompute:
         groups = self._scopes.setdefault(sub, set())
         groups.add(pool.resource_group.lower())
         operation = "vmss.list" if len(groups) == 1 else "vmss.list_all"
-        items: dict[str, Any] = {}
+        where = f"/subscriptions/{segment(pool.subscription_id or self._subscription)}"
+        if len(groups) == 1:
+            where += f"/resourceGroups/{segment(pool.resource_group)}"
+        items: dict[str, dict[str, Any]] = {}
         try:
             with self._calls.call(operation):
-                ops = self._client_of(pool).virtual_machine_scale_sets
-                pages = ops.list(pool.resource_group) if len(groups) == 1 else ops.list_all()
-                for vmss in pages:
-                    if vmss.id:
-                        items[str(vmss.id).lower()] = vmss
+                for vmss in self.pages.items(
+                    self._client_of(pool),
+                    operation,
+                    f"{where}/providers/Microsoft.Compute/virtualMachineScaleSets",
+                    {"api-version": COMPUTE_API_VERSION},
+                ):
+                    rid = vmss.get("id")
+                    if isinstance(rid, str) and rid:
+                        items[rid.lower()] = vmss
         except AdapterError as err:
             if err.status == 403:  # a role on the scale sets only: read each by its GET
                 self._list_refused_until[sub] = now + LIST_REFUSED_RETRY_SECONDS
@@ -1099,13 +1197,16 @@ class AzureCompute:
 
     def _family_of(self, pool: PoolConfig, size: str | None) -> str | None:
         """The quota family of the scale set's VM size (Resource SKUs, cached per location);
-        ``None`` when it cannot be known now (the pool then says ``QuotaUnknown``)."""
-        if not size:
+        ``None`` when the pool names its own (``quota_family``: no Resource SKUs read at all,
+        the tick uses the configured family) or when it cannot be known now (the pool then says
+        ``QuotaUnknown``, and a failed read is said in a ``quota.family_unknown`` warning)."""
+        if not size or pool.quota_family:
             return None
         try:
             location = pool.location or self._default_location
             return self.vm_size(location, size, subscription=pool.subscription_id).family
-        except AdapterError:
+        except AdapterError as err:
+            get_logger().warning("quota.family_unknown", pool=pool.name, error=str(err))
             return None
 
     def resize(self, pool: PoolConfig, capacity: int, *, etag: str | None = None) -> AzureResize:
@@ -1165,8 +1266,11 @@ class AzureCompute:
         return AzureResize(poller, "vmss.update", self._calls)
 
     def usage(self, location: str) -> Mapping[str, QuotaUsage]:
-        """``usage.list(location)`` by line name. A line without a usable ``currentValue`` or
-        ``limit`` is left out (a missing line is unknown quota, never 0 used or no limit).
+        """``usage.list(location)`` by line name (``GET …/locations/{location}/usages``, read
+        through ``ArmPager``). A line whose ``currentValue`` or ``limit`` is not a whole number
+        of vCPUs within 0–10^8 is kept with its ``problem`` (unknown quota, named as such: the
+        pools it concerns hold their scale-ups), never as 0 used or no limit; a line without a
+        name is left out.
 
         vCPU quota is per subscription and region: ``location`` is a quota scope as
         ``Config.quota_scope_of`` names it, a bare region for ``[azure] subscription_id`` or
@@ -1175,19 +1279,30 @@ class AzureCompute:
         client = self.client_for(sub) if sub else self._client
         out: dict[str, QuotaUsage] = {}
         invalid: list[str] = []
+        path = (
+            f"/subscriptions/{segment(sub or self._subscription)}/providers/Microsoft.Compute"
+            f"/locations/{segment(region)}/usages"
+        )
         with self._calls.call("usage.list"):
-            for item in client.usage.list(region):
-                name = item.name.value if item.name is not None else None
-                if not isinstance(name, str) or not name:
-                    invalid.append(f"a line without a name ({item.current_value!r})")
-                    continue
-                used, limit = item.current_value, item.limit
-                if not (_vcpu_count(used) and _vcpu_count(limit)):
-                    invalid.append(f"{name} currentValue={used!r} limit={limit!r}")
-                    continue
-                out[name] = QuotaUsage(name, int(used), int(limit))
+            items = self.pages.items(
+                client, "usage.list", path, {"api-version": COMPUTE_API_VERSION}
+            )
+        for item in items:
+            named = item.get("name")
+            name = named.get("value") if isinstance(named, dict) else None
+            used, limit = item.get("currentValue"), item.get("limit")
+            if not isinstance(name, str) or not name or not name.isprintable() or len(name) > 128:
+                invalid.append(f"a line without a usable name ({screen.short(named)})")
+                continue
+            if not (_vcpu_count(used) and _vcpu_count(limit)):
+                problem = f"currentValue={screen.short(used, 40)} limit={screen.short(limit, 40)}"
+                invalid.append(f"{name} {problem}")
+                out[name] = QuotaUsage(name, 0, 0, problem=problem)
+                continue
+            assert isinstance(used, int) and isinstance(limit, int)
+            out[name] = QuotaUsage(name, used, limit)
         if invalid:
-            # left out, so unknown: the pools they concern hold their scale-ups (QuotaUnknown)
+            # the pools they concern hold their scale-ups (QuotaUnknown, naming the line)
             self._calls.unusable("usage.list")
             get_logger().warning("quota.lines_invalid", location=location, lines=invalid)
         return out
@@ -1195,30 +1310,82 @@ class AzureCompute:
     def vm_sizes(self, location: str, *, subscription: str = "") -> Mapping[str, VmSize]:
         """The VM sizes Azure offers this subscription in ``location`` (lower-cased name →
         family and vCPUs), from the Resource SKUs API (``GET …/providers/Microsoft.Compute/skus
-        ?$filter=location eq '<loc>'``). Read once per location for the process lifetime (SKUs
-        rarely change); a failed read is not cached, so the next need tries again. Offers
-        are per subscription: ``subscription`` (empty: ``[azure] subscription_id``)."""
+        ?$filter=location eq '<loc>'``, through ``ArmPager``). Offers are per subscription:
+        ``subscription`` (empty: ``[azure] subscription_id``). A SKU whose name, family or vCPUs
+        are unusable is left out (its pools then have no known family: ``QuotaUnknown``).
+
+        Read once per (subscription, region) for the process lifetime (SKUs rarely change, and
+        a region's list is megabytes in real Azure); the pools of a pair wait for its one read,
+        other pairs are read meanwhile. A failed read is an answer too, raised again to every
+        pool of the pair until it is retried: after ``SKUS_REFUSED_RETRY_SECONDS`` for a
+        refusal (403, 404: the role lacks ``Microsoft.Compute/skus/read``, the region is
+        unknown), after ``SKUS_FAILED_RETRY_SECONDS`` for a transient failure, so that a
+        failing read costs one request per pair every few minutes, not one per pool per tick."""
         sub = (subscription or self._subscription).lower()
         key = (sub, location.lower())
-        with self._sizes_lock:  # pools are observed concurrently: one read per location
+        with self._sizes_lock:
+            cached = self._vm_sizes.get(key)
+            if cached is not None:
+                return cached
+            lock = self._sizes_locks.setdefault(key, threading.Lock())
+        with lock:  # pools are observed concurrently: one read per (subscription, region)
             return self._read_vm_sizes(location, key)
 
     def _read_vm_sizes(self, location: str, key: tuple[str, str]) -> Mapping[str, VmSize]:
         cached = self._vm_sizes.get(key)
         if cached is not None:
             return cached
+        failed = self._sizes_failed.get(key)
+        if failed is not None and self._monotonic() < failed[1]:
+            err = failed[0]
+            raise type(err)(str(err), operation=err.operation, code=err.code, status=err.status)
+        try:
+            found = self._read_vm_sizes_now(location, key)
+        except AdapterError as err:
+            wait = (
+                SKUS_FAILED_RETRY_SECONDS
+                if isinstance(err, TransientError)
+                else SKUS_REFUSED_RETRY_SECONDS
+            )
+            self._sizes_failed[key] = (err, self._monotonic() + wait)
+            get_logger().warning(
+                "resource_skus.read_failed",
+                subscription=key[0],
+                location=location,
+                error=str(err),
+                retry_in_seconds=wait,
+            )
+            raise
+        with self._sizes_lock:
+            self._vm_sizes[key] = found
+            self._sizes_failed.pop(key, None)
+        return found
+
+    def _read_vm_sizes_now(self, location: str, key: tuple[str, str]) -> dict[str, VmSize]:
         found: dict[str, VmSize] = {}
         client = self.client_for(key[0]) if key[0] else self._client
+        sub = segment(key[0] or self._subscription)
+        path = f"/subscriptions/{sub}/providers/Microsoft.Compute/skus"
+        params = {"api-version": SKUS_API_VERSION, "$filter": f"location eq '{location}'"}
         with self._calls.call("resource_skus.list"):
-            for sku in client.resource_skus.list(filter=f"location eq '{location}'"):
-                if (sku.resource_type or "").lower() != "virtualmachines" or not sku.name:
+            items = self.pages.items(client, "resource_skus.list", path, params)
+        for sku in items:
+            name, family = sku.get("name"), sku.get("family")
+            kind = sku.get("resourceType")
+            if not isinstance(kind, str) or kind.lower() != "virtualmachines":
+                continue
+            if not isinstance(name, str) or not _SIZE_NAME.fullmatch(name):
+                continue
+            vcpus: int | None = None
+            caps = sku.get("capabilities")
+            for cap in caps if isinstance(caps, list) else []:
+                if not isinstance(cap, dict) or cap.get("name") != "vCPUs":
                     continue
-                vcpus: int | None = None
-                for cap in sku.capabilities or []:
-                    if (cap.name or "") == "vCPUs" and (cap.value or "").isdigit():
-                        vcpus = int(cap.value or "0") or None
-                found[sku.name.lower()] = VmSize(sku.name, sku.family or "", vcpus)
-        self._vm_sizes[key] = found
+                value = cap.get("value")
+                if isinstance(value, str) and value.isdigit() and 0 < int(value) <= 4096:
+                    vcpus = int(value)
+            fam = family if isinstance(family, str) and _SIZE_NAME.fullmatch(family) else ""
+            found[name.lower()] = VmSize(name, fam, vcpus)
         return found
 
     def vm_size(self, location: str, name: str, *, subscription: str = "") -> VmSize:

@@ -8,9 +8,15 @@ resources" of the target named by the setting's ``targetResourceUri``
 a setting with ``enabled: false`` changes nothing.
 
 The settings are read at start-up and on every reload (through the pool router's preflight),
-with ``MonitorManagementClient.autoscale_settings.list_by_resource_group`` (``GET
+with ``AutoscaleSettings_ListByResourceGroup`` (``GET
 /subscriptions/{sub}/resourcegroups/{rg}/providers/Microsoft.Insights/autoscalesettings``,
-RBAC ``Microsoft.Insights/AutoscaleSettings/Read``), once per resource group per check. A
+RBAC ``Microsoft.Insights/AutoscaleSettings/Read``) as plain JSON through the guarded pager
+(``ArmPager``: the bearer token follows no ``nextLink`` to another host), once per resource
+group per check of all the pools (a pass): 1,000 pools in ten resource groups cost ten reads.
+A failed read is an answer for the rest of the pass (the group's other pools are not read
+again), and a refusal
+(4xx: the role lacks the read, the group is gone) stays the answer for
+``REFUSED_RETRY_SECONDS``, across reloads, before it is asked again. A
 setting lives in any resource group, but the portal and ``az monitor autoscale create`` put it
 beside its target by default, so the pool's own resource group is the one read.
 
@@ -24,21 +30,27 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from azure.core.credentials import TokenCredential
+from azure.core.rest import HttpRequest, HttpResponse
 from azure.mgmt.monitor import MonitorManagementClient
 
-from scaler.adapters.azure import CallObserver, _Calls, _client_kwargs
+from scaler.adapters.azure import CallObserver, _Calls, _client_kwargs, with_transport
+from scaler.adapters.azure_http import ArmPager, segment
 from scaler.config import Config, PoolConfig
-from scaler.errors import AdapterError
+from scaler.errors import AdapterError, PermanentError
 from scaler.kinds.base import Preflight
 
-CACHE_SECONDS = 30.0
-"""Longest a resource group's list serves the checks of several pools. A pass (start-up or a
-reload) checks each pool once, so the cache is also dropped as soon as a pool is checked again:
-a reload always reads the settings afresh."""
+API_VERSION = "2022-10-01"
+"""The api-version ``azure-mgmt-monitor`` 7 sends for ``AutoscaleSettings_ListByResourceGroup``."""
+
+REFUSED_RETRY_SECONDS = 600.0
+"""How long a resource group's refused list (4xx) stands as its answer before it is read again.
+A pass (start-up or a reload) checks each pool once, so everything else is dropped as soon as a
+pool is checked again: a reload reads the settings afresh."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,7 @@ class AutoscaleSettings:
         *,
         observer: CallObserver | None = None,
         allow_competing: bool = False,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = config
         self._credential = credential
@@ -71,9 +84,19 @@ class AutoscaleSettings:
         self.allow_competing = allow_competing
         self._calls = _Calls(observer)
         self._clients: dict[str, MonitorManagementClient] = {}
-        self._cache: dict[tuple[str, str], tuple[float, list[Any]]] = {}
+        self._cache: dict[tuple[str, str], list[dict[str, Any]] | AdapterError] = {}
+        """This pass's answer per (subscription, resource group): the settings or the error."""
+        self._refused: dict[tuple[str, str], tuple[AdapterError, float]] = {}
+        """Refusals kept across passes, with when (monotonic) they are asked again."""
+        azure = config.azure
+        self._pages = ArmPager(
+            base_url=azure.resource_manager_url,
+            max_pages=azure.max_pages,
+            deadline_seconds=azure.read_deadline_seconds,
+        )
         self._checked: set[str] = set()
         self._lock = threading.Lock()
+        self._monotonic = monotonic
 
     def _client(self, subscription_id: str) -> MonitorManagementClient:
         client = self._clients.get(subscription_id)
@@ -84,23 +107,46 @@ class AutoscaleSettings:
                 subscription_id,
                 base_url=azure.resource_manager_url,
                 credential_scopes=[azure.arm_audience().rstrip("/") + "/.default"],
-                **_client_kwargs(azure),
+                **with_transport(_client_kwargs(azure)),
             )
             self._clients[subscription_id] = client
         return client
 
-    def _settings(self, subscription_id: str, resource_group: str) -> list[Any]:
+    def _settings(self, subscription_id: str, resource_group: str) -> list[dict[str, Any]]:
+        """The resource group's settings as plain JSON, read through the guarded pager."""
         key = (subscription_id.lower(), resource_group.lower())
-        now = time.monotonic()
         with self._lock:
             cached = self._cache.get(key)
-            if cached is not None and now - cached[0] < CACHE_SECONDS:
-                return cached[1]
-            client = self._client(subscription_id)
+            if cached is None:
+                refused = self._refused.get(key)
+                if refused is not None and self._monotonic() < refused[1]:
+                    cached = refused[0]
+                else:
+                    cached = self._read(subscription_id, resource_group, key)
+                self._cache[key] = cached
+        if isinstance(cached, AdapterError):
+            raise type(cached)(
+                str(cached), operation=cached.operation, code=cached.code, status=cached.status
+            )
+        return cached
+
+    def _read(
+        self, subscription_id: str, resource_group: str, key: tuple[str, str]
+    ) -> list[dict[str, Any]] | AdapterError:
+        client = self._client(subscription_id)
+        path = (
+            f"/subscriptions/{segment(subscription_id)}/resourcegroups/"
+            f"{segment(resource_group)}/providers/Microsoft.Insights/autoscalesettings"
+        )
+        try:
             with self._calls.call("autoscale_settings.list"):
-                found = list(client.autoscale_settings.list_by_resource_group(resource_group))
-            self._cache[key] = (now, found)
-            return found
+                return self._pages.items(
+                    _Sender(client), "autoscale_settings.list", path, {"api-version": API_VERSION}
+                )
+        except AdapterError as err:
+            if isinstance(err, PermanentError):
+                self._refused[key] = (err, self._monotonic() + REFUSED_RETRY_SECONDS)
+            return err
 
     def competing(self, pool: PoolConfig) -> list[CompetingSetting]:
         """The settings (enabled or not) whose target is the pool's scale set; raises
@@ -111,15 +157,21 @@ class AutoscaleSettings:
         target = pool.resource_id.rstrip("/").lower()
         out: list[CompetingSetting] = []
         for setting in self._settings(subscription, pool.resource_group):
-            uri = (getattr(setting, "target_resource_uri", None) or "").rstrip("/")
+            props = setting.get("properties")
+            props = props if isinstance(props, dict) else {}
+            raw = props.get("targetResourceUri")
+            uri = raw.rstrip("/") if isinstance(raw, str) else ""
             if uri.lower() != target:
                 continue
+            name, sid = setting.get("name"), setting.get("id")
+            enabled = props.get("enabled", True)
             out.append(
                 CompetingSetting(
                     pool=pool.name,
-                    name=str(getattr(setting, "name", None) or getattr(setting, "id", "?")),
-                    setting_id=str(getattr(setting, "id", "") or ""),
-                    enabled=bool(getattr(setting, "enabled", True)),
+                    name=_text(name) or _text(sid) or "?",
+                    setting_id=_text(sid),
+                    # anything but an explicit false may resize the scale set: enabled
+                    enabled=enabled is not False,
                     target=uri,
                 )
             )
@@ -165,3 +217,22 @@ class AutoscaleSettings:
         for client in self._clients.values():
             client.close()
         self._clients.clear()
+
+
+def _text(value: object) -> str:
+    """A name or id from the answer, shown short and printable (``""`` when not a string)."""
+    if not isinstance(value, str):
+        return ""
+    return "".join(c for c in value if c.isprintable())[:200]
+
+
+class _Sender:
+    """``MonitorManagementClient`` as the pager's ``SendsRequests``: this generation of the
+    client names its "run the request through the client's chained policies" method
+    ``_send_request`` (the compute client's is ``send_request``)."""
+
+    def __init__(self, client: MonitorManagementClient) -> None:
+        self._client = client
+
+    def send_request(self, request: HttpRequest, **kwargs: Any) -> HttpResponse:
+        return self._client._send_request(request, **kwargs)

@@ -16,11 +16,16 @@ from typing import Any
 
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.compute.models import (
+    VirtualMachine,
+    VirtualMachineScaleSetVM,
     VirtualMachineScaleSetVMInstanceRequiredIDs,
     VirtualMachineScaleSetVMProtectionPolicy,
 )
 
+from scaler.adapters import azure_http as screen
+from scaler.adapters.azure import COMPUTE_API_VERSION as API_VERSION
 from scaler.adapters.azure import AzureCompute, AzureResize
+from scaler.adapters.azure_http import segment
 from scaler.config import PoolConfig
 from scaler.core.victims import Instance
 from scaler.errors import AdapterError
@@ -48,30 +53,56 @@ class AzureScaleSetInstances:
         return self._compute.client
 
     def list(self, pool: PoolConfig) -> list[Instance]:
-        """Every instance with the names its load may be reported under."""
+        """Every instance with the names its load may be reported under and its power state.
+
+        ``GET …/virtualMachineScaleSets/{name}/virtualMachines?$expand=instanceView`` through the
+        guarded pager (``AzureCompute.pages``); "Allowed values are 'instanceView'"
+        (https://learn.microsoft.com/rest/api/compute/virtual-machine-scale-set-vms/list): each
+        item then carries its instance view, whose ``PowerState/…`` status gives ``running``,
+        ``starting``, ``stopped``, ``deallocated``… (``unknown`` when none is given). A
+        ``Deleting`` instance is ``deleting`` whatever its power state. Each item is read as the
+        SDK's model. An ``instanceId`` that is not one (it names the instance to delete), one
+        listed twice, a provisioning state that is not a state name or more instances than a
+        scale set holds fail the read."""
         out = []
-        with self._compute.calls.call("vmss_vms.list"):
-            for vm in self._client.virtual_machine_scale_set_vms.list(
-                pool.resource_group, pool.scale_set_name
-            ):
-                if vm.instance_id is None:
+        operation = "vmss_vms.list"
+        what = f"scale set {pool.scale_set_name}"
+        seen: set[str] = set()
+        with self._compute.calls.call(operation):
+            items = self._compute.pages.items(
+                self._client,
+                operation,
+                _vmss_vms_path(pool),
+                {"api-version": API_VERSION, "$expand": "instanceView"},
+            )
+            if len(items) > screen.MAX_SCALE_SET_CAPACITY:
+                raise screen.unusable(operation, f"{what} lists over 1,000 instances", len(items))
+            for item in items:
+                if item.get("instanceId") is None:
                     continue
+                iid = screen.instance_id(item["instanceId"], operation, what)
+                vm = VirtualMachineScaleSetVM(item)
+                if iid in seen:
+                    raise screen.unusable(operation, f"{what} lists an instance twice", iid)
+                seen.add(iid)
                 names = [n for n in (vm.name,) if n]
                 computer = vm.os_profile.computer_name if vm.os_profile is not None else None
                 if computer:
                     names.append(computer)
-                state = str(vm.provisioning_state or "Succeeded").lower()
+                state = screen.state_name(vm.provisioning_state, operation, what).lower()
                 policy = vm.protection_policy
                 protected = bool(
                     policy is not None
                     and (policy.protect_from_scale_in or policy.protect_from_scale_set_actions)
                 )
                 created = vm.time_created.timestamp() if vm.time_created is not None else None
+                view = vm.instance_view
+                power, _ = _states(view.statuses if view is not None else None)
                 out.append(
                     Instance(
                         id=str(vm.instance_id),
                         names=tuple(names),
-                        state="deleting" if state == "deleting" else "running",
+                        state="deleting" if state == "deleting" else power,
                         protected=protected,
                         started_at=created,
                     )
@@ -159,13 +190,25 @@ class AzureVmSet:
         return [_vm_info(vm, self._instance_view(rg, str(vm.name))) for vm in self._tagged(pool)]
 
     def _tagged(self, pool: PoolConfig) -> builtins.list[Any]:
+        """The resource group's VMs carrying the pool's tag (``GET …/resourceGroups/{rg}
+        /providers/Microsoft.Compute/virtualMachines`` through the guarded pager); a VM
+        name that is not one fails the read."""
         key, value = pool.vm_set.tag_pair
+        path = (
+            f"/subscriptions/{segment(self._compute.subscription)}/resourceGroups/"
+            f"{segment(pool.vm_set.resource_group)}/providers/Microsoft.Compute/virtualMachines"
+        )
         with self._compute.calls.call("vm.list"):
+            items = self._compute.pages.items(
+                self._client, "vm.list", path, {"api-version": API_VERSION}
+            )
             listed = [
                 vm
-                for vm in self._client.virtual_machines.list(pool.vm_set.resource_group)
+                for vm in map(VirtualMachine, items)
                 if vm.name and (vm.tags or {}).get(key) == value
             ]
+            for vm in listed:
+                screen.name(vm.name, "vm.list", "a tagged VM's name")
         return sorted(listed, key=lambda v: str(v.name))
 
     def _instance_view(self, rg: str, name: str) -> tuple[str, str]:
@@ -180,8 +223,14 @@ class AzureVmSet:
             return {}
         out: dict[str, tuple[str, str]] = {}
         try:
+            path = (
+                f"/subscriptions/{segment(self._compute.subscription)}"
+                "/providers/Microsoft.Compute/virtualMachines"
+            )
+            params = {"api-version": API_VERSION, "statusOnly": "true"}
             with self._compute.calls.call("vm.list_status"):
-                for vm in self._client.virtual_machines.list_all(status_only="true"):
+                items = self._compute.pages.items(self._client, "vm.list_status", path, params)
+                for vm in map(VirtualMachine, items):
                     view = vm.instance_view
                     if not vm.id or view is None:
                         continue
@@ -225,3 +274,11 @@ def _states(statuses: Any) -> tuple[str, str]:
 def _vm_info(vm: Any, state: tuple[str, str]) -> VmInfo:
     created = vm.time_created.timestamp() if vm.time_created is not None else None
     return VmInfo(str(vm.name), state[0], state[1], created)
+
+
+def _vmss_vms_path(pool: PoolConfig) -> str:
+    return (
+        f"/subscriptions/{segment(pool.subscription_id)}/resourceGroups/"
+        f"{segment(pool.resource_group)}/providers/Microsoft.Compute/virtualMachineScaleSets/"
+        f"{segment(pool.scale_set_name)}/virtualMachines"
+    )

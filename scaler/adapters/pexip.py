@@ -48,6 +48,7 @@ from scaler.config import Config, PexipConfig, PoolConfig
 from scaler.core.types import MetricReading, MetricStatus
 from scaler.errors import AdapterError, ConfigError, PermanentError, TransientError
 from scaler.logs import get_logger
+from scaler.redact import show_url, summarise_body
 
 STATUS = "/api/admin/status/v1"
 CONFIGURATION = "/api/admin/configuration/v1"
@@ -192,6 +193,25 @@ class WorkerVmConfig:
     maintenance_mode: bool
     maintenance_mode_reason: str = ""
     address: str = ""
+    cloud_bursting: bool | None = None
+    """Whether the node is an overflow node Pexip's dynamic bursting starts and stops
+    (go-infinity-sdk ``config/worker_vm_model.go`` ``cloud_bursting``); ``None``: not reported."""
+    system_location: str = ""
+    """The node's system location as the configuration gives it (a related resource URI)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bursting:
+    """Pexip's dynamic bursting settings (``configuration/v1/global/1/``; go-infinity-sdk
+    ``config/global_configuration_model.go``). With ``bursting_enabled`` "everything is then
+    controlled automatically by the Management Node": overflow nodes are started when a
+    location's free capacity falls to ``bursting_threshold`` and stopped again
+    (https://docs.pexip.com/admin/bursting.htm)."""
+
+    enabled: bool | None
+    """``bursting_enabled``; ``None``: not reported."""
+    threshold: int | None = None
+    min_lifetime: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,16 +273,33 @@ class ScheduledScaling:
 
 @dataclass(frozen=True, slots=True)
 class Licensing:
-    """Licences (``status/v1/licensing/``): Teams calls licensed and in use.
+    """Licences (``status/v1/licensing/``), field names from Pexip's client (go-infinity-sdk
+    ``status/models.go`` ``Licensing``).
 
-    Field names from Pexip's client (go-infinity-sdk ``status/models.go`` ``Licensing``).
+    The Teams licence (``teams_*``) counts Microsoft **tenants**, not calls: "The teams license
+    controls how many Azure tenants can be configured; there is no limit to the number of Teams
+    Connectors you can install or the number of instances within each Teams Connector"
+    (https://docs.pexip.com/admin/teams_configuration.htm). So no instance count is ever derived
+    from it. Each gateway call into a Teams meeting needs an ordinary call licence (same page:
+    "appropriate call licenses are also required for each gateway call"): ``port_*``.
     """
 
     teams_count: int | None
-    """Teams (CVI) licences in use now (``None``: not reported or invalid)."""
+    """Teams tenant licences in use (``None``: not reported or invalid)."""
     teams_total: int | None
-    """Teams (CVI) licences installed (``None``: not reported or invalid)."""
+    """Teams tenant licences installed (``None``: not reported or invalid)."""
+    port_count: int | None = None
+    """Call licences in use now (``None``: not reported or invalid)."""
+    port_total: int | None = None
+    """Call licences installed (``None``: not reported or invalid)."""
     problem: str = ""
+
+    @property
+    def free_calls(self) -> int | None:
+        """Call licences free now (``port_total - port_count``); ``None`` when unknown."""
+        if self.port_count is None or self.port_total is None:
+            return None
+        return max(0, self.port_total - self.port_count)
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +329,13 @@ class SchemaField:
 @dataclass(frozen=True, slots=True)
 class HistoryCall:
     """One completed participant (call leg) of Pexip's call history. ``start``/``end`` in
-    seconds since the epoch; ``problem`` names what makes the record unusable."""
+    seconds since the epoch; ``problem`` names what makes the record unusable.
+
+    Pexip's client model of a history participant (go-infinity-sdk ``history/models.go``
+    ``Participant``) has no ``protocol``: it is ``""`` unless a version records one. The VTC
+    leg of a Teams meeting is a participant "directly connected to an externally-hosted
+    conference, such as a Microsoft Teams … meeting"
+    (https://docs.pexip.com/admin/participant_history.htm)."""
 
     id: str
     start: float | None
@@ -304,10 +347,33 @@ class HistoryCall:
 
 
 @dataclass(frozen=True, slots=True)
+class HistoryBackplane:
+    """One completed backplane of Pexip's history (``history/v1/backplane/``): a conference's
+    link to another node or to an externally hosted meeting. Fields from go-infinity-sdk
+    ``history/models.go`` ``Backplane``; Pexip's client's own tests show the link into a Teams
+    meeting as ``type`` ``external-backplane`` with ``protocol`` ``TEAMS``."""
+
+    id: str
+    start: float | None
+    end: float | None
+    conference_name: str
+    protocol: str
+    type: str
+    problem: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ParticipantHistory:
     calls: tuple[HistoryCall, ...]
     retained_from: float | None
     """Start of the oldest participant Pexip still keeps (``None``: the history is empty)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BackplaneHistory:
+    backplanes: tuple[HistoryBackplane, ...]
+    retained_from: float | None
+    """Start of the oldest backplane Pexip still keeps (``None``: none is kept)."""
 
 
 def load_password(cfg: PexipConfig, environ: Mapping[str, str] | None = None) -> str:
@@ -324,11 +390,19 @@ def load_password(cfg: PexipConfig, environ: Mapping[str, str] | None = None) ->
     env = os.environ if environ is None else environ
     password = env.get(cfg.password_env, "")
     if not password:
+        # The name is shown only when it looks like one (upper case, digits, _): a
+        # password written into password_env by mistake is not echoed.
+        name = cfg.password_env
+        shown = name if _CONVENTIONAL_NAME.fullmatch(name) else "(a name not shown)"
         raise ConfigError(
-            f"pexip.password_env: the environment variable {cfg.password_env} is empty "
+            f"pexip.password_env: the environment variable {shown} is empty "
             "(or set pexip.password_file), got ''"
         )
     return password
+
+
+_CONVENTIONAL_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
+"""An environment variable's name as people write them: upper case, digits and ``_``."""
 
 
 class PexipClient:
@@ -375,7 +449,7 @@ class PexipClient:
         if now - self._warned.get(event, -math.inf) < 60.0:
             return
         self._warned[event] = now
-        get_logger().warning(event, url=self._cfg.url, **fields)
+        get_logger().warning(event, url=show_url(self._cfg.url), **fields)
 
     def close(self) -> None:
         self._http.close()
@@ -479,30 +553,58 @@ class PexipClient:
                     ),
                     maintenance_mode_reason=_str(obj.get("maintenance_mode_reason")),
                     address=_str(obj.get("address")),
+                    cloud_bursting=_opt_bool(obj.get("cloud_bursting")),
+                    system_location=_str(obj.get("system_location")),
                 )
             )
         return out
+
+    def bursting(self) -> Bursting:
+        """Pexip's dynamic bursting settings (the global configuration, a singleton that
+        Pexip's own client reads at ``configuration/v1/global/1/``)."""
+        path = f"{CONFIGURATION}/global/1/"
+        body = self._request("GET", path, path, timeout=self._cfg.timeout_seconds)
+        if not isinstance(body, dict):
+            raise PermanentError(f"pexip {path}: answer is not a record", operation=f"GET {path}")
+        values: dict[str, int | None] = {}
+        for key in ("bursting_threshold", "bursting_min_lifetime"):
+            try:
+                number = _number(body, key, nullable=True, integral=True)
+            except _Bad:
+                number = None
+            values[key] = None if number is None else int(number)
+        return Bursting(
+            enabled=_opt_bool(body.get("bursting_enabled")),
+            threshold=values["bursting_threshold"],
+            min_lifetime=values["bursting_min_lifetime"],
+        )
 
     def scheduled_scaling(self) -> list[ScheduledScaling]:
         """Every scheduled scaling policy; an invalid record is kept with ``problem``."""
         return [_scheduled(obj) for obj in self._list(f"{CONFIGURATION}/scheduled_scaling/")]
 
     def licensing(self) -> Licensing:
-        """Teams licences in use and installed (one object in a Tastypie list)."""
+        """Licences installed and in use (one object in a Tastypie list; see ``Licensing``)."""
         objects = self._list(f"{STATUS}/licensing/")
         if not objects:
             return Licensing(None, None, problem="status/v1/licensing/ lists no object")
         obj = objects[0]
         values: dict[str, int | None] = {}
         problems = []
-        for key in ("teams_count", "teams_total"):
+        for key in ("teams_count", "teams_total", "port_count", "port_total"):
             try:
                 number = _number(obj, key, nullable=True, integral=True)
             except _Bad as bad:
                 problems.append(str(bad))
                 number = None
             values[key] = None if number is None else int(number)
-        return Licensing(values["teams_count"], values["teams_total"], "; ".join(problems))
+        return Licensing(
+            values["teams_count"],
+            values["teams_total"],
+            port_count=values["port_count"],
+            port_total=values["port_total"],
+            problem="; ".join(problems),
+        )
 
     def participant_history(
         self,
@@ -514,14 +616,45 @@ class PexipClient:
     ) -> ParticipantHistory:
         """Completed participants (call legs) whose time overlaps ``[since, until)``, from
         ``history/v1/participant/`` (https://docs.pexip.com/api_manage/api_history.htm; fields
-        as Pexip's client models them, github.com/pexip/go-infinity-sdk ``history/models.go``),
-        filtered on the server with Tastypie's ``end_time__gte`` / ``start_time__lt`` and paged
-        by ``limit``/``offset`` through ``meta.next`` (same-origin only, at most ``max_pages``
-        pages, within ``deadline_seconds``). Pexip keeps only the most recent 10,000
-        conferences, so ``retained_from`` is the start of the oldest participant it still
-        holds: calls before it are unknown, not absent.
-        """
-        path = f"{HISTORY}/participant/"
+        as Pexip's client models them, github.com/pexip/go-infinity-sdk ``history/models.go``).
+        Pexip keeps "all calls made to the 5,000 most recent completed conferences"
+        (https://docs.pexip.com/admin/participant_history.htm), so ``retained_from`` is the
+        start of the oldest participant it still holds: calls before it are unknown, not
+        absent. See ``_history`` for paging and filters."""
+        records, retained = self._history("participant", since, until, max_pages, deadline_seconds)
+        return ParticipantHistory(
+            calls=tuple(_history_call(obj) for obj in records), retained_from=retained
+        )
+
+    def backplane_history(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        max_pages: int = 5000,
+        deadline_seconds: float = 600.0,
+    ) -> BackplaneHistory:
+        """Completed backplanes whose time overlaps ``[since, until)``, from
+        ``history/v1/backplane/`` (the resource Pexip's client reads; ``HistoryBackplane``).
+        A Management Node without it answers 404 (``PermanentError`` with ``status`` 404)."""
+        records, retained = self._history("backplane", since, until, max_pages, deadline_seconds)
+        return BackplaneHistory(
+            backplanes=tuple(_history_backplane(obj) for obj in records), retained_from=retained
+        )
+
+    def _history(
+        self,
+        resource: str,
+        since: datetime,
+        until: datetime,
+        max_pages: int,
+        deadline_seconds: float,
+    ) -> tuple[list[dict[str, Any]], float | None]:
+        """Records of ``history/v1/<resource>/`` overlapping ``[since, until)``, filtered on
+        the server with Tastypie's ``end_time__gte`` / ``start_time__lt`` and paged by
+        ``limit``/``offset`` through ``meta.next`` (same-origin only, at most ``max_pages``
+        pages, within ``deadline_seconds``), and the start of the oldest record kept."""
+        path = f"{HISTORY}/{resource}/"
         window = {"end_time__gte": _api_time(since), "start_time__lt": _api_time(until)}
         records = self._list(
             path, query=window, max_pages=max_pages, deadline_seconds=deadline_seconds
@@ -537,9 +670,7 @@ class PexipClient:
         retained = None
         if first and isinstance(first[0], dict):
             retained = _time(first[0].get("start_time"))
-        return ParticipantHistory(
-            calls=tuple(_history_call(obj) for obj in records), retained_from=retained
-        )
+        return records, retained
 
     def schema(self, resource: str) -> dict[str, SchemaField]:
         """The fields of ``resource`` (e.g. ``status/v1/teamsnode``) from its ``schema/``."""
@@ -653,8 +784,8 @@ class PexipClient:
         origin = (parts.scheme.lower(), (parts.hostname or "").lower(), _port(parts))
         if origin != self._origin or self._origin[0] != "https":
             raise PermanentError(
-                f"pexip {path}: meta.next {link!r} leaves the Management Node "
-                f"{self._cfg.url} (not followed)",
+                f"pexip {path}: meta.next {show_url(link)!r} leaves the Management Node "
+                f"{show_url(self._cfg.url)} (not followed)",
                 operation=f"GET {path}",
             )
         return link
@@ -702,6 +833,47 @@ class PexipClient:
             # ids in paths (teams_proxy/7/) become {id}: one series per endpoint
             self._observer("pexip." + _ID_IN_PATH.sub("/{id}/", operation), outcome, seconds)
 
+    def _read(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        json_body: Mapping[str, Any] | None,
+        timeout: float,
+        where: str,
+    ) -> httpx.Response:
+        """Send, and read the answer up to ``MAX_ANSWER_BYTES`` within ``timeout_seconds`` in
+        all (httpx's read timeout is per chunk: an answer trickling a byte at a time, or
+        streaming for ever, would hold the pool's read without end)."""
+        request = self._http.build_request(
+            method, url, params=params, json=json_body, timeout=timeout
+        )
+        budget = max(timeout, self._cfg.timeout_seconds)
+        deadline = time.monotonic() + budget
+        response = self._http.send(request, stream=True)
+        try:
+            declared = response.headers.get("content-length", "").strip()
+            if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+                raise _too_large(where, request, f"Content-Length {declared}")
+            body = bytearray()
+            for chunk in response.iter_bytes():  # decoded: a compressed bomb is capped too
+                body += chunk
+                if len(body) > MAX_ANSWER_BYTES:
+                    raise _too_large(where, request, f"more than {MAX_ANSWER_BYTES} bytes")
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout(
+                        f"the answer did not arrive within {budget:g} s", request=request
+                    )
+        finally:
+            response.close()
+        skip = {"content-encoding", "content-length", "transfer-encoding"}
+        return httpx.Response(
+            response.status_code,
+            headers=[(k, v) for k, v in response.headers.items() if k.lower() not in skip],
+            content=bytes(body),
+            request=request,
+        )
+
     def _answer(
         self,
         method: str,
@@ -712,7 +884,7 @@ class PexipClient:
         params: Mapping[str, Any] | None,
         json_body: Mapping[str, Any] | None,
     ) -> Any:
-        where = f"pexip {self._cfg.url}{operation.partition(' ')[2]}"
+        where = f"pexip {show_url(self._cfg.url)}{operation.partition(' ')[2]}"
         try:
             # A kept-alive connection the server had closed fails before any answer: send
             # once more, on a fresh connection (the writes set absolute values, so one that
@@ -723,9 +895,7 @@ class PexipClient:
                 reraise=True,
             ):
                 with attempt:
-                    response = self._http.request(
-                        method, url, params=params, json=json_body, timeout=timeout
-                    )
+                    response = self._read(method, url, params, json_body, timeout, where)
         except httpx.TimeoutException as exc:
             raise TransientError(f"{where}: timed out ({exc})", operation=operation) from exc
         except httpx.TransportError as exc:
@@ -740,7 +910,7 @@ class PexipClient:
                 code=str(status),
             )
         if status >= 400:
-            snippet = response.text.strip().replace("\n", " ")[:200]
+            snippet = summarise_body(response.text)
             text = f"{where}: HTTP {status}{' ' + snippet if snippet else ''}"
             cls: type[AdapterError] = (
                 TransientError if status == 429 or status >= 500 else PermanentError
@@ -757,6 +927,19 @@ class PexipClient:
 
 
 _ID_IN_PATH = re.compile(r"/\d+/")
+
+MAX_ANSWER_BYTES = 32 << 20
+"""Most bytes of one Management Node answer (32 MiB; a page of 1,000 records is about 1 MB).
+A longer answer is refused unread: a 100 MB answer took the daemon to 943 MB."""
+
+
+def _too_large(where: str, request: httpx.Request, what: str) -> TransientError:
+    return TransientError(
+        f"{where}: the answer is too large ({what}; the limit is "
+        f"{MAX_ANSWER_BYTES >> 20} MiB): not read",
+        operation=f"{request.method} {request.url.path}",
+        code="AnswerTooLarge",
+    )
 
 
 def _stale_connection(exc: BaseException) -> bool:
@@ -949,6 +1132,10 @@ def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _opt_bool(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
 def _name(obj: Mapping[str, Any], kind: str) -> str:
     name = obj.get("name")
     if not isinstance(name, str) or not name:
@@ -990,7 +1177,8 @@ def _api_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _history_call(obj: Mapping[str, Any]) -> HistoryCall:
+def _span(obj: Mapping[str, Any]) -> tuple[float | None, float | None, str]:
+    """A history record's ``start_time`` and ``end_time``, and what makes them unusable."""
     start, end = _time(obj.get("start_time")), _time(obj.get("end_time"))
     problem = ""
     if start is None or end is None:
@@ -998,6 +1186,11 @@ def _history_call(obj: Mapping[str, Any]) -> HistoryCall:
         problem = f"{which} is {obj.get(which)!r}"
     elif end < start:
         problem = "end_time is before start_time"
+    return start, end, problem
+
+
+def _history_call(obj: Mapping[str, Any]) -> HistoryCall:
+    start, end, problem = _span(obj)
     return HistoryCall(
         id=str(obj.get("id") if obj.get("id") is not None else obj.get("call_uuid", "")),
         start=start,
@@ -1005,6 +1198,19 @@ def _history_call(obj: Mapping[str, Any]) -> HistoryCall:
         protocol=_str(obj.get("protocol")),
         call_direction=_str(obj.get("call_direction")),
         conference_name=_str(obj.get("conference_name")),
+        problem=problem,
+    )
+
+
+def _history_backplane(obj: Mapping[str, Any]) -> HistoryBackplane:
+    start, end, problem = _span(obj)
+    return HistoryBackplane(
+        id=str(obj.get("id") if obj.get("id") is not None else ""),
+        start=start,
+        end=end,
+        conference_name=_str(obj.get("conference_name")),
+        protocol=_str(obj.get("protocol")),
+        type=_str(obj.get("type")),
         problem=problem,
     )
 

@@ -277,7 +277,13 @@ class Adapters:
             except BaseException:
                 self.azure.close()
                 raise
-        ctx = KindContext(config=config, clock=clock, compute=compute, pexip=self.pexip)
+        ctx = KindContext(
+            config=config,
+            clock=clock,
+            compute=compute,
+            pexip=self.pexip,
+            allow_competing=allow_competing,
+        )
         kinds: dict[str, KindActuator] = {}
         for name, kind in discover().items():
             actuator = kind.actuator(ctx)

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 from scaler.backtest.cost import Pricing, add_cost_json, cost_text
 from scaler.backtest.engine import ScaleIn
 from scaler.backtest.results import BacktestResult, summary_text
-from scaler.backtest.runner import BacktestError, Options, run_backtest
+from scaler.backtest.runner import BacktestError, Options, check_pools, run_backtest
 from scaler.config import Config, load_config
 from scaler.errors import ConfigError
 from scaler.traces import Trace, TraceError, load_trace
@@ -37,10 +37,17 @@ def run_command(
     scale_in: ScaleIn | None,
     cpu_idle_percent: float,
     workers: int | None,
+    pools: Sequence[str] = (),
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    """Run the backtests and print them; returns the exit code."""
+    """Run the backtests and print them; returns the exit code.
+
+    ``pools`` (``--pool``, repeatable) replays only those pools of every config. With several
+    configs (``--compare``) or ``--pool``, each config replays the pools it names and the trace's
+    rows of other pools are ignored, said on stderr; a single config without ``--pool`` keeps
+    the strict rule that every row of the trace names one of its pools. Every config and the
+    trace are checked before anything is replayed."""
     out = out or sys.stdout
     err = err or sys.stderr
 
@@ -50,12 +57,48 @@ def run_command(
         return code
 
     configs: list[tuple[str, Config]] = []
+    problems: list[str] = []
     for path in config_paths:
         try:
-            configs.append((str(path), load_config(path)))
+            configs.append((str(path), load_config(path, offline=True)))
         except ConfigError as exc:
-            return fail(EXIT_USAGE, [f"{path}: {p}" for p in exc.problems], "config error")
-    traces: dict[frozenset[str], Trace] = {}
+            problems += [f"{path}: {p}" for p in exc.problems]
+    if problems:
+        return fail(EXIT_USAGE, problems, "config error")
+    if pools:
+        chosen = list(dict.fromkeys(pools))
+        for name, config in configs:
+            names = [p.name for p in config.pools]
+            lacking = [p for p in chosen if p not in names]
+            if lacking:
+                problems.append(
+                    f"--pool: {name} has no pool {', '.join(map(repr, lacking))} "
+                    f"(it has: {', '.join(names)})"
+                )
+        if problems:
+            return fail(EXIT_USAGE, problems, "error")
+        configs = [(name, _only(config, chosen)) for name, config in configs]
+    lenient = bool(pools) or len(configs) > 1
+    try:
+        if lenient:
+            whole = load_trace(trace_path)
+            traces = {name: whole for name, _ in configs}
+        else:
+            ((name, config),) = configs
+            traces = {name: load_trace(trace_path, known_pools=[p.name for p in config.pools])}
+    except TraceError as exc:
+        return fail(EXIT_USAGE, [str(exc)], "trace error")
+    except OSError as exc:
+        return fail(EXIT_USAGE, [f"{trace_path}: {exc.strerror}"], "trace error")
+    for name, config in configs:  # every config fits the trace before any is replayed
+        try:
+            check_pools(config, traces[name])
+        except BacktestError as exc:
+            problems += [f"{name}: {p}" for p in exc.problems]
+    if problems:
+        return fail(EXIT_USAGE, problems, "error")
+    if lenient:
+        _say_what_is_replayed(configs, traces, err)
     options = Options(
         warmup_days=warmup_days,
         scale_in=scale_in,
@@ -64,16 +107,7 @@ def run_command(
     )
     results: list[BacktestResult] = []
     for name, config in configs:
-        pools = frozenset(p.name for p in config.pools)
-        try:
-            trace = traces.get(pools)
-            if trace is None:
-                trace = traces[pools] = load_trace(trace_path, known_pools=pools)
-        except TraceError as exc:
-            prefix = f"{name}: " if len(configs) > 1 else ""
-            return fail(EXIT_USAGE, [f"{prefix}{exc}"], "trace error")
-        except OSError as exc:
-            return fail(EXIT_USAGE, [f"{trace_path}: {exc.strerror}"], "trace error")
+        trace = traces[name]
         try:
             with _progress_bar(config, trace, name, err) as bar:
                 results.append(
@@ -116,6 +150,35 @@ def run_command(
             return fail(EXIT_FAILURE, [str(exc)], "error")
         print(f"report: {', '.join(str(p) for p in written)}", file=err)
     return EXIT_OK
+
+
+def _only(config: Config, names: Sequence[str]) -> Config:
+    """``config`` with only the pools ``names`` (in the config's order)."""
+    kept = [p for p in config.pools if p.name in names]
+    return config.model_copy(update={"pools": kept})
+
+
+def _say_what_is_replayed(
+    configs: Sequence[tuple[str, Config]], traces: dict[str, Trace], err: TextIO
+) -> None:
+    """Which pools each config replays and which of the trace's rows it leaves out."""
+    sets = set()
+    for name, config in configs:
+        mine = [p.name for p in config.pools]
+        sets.add(frozenset(mine))
+        ignored = [p for p in traces[name].pools if p not in mine]
+        if ignored:
+            print(
+                f"note: {name}: replays {', '.join(mine)}; ignores the trace's rows of "
+                f"{', '.join(ignored)}",
+                file=err,
+            )
+    if len(sets) > 1:
+        print(
+            "note: the configs replay different pools, so only the rows of a pool they share "
+            "compare (choose them with --pool)",
+            file=err,
+        )
 
 
 class _Bar:

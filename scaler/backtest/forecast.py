@@ -491,7 +491,7 @@ def run_command(
         return code
 
     try:
-        config = load_config(config_path)
+        config = load_config(config_path, offline=True)
     except ConfigError as exc:
         return fail(EXIT_USAGE, [f"{config_path}: {p}" for p in exc.problems], "config error")
     try:

@@ -20,12 +20,27 @@ The order is a contract (it is what the ``steps`` of a decision and the README l
 
 A resize still in flight or a pool that could not be read holds outright. Each stage that changes
 the value gives its ``Reason``; the decision's reason is that of the last stage that changed it.
+
+Two things happen to the pool's history before the stages run (``_known``):
+
+* **A pool never seen** (``PoolState.since`` unset: no state store, a new pool) gets its current
+  size as a recommendation, so no scale-in happens until one down-stabilisation window has passed
+  (HPA: a new HPA's recommendations start with the current replicas,
+  ``TestScaleDownStabilizeInitialSize`` in ``pkg/controller/podautoscaler/horizontal_test.go``).
+* **Timestamps from the future** (a backward step of the wall clock, a state file written on a
+  machine whose clock was ahead) never hold a scale-out and hold a scale-in at most one window:
+  a future recommendation is re-stamped at the edge of the up-window (outside it; inside the
+  down-window when that is longer), a future scale-out event is dropped (it would shrink the
+  period's starting size and so the scale-up allowed), a future scale-in event is re-stamped
+  now (it counts for one period, which only ever allows more scale-up and less scale-in), and a
+  future ``last_scale_up``/``last_scale_down`` is forgotten (cooldowns restart from nothing).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from scaler.core.history import LoadHistory
 from scaler.core.metrics import ABSURD
@@ -85,6 +100,7 @@ def decide(
     """
     current = observation.current
     metric = observation.metric
+    state = _known(state, behavior, current, now)
     if metric.status is MetricStatus.OK and not (
         metric.calls is not None and 0.0 <= metric.calls <= ABSURD  # NaN fails both
     ):
@@ -159,7 +175,7 @@ def decide(
             value = stabilized
             steps.append(Step("stabilisation", value, reason))
     if recs is not state.recommendations or events is not state.scale_events:
-        state = PoolState(recs, events, state.last_scale_up, state.last_scale_down)
+        state = replace(state, recommendations=recs, scale_events=events)
 
     # 4. rate limit
     if value > current:
@@ -320,12 +336,44 @@ def record_scale(state: PoolState, *, now: float, change: int) -> PoolState:
     """Return ``state`` with an applied resize of ``change`` instances recorded (rate limits)."""
     if change == 0:
         return state
-    return PoolState(
-        recommendations=state.recommendations,
+    return replace(
+        state,
         scale_events=(*state.scale_events, (now, change)),
         last_scale_up=now if change > 0 else state.last_scale_up,
         last_scale_down=now if change < 0 else state.last_scale_down,
     )
+
+
+def _known(state: PoolState, behavior: Behavior, current: int, now: float) -> PoolState:
+    """``state`` made safe to decide on (see the module docstring): a pool never seen gets its
+    current size as a recommendation, and timestamps from the future are re-stamped or dropped.
+    The same object when there is nothing to do (the common case)."""
+    recs, events = state.recommendations, state.scale_events
+    up, down = state.last_scale_up, state.last_scale_down
+    future = (
+        any(t > now for t, _ in recs)
+        or any(t > now for t, _ in events)
+        or (up is not None and up > now)
+        or (down is not None and down > now)
+    )
+    if state.since is not None and not future:
+        return state
+    if future:
+        edge = now - behavior.scale_up.stabilization_seconds
+        recs = tuple((edge, v) if t > now else (t, v) for t, v in recs)
+        recs = tuple(sorted(recs, key=lambda r: r[0]))
+        events = tuple(
+            (now, c) if t > now else (t, c) for t, c in events if not (t > now and c > 0)
+        )
+        events = tuple(sorted(events, key=lambda e: e[0]))
+        up = None if up is not None and up > now else up
+        down = None if down is not None and down > now else down
+    since = state.since
+    if since is None or since > now:
+        if since is None:
+            recs = (*recs, (now, current))
+        since = now
+    return PoolState(recs, events, up, down, since)
 
 
 def _prune(
@@ -341,7 +389,7 @@ def _prune(
         if recs[0][0] <= cut:
             recs = tuple([r for r in recs if r[0] > cut])
     if events:
-        cut = now - max(up.period_seconds, down.period_seconds)
+        cut = now - max(up.longest_period, down.longest_period)
         if events[0][0] <= cut:
             events = tuple([e for e in events if e[0] > cut])
     return recs, events
@@ -368,11 +416,31 @@ def _stabilize(
     return result
 
 
-def _changed_in_period(
-    events: Sequence[tuple[float, int]], rule: DirectionBehavior, now: float, sign: int
+def _period_start(
+    events: Sequence[tuple[float, int]], current: int, period: float, now: float
 ) -> int:
-    cut = now - rule.period_seconds
-    return sum(c * sign for t, c in events if t > cut and c * sign > 0)
+    """The pool's size at the start of a rate-limit period: ``current`` less what was added
+    and plus what was removed within it, counting changes in *both* directions (Kubernetes
+    since PR #109058, the fix of issue #108354: before it a scale-up period counted only
+    scale-ups, so 4 → 8 → 6 with "300 % per 300 s" allowed 8 instead of 16)."""
+    cut = now - period
+    return current - sum(c for t, c in events if t > cut)
+
+
+def _disabled(rule: DirectionBehavior) -> bool:
+    """Both limits 0 (or one 0 and the other unset): the direction is off, as HPA's
+    ``selectPolicy: Disabled``, whatever happened earlier in the period."""
+    limits = [x for x in (rule.max_instances, rule.max_percent) if x is not None]
+    return bool(limits) and all(x == 0 for x in limits)
+
+
+def _periods(rule: DirectionBehavior) -> tuple[float, float]:
+    return (
+        rule.period_seconds
+        if rule.instances_period_seconds is None
+        else rule.instances_period_seconds,
+        rule.period_seconds if rule.percent_period_seconds is None else rule.percent_period_seconds,
+    )
 
 
 def _up_limit(
@@ -380,12 +448,15 @@ def _up_limit(
 ) -> int:
     if rule.max_instances is None and rule.max_percent is None:
         return 1 << 30
-    start = current - _changed_in_period(events, rule, now, +1)
+    if _disabled(rule):
+        return current
+    by_count, by_percent = _periods(rule)
     limits = []
     if rule.max_instances is not None:
-        limits.append(start + rule.max_instances)
+        limits.append(_period_start(events, current, by_count, now) + rule.max_instances)
     if rule.max_percent is not None:
-        limits.append(math.ceil(start * (1.0 + rule.max_percent / 100.0)))
+        start = _period_start(events, current, by_percent, now)
+        limits.append(math.ceil(round(start * (1.0 + rule.max_percent / 100.0), 9)))
     return max(limits) if rule.select == "max" else min(limits)
 
 
@@ -394,11 +465,15 @@ def _down_limit(
 ) -> int:
     if rule.max_instances is None and rule.max_percent is None:
         return 0
-    start = current + _changed_in_period(events, rule, now, -1)
+    if _disabled(rule):
+        return current
+    by_count, by_percent = _periods(rule)
     limits = []
     if rule.max_instances is not None:
-        limits.append(start - rule.max_instances)
+        limits.append(_period_start(events, current, by_count, now) - rule.max_instances)
     if rule.max_percent is not None:
-        limits.append(math.floor(start * (1.0 - rule.max_percent / 100.0)))
+        # HPA truncates toward zero (int32 of a float); below zero min clamps anyway
+        start = _period_start(events, current, by_percent, now)
+        limits.append(math.floor(round(start * (1.0 - rule.max_percent / 100.0), 9)))
     # "max" allows the bigger change, which for scale-in is the lower limit.
     return min(limits) if rule.select == "max" else max(limits)

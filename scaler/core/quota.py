@@ -128,7 +128,7 @@ class QuotaMemory:
         lines = dict(region.lines)
         for name in {limits.quota_family.lower(), REGIONAL_QUOTA}:
             line = lines.get(name)
-            if line is not None:
+            if line is not None and not line.problem:
                 lines[name] = QuotaUsage(line.name, line.current + vcpus, line.limit)
         regions = dict(self.regions)
         regions[limits.location.lower()] = RegionQuota(lines, region.as_of)
@@ -182,12 +182,23 @@ def allowance(
         )
     headrooms: list[tuple[int, str]] = []
     missing: list[str] = []
+    unusable: list[str] = []
     for name in (family, REGIONAL_QUOTA):
         line = region.line(name) if name else None
         if line is None:
             missing.append(repr(name) if name else "the pool's quota family")
+        elif line.problem:
+            unusable.append(f"{name!r} ({line.problem})")
         else:
             headrooms.append((line.headroom - granted.get((loc.lower(), name.lower()), 0), name))
+    if unusable:
+        # Azure lists the line but its numbers cannot be believed: unknown, and said so
+        return QuotaAllowance(
+            min(headrooms)[0] if headrooms else None,
+            unknown=(
+                f"usage.list for {loc} lists {' and '.join(unusable)}: not a usable quota line"
+            ),
+        )
     if missing:
         # a line that is there still binds the safe step
         return QuotaAllowance(

@@ -54,8 +54,9 @@ class Reason(StrEnum):
     NO_SPARE_INSTANCES = "NoSpareInstances"
     """A ``vm-set`` pool has no deallocated VM left to start."""
     LICENSE_LIMITED = "LicenseLimited"
-    """A Teams Connector scale-up was cut to what Pexip's Teams licences can carry
-    (``status/v1/licensing``); more instances could take no more calls."""
+    """No longer given (kept so the name stays reserved): Pexip's Teams licence counts Teams
+    *tenants*, not calls (docs.pexip.com/admin/teams_configuration.htm), so it never caps a
+    Teams Connector's size."""
     PEXIP_SCHEDULED = "PexipScheduledScaling"
     """Pexip's own scheduled scaling adds instances on top of the minimum the daemon sets; the
     pool cannot go below what those policies add while they are active."""
@@ -70,6 +71,11 @@ class Reason(StrEnum):
     """Azure had no capacity for the VM size (``AllocationFailed``, ``ZonalAllocationFailed``,
     ``SkuNotAvailable``, ``OverconstrainedAllocationRequest``): not a quota problem; the pool's
     scale-ups back off."""
+    SCALE_IN_UNVERIFIED = "ScaleInUnverified"
+    """Something a scale-in relies on besides the load could not be read or proven this tick
+    (Pexip's scheduled scaling, instance status, the join between Pexip's records and the
+    scale set's instances…): the pool does not shrink; a scale-out would have gone ahead. The
+    detail names what is unknown."""
 
 
 class MetricStatus(StrEnum):
@@ -144,7 +150,9 @@ class DirectionBehavior:
     Within ``period_seconds`` the pool may change by ``max_instances`` or by ``max_percent`` of
     its size at the start of the period; ``select`` picks the policy that allows the bigger
     (``"max"``) or the smaller (``"min"``) change. Both ``None`` means no rate limit; both ``0``
-    disables the direction.
+    disables the direction. As HPA's ``Pods`` and ``Percent`` policies each have their own
+    ``periodSeconds``, ``instances_period_seconds`` / ``percent_period_seconds`` may give each
+    limit its own period (``None``: ``period_seconds``).
     """
 
     stabilization_seconds: float = 0.0
@@ -152,6 +160,17 @@ class DirectionBehavior:
     max_percent: float | None = None
     period_seconds: float = 60.0
     select: str = "max"
+    instances_period_seconds: float | None = None
+    percent_period_seconds: float | None = None
+
+    @property
+    def longest_period(self) -> float:
+        """The longest period either limit looks back (how long scale events matter)."""
+        return max(
+            self.period_seconds,
+            self.instances_period_seconds or 0.0,
+            self.percent_period_seconds or 0.0,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,12 +194,21 @@ class PoolState:
 
     ``recommendations``: (time, instances) after tolerance, for stabilisation windows.
     ``scale_events``: (time, signed change in instances) actually applied, for rate limits.
+    Times come from the wall clock and may lie in the future after a backward clock step or
+    from a state file written by a machine whose clock was ahead; ``decide()`` re-stamps them
+    so that they can hold a scale-in for at most one window and never hold a scale-out.
     """
 
     recommendations: tuple[tuple[float, int], ...] = ()
     scale_events: tuple[tuple[float, int], ...] = ()
     last_scale_up: float | None = None
     last_scale_down: float | None = None
+    since: float | None = None
+    """When ``decide()`` first saw the pool (epoch seconds). ``None``: never, so nothing is known
+    of its recent past: ``decide()`` then records the current size as a recommendation, which
+    holds any scale-in for one down-stabilisation window (Kubernetes HPA seeds a new HPA's
+    recommendations the same way: ``TestScaleDownStabilizeInitialSize``). A known pool whose
+    recommendations have all expired (``since`` set, ``recommendations`` empty) is not held."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,10 +309,14 @@ class QuotaUsage:
     name: str
     current: int
     limit: int
+    problem: str = ""
+    """Why the line Azure sent cannot be used (``""`` when it can), e.g. ``limit=1e300``: its
+    numbers are then 0 and mean nothing; a pool it concerns holds its scale-ups
+    (``QuotaUnknown``) naming the line, rather than reading it as absent."""
 
     @property
     def headroom(self) -> int:
-        return max(0, self.limit - self.current)
+        return 0 if self.problem else max(0, self.limit - self.current)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,13 @@ from scaler.core.types import Decision, Reason, Step
 ALLOCATED = frozenset({"running", "starting"})
 """Power states that hold vCPUs and (once booted) serve calls."""
 DEALLOCATED = "deallocated"
+NOT_SERVING = frozenset({"starting", "stopping", "stopped", "deallocating", "deallocated"})
+"""Power states (the instance view's ``PowerState/…``,
+https://learn.microsoft.com/azure/virtual-machines/states-billing) of instances a scale set
+counts in ``sku.capacity`` that serve no call now: neither capacity nor idle."""
+UNKNOWN = "unknown"
+"""The state of an instance whose instance view names no power state: not capacity (for a
+scale-out the safe assumption is that it serves nothing) and never idle."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,12 +182,73 @@ def with_loads(
     return tuple(out)
 
 
+def not_serving(instances: Sequence[Instance]) -> int:
+    """Instances counted in the scale set's capacity that serve no call (``NOT_SERVING``) or
+    whose power state is not known (``UNKNOWN``)."""
+    return sum(1 for i in instances if i.state in NOT_SERVING or i.state == UNKNOWN)
+
+
+def unproven_join(instances: Sequence[Instance], loads: Mapping[str, float | None]) -> str:
+    """Why per-name loads cannot be trusted to tell which instance is idle ("" when they can).
+
+    Pexip does not document that a ``teamsnode`` record's ``name`` equals a VM name or a
+    computer name (docs.pexip.com/admin/teams_status.htm, the status API pages), so the join is
+    taken only where this very reading proves it: **every record with a possible call** (calls
+    above zero, or unknown) names exactly one instance that may be running (by id, VM name or
+    computer name, case-insensitive — what ``with_loads`` matches by). A record with calls that
+    names no instance (names differ on this deployment) or several (ambiguous) leaves the load
+    of every instance in doubt; then nothing may be removed on the strength of it.
+    """
+    owners: dict[str, set[str]] = {}
+    for inst in instances:
+        if not (inst.allocated or inst.state == UNKNOWN):
+            continue
+        for name in {inst.id, *inst.names}:
+            owners.setdefault(name.lower(), set()).add(inst.id)
+    orphans: list[str] = []
+    shared: list[str] = []
+    for name, calls in loads.items():
+        if calls is not None and calls == 0.0:
+            continue  # no call to place
+        found = owners.get(name.lower(), set())
+        if not found:
+            orphans.append(name)
+        elif len(found) > 1:
+            shared.append(name)
+    problems = []
+    if orphans:
+        problems.append(
+            f"{len(orphans)} record(s) with calls name no running instance "
+            f"({', '.join(repr(n) for n in sorted(orphans)[:3])})"
+        )
+    if shared:
+        problems.append(
+            f"{len(shared)} record(s) name several instances "
+            f"({', '.join(repr(n) for n in sorted(shared)[:3])})"
+        )
+    if not problems:
+        return ""
+    return (
+        "the join of the load source's names to the scale set's instances is not proven on "
+        "this deployment: " + "; ".join(problems)
+    )
+
+
 def amend(decision: Decision, value: int, reason: Reason, detail: str) -> Decision:
     step = Step("drain", value, reason)
     joined = f"{decision.detail}; {detail}" if decision.detail else detail
     return dataclasses.replace(
         decision, desired=value, reason=reason, steps=(*decision.steps, step), detail=joined
     )
+
+
+def noted(decision: Decision, notes: Sequence[str]) -> Decision:
+    """The decision with ``notes`` appended to its detail (value and reason unchanged)."""
+    extra = "; ".join(n for n in notes if n)
+    if not extra:
+        return decision
+    joined = f"{decision.detail}; {extra}" if decision.detail else extra
+    return dataclasses.replace(decision, detail=joined)
 
 
 def label(i: Instance) -> str:

@@ -16,6 +16,18 @@ A kind is a small class registered by name (``scaler.kinds.discover``), like a p
 Adding a kind is one new module and its registration (the ``cvi_autoscaler.kinds`` entry-point
 group, or ``BUILTINS``); nothing in the daemon, the config, the adapters or the backtest switches
 on a kind's name.
+
+**The one rule every kind follows: uncertainty may hold a scale-in, never a scale-out.** Only
+the load reading decides whether there is anything to do. Whatever else a kind reads —
+Pexip's scheduled scaling, licences, instance status, power states, the join between Pexip's
+records and the instances — may be missing, failed or unproven; then its actuator does not
+fail the pool but takes the assumption that gives **more** capacity for a scale-out (Pexip's
+schedule adds nothing, an instance of unknown state serves nothing) and **no removal** for a
+scale-in: it sets ``PoolStatus.scale_in_unverified`` (the planner holds a scale-in with
+``ScaleInUnverified``) and says what it assumed in ``PoolStatus.notes`` (the decision's
+detail, so ``/status``). An instance that may carry a call is never chosen for removal. A
+read the kind cannot act without (where to write) still fails the pool (``ObserveFailed``).
+``guard`` applies the planner's half of the rule; every built-in planner starts with it.
 """
 
 from __future__ import annotations
@@ -24,8 +36,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
-from scaler.core.types import Decision, MetricReading, PoolLimits
-from scaler.core.victims import DrainState, InstanceActions, InstancePlan
+from scaler.core.types import Decision, MetricReading, PoolLimits, Reason
+from scaler.core.victims import DrainState, InstanceActions, InstancePlan, amend, noted
 
 if TYPE_CHECKING:
     from scaler.config import Config, PoolConfig
@@ -73,6 +85,9 @@ class KindContext:
     clock: Clock
     compute: Any
     pexip: Any = None
+    allow_competing: bool = False
+    """``--allow-competing``: a competing scaler a kind finds at preflight (Pexip's dynamic
+    bursting on a ``vm-set`` pool's nodes) is a warning instead of a refusal."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +121,10 @@ class PoolKind:
         return limits
 
     def plan(self, given: PlanInput) -> InstancePlan:
-        """The decision as it will happen and its writes; by default a capacity write."""
-        d = given.decision
-        capacity = d.desired if d.desired != d.current else None
+        """The decision as it will happen and its writes; by default a capacity write (the
+        desired size plus the instances the pool counts that serve nothing)."""
+        d = guard(given)
+        capacity = d.desired + given.status.unserving if d.desired != d.current else None
         return InstancePlan(d, InstanceActions(capacity=capacity), DrainState())
 
     def replay_mode(self, pool: PoolConfig) -> ScaleIn:
@@ -117,3 +133,18 @@ class PoolKind:
     def actuator(self, ctx: KindContext) -> KindActuator | None:
         """The adapter for this kind, or ``None`` when its dependencies are not configured."""
         return None
+
+
+def guard(given: PlanInput) -> Decision:
+    """The planner's half of the one rule: a scale-in the pool's observation cannot vouch for
+    (``PoolStatus.scale_in_unverified``) holds at the current size (``ScaleInUnverified``),
+    and the assumptions the actuator took (``PoolStatus.notes``) join the detail. A scale-out
+    and a hold pass unchanged."""
+    d = given.decision
+    status = given.status
+    why = status.scale_in_unverified
+    if why and d.desired < d.current and d.reason is not Reason.RESIZE_IN_FLIGHT:
+        d = amend(d, d.current, Reason.SCALE_IN_UNVERIFIED, f"scale-in held: {why}")
+    elif why:
+        d = noted(d, (f"a scale-in would hold: {why}",))
+    return noted(d, status.notes)

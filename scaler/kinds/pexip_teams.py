@@ -7,24 +7,45 @@ minimum number of instances (capacity) that is always available"). Without the E
 ignores that minimum, so the kind refuses a connector whose ``notifications_enabled`` is off
 (use kind ``vmss`` with ``drain`` there).
 
-What the pool has (``capacity``) is what serves calls: instances Pexip is draining ("Waiting
-for termination", "Terminating") are not counted. Pexip's own scheduled-scaling policies add
-``instances_to_add`` on top of the minimum while they are active (teams_scaling.htm, "How
-scheduled scaling works"), so the minimum the daemon writes is its desired size less what is
-scheduled now; and capacity beyond what the Teams licences can carry (``status/v1/licensing``)
-is never asked for (``LicenseLimited``).
+What the pool has (``capacity``) is what serves calls. Pexip's ``instance_status``
+(docs.pexip.com/admin/teams_status.htm) takes out instances on their way out ("Waiting for
+termination", "Terminating": they may still carry calls but take no new ones) and instances
+that do not serve: "Maintenance" ("the instance is not currently operational") and "Failure"
+(it kept failing to restart). Pexip does not say whether these count towards its minimum, so
+the minimum written counts them in (``unserving``): the serving instances reach the desired size
+whichever way Pexip counts (what we could not verify, README "Pool kinds and Pexip").
+
+Pexip's own scheduled-scaling policies add ``instances_to_add`` on top of the minimum while they
+are active (teams_scaling.htm, "How scheduled scaling works"), so the minimum written is the
+desired size less what is scheduled now. When the schedule cannot be read (a failed read, or a
+Management Node without ``configuration/v1/scheduled_scaling/``) it is taken to add nothing:
+the whole need is written as the minimum, and Pexip's target (minimum + schedule) is then at
+least the need whatever the schedule holds — safe in both directions, so nothing holds.
+
+Licences never cap the size: Pexip's Teams licence counts Teams *tenants*, "there is no limit to
+the number of … instances within each Teams Connector" (docs.pexip.com/admin/
+teams_configuration.htm). A scale-out that needs more calls than the free call licences
+(``port_total - port_count``; each gateway call into Teams needs one, same page) says so in its
+detail and goes ahead.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from scaler.core.types import Reason
-from scaler.core.victims import DrainState, InstanceActions, InstancePlan, amend
-from scaler.kinds.base import KindActuator, KindContext, PlanInput, PoolKind, Preflight, ScaleIn
+from scaler.core.victims import DrainState, InstanceActions, InstancePlan, amend, noted
+from scaler.kinds.base import (
+    KindActuator,
+    KindContext,
+    PlanInput,
+    PoolKind,
+    Preflight,
+    ScaleIn,
+    guard,
+)
 
 if TYPE_CHECKING:
     from scaler.adapters.azure import AzureCompute
@@ -35,6 +56,13 @@ if TYPE_CHECKING:
 DRAINING_STATUSES = frozenset({"waiting for termination", "terminating"})
 """``instance_status`` values of instances on their way out
 (docs.pexip.com/admin/teams_status.htm)."""
+
+SERVING_STATUSES = frozenset({"active", ""})
+"""``instance_status`` values of instances that serve calls: "Active", and none at all (the
+Event Hub off: Pexip gives no status, docs.pexip.com/admin/teams_status.htm). Every other value
+— "Maintenance" ("the instance is not currently operational"), "Failure", or one Pexip does
+not document — is not capacity: for a scale-out the safe assumption is that it serves
+nothing."""
 
 
 class PexipTeams(PoolKind):
@@ -55,21 +83,11 @@ class PexipTeams(PoolKind):
         return out
 
     def plan(self, given: PlanInput) -> InstancePlan:
-        """The minimum to write: desired less what Pexip's schedule adds, licence-capped."""
-        d = given.decision
+        """The minimum to write: desired less what Pexip's schedule adds now, plus the
+        instances Pexip lists that serve nothing."""
+        d = guard(given)
         status = given.status
-        cpi = status.calls_per_instance or given.pool.calls_per_instance
-        if status.licensed_calls is not None and d.desired > d.current:
-            allowed = max(d.current, math.ceil(status.licensed_calls / cpi - 1e-9))
-            if d.desired > allowed:
-                d = amend(
-                    d,
-                    allowed,
-                    Reason.LICENSE_LIMITED,
-                    f"Teams licences allow {status.licensed_calls:g} calls "
-                    f"({allowed} instances of {cpi:g} calls)",
-                )
-        extra = status.scheduled_instances
+        extra = status.scheduled_instances or 0  # unknown: assume it adds nothing
         if extra and d.desired < extra and d.desired < d.current:
             # Pexip's schedule keeps at least ``extra`` instances, whatever the minimum
             d = amend(
@@ -80,7 +98,17 @@ class PexipTeams(PoolKind):
             )
         if d.desired == d.current:
             return InstancePlan(d, InstanceActions(), DrainState())
-        minimum = max(0, d.desired - extra)
+        free = status.free_call_licences
+        cpi = status.calls_per_instance or given.pool.calls_per_instance
+        if free is not None and d.desired > d.current and (d.desired - d.current) * cpi > free:
+            d = noted(
+                d,
+                (
+                    f"only {free} Pexip call licences are free (port_total - port_count): "
+                    "Pexip refuses gateway calls beyond them whatever the instances; not a cap",
+                ),
+            )
+        minimum = max(0, d.desired - extra + status.unserving)
         return InstancePlan(d, InstanceActions(capacity=minimum), DrainState())
 
     def replay_mode(self, pool: PoolConfig) -> ScaleIn:
@@ -131,8 +159,11 @@ class PexipTeamsActuator:
         return Preflight()
 
     def observe(self, pool: PoolConfig) -> PoolStatus:
+        """The connector as Pexip and Azure report it. Only the connector itself (where to
+        write) and the pool's size are needed; every other read that fails is warned about
+        (once a minute), noted, and replaced by its safe assumption (module docstring)."""
         from scaler.adapters.pexip import scale_set_matches
-        from scaler.errors import PermanentError
+        from scaler.errors import AdapterError, PermanentError
         from scaler.ports import PoolStatus
 
         proxy = self._pexip.teams_proxy(pool.teams_proxy)
@@ -142,39 +173,76 @@ class PexipTeamsActuator:
                 "(notifications_enabled off): Pexip would ignore min_number_of_instances",
                 operation="pexip.teams_proxy",
             )
-        nodes = [n for n in self._pexip.teams_nodes() if scale_set_matches(n, pool)]
-        draining = sum(1 for n in nodes if n.instance_status.lower() in DRAINING_STATUSES)
+        notes: list[str] = []
+        unverified = ""
+        try:
+            nodes = [n for n in self._pexip.teams_nodes() if scale_set_matches(n, pool)]
+        except AdapterError as err:
+            if not pool.resource_id:
+                raise  # the instance list is the pool's only measure of its size
+            self._pexip.warn_once("pexip.teams_status_unknown", pool=pool.name, error=str(err))
+            nodes = []
+            unverified = f"Pexip's instance status is unknown ({err})"
+            notes.append("instance status unknown: the scale set's capacity is taken as is")
+        statuses = [n.instance_status.strip().lower() for n in nodes]
+        draining = sum(1 for s in statuses if s in DRAINING_STATUSES)
+        odd = sorted({s for s in statuses if s not in SERVING_STATUSES | DRAINING_STATUSES})
+        unserving = sum(1 for s in statuses if s not in SERVING_STATUSES | DRAINING_STATUSES)
+        if unserving:
+            notes.append(
+                f"{unserving} instances in Maintenance, Failure or another state "
+                f"({', '.join(odd)}) are not capacity"
+            )
         if pool.resource_id:
             status = self._compute.observe(pool)
-            capacity = max(0, status.capacity - draining)
+            total = status.capacity
         else:
             status = PoolStatus(capacity=len(nodes))
-            capacity = len(nodes) - draining
-        extra = self._scheduled(proxy)
-        licensed = self._licensed()
+            total = len(nodes)
+        extra = self._scheduled(pool, proxy, notes)
         return dataclasses.replace(
             status,
-            capacity=capacity,
+            capacity=max(0, total - draining - unserving),
             draining=draining,
+            unserving=unserving,
             scheduled_instances=extra,
-            licensed_calls=licensed,
+            free_call_licences=self._free_call_licences(),
+            scale_in_unverified=unverified,
+            notes=tuple(notes),
         )
 
-    def _scheduled(self, proxy: TeamsProxy) -> int:
+    def _scheduled(self, pool: PoolConfig, proxy: TeamsProxy, notes: list[str]) -> int | None:
+        """What Pexip's schedule adds now; ``None`` (noted) when it cannot be known."""
         from scaler.adapters.pexip import active_scheduled_instances
+        from scaler.errors import AdapterError
 
-        return active_scheduled_instances(self._pexip, proxy, self._clock.now())
+        try:
+            return active_scheduled_instances(self._pexip, proxy, self._clock.now())
+        except AdapterError as err:
+            absent = err.status == 404
+            self._pexip.warn_once(
+                "pexip.scheduled_scaling_absent" if absent else "pexip.scheduled_scaling_unknown",
+                pool=pool.name,
+                error=str(err),
+            )
+            notes.append(
+                "this Management Node has no scheduled scaling (404)"
+                if absent
+                else f"Pexip's scheduled scaling is unknown ({err})"
+            )
+            notes[-1] += ": taken to add nothing, the whole need is written as the minimum"
+            return None
 
-    def _licensed(self) -> float | None:
+    def _free_call_licences(self) -> int | None:
         from scaler.errors import AdapterError
 
         try:
             lic = self._pexip.licensing()
         except AdapterError as err:
-            # unknown licences cap nothing: the pool is sized by its load alone
+            # licences never cap; an unknown count only loses a note
             self._pexip.warn_once("pexip.licensing_unknown", error=str(err))
             return None
-        return None if lic.teams_total is None else float(lic.teams_total)
+        return lic.free_calls
 
     def apply(self, pool: PoolConfig, actions: InstanceActions) -> ResizeHandle:
         from scaler.adapters.handles import Done

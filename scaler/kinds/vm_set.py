@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from scaler.core.types import Decision, PoolLimits, Reason
 from scaler.core.victims import (
     DEALLOCATED,
+    UNKNOWN,
     DrainState,
     Instance,
     InstanceActions,
@@ -35,7 +36,15 @@ from scaler.core.victims import (
     amend,
     with_loads,
 )
-from scaler.kinds.base import KindActuator, KindContext, PlanInput, PoolKind, Preflight, ScaleIn
+from scaler.kinds.base import (
+    KindActuator,
+    KindContext,
+    PlanInput,
+    PoolKind,
+    Preflight,
+    ScaleIn,
+    guard,
+)
 
 if TYPE_CHECKING:
     from scaler.adapters.azure_instances import AzureVmSet
@@ -83,7 +92,7 @@ class VmSet(PoolKind):
         instances = with_loads(given.status.instances, loads)
         lifetime = given.pool.vm_set.min_lifetime_minutes * 60.0
         plan = plan_vm_set(
-            decision=given.decision,
+            decision=guard(given),
             instances=instances,
             now=given.now,
             min_lifetime_seconds=lifetime,
@@ -99,7 +108,9 @@ class VmSet(PoolKind):
             return None
         from scaler.adapters.azure_instances import AzureVmSet
 
-        return VmSetActuator(AzureVmSet(ctx.compute), ctx.pexip, ctx.clock)
+        return VmSetActuator(
+            AzureVmSet(ctx.compute), ctx.pexip, ctx.clock, allow_competing=ctx.allow_competing
+        )
 
 
 def plan_vm_set(
@@ -114,7 +125,8 @@ def plan_vm_set(
     ``decision.current`` counts allocated nodes that take calls (not draining, not in an
     operator's maintenance). Every tick, draining nodes whose load is known to be zero and whose
     minimum lifetime (billing hour) has passed are deallocated. A scale-out first takes draining
-    nodes out of maintenance, then starts deallocated VMs, most recently healthy first. A
+    nodes out of maintenance, then starts deallocated VMs, most recently healthy first (then VMs
+    whose power state is unknown). A
     scale-in puts the least-loaded serving nodes into maintenance (closest to the end of their
     minimum lifetime first); they are stopped on a later tick, once empty.
     """
@@ -132,8 +144,10 @@ def plan_vm_set(
         for inst in sorted(draining, key=lambda i: (-(i.calls or 0.0), i.id))[:want]:
             undrain.append(inst.id)
         want -= len(undrain)
-        spare = [i for i in instances if i.state == DEALLOCATED and not i.maintenance]
-        spare.sort(key=lambda i: (-(i.last_healthy or 0.0), i.id))
+        # a VM whose power state is not known may be stopped: it is started after the known
+        # deallocated ones (starting a running VM changes nothing), never left out
+        spare = [i for i in instances if i.state in (DEALLOCATED, UNKNOWN) and not i.maintenance]
+        spare.sort(key=lambda i: (i.state == UNKNOWN, -(i.last_healthy or 0.0), i.id))
         start = [i.id for i in spare[:want]]
         short = want - len(start)
         if short:
@@ -191,10 +205,13 @@ class VmSetActuator:
     and Pexip's ``boot_time``) and when it last saw it serving (most recently healthy first).
     """
 
-    def __init__(self, vms: AzureVmSet, pexip: PexipClient, clock: Clock) -> None:
+    def __init__(
+        self, vms: AzureVmSet, pexip: PexipClient, clock: Clock, *, allow_competing: bool = False
+    ) -> None:
         self._vms = vms
         self._pexip = pexip
         self._clock = clock
+        self._allow_competing = allow_competing
         self._started: dict[str, float] = {}
         self._healthy: dict[str, float] = {}
         self.members: dict[str, tuple[str, ...]] = {}
@@ -265,7 +282,50 @@ class VmSetActuator:
         )
 
     def preflight(self, pool: PoolConfig) -> Preflight:
-        return Preflight()
+        """Refuse a pool whose nodes Pexip's dynamic bursting also starts and stops: with
+        ``bursting_enabled`` "everything is then controlled automatically by the Management
+        Node" (https://docs.pexip.com/admin/bursting.htm), which starts overflow nodes
+        (``cloud_bursting``) of a location when its free capacity falls to the threshold and
+        stops them again — a second scaler on the same nodes or location, like an Azure
+        autoscale setting on a scale set. ``--allow-competing`` makes it a warning; a setting
+        that cannot be read is a warning (nothing known either way)."""
+        from scaler.errors import AdapterError
+
+        try:
+            bursting = self._pexip.bursting()
+            configs = self._pexip.worker_vm_configs()
+            names = {v.name.lower() for v in self._vms.list(pool)}
+        except AdapterError as err:
+            return Preflight(warnings=(f"cannot check Pexip's dynamic bursting: {err}",))
+        clash = bursting_clash(configs, names)
+        if not clash:
+            return Preflight()
+        if bursting.enabled is None:
+            return Preflight(
+                warnings=(
+                    f"pool {pool.name}: {clash}, and Pexip does not say whether dynamic "
+                    "bursting (bursting_enabled) is on",
+                )
+            )
+        if not bursting.enabled:
+            return Preflight(
+                warnings=(
+                    f"pool {pool.name}: {clash}; dynamic bursting is off, enabling it "
+                    "would fight this daemon",
+                )
+            )
+        text = (
+            f"pool {pool.name}: Pexip's dynamic bursting is enabled (bursting_enabled) and "
+            f"{clash}: Pexip starts and stops those nodes itself"
+        )
+        if self._allow_competing:
+            return Preflight(warnings=(f"{text}; allowed by --allow-competing",))
+        return Preflight(
+            errors=(
+                f"{text}; turn bursting off in Pexip (Platform > Global settings), take the "
+                "nodes out of the pool's tag, or start with --allow-competing",
+            )
+        )
 
     def apply(self, pool: PoolConfig, actions: InstanceActions) -> ResizeHandle:
         from scaler.adapters.pexip import MAINTENANCE_REASON
@@ -292,6 +352,30 @@ class VmSetActuator:
         from scaler.adapters.handles import AllOf
 
         return AllOf(handles)
+
+
+def bursting_clash(configs: Sequence[WorkerVmConfig], members: set[str]) -> str:
+    """What of Pexip's dynamic bursting touches a pool whose VMs are ``members`` (lower-case
+    names): its own nodes marked ``cloud_bursting``, or bursting nodes in a system location of
+    its nodes ("Pexip Infinity automatically detects the purpose of the location according to
+    whether it contains Conferencing Nodes that may be used for dynamic bursting",
+    https://docs.pexip.com/admin/azure_bursting.htm). "" when nothing does."""
+    mine = [c for c in configs if c.name.lower() in members]
+    own = sorted(c.name for c in mine if c.cloud_bursting)
+    if own:
+        return f"its nodes {', '.join(own)} are bursting nodes (cloud_bursting)"
+    places = {c.system_location for c in mine if c.system_location}
+    near = sorted(
+        c.name
+        for c in configs
+        if c.cloud_bursting and c.system_location in places and c.name.lower() not in members
+    )
+    if near:
+        return (
+            f"the bursting nodes {', '.join(near)} (cloud_bursting) share a system location "
+            "with its nodes"
+        )
+    return ""
 
 
 def _node(configs: Mapping[str, WorkerVmConfig], name: str, pool: PoolConfig) -> WorkerVmConfig:

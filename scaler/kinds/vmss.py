@@ -3,15 +3,29 @@
 Without ``drain`` a scale-in is a capacity PATCH and Azure picks and deletes instances at once
 (the scale set's own scale-in policy; no draining — DESIGN §1.1). With ``drain`` (on by default
 with the ``pexip`` metric source, which splits calls per instance) the planner below removes only
-instances known to carry no call, deleted by id (``deleteInstances``), and protects the busy ones
-from anybody's scale-in while a removal waits (``WaitingForIdle``).
+instances known to carry no call, deleted by id (``deleteInstances``). While a removal waits
+(``WaitingForIdle``) the busy instances get ``protectFromScaleIn``, which "protects instance
+from Autoscale initiated scale-in" only — "user-initiated instance operations (including
+instance delete) are not blocked" and operations on the scale set are not blocked either
+(https://learn.microsoft.com/azure/virtual-machine-scale-sets/virtual-machine-scale-sets-instance-protection).
+It keeps an Azure autoscale setting from taking them; it does not stop an operator or another
+tool, and the daemon itself never relies on it: it deletes by id and only idle instances.
 
 Known calls per instance come from the pool's reading: Pexip's ``call_count`` per Teams Connector
 instance, or an Azure Monitor metric split by ``VMName``. Without the Azure Event Hub Pexip lists
 an instance in ``status/v1/teamsnode/`` only while a Teams call is in progress
 (docs.pexip.com/admin/teams_status.htm), so — for such a reading (``unlisted_is_idle``) — an
-instance the scale set itself lists as running and Pexip does not list carries no call; an
-instance the scale set does not list as running is never assumed idle.
+instance the scale set itself lists as running and Pexip does not list carries no call. That
+depends on joining Pexip's records to the instances by name, which Pexip does not document:
+the join is used only when the reading proves it (``unproven_join``: every record with a call
+names exactly one running instance); otherwise the reading is missing for scale-in purposes —
+a scale-in holds (``ScaleInUnverified``), a scale-out still writes capacity. The re-read right
+before ``deleteInstances`` applies the same test.
+
+Power states come from the instance view (``$expand=instanceView``): an instance that is
+starting, stopping, stopped or deallocated is neither capacity nor idle (``NOT_SERVING``), and a
+scale-out writes the desired size plus such instances. One whose power state is not reported
+is treated alike: not capacity (a scale-out assumes it serves nothing) and never idle.
 
 When ``max_drain_minutes`` has passed, the rest of the scale-in goes ahead (``DrainTimedOut``),
 but an instance with known calls is never removed while one of unknown or zero load remains.
@@ -33,9 +47,20 @@ from scaler.core.victims import (
     id_key,
     label,
     neg_id_key,
+    not_serving,
+    noted,
+    unproven_join,
     with_loads,
 )
-from scaler.kinds.base import KindActuator, KindContext, PlanInput, PoolKind, Preflight, ScaleIn
+from scaler.kinds.base import (
+    KindActuator,
+    KindContext,
+    PlanInput,
+    PoolKind,
+    Preflight,
+    ScaleIn,
+    guard,
+)
 
 if TYPE_CHECKING:
     from scaler.adapters.azure import AzureCompute
@@ -75,19 +100,36 @@ class Vmss(PoolKind):
     def plan(self, given: PlanInput) -> InstancePlan:
         if not drain_enabled(given.pool) or given.status.instances is None:
             return super().plan(given)
+        d = guard(given)
         reading = given.reading
         loads = dict(reading.by_instance) if reading is not None else {}
+        doubt = unproven_join(given.status.instances, loads)
+        if doubt and d.desired < d.current and d.reason is not Reason.RESIZE_IN_FLIGHT:
+            d = amend(d, d.current, Reason.SCALE_IN_UNVERIFIED, f"scale-in held: {doubt}")
         unlisted_idle = bool(
-            reading is not None and reading.status is MetricStatus.OK and reading.unlisted_is_idle
+            not doubt
+            and reading is not None
+            and reading.status is MetricStatus.OK
+            and reading.unlisted_is_idle
         )
+        if unlisted_idle and d.desired < d.current:
+            busy = sum(1 for v in loads.values() if v is None or v != 0.0)
+            d = noted(
+                d,
+                (
+                    "Event Hub off: instances Pexip does not list are taken as idle, through a "
+                    f"name join this reading proves ({busy} busy records, each one instance)",
+                ),
+            )
         instances = with_loads(given.status.instances, loads, unlisted_idle=unlisted_idle)
         max_drain = given.pool.max_drain_minutes
         return plan_drain(
-            decision=given.decision,
+            decision=d,
             instances=instances,
             state=given.state,
             now=given.now,
             max_drain_seconds=max_drain * 60.0 if max_drain else None,
+            unserving=given.status.unserving,
         )
 
     def replay_mode(self, pool: PoolConfig) -> ScaleIn:
@@ -104,16 +146,20 @@ def choose_victims(
 ) -> tuple[str, ...]:
     """Up to ``count`` ids of allocated instances known to carry no calls.
 
-    Never an instance with calls or with an unknown load, never one protected by someone else
+    Never an instance with calls or with an unknown load, never one that is not ``running``
+    (starting or stopping: neither capacity nor idle), never one protected by someone else
     (``protected`` and not in ``exclude``) or in someone else's maintenance. Among the idle, the
-    youngest go first (an instance still booting has never taken a call), then the highest id.
+    youngest go first, then the highest id.
     """
     if count <= 0:
         return ()
     idle = [
         i
         for i in instances
-        if i.allocated and i.idle and not i.maintenance and (not i.protected or i.id in exclude)
+        if i.state == "running"
+        and i.idle
+        and not i.maintenance
+        and (not i.protected or i.id in exclude)
     ]
     idle.sort(key=lambda i: (-(i.started_at or 0.0), neg_id_key(i.id)))
     return tuple(i.id for i in idle[:count])
@@ -126,16 +172,18 @@ def plan_drain(
     state: DrainState,
     now: float,
     max_drain_seconds: float | None = None,
+    unserving: int = 0,
 ) -> InstancePlan:
     """Refine a drain-aware pool's decision into call-safe per-instance actions.
 
-    * scale-out: a capacity write (new instances have no calls to lose); protection the daemon
-      set earlier is released;
+    * scale-out: a capacity write (new instances have no calls to lose) of the desired size plus
+      the ``unserving`` instances the scale set counts that serve nothing (stopped, starting);
+      protection the daemon set earlier is released;
     * scale-in: delete idle instances by id; for the rest, hold and say ``WaitingForIdle``
-      while busy instances stay protected from anybody's scale-in; after ``max_drain_seconds``
-      of waiting (``None``: never), remove more — instances of unknown load first (they may
-      well be idle), those with known calls only when no other is left, least loaded first
-      (``DrainTimedOut``);
+      while busy instances get ``protectFromScaleIn`` (Azure autoscale's scale-in skips them);
+      after ``max_drain_seconds`` of waiting (``None``: never), remove more — instances of
+      unknown load first (they may well be idle), those with known calls only when no other
+      is left, least loaded first (``DrainTimedOut``);
     * hold: release whatever protection the daemon set.
 
     A decision that holds because a resize is in flight is passed through untouched.
@@ -147,7 +195,8 @@ def plan_drain(
         return InstancePlan(decision, InstanceActions(), DrainState(state.pending_since, ours))
     if desired >= current:
         actions = InstanceActions(
-            capacity=desired if desired > current else None, unprotect=tuple(sorted(ours))
+            capacity=desired + unserving if desired > current else None,
+            unprotect=tuple(sorted(ours)),
         )
         return InstancePlan(decision, actions, DrainState(None, frozenset()))
 
@@ -239,8 +288,10 @@ class VmssActuator:
 
     Right before ``deleteInstances`` the calls of the instances to remove are read once more
     from the Management Node (when the pool's source is Pexip): an instance that took a call
-    since the tick's read is left out (it is removed on a later tick, once idle). Instances the
-    planner removes deliberately after ``max_drain_minutes`` (``forced``) are not re-checked.
+    since the tick's read is left out (it is removed on a later tick, once idle), and when the
+    fresh records do not prove the name join (``unproven_join``) nothing is removed. Instances
+    the planner removes deliberately after ``max_drain_minutes`` (``forced``) are not
+    re-checked.
     """
 
     def __init__(
@@ -260,7 +311,20 @@ class VmssActuator:
         status = self._compute.observe(pool)
         if not drain_enabled(pool):
             return status
-        return dataclasses.replace(status, instances=tuple(self._instances.list(pool)))
+        instances = tuple(self._instances.list(pool))
+        idle = not_serving(instances)
+        notes = (
+            (f"{idle} instances starting, stopped or of unknown power state are not capacity",)
+            if idle
+            else ()
+        )
+        return dataclasses.replace(
+            status,
+            capacity=max(0, status.capacity - idle),
+            instances=instances,
+            unserving=idle,
+            notes=notes,
+        )
 
     def member_names(self, pool: PoolConfig) -> Sequence[str] | None:
         return None
@@ -305,38 +369,49 @@ class VmssActuator:
         return AllOf(handles)
 
     def _recheck(self, pool: PoolConfig, actions: InstanceActions) -> tuple[str, ...]:
-        """The instances still safe to delete, by a fresh read of their calls (Pexip only)."""
+        """The instances still safe to delete, by a fresh read of their calls (Pexip only),
+        joined to the instances by the same test as the planner's (``unproven_join``)."""
         if not actions.remove or self._pexip is None or pool.metric.source != "pexip":
             return actions.remove
         from scaler.errors import AdapterError
 
         try:
-            busy = _busy_names(self._pexip, pool)
+            loads = _fresh_loads(self._pexip, pool)
+            instances = self._instances.list(pool)
         except AdapterError:
-            busy = None
-        if busy is None:  # the fresh read failed: remove nothing that was not forced
+            return actions.forced  # the fresh read failed: remove nothing that was not forced
+        if unproven_join(instances, loads):
             return actions.forced
         forced = set(actions.forced)
-        instances = {i.id: i for i in self._instances.list(pool)}
+        by_id = {i.id: i for i in instances}
         keep: list[str] = []
         for iid in actions.remove:
-            inst = instances.get(iid)
-            names = {n.lower() for n in (iid, *(inst.names if inst else ()))}
-            if iid in forced or not (names & busy):
+            inst = by_id.get(iid)
+            if iid in forced or (inst is not None and _still_idle(inst, loads)):
                 keep.append(iid)
         return tuple(keep)
 
 
-def _busy_names(client: PexipClient, pool: PoolConfig) -> set[str] | None:
-    """Lower-case names of the pool's Teams Connector instances that carry a call or whose
-    count cannot be trusted, from a fresh ``status/v1/teamsnode/`` read."""
+def _still_idle(inst: Instance, loads: dict[str, float | None]) -> bool:
+    """No fresh record with a call names the instance (a record with no call, or none at all
+    with the Event Hub off, leaves it idle)."""
+    names = {n.lower() for n in (inst.id, *inst.names)}
+    for name, calls in loads.items():
+        if name.lower() in names and (calls is None or calls != 0.0):
+            return False
+    return True
+
+
+def _fresh_loads(client: PexipClient, pool: PoolConfig) -> dict[str, float | None]:
+    """Calls per listed Teams Connector instance that may belong to the pool, from a fresh
+    ``status/v1/teamsnode/`` read (``None``: a count that cannot be trusted)."""
     from scaler.adapters.pexip import scale_set_matches
 
-    busy: set[str] = set()
+    loads: dict[str, float | None] = {}
     for node in client.teams_nodes():
         if not scale_set_matches(node, pool):
             continue
         calls = node.call_count
-        if not node.valid or calls is None or not math.isfinite(calls) or calls != 0:
-            busy.add(node.name.lower())
-    return busy
+        ok = node.valid and calls is not None and math.isfinite(calls) and calls >= 0
+        loads[node.name] = float(calls) if ok and calls is not None else None
+    return loads

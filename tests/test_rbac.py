@@ -2,18 +2,18 @@
 
 Every request the HTTPS fake of Azure serves is mapped to the RBAC operation that authorises it
 (``tests.fakeazure.RBAC_OPERATIONS``, from Microsoft's resource provider operations lists); blob
-requests to Azurite are mapped the same way (``BLOB_OPERATIONS`` below). The tests here drive one
-representative run of every code path that talks to Azure (scale set scale-out, drain-aware
-scale-in, pexip-teams, vm-set start and deallocate, metric publishing, the competing-scaler
-check, the leader lease and shared state), so they are self-contained: the role must grant every
-operation those runs needed and nothing they did not. A last test checks whatever else ran in
-the session: every operation any FakeAzure served is granted, and no request reached a route the
-RBAC table does not name.
+requests to Azurite are mapped the same way (``tests.rbac.BLOB_OPERATIONS``). The tests here
+drive one representative run of every code path that talks to Azure (scale set scale-out, drain-
+aware scale-in, pexip-teams, vm-set start and deallocate, metric publishing, the competing-
+scaler check, the leader lease and shared state), so they are self-contained: the role must
+grant every operation those runs needed and nothing they did not. Whatever else ran in the
+session is checked by ``tests/conftest.py`` at the session's end, over the operations every
+pytest-xdist worker collected (``tests/rbac.py``): every operation any FakeAzure served is
+granted, and no request reached a route the RBAC table does not name.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
@@ -29,53 +29,11 @@ from scaler.adapters.pools import build_adapters
 from scaler.adapters.sim import ManualClock
 from scaler.config import HaConfig
 from scaler.daemon import Daemon
-from tests import fakeazure
 from tests.fakeazure import FakeAzure, rbac_operation
 from tests.fakepexip import FakePexip
+from tests.rbac import blob_operation, granted
 from tests.test_dry_run_observer import RecordingProxy, _through
-from tests.test_ops_leader import azurite  # noqa: F401  (the Azurite fixture)
 from tests.test_pexip_integration import RG, T0, Env, burst_pool, teams_pool
-
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
-
-# Azure Storage REST operations the lease and the shared state use, and the permission each one
-# names in its "Permissions" section on Microsoft Learn: Create Container
-# (learn.microsoft.com/rest/api/storageservices/create-container: containers/write), Put Blob
-# (.../put-blob: blobs/write, or blobs/add/action for a new blob only; the state blob is also
-# overwritten, so blobs/write), Lease Blob (.../lease-blob: blobs/write), Set Blob Metadata
-# (.../set-blob-metadata: blobs/write), Get Blob and Get Blob Properties (blobs/read).
-_BLOB = "Microsoft.Storage/storageAccounts/blobServices/containers"
-BLOB_OPERATIONS: tuple[tuple[str, str | None, str | None, str], ...] = (
-    # (method, restype, comp, operation)
-    ("PUT", "container", None, f"{_BLOB}/write"),
-    ("PUT", None, None, f"data:{_BLOB}/blobs/write"),
-    ("PUT", None, "lease", f"data:{_BLOB}/blobs/write"),
-    ("PUT", None, "metadata", f"data:{_BLOB}/blobs/write"),
-    ("HEAD", None, None, f"data:{_BLOB}/blobs/read"),
-    ("GET", None, None, f"data:{_BLOB}/blobs/read"),
-)
-
-
-def blob_operation(method: str, query: dict[str, list[str]]) -> str | None:
-    restype = (query.get("restype") or [None])[0]
-    comp = (query.get("comp") or [None])[0]
-    for m, r, c, operation in BLOB_OPERATIONS:
-        if (m, r, c) == (method, restype, comp):
-            return operation
-    return None
-
-
-def granted(*files: str) -> set[str]:
-    """A role's ``Actions`` and ``DataActions`` (``data:`` prefixed), lower-cased: RBAC
-    operation names are case-insensitive."""
-    out: set[str] = set()
-    for name in files:
-        role = json.loads((DEPLOY / name).read_text())
-        assert not role["NotActions"] and not role["NotDataActions"]
-        assert all("*" not in a for a in role["Actions"] + role["DataActions"]), "no wildcards"
-        out |= {a.lower() for a in role["Actions"]}
-        out |= {"data:" + a.lower() for a in role["DataActions"]}
-    return out
 
 
 class WallClock:
@@ -126,7 +84,8 @@ def _every_path(env: Env) -> None:
         "filter": "VMName eq '*'",
         "lag_minutes": 2,
     }
-    _run(env, [teams_pool(plain, name="plain", metric=metric)], WallClock())
+    # its quota family comes from its VM size (the Resource SKUs list)
+    _run(env, [teams_pool(plain, name="plain", metric=metric, quota_family="")], WallClock())
     assert azure.vmss_capacity(RG, "plain") > 1
 
     # drain-aware vmss from Pexip's counts (instance list, protection, deleteInstances), and the
@@ -211,7 +170,7 @@ def test_the_azure_role_grants_exactly_what_the_daemon_uses(env: Env) -> None:
 
 
 def test_the_ha_role_grants_exactly_what_the_lease_and_shared_state_use(
-    azurite: str,  # noqa: F811
+    azurite: str,
 ) -> None:
     proxy = RecordingProxy(re.search(r"BlobEndpoint=(http://[^/;]+)", azurite)[1])  # type: ignore[index]
     ha = HaConfig(
@@ -240,19 +199,3 @@ def test_the_ha_role_grants_exactly_what_the_lease_and_shared_state_use(
     role = granted("azure-role-ha.json")
     assert used - role == set(), "the HA role lacks operations the lease needs"
     assert role - used == set(), "the HA role grants operations no lease request needed"
-
-
-def test_every_request_any_test_sent_to_the_fake_is_mapped_and_granted(tmp_path: Path) -> None:
-    """Across the whole session (this file runs last): the role covers every operation any
-    FakeAzure served, and a request that reached one of the fake's real endpoints always has an
-    RBAC mapping (paths tests invented to provoke 404s are not endpoints)."""
-    role = granted("azure-role.json")
-    observed = {op.lower() for op in fakeazure.OBSERVED_OPERATIONS}
-    assert observed - role == set()
-    routes = FakeAzure(tmp_path)._routes
-    gaps = []
-    for line in set(fakeazure.UNMAPPED_REQUESTS):
-        method, path = line.split(" ", 1)
-        if any(r.method == method and r.pattern.fullmatch(path) for r in routes):
-            gaps.append(line)
-    assert gaps == []

@@ -1,0 +1,227 @@
+"""Published benchmark figures come from ``make bench``, never from memory.
+
+``make bench`` (``bench/run.py --write-docs``) saves the decision-quality results as
+``bench/results.json`` and rewrites every region of ``README.md`` and ``docs/benchmarks.md`` marked
+
+    <!-- bench:NAME -->…<!-- /bench:NAME -->
+
+from them with the renderers below. ``tests/test_published_figures.py`` checks both ends: each
+marked region is what its renderer makes of ``results.json``, and ``results.json`` is what the
+shipped configs do on the bundled trace (the headline configs replayed again). A figure outside a
+marked region is prose about one of these, or belongs to a table ``make bench`` prints that is
+quoted as such.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results.json"
+DOCUMENTS = (ROOT / "README.md", ROOT / "docs" / "benchmarks.md")
+
+Results = Mapping[str, Any]
+"""``{"trace", "scored_days", "configs": {label: row}, "oracle", "static_peak",
+"clairvoyant": {...} | None, "allowance"}``; each row has ``vcpu_hours``, ``ratio``,
+``unserved_spike``, ``unserved_outside``, ``dropped``, ``actions``."""
+
+_REGION = re.compile(
+    r"<!-- bench:(?P<name>[a-z0-9-]+) -->(?P<body>.*?)<!-- /bench:(?P=name) -->", re.S
+)
+
+
+def results_of(rows: list[dict[str, Any]], *, trace: str, scored_days: int) -> dict[str, Any]:
+    """The JSON document of ``bench_quality()``'s rows."""
+    first = rows[0]
+    seer = first.get("clairvoyant")
+    return {
+        "trace": trace,
+        "scored_days": scored_days,
+        "oracle": round(first["oracle"], 3),
+        "static_peak": round(first["static_peak"], 3),
+        "allowance": round(first["allowance"], 3),
+        "clairvoyant": None
+        if seer is None
+        else {
+            "vcpu_hours": round(seer["vcpu_hours"], 3),
+            "drain_vcpu_hours": round(seer["drain_vcpu_hours"], 3),
+            "unserved": round(seer["unserved"], 3),
+        },
+        "configs": {
+            r["config"]: {
+                "vcpu_hours": round(r["vcpu_hours"], 3),
+                "ratio": round(r["ratio"], 4),
+                "unserved_spike": round(r["unserved_spike"], 3),
+                "unserved_outside": round(r["unserved_outside"], 3),
+                "dropped": round(r["dropped"], 3),
+                "actions": r["actions"],
+            }
+            for r in rows
+        },
+    }
+
+
+def load(path: Path = RESULTS) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def _below(r: Results, other: str) -> str:
+    rec = r["configs"]["recommended"]["vcpu_hours"]
+    return f"{round(100 * (1 - rec / r['configs'][other]['vcpu_hours'])):.0f} %"
+
+
+def _headline(r: Results) -> str:
+    rec = r["configs"]["recommended"]
+    seer = r["clairvoyant"]
+    outside = rec["unserved_outside"]
+    service = (
+        "no call-minute" if outside < 0.5 else f"{outside:,.0f} call-minutes"
+    ) + " unserved outside an unannounced surge"
+    versus = f" ({rec['vcpu_hours'] / seer['vcpu_hours']:.2f}× the clairvoyant call-safe floor)"
+    return (
+        f"leaves {service}, at {rec['ratio']:.2f}× the oracle{versus if seer else ''}, "
+        f"{_below(r, 'baseline-schedule')} below the scheduled baseline and "
+        f"{_below(r, 'baseline-cpu-rules')} below the CPU rules"
+    )
+
+
+def _idle_cost(r: Results) -> str:
+    rec = r["configs"]["recommended"]["vcpu_hours"]
+    idle = r["configs"]["recommended, vmss without Event Hub"]["vcpu_hours"]
+    return f"{round(100 * (idle / rec - 1)):.0f} % more"
+
+
+def _idle_below_schedule(r: Results) -> str:
+    idle = r["configs"]["recommended, vmss without Event Hub"]["vcpu_hours"]
+    schedule = r["configs"]["baseline-schedule"]["vcpu_hours"]
+    return f"{round(100 * (1 - idle / schedule)):.0f} % below"
+
+
+def _idealisations(r: Results) -> str:
+    seer = r["clairvoyant"]
+    if seer is None:
+        return "–"
+    return (
+        f"{seer['vcpu_hours'] / r['oracle'] - 1:.2f}× of the oracle, "
+        f"{seer['drain_vcpu_hours'] / r['oracle']:.2f}× of it draining"
+    )
+
+
+def _quality_table(r: Results) -> str:
+    labels = {
+        "recommended": "`recommended`",
+        "recommended, vmss without Event Hub": "`recommended`, vmss without Event Hub",
+        "baseline-schedule": "`baseline-schedule`",
+        "baseline-cpu-rules": "`baseline-cpu-rules`",
+        "baseline-static": "`baseline-static`",
+    }
+    lines = [
+        "| config | vCPU-h | × oracle | unserved in spike | unserved elsewhere | dropped calls "
+        "| scale actions |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, row in r["configs"].items():
+        lines.append(
+            f"| {labels.get(label, label)} | {row['vcpu_hours']:,.0f} | {row['ratio']:.2f} | "
+            f"{row['unserved_spike']:,.0f} | {row['unserved_outside']:,.0f} | "
+            f"{row['dropped']:,.0f} | {row['actions']:,} |"
+        )
+    oracle = r["oracle"]
+    seer = r["clairvoyant"]
+    if seer is not None:
+        unserved = "0 | 0" if seer["unserved"] < 0.5 else f"– | {seer['unserved']:,.0f} in all"
+        lines.append(
+            f"| clairvoyant (same pools, same model) | {seer['vcpu_hours']:,.0f} | "
+            f"{seer['vcpu_hours'] / oracle:.2f} | {unserved} | 0 | – |"
+        )
+    lines.append(f"| oracle (floor) | {oracle:,.0f} | 1.00 | 0 | 0 | 0 | – |")
+    lines.append(
+        f"| static_peak | {r['static_peak']:,.0f} | {r['static_peak'] / oracle:.2f} | 0 | 0 | 0 "
+        "| 0 |"
+    )
+    return "\n" + "\n".join(lines) + "\n"
+
+
+def _beats(r: Results) -> str:
+    c = r["configs"]
+    cpu = c["baseline-cpu-rules"]
+    return (
+        f"{_below(r, 'baseline-schedule')} below the schedule, "
+        f"{_below(r, 'baseline-cpu-rules')} below the CPU rules, "
+        f"{_below(r, 'baseline-static')} below static provisioning, with "
+        f"{c['recommended']['unserved_outside']:,.0f} unserved call-minutes outside the spike "
+        f"(the CPU rules leave {cpu['unserved_outside']:,.0f}) and "
+        f"{c['recommended']['dropped']:,.0f} dropped calls (the CPU rules drop "
+        f"{cpu['dropped']:,.0f}, Azure removing busy instances)"
+    )
+
+
+def _spike(r: Results) -> str:
+    rec = r["configs"]["recommended"]
+    return (
+        f"{rec['unserved_spike']:,.0f} unserved call-minutes against an allowance of "
+        f"{r['allowance']:,.0f}"
+    )
+
+
+def _oracle_target(r: Results) -> str:
+    return f"{r['configs']['recommended']['ratio']:.2f}×"
+
+
+def _foresight(r: Results) -> str:
+    seer = r["clairvoyant"]
+    return f"{seer['vcpu_hours'] / r['oracle']:.2f}×" if seer else "–"
+
+
+def _versus_clairvoyant(r: Results) -> str:
+    seer = r["clairvoyant"]
+    rec = r["configs"]["recommended"]["vcpu_hours"]
+    return f"{rec / seer['vcpu_hours']:.2f}×" if seer else "–"
+
+
+RENDERERS: dict[str, Callable[[Results], str]] = {
+    "headline": _headline,
+    "idle-cost": _idle_cost,
+    "idle-below-schedule": _idle_below_schedule,
+    "idealisations": _idealisations,
+    "quality-table": _quality_table,
+    "beats": _beats,
+    "spike": _spike,
+    "oracle-target": _oracle_target,
+    "foresight": _foresight,
+    "versus-clairvoyant": _versus_clairvoyant,
+}
+
+
+def rewrite(text: str, results: Results) -> str:
+    """``text`` with every marked region rendered from ``results``."""
+
+    def one(m: re.Match[str]) -> str:
+        name = m["name"]
+        if name not in RENDERERS:
+            raise KeyError(f"no renderer for <!-- bench:{name} -->")
+        return f"<!-- bench:{name} -->{RENDERERS[name](results)}<!-- /bench:{name} -->"
+
+    return _REGION.sub(one, text)
+
+
+def regions(text: str) -> dict[str, str]:
+    """The marked regions of ``text`` (name → content)."""
+    return {m["name"]: m["body"] for m in _REGION.finditer(text)}
+
+
+def write_documents(results: Results, paths: tuple[Path, ...] = DOCUMENTS) -> list[Path]:
+    """Rewrite the marked regions of the documents; returns those that changed."""
+    changed = []
+    for path in paths:
+        text = path.read_text(encoding="utf-8")
+        new = rewrite(text, results)
+        if new != text:
+            path.write_text(new, encoding="utf-8")
+            changed.append(path)
+    return changed
