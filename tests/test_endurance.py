@@ -16,19 +16,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.endurance import report, run_fleet  # noqa: E402
 
-FORECASTER = (
-    "the predictive policy's caches grow with the history it has seen (issue 21, 'a forecaster "
-    "with a memory budget'): this case passes once that lands"
-)
 
-
-@pytest.mark.parametrize(
-    "policies",
-    [
-        "target-tracking",
-        pytest.param("recommended", marks=pytest.mark.xfail(strict=True, reason=FORECASTER)),
-    ],
-)
+@pytest.mark.parametrize("policies", ["target-tracking", "recommended"])
 def test_a_simulated_week_of_200_pools_does_not_grow(policies: str) -> None:
     run = run_fleet(
         200,
