@@ -100,8 +100,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from policies.forecasting import (
     TAIL_BINS,
-    TAIL_LO,
-    TAIL_WIDTH,
     Blend,
     Calendar,
     Tail,
@@ -112,6 +110,7 @@ from policies.forecasting import (
     growth_per_week,
     local_day,
     persistence,
+    tail_bin,
     utc_offset,
     without_outliers,
 )
@@ -310,6 +309,8 @@ _SLOTS = 48
 _MOMENTS = 3
 _NEVER = -(2**62)
 """A refit stamp older than any bucket."""
+_DEV_DECAY = 1.0 - 1.0 / 53.0
+"""Per unknown bucket, the share of the calls-in-progress deviation kept (53-minute meetings)."""
 
 
 class _Track:
@@ -438,6 +439,8 @@ class Predictive:
         self._weighted = cfg.blend == "weighted"
         self._outlier = cfg.outlier_ratio
         self._smooth = 15.0
+        self._today = cfg.today_level
+        self._adjust_min, self._adjust_max = cfg.adjust_min, cfg.adjust_max
         self._norm = 1.0  # calls added under the square root of the error's scale
         self._setup(60.0, 20, 0, 3)
 
@@ -483,6 +486,7 @@ class Predictive:
         self._heads = array("d", bytes(8 * _SLOTS * 2))  # per slot: near and far headroom
         self._heads_at = array("q", [_NEVER] * _SLOTS)  # per slot: bucket of the refit
         self._heads_z = array("q", [-1] * _SLOTS)  # per slot: ``_z_stamp`` it was made with
+        self._row: tuple[float, float, list[float]] | None = None  # the last ``_head_row``
         self._refit = max(1, round(cfg.refit_minutes * 60.0 / step))
         self._clear_scores()
         self._live = None
@@ -658,28 +662,15 @@ class Predictive:
     # -- walking the settled past -------------------------------------------------------------
 
     def _advance(self, t: _Track, upto: int) -> None:
-        """Settle buckets ``t.edge`` … ``upto - 1``: errors of the forecasts made for them, the
-        level's sums, then the forecasts from the new edge (the hot path: a few operations a
-        bucket, so it is written out flat)."""
+        """Settle buckets ``t.edge`` … ``upto - 1``: errors of the forecasts made for them
+        (``_learn``), the level's sums, then the forecasts from the new edge (``_look_ahead``);
+        the hot path: a few operations a bucket."""
         if t.edge >= upto:
             return
         buf, boff = self._buf, self._boff
         nbuf = len(buf)
         recent = self._recent
-        smooth = self._smooth
-        k_s, k_l, far = self._k_s, self._k_l, self._far
-        limit = self._limit
-        sqrt = math.sqrt
-        norm = self._norm
-        live = t.stop is None
-        stats, pers, hist = self._stats, self._pers, self._hist
-        hl = self._hl
         span2 = 2 * self._span
-        adjust_min, adjust_max = self.config.adjust_min, self.config.adjust_max
-        kappa = self._kappa
-        today = self.config.today_level
-        lo_bin, width, top = TAIL_LO, TAIL_WIDTH, TAIL_BINS - 1
-        decay = 1.0 - 1.0 / 53.0
         while t.edge < upto:
             b = t.edge
             k = b - t.base
@@ -687,7 +678,7 @@ class Predictive:
             y = buf[i] if 0 <= i < nbuf else _NAN
             s = t.sea[k]
             known = y == y and s >= 0.0
-            if recent:
+            if recent:  # today's pace: the last ``recent`` buckets
                 if known:
                     t.sa += y
                     t.ss += s
@@ -708,100 +699,105 @@ class Predictive:
                 t.day_s += s
                 t.day_n += 1.0
             if y == y:
-                near = t.fs[k]
-                far_f = t.fl[k]
-                if near >= 0.0 or far_f >= 0.0:
-                    x = (b - self._ref) / hl
-                    w = 2.0**x if x <= 30.0 else self._weight(b)
-                    coef = self._coef
-                    c_near, c_far = (
-                        coef[1]
-                        if coef is not None and b - coef[0] < self._refit
-                        else self._persist(b)
-                    )
-                    j = t.slot[k] * 6
-                    if near >= 0.0:
-                        dev = t.ds[k]
-                        f = near + c_near * dev
-                        if f < 0.0:
-                            f = 0.0
-                        if y <= limit * (f + smooth):
-                            root = sqrt(f + norm)
-                            r = (y - f) / root
-                            stats[j] += w
-                            stats[j + 1] += w * r
-                            stats[j + 2] += w * r * r
-                            pers[0] += w * dev * (y - near)
-                            pers[1] += w * dev * dev
-                            pers[2] += w
-
-                    if far_f >= 0.0:
-                        dev = t.dl[k]
-                        f = far_f + c_far * dev
-                        if f < 0.0:
-                            f = 0.0
-                        if y <= limit * (f + smooth):
-                            root = sqrt(f + norm)
-                            r = (y - f) / root
-                            stats[j + 3] += w
-                            stats[j + 4] += w * r
-                            stats[j + 5] += w * r * r
-                            pers[3] += w * dev * (y - far_f)
-                            pers[4] += w * dev * dev
-                            pers[5] += w
-                            slot = t.slot[k]
-                            if b - self._params_at[slot] < self._refit:
-                                mean = self._params[slot * 4 + 2]
-                                spread = self._params[slot * 4 + 3]
-                            else:
-                                mean, spread = self._moments(b, slot)[1]
-                            scale = spread * root  # this minute's spread in calls
-                            bin_ = int(((r - mean) / spread - lo_bin) / width)
-                            hist[0 if bin_ < 0 else (top if bin_ > top else bin_)] += w * scale
-                            self._sig += w * scale
-                            self._sig2 += w * scale * scale
-                            self._fsum += w * f
-
+                if t.fs[k] >= 0.0 or t.fl[k] >= 0.0:
+                    self._learn(t, k, b, y)
                 if t.ncand:
                     nb = t.nbases
                     per_base = t.cand[k * nb : k * nb + nb]
                     if per_base[0] == per_base[0]:
-                        self._score(b, t.slot[k] % 24, y, per_base, live)
+                        self._score(b, t.slot[k] % 24, y, per_base, t.stop is None)
             b += 1
             t.edge = b
-            # the level at the new edge (``_level``, written out)
-            level = t.days_level
-            if today and t.day_n:
-                den = level * t.day_s + kappa
-                if den > 0.0:
-                    level *= (t.day_y + kappa) / den
-            if t.sn:
-                level *= (t.sa / t.sn + smooth) / (level * t.ss / t.sn + smooth)
-            if level < adjust_min:
-                level = adjust_min
-            elif level > adjust_max:
-                level = adjust_max
-            t.level = level
-            if known:
-                t.dev = y - level * s
-            else:
-                t.dev *= decay
-            base = t.base
-            if len(t.sea) <= b + far - base:
-                self._extend(t, b + far + 1)
-            dev = t.dev
-            j = b + k_s - base
-            s_near = t.sea[j]
-            if s_near >= 0.0:
-                t.fs[j] = level * s_near
-                t.ds[j] = dev
-            j = b + k_l - base
-            s_far = t.sea[j]
-            if s_far >= 0.0:
-                t.fl[j] = level * s_far
-                t.dl[j] = dev
-            if b - base > span2:
-                self._trim(t, b - self._recent - 1)
+            self._look_ahead(t, b, y, s, known)
+            if b - t.base > span2:
+                self._trim(t, b - recent - 1)
+
+    def _look_ahead(self, t: _Track, b: int, y: float, s: float, known: bool) -> None:
+        """At the new edge ``b``: the level (``_level``, written out), the deviation of the
+        calls in progress, and the forecasts for the near and far leads' buckets."""
+        level = t.days_level
+        kappa = self._kappa
+        if t.day_n and self._today:
+            den = level * t.day_s + kappa
+            if den > 0.0:
+                level *= (t.day_y + kappa) / den
+        if t.sn:
+            smooth = self._smooth
+            level *= (t.sa / t.sn + smooth) / (level * t.ss / t.sn + smooth)
+        if level < self._adjust_min:
+            level = self._adjust_min
+        elif level > self._adjust_max:
+            level = self._adjust_max
+        t.level = level
+        if known:
+            t.dev = y - level * s
+        else:
+            t.dev *= _DEV_DECAY
+        base = t.base
+        if len(t.sea) <= b + self._far - base:
+            self._extend(t, b + self._far + 1)
+        j = b + self._k_s - base
+        s_near = t.sea[j]
+        if s_near >= 0.0:
+            t.fs[j] = level * s_near
+            t.ds[j] = t.dev
+        j = b + self._k_l - base
+        s_far = t.sea[j]
+        if s_far >= 0.0:
+            t.fl[j] = level * s_far
+            t.dl[j] = t.dev
+
+    def _learn(self, t: _Track, k: int, b: int, y: float) -> None:
+        """The load ``y`` of bucket ``b`` against the forecasts made for it at the near and far
+        leads: each hour's error moments, the persistence of the deviation, and (far lead) the
+        standardised error's tail and the spread it carries."""
+        x = (b - self._ref) / self._hl
+        w = 2.0**x if x <= 30.0 else self._weight(b)
+        coef = self._coef
+        c_near, c_far = (
+            coef[1] if coef is not None and b - coef[0] < self._refit else self._persist(b)
+        )
+        slot = t.slot[k]
+        j = slot * 6
+        stats, pers = self._stats, self._pers
+        limit, smooth, norm = self._limit, self._smooth, self._norm
+        near = t.fs[k]
+        if near >= 0.0:
+            dev = t.ds[k]
+            f = max(0.0, near + c_near * dev)
+            if y <= limit * (f + smooth):
+                r = (y - f) / math.sqrt(f + norm)
+                stats[j] += w
+                stats[j + 1] += w * r
+                stats[j + 2] += w * r * r
+                pers[0] += w * dev * (y - near)
+                pers[1] += w * dev * dev
+                pers[2] += w
+        far = t.fl[k]
+        if far < 0.0:
+            return
+        dev = t.dl[k]
+        f = max(0.0, far + c_far * dev)
+        if y > limit * (f + smooth):
+            return
+        root = math.sqrt(f + norm)
+        r = (y - f) / root
+        stats[j + 3] += w
+        stats[j + 4] += w * r
+        stats[j + 5] += w * r * r
+        pers[3] += w * dev * (y - far)
+        pers[4] += w * dev * dev
+        pers[5] += w
+        if b - self._params_at[slot] < self._refit:
+            mean = self._params[slot * 4 + 2]
+            spread = self._params[slot * 4 + 3]
+        else:
+            mean, spread = self._moments(b, slot)[1]
+        scale = spread * root  # this minute's spread in calls
+        self._hist[tail_bin((r - mean) / spread)] += w * scale
+        self._sig += w * scale
+        self._sig2 += w * scale * scale
+        self._fsum += w * f
 
     def _roll_day(self, t: _Track, b: int) -> None:
         """A local day ended: keep its level sums among the last ``recent_days``."""
@@ -1054,11 +1050,17 @@ class Predictive:
 
     def _head_row(self, b: int, slot: int, z: float) -> list[float]:
         """Per bucket of the plan (near to far lead, then the hold look-ahead at the far
-        lead's): the headroom of ``slot`` interpolated between the leads."""
+        lead's): the headroom of ``slot`` interpolated between the leads (the last row made
+        is kept: consecutive plans mostly read the same hour's)."""
         a0, a1 = self._headroom(b, slot, z)
+        last = self._row
+        if last is not None and last[0] == a0 and last[1] == a1:
+            return last[2]
         h = self._h
         step = (a1 - a0) / (h - 1) if h > 1 else 0.0
-        return [a0 + step * j for j in range(h - 1)] + [a1] * (self._hold - h + 1)
+        row = [a0 + step * j for j in range(h - 1)] + [a1] * (self._hold - h + 1)
+        self._row = (a0, a1, row)
+        return row
 
     # -- seasonal forecast --------------------------------------------------------------------
 
@@ -1124,23 +1126,7 @@ class Predictive:
         cfg = self.config
         weeks = cfg.weeks
         smooth_day = self._smooth * 60.0  # an instance-hour of call-minutes
-        grid: list[list[float | None]] = []
-        for k in range(1, weeks + 1):
-            row: list[float | None] = []
-            for j in range(7):
-                d = day - 7 * k + j
-                total, share = self._total(d)
-                bad = share < 0.9 or self._off(d, False) or self._off(d, True)
-                row.append(None if bad else total)
-            grid.append(row)
-        if cfg.day_outlier_ratio is not None:
-            for j in range(7):
-                column = [grid[k][j] for k in range(weeks)]
-                flags = day_outliers(column, cfg.day_outlier_ratio, smooth_day, cfg.day_low_ratio)
-                for k, out in enumerate(flags):
-                    if out:
-                        grid[k][j] = None
-        rate = growth_per_week(grid, low=cfg.growth_min, high=cfg.growth_max)
+        rate = self._growth(day)
         off = self._off(day, pm)
         lead = date.fromordinal(day).weekday() + 1 if off else 0
         sources = [day - lead - 7 * (w - 1) if off else day - 7 * w for w in range(1, weeks + 1)]
@@ -1174,17 +1160,7 @@ class Predictive:
             expected = sum(w * g for w, g in known) / sum(w for w, _ in known)
         pool = cfg.pool_days
         if pool > 0.0 and not off and not pm:
-            kind = self._kind(day)
-            for back in range(1, 7):
-                d = day - back
-                if (day - d) % 7 == 0 or self._kind(d) != kind:
-                    continue
-                total, share = self._total(d)
-                if share < 0.9 or total <= 0.0:
-                    continue
-                backs.append(back * DAY_SECONDS)
-                weights.append(pool * cfg.recency_decay ** (back / 7.0))
-                growth.append(expected / total if expected > 0.0 else 1.0)
+            self._pool_days(day, expected, backs, weights, growth)
         if expected > 0.0 and pool > 0.0 and not off and not pm:
             for k, t in enumerate(totals):  # the same weekday: its shape at today's total
                 if weights[k] > 0.0 and t and whole[k]:
@@ -1205,6 +1181,53 @@ class Predictive:
             self._plans.clear()
         self._fits[(day, pm)] = fit
         return fit
+
+    def _growth(self, day: int) -> float:
+        """Week-over-week growth from the daily totals of the ``weeks`` weeks before ``day``
+        (holidays, partly known days and outlier days left out)."""
+        cfg = self.config
+        weeks = cfg.weeks
+        grid: list[list[float | None]] = []
+        for k in range(1, weeks + 1):
+            row: list[float | None] = []
+            for j in range(7):
+                d = day - 7 * k + j
+                total, share = self._total(d)
+                bad = share < 0.9 or self._off(d, False) or self._off(d, True)
+                row.append(None if bad else total)
+            grid.append(row)
+        if cfg.day_outlier_ratio is not None:
+            smooth_day = self._smooth * 60.0
+            for j in range(7):
+                column = [grid[k][j] for k in range(weeks)]
+                flags = day_outliers(column, cfg.day_outlier_ratio, smooth_day, cfg.day_low_ratio)
+                for k, out in enumerate(flags):
+                    if out:
+                        grid[k][j] = None
+        return growth_per_week(grid, low=cfg.growth_min, high=cfg.growth_max)
+
+    def _pool_days(
+        self,
+        day: int,
+        expected: float,
+        backs: list[float],
+        weights: list[float],
+        growth: list[float],
+    ) -> None:
+        """Add the last week's other days of ``day``'s kind as sources, each at ``pool_days``
+        weight and scaled to the ``expected`` total."""
+        cfg = self.config
+        kind = self._kind(day)
+        for back in range(1, 7):
+            d = day - back
+            if (day - d) % 7 == 0 or self._kind(d) != kind:
+                continue
+            total, share = self._total(d)
+            if share < 0.9 or total <= 0.0:
+                continue
+            backs.append(back * DAY_SECONDS)
+            weights.append(cfg.pool_days * cfg.recency_decay ** (back / 7.0))
+            growth.append(expected / total if expected > 0.0 else 1.0)
 
     def _daily_fit(self, day: int, pm: bool) -> _DayFit:
         """No earlier week to go by: the recent days of the same kind (working day or day
