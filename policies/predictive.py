@@ -415,9 +415,9 @@ class Predictive:
             )
         )
         self._half_from = hol.half_day_from if hol is not None else 12
-        self.lookback_minutes = (7 * cfg.weeks + 2) * 1440
-        """Minutes of the pool's history read: the weeks blended, a day of level and a day's
-        margin (a replay after a restart reads what exists of the error span before that)."""
+        self.lookback_minutes = (7 * cfg.weeks + 7) * 1440
+        """Minutes of the pool's history read: the weeks blended and one more, so that the
+        error record's replay after a restart finds earlier weeks behind its first days too."""
         self._owner: LoadHistory | None = None
         self._pool: PoolLimits | None = None
         self._geometry: tuple[float, int, int, int] | None = None
@@ -713,22 +713,9 @@ class Predictive:
                 self._trim(t, b - recent - 1)
 
     def _look_ahead(self, t: _Track, b: int, y: float, s: float, known: bool) -> None:
-        """At the new edge ``b``: the level (``_level``, written out), the deviation of the
-        calls in progress, and the forecasts for the near and far leads' buckets."""
-        level = t.days_level
-        kappa = self._kappa
-        if t.day_n and self._today:
-            den = level * t.day_s + kappa
-            if den > 0.0:
-                level *= (t.day_y + kappa) / den
-        if t.sn:
-            smooth = self._smooth
-            level *= (t.sa / t.sn + smooth) / (level * t.ss / t.sn + smooth)
-        if level < self._adjust_min:
-            level = self._adjust_min
-        elif level > self._adjust_max:
-            level = self._adjust_max
-        t.level = level
+        """At the new edge ``b``: the level, the deviation of the calls in progress, and the
+        forecasts for the near and far leads' buckets."""
+        t.level = level = self._level(t)
         if known:
             t.dev = y - level * s
         else:
@@ -824,21 +811,19 @@ class Predictive:
     def _level(self, t: _Track) -> float:
         """Level factor at the track's edge (see the module docstring, step 4): the last whole
         days against their forecast, then today so far against that, each ratio shrunk
-        towards 1 by ``level_prior_call_minutes`` of evidence, then today's pace (the same
-        arithmetic as ``_advance``)."""
-        cfg = self.config
+        towards 1 by ``level_prior_call_minutes`` of evidence, then today's pace."""
         kappa = self._kappa
         level = t.days_level
-        if cfg.today_level and t.day_n:
+        if self._today and t.day_n:
             den = level * t.day_s + kappa
             if den > 0.0:
                 level *= (t.day_y + kappa) / den
         if t.sn:
             c = self._smooth
             level *= (t.sa / t.sn + c) / (level * t.ss / t.sn + c)
-        if level < cfg.adjust_min:
-            return cfg.adjust_min
-        return cfg.adjust_max if level > cfg.adjust_max else level
+        if level < self._adjust_min:
+            return self._adjust_min
+        return self._adjust_max if level > self._adjust_max else level
 
     def _extend(self, t: _Track, end: int) -> None:
         """Seasonal values (and slots, weeks) for buckets up to ``end`` (exclusive)."""
