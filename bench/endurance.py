@@ -725,10 +725,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--keep-log", type=Path, help="keep the daemon's log here")
     ap.add_argument("--daemon", help=argparse.SUPPRESS)
     ap.add_argument("--ticks", type=int, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--write-docs",
+        metavar="NAME",
+        help="paste this command and its output into docs/benchmarks.md's "
+        "<!-- output:NAME --> region",
+    )
     args = ap.parse_args(argv)
     if args.daemon:
         daemon_main(args.daemon, args.ticks, args.step_minutes, args.one_core)
         return 0
+    if args.write_docs:
+        from bench.figures import run_pasted
+
+        return run_pasted(args.write_docs, "bench/endurance.py", argv, lambda: run(args))
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     sizes = [int(s) for s in args.pools.split(",")]
     print(
         f"endurance: the daemon process (run --dry-run), policies: {args.policies}, "

@@ -296,7 +296,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--ticks", type=int, default=500)
     ap.add_argument("--latency-ms", type=float, default=20.0)
     ap.add_argument("--bodies", choices=("example", "maximum", "compact"), default="example")
+    ap.add_argument(
+        "--write-docs",
+        metavar="NAME",
+        help="paste this command and its output into docs/benchmarks.md's "
+        "<!-- output:NAME --> region",
+    )
     args = ap.parse_args(argv)
+    if args.write_docs:
+        from bench.figures import run_pasted
+
+        return run_pasted(args.write_docs, "bench/scale.py", argv, lambda: run(args))
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     print(
         f"scale: {len(REGIONS)} regions, {len(SUBSCRIPTIONS)} subscriptions, "
