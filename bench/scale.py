@@ -187,7 +187,7 @@ def _rss_mb() -> float:
 def measure(n: int, *, ticks: int, latency: float, bodies: str = "example") -> dict[str, Any]:
     """One fleet: the daemon's steady-state tick, measured."""
     os.environ.setdefault("CVI_AUTOSCALER_STATIC_TOKEN", "bench-token")
-    from scaler.adapters.pools import build_adapters
+    from scaler.wiring import build_adapters
     from scaler.daemon import Daemon
     from scaler.logs import configure
 
