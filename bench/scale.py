@@ -187,9 +187,9 @@ def _rss_mb() -> float:
 def measure(n: int, *, ticks: int, latency: float, bodies: str = "example") -> dict[str, Any]:
     """One fleet: the daemon's steady-state tick, measured."""
     os.environ.setdefault("CVI_AUTOSCALER_STATIC_TOKEN", "bench-token")
-    from scaler.wiring import build_adapters
     from scaler.daemon import Daemon
     from scaler.logs import configure
+    from scaler.wiring import build_adapters
 
     # as ``run`` logs under systemd or in a container: JSON lines (here into /dev/null)
     configure(fmt="json", stream=open(os.devnull, "w"))  # noqa: SIM115
