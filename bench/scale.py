@@ -162,7 +162,7 @@ def _config(url: str, ca: str, ids: Sequence[str], n: int) -> Any:
 
 
 def machine() -> str:
-    """The machine a figure was measured on: CPU model, cores, Python."""
+    """The machine a figure was measured on: CPU model, cores, Python, and its load."""
     import platform
 
     model = platform.processor() or platform.machine()
@@ -173,7 +173,12 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    try:
+        # the machine may be shared: how busy it was when the figures were taken
+        busy = f", load average {os.getloadavg()[0]:.1f} at the start"
+    except OSError:
+        busy = ""
+    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}{busy}"
 
 
 def _rss_mb() -> float:
