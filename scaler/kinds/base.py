@@ -16,8 +16,8 @@ A kind is a small class registered by name (``scaler.kinds.discover``), like a p
 * ``limits(pool, limits)`` — kind-specific adjustments of what the core is told.
 
 Adding a kind is its module and its registration (the ``cvi_autoscaler.kinds`` entry-point
-group, or ``scaler.kinds.BUILTINS`` and its actuator's factory in ``scaler.actuators``); nothing in the
-daemon, the config, the adapters or the backtest switches on a kind's name.
+group, or ``scaler.kinds.BUILTINS`` and its actuator's factory in ``scaler.actuators``); nothing
+in the daemon, the config, the adapters or the backtest switches on a kind's name.
 
 **The one rule every kind follows: uncertainty may hold a scale-in, never a scale-out.** Only
 the load reading decides whether there is anything to do. Whatever else a kind reads —
