@@ -140,6 +140,7 @@ class PredictiveConfig(BaseModel):
     weeks: int = Field(default=4, ge=1, le=5)
     """Seasonal weeks blended (the daemon keeps 5 weeks of history)."""
     blend: Blend = "weighted"
+    """``weighted`` (recent weeks more), ``max`` (the busiest week), ``median``, ``mean``."""
     recency_decay: float = Field(default=0.75, gt=0.0, le=1.0)
     """``weighted`` blend: weight of a week relative to the week after it."""
     outlier_ratio: float | None = Field(default=1.5, gt=1.0, le=100.0)
@@ -167,6 +168,7 @@ class PredictiveConfig(BaseModel):
     adjust_min: float = Field(default=1.0, gt=0.0, le=1.0)
     """Lowest level factor; 1 (the default) never lowers the seasonal forecast."""
     adjust_max: float = Field(default=1.5, ge=1.0, le=10.0)
+    """Highest level factor of the level adjustment."""
     timezone: str | None = None
     """IANA zone of the pool's users as the operator believes: the local day for holidays, fits
     and error slots, and one candidate time base; empty: UTC."""
@@ -187,6 +189,8 @@ class PredictiveConfig(BaseModel):
     refit_minutes: int = Field(default=60, ge=1, le=1440)
     """How often an hour's error quantile is recomputed."""
     holidays: HolidayConfig | None = None
+    """``{country, subdivision, dates, half_days, half_day_from = 12}``: public holidays from the
+    ``holidays`` package plus your own days."""
 
     @field_validator("timezone")
     @classmethod
