@@ -63,7 +63,7 @@ test: lint typecheck unit docs
 # then the site, strictly: a broken link or anchor fails. Offline (no fonts or assets fetched).
 docs: install
 	$(BIN)/python tools/reference.py
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # Writes bench/results.json and the figures marked <!-- bench:… --> in README.md,
 # docs/benchmarks.md and docs/pool-kinds.md (tests/test_published_figures.py checks they agree with the shipped configs).

@@ -218,9 +218,11 @@ class Profile(BaseModel):
     end: dt.datetime | None = None
     """Fixed: instant the profile ends (exclusive)."""
     from_minute: int | None = Field(default=None, alias="from")
-    """Local start time, minutes after midnight (written ``from = "08:00"``)."""
+    """Local start time, written ``from = "08:00"`` (``HH:MM``, or a TOML time); kept as minutes
+    after midnight."""
     to_minute: int | None = Field(default=None, alias="to")
-    """Local end time (exclusive); earlier than ``from`` means the window ends the next day."""
+    """Local end time (exclusive), written as ``from``; ``24:00`` is allowed, and earlier than
+    ``from`` means the window ends the next day."""
     timezone: str | None = None
     """IANA time zone; empty: the schedule's ``timezone``."""
     min: int | None = Field(default=None, ge=0, le=10000)

@@ -103,11 +103,13 @@ class DaemonConfig(_Strict):
     dry_run: bool = False
     """Decide, never write."""
     shutdown_deadline_seconds: float = Field(default=20.0, gt=0.0, le=600.0)
-    """SIGTERM to exit, at most; keep below systemd's ``TimeoutStopSec``."""
+    """SIGTERM to exit, at most, also when a tick is stuck in a slow call (the state known so far
+    is saved and the lease released within it); keep below systemd's ``TimeoutStopSec``."""
     tick_deadline_seconds: float | None = Field(default=None, gt=0.0, le=3600.0)
     """A tick's reads end by then: pools whose state is not read by half of it hold
     (``ObserveTimedOut``), metrics or quota not read by all of it count as missing, and the
-    others are decided. Empty: 80 % of the interval."""
+    others are decided; a read still running is not started again the next tick. Empty: 80 % of
+    the interval."""
     read_workers: int = Field(default=8, ge=1, le=64)
     """Threads that read pools, metrics and quota concurrently within a tick."""
     once_wait_seconds: float = Field(default=900.0, ge=0.0, le=86400.0)
@@ -156,7 +158,8 @@ class HaConfig(_Strict):
     enabled: bool = False
     """Leader election between replicas; only the leader writes."""
     account_url: str = ""
-    """``https://<account>.blob.core.windows.net``, reached with the ``[azure]`` credential."""
+    """``https://<account>.blob.core.windows.net``, reached with the ``[azure]`` credential (role
+    *Storage Blob Data Contributor* on the container)."""
     connection_string: str = ""
     """Instead of ``account_url`` (Azurite, shared keys); better set through the environment
     (``CVI_AUTOSCALER__HA__CONNECTION_STRING``) than written in the file."""
@@ -170,11 +173,13 @@ class HaConfig(_Strict):
     """Blob lease period (Azure allows 15–60 s); a standby takes over about this long after
     the leader stops renewing."""
     renew_seconds: float | None = Field(default=None, gt=0.0, le=60.0)
-    """How often the leader renews; empty: a third of ``lease_seconds``."""
+    """How often the leader renews (standbys retry twice as often); empty: a third of
+    ``lease_seconds``."""
     margin_seconds: float = Field(default=3.0, ge=0.0, le=60.0)
     """Leadership is trusted only until last renewal + lease − margin (clock drift, latency)."""
     identity: str = ""
-    """This replica's name in logs and the lease blob; empty: ``hostname:pid``."""
+    """This replica's name in logs and on the lease blob (metadata ``leader``); empty:
+    ``hostname:pid``."""
 
     @field_validator("account_url")
     @classmethod
@@ -239,7 +244,8 @@ class AzureConfig(_Strict):
     quota_max_age_seconds: float = Field(default=900.0, ge=0.0, le=86400.0)
     """While ``usage.list`` fails, its last answer is used for at most this long (seconds)."""
     quota_unknown_step: int = Field(default=0, ge=0, le=100)
-    """Instances a pool may grow per tick while its vCPU quota is unknown (0: hold)."""
+    """Instances a pool may grow per tick while its vCPU quota is unknown (0: hold,
+    ``QuotaUnknown``)."""
     max_pages: int = Field(default=100, ge=1, le=10000)
     """Pages one list read (usages, scale sets, instances, VMs, SKUs, autoscale settings)
     follows at most through ``nextLink``; more is an error (an endless ``nextLink``)."""
@@ -302,7 +308,9 @@ class PexipConfig(_Strict):
     """``[pexip]``: the Pexip Infinity Management Node (status and configuration API)."""
 
     url: str = ""
-    """``https://<management node>``; empty: no Pexip integration."""
+    """``https://<management node>``; empty: no Pexip integration. Needed by ``pexip-teams``,
+    ``vm-set`` and the ``pexip`` metric source; a user name or password in it is refused (they
+    would show in every error and log line)."""
     username: str = ""
     """An account that reads status and edits ``teams_proxy`` / ``worker_vm``."""
     password_file: Path | None = None
@@ -467,10 +475,10 @@ class LogAnalyticsConfig(_Strict):
     columns ``TimeGenerated``, ``pool``, ``calls``)."""
 
     workspace_id: str = ""
-    """The workspace's id (a GUID, "Workspace ID" in the portal)."""
+    """The workspace's id (a GUID, "Workspace ID" in the portal); required."""
     query: str = ""
     """KQL yielding one row per pool and minute: ``TimeGenerated`` (the minute's start, UTC),
-    ``pool`` (a pool name of this file), ``calls`` (concurrent calls; null: unknown)."""
+    ``pool`` (a pool name of this file), ``calls`` (concurrent calls; null: unknown); required."""
     logs_url: str = "https://api.loganalytics.io"
     """Log Analytics query endpoint (sovereign clouds, emulators)."""
     audience: str = ""
@@ -521,14 +529,15 @@ class MetricConfig(AzureMetricConfig):
     then sees the load beyond ``base_fill`` of the other nodes' capacity there; empty: only the
     pool's own nodes."""
     base_fill: float = Field(default=0.8, ge=0.0, le=1.0)
-    """``vm-set`` with ``pexip``: count these system locations' load beyond ``base_fill`` of the
-    other nodes' capacity."""
+    """``vm-set`` with ``pexip`` and ``locations``: the share of the other nodes' capacity in those
+    locations that their load must pass before this pool sees it."""
     window_minutes: int = Field(default=5, ge=1, le=60)
     """Complete minutes considered."""
     lag_minutes: int = Field(default=3, ge=0, le=30)
     """Buckets newer than this are still filling and ignored (Azure Monitor is 1–3 min late)."""
     reduce: Literal["last", "max", "mean"] = "max"
-    """How the window's complete buckets become one number."""
+    """How the window's complete buckets become one number: ``max``, ``mean`` or ``last`` of the
+    window's known minutes."""
     history_minutes: int = Field(default=0, ge=0, le=60 * 24 * 35)
     """Extra history handed to policies that look back (0: none)."""
 
@@ -893,7 +902,7 @@ class PoolConfig(_Strict):
     """``/subscriptions/…/resourceGroups/…/providers/Microsoft.Compute/virtualMachineScaleSets/…``
     (required for ``vmss``, optional for ``pexip-teams``, not used by ``vm-set``)."""
     location: str = ""
-    """Region of the pool; empty: ``[azure] location``."""
+    """Region of the pool, for quota and the metrics endpoint; empty: ``[azure] location``."""
     vcpus_per_instance: int = Field(ge=1, le=1024)
     """vCPUs of one instance (Standard_F4s_v2: 4)."""
     quota_family: str = ""
@@ -923,11 +932,13 @@ class PoolConfig(_Strict):
     """``vmss``: scale in only idle instances, deleted by id. Empty: on with the ``pexip``
     source (per-instance call counts); set it for an Azure Monitor metric split by ``VMName``."""
     max_drain_minutes: float | None = Field(default=None, gt=0.0)
-    """How long a scale-in waits for busy instances; empty: for ever (never drop calls)."""
+    """``vmss`` with drain: how long a scale-in waits for busy instances before dropping their
+    calls; empty: for ever (never drop calls)."""
     teams_proxy: str = ""
     """``pexip-teams``: the Teams Connector's name or id in Pexip's configuration."""
     template: str = ""
-    """The ``[templates.NAME]`` this pool's unset keys come from (``scaler.templates``)."""
+    """The ``[templates.NAME]`` whose keys this pool takes where it sets none
+    (``scaler.templates``)."""
     vm_set: VmSetConfig = VmSetConfig()
     """``[pools.vm_set]``: the VMs of a ``vm-set`` pool."""
     vm_size: str = ""
