@@ -153,8 +153,13 @@ def test_every_policy_and_kind_has_its_options_in_the_reference() -> None:
         text = CONFIG_REFERENCE.split(f"### `{name}`", 1)[1].split("\n### ", 1)[0]
         for key, field in cls.Config.model_fields.items():
             assert f"| `{field.alias or key}` |" in text, f"policy {name}: {key}"
-    for name in kinds.discover():
+    for name, kind in kinds.discover().items():
         assert f"| `{name}` |" in section(CONFIG_REFERENCE, "## Pool kinds"), name
+        options = reference.kind_options(type(kind))
+        if options is not None:  # a kind that owns its keys: each is under its heading
+            text = CONFIG_REFERENCE.split(f"### `{name}`", 1)[1].split("\n### ", 1)[0]
+            for key, field in options.model_fields.items():
+                assert f"| `{field.alias or key}` |" in text, f"kind {name}: {key}"
 
 
 def _commands(group: click.Command, prefix: str = "") -> Iterator[str]:

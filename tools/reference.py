@@ -268,6 +268,15 @@ def _kinds() -> dict[str, Any]:
     return dict(sorted(kinds.discover().items()))
 
 
+def kind_options(cls: type[Any]) -> type[BaseModel] | None:
+    """A pool kind's own options model, when the kind declares one (``Config``, as policies do)."""
+    for attr in ("Config", "Options", "options_model"):
+        model = getattr(cls, attr, None)
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            return model
+    return None
+
+
 def config_reference() -> str:
     from scaler.config import Config
 
@@ -297,9 +306,10 @@ def config_reference() -> str:
         out.append(f"| `{name}` | {prose(own.split(chr(10) * 2, 1)[0])} |")
     out.append("")
     for name, kind in kinds.items():
-        options = getattr(type(kind), "Config", None)
-        if isinstance(options, type) and issubclass(options, BaseModel):
-            out += model_table(f'kind = "{name}"', options)
+        options = kind_options(type(kind))
+        if options is not None:
+            out += [f"### `{name}`", ""]
+            out += model_table("", options, "pools", level=3)[2:]
     out += [
         "## Policies",
         "",
