@@ -187,7 +187,7 @@ def _install_stop_signals(stop: threading.Event) -> None:
 def _with_adapters(
     config: Config, body: Callable[[Any], int], *, allow_competing: bool = False
 ) -> int:
-    from scaler.adapters.pools import build_adapters
+    from scaler.wiring import build_adapters
 
     try:
         adapters = build_adapters(config, clock=_clock(), allow_competing=allow_competing)

@@ -10,10 +10,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from scaler.config import PoolConfig
+from scaler.config_model import PoolConfig
 from scaler.core.types import MetricReading, QuotaUsage
 from scaler.core.victims import Instance, InstanceActions
-from scaler.kinds.base import Preflight
+
+
+@dataclass(frozen=True, slots=True)
+class Preflight:
+    """What a check of a pool against the live platform found at start-up or on reload.
+
+    An error refuses the pool (``run``/``once`` exit 2 naming it; a reload is rejected); a
+    warning is logged and the pool runs."""
+
+    errors: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,7 +66,7 @@ def run_service(
 ) -> bool:
     """Run until ``stop`` is set; ``False`` if a tick was stuck past the shutdown deadline.
     Raises ``ConfigError`` for settings only found wrong when the clients are built."""
-    from scaler.adapters.pools import build_adapters
+    from scaler.wiring import build_adapters
 
     registry = CollectorRegistry()
     calls = CallMetrics(registry)

@@ -109,6 +109,26 @@ class PoolOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class Observed:
+    """What a tick's observe phase hands to its plan and act phases."""
+
+    readable: Sequence[PoolConfig]
+    """The pools whose status was read, in the config's order."""
+    statuses: Mapping[str, PoolStatus]
+    failed: Mapping[str, tuple[Reason, str]]
+    """Pools that could not be read: why (``ObserveFailed``/``ObserveTimedOut``) and the error."""
+    readings: Mapping[str, MetricReading]
+    """The metrics as read (a failed read: missing with its error), before ``to_calls``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """What a tick's plan phase hands to its act phase: the core's decisions."""
+
+    decisions: tuple[Decision, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class _Backoff:
     backoff: CapacityBackoff
     code: str
@@ -262,14 +282,30 @@ class Ticker:
         )
 
     def tick(self, now: float) -> list[PoolOutcome]:
-        """Observe, decide and act once for every pool; ``now`` from the wall clock."""
+        """Observe, decide and act once for every pool; ``now`` from the wall clock. Three
+        phases with typed hand-offs: ``_observe`` (every read, bounded by the tick's deadline)
+        gives ``Observed``, ``_plan`` (the pure core's decisions) gives ``Planned``, ``_act``
+        (each pool's kind plans its writes, which start) gives the outcomes."""
         self.follow_clock(now)
-        pools = self.config.pools
-        statuses: dict[str, PoolStatus] = {}
-        failed: dict[str, tuple[Reason, str]] = {}
-        read_failures: list[str] = []
-        # the tick's budget: the pools' reads get half of it, metrics and quota the rest
         start = self.monotonic()
+        seen = self._observe(now, start)
+        planned = self._plan(seen, now)
+        outcomes, logged = self._act_on(seen, planned, now)
+        for o in outcomes:
+            self.last[o.pool] = o
+        self.ticks += 1
+        self.last_tick_at = now
+        if self.config.daemon.log_decisions == "changes":
+            self._summary(outcomes, logged, start)
+        return outcomes
+
+    # -- observe ------------------------------------------------------------------------------
+
+    def _observe(self, now: float, start: float) -> Observed:
+        """Every read of the tick: each pool's status, the metrics, each quota scope's usage,
+        concurrently and bounded by the tick's budget (the pools' reads get half of it,
+        metrics and quota the rest)."""
+        pools = self.config.pools
         # (of the configured interval, in real seconds: a demo's sped-up period is no budget)
         budget = (
             self.config.daemon.tick_deadline_seconds or 0.8 * self.config.daemon.interval_seconds
@@ -289,20 +325,7 @@ class Ticker:
             {pool.name: _bind(self.actuator.observe, pool) for pool in pools},
             deadline=start + budget / 2.0,
         )
-        for pool in pools:
-            got = observed[pool.name]
-            if got.value is not None:
-                statuses[pool.name] = got.value
-                continue
-            read_failures.append(f"pool {pool.name}")
-            self._logged.pop(pool.name, None)  # said again once it can be decided
-            error = self._failure("observe", got)
-            if got.timed_out is not None:
-                failed[pool.name] = (Reason.OBSERVE_TIMED_OUT, error)
-                self.log.warning("pool.observe_timed_out", pool=pool.name, error=error)
-            else:
-                failed[pool.name] = (Reason.OBSERVE_FAILED, error)
-                self.log.warning("pool.observe_failed", pool=pool.name, error=error)
+        statuses, failed, read_failures = self._pool_statuses(observed)
         self._reap_finished()
 
         readable = [p for p in pools if p.name in statuses]
@@ -316,8 +339,48 @@ class Ticker:
                 )
             )
         got_all.update(background.wait(start + budget))
+        readings = self._readings(
+            got_all, (("metrics", early), ("metrics nodes", late)), read_failures
+        )
+        usage = self._usage(got_all, locations, read_failures)
+        self.usage = usage
+        self.quota_memory = self.quota_memory.remember(usage, now=now)
+        self.read_failures = read_failures
+        return Observed(readable, statuses, failed, readings)
+
+    def _pool_statuses(
+        self, observed: Mapping[str, Outcome[PoolStatus]]
+    ) -> tuple[dict[str, PoolStatus], dict[str, tuple[Reason, str]], list[str]]:
+        """The pools read, the pools that could not be (and why), and the failures' names."""
+        statuses: dict[str, PoolStatus] = {}
+        failed: dict[str, tuple[Reason, str]] = {}
+        read_failures: list[str] = []
+        for pool in self.config.pools:
+            got = observed[pool.name]
+            if got.value is not None:
+                statuses[pool.name] = got.value
+                continue
+            read_failures.append(f"pool {pool.name}")
+            self._logged.pop(pool.name, None)  # said again once it can be decided
+            error = self._failure("observe", got)
+            if got.timed_out is not None:
+                failed[pool.name] = (Reason.OBSERVE_TIMED_OUT, error)
+                self.log.warning("pool.observe_timed_out", pool=pool.name, error=error)
+            else:
+                failed[pool.name] = (Reason.OBSERVE_FAILED, error)
+                self.log.warning("pool.observe_failed", pool=pool.name, error=error)
+        return statuses, failed, read_failures
+
+    def _readings(
+        self,
+        got_all: Mapping[str, Outcome[Any]],
+        groups: Sequence[tuple[str, Sequence[PoolConfig]]],
+        read_failures: list[str],
+    ) -> dict[str, MetricReading]:
+        """Each metrics read's readings; a failed read makes its pools' readings missing with
+        the error (and is named among the tick's read failures)."""
         readings: dict[str, MetricReading] = {}
-        for key, group in (("metrics", early), ("metrics nodes", late)):
+        for key, group in groups:
             metrics = got_all.get(key)
             if metrics is None:
                 continue
@@ -328,6 +391,15 @@ class Ticker:
             error = self._failure("metrics read", metrics)
             self.log.warning("metrics.read_failed", error=error)
             readings.update({p.name: MetricReading.missing(error) for p in group})
+        return readings
+
+    def _usage(
+        self,
+        got_all: Mapping[str, Outcome[Any]],
+        locations: Sequence[str],
+        read_failures: list[str],
+    ) -> dict[str, Mapping[str, QuotaUsage]]:
+        """Each quota scope's usage as read now (a failed read is named and left out)."""
         usage: dict[str, Mapping[str, QuotaUsage]] = {}
         for loc in locations:
             quota = got_all[f"quota {loc}"]
@@ -337,40 +409,14 @@ class Ticker:
                 read_failures.append(f"quota {loc}")
                 error = self._failure("usage.list", quota)
                 self.log.warning("quota.read_failed", location=loc, error=error)
-        self.usage = usage
-        self.quota_memory = self.quota_memory.remember(usage, now=now)
-        self.read_failures = read_failures
+        return usage
 
-        plans = []
-        for pool in readable:
-            status = statuses[pool.name]
-            reading = readings.get(pool.name) or MetricReading.missing("no reading")
-            limits = self._limits[pool.name]
-            if status.quota_family and not pool.quota_family:  # from the VM size
-                limits = dataclasses.replace(limits, quota_family=status.quota_family)
-            if status.calls_per_instance:  # a vm-set's nodes report their own capacity
-                limits = dataclasses.replace(limits, calls_per_instance=status.calls_per_instance)
-            reading = to_calls(
-                reading,
-                meaning=pool.metric.meaning,
-                current=status.capacity,
-                calls_per_instance=limits.calls_per_instance,
-            )
-            self._remember(pool.name, reading)
-            plans.append(
-                PoolPlan(
-                    limits=limits,
-                    behavior=self._behaviors[pool.name],
-                    policies=self._policies[pool.name],
-                    observation=Observation(
-                        current=status.capacity,
-                        metric=reading,
-                        in_flight=status.in_flight or pool.name in self.inflight,
-                    ),
-                    state=self.states[pool.name],
-                    history=self.history[pool.name],
-                )
-            )
+    # -- plan ---------------------------------------------------------------------------------
+
+    def _plan(self, seen: Observed, now: float) -> Planned:
+        """What the pure core decides for every pool that could be read (its reading in calls
+        fed to the pool's history first)."""
+        plans = [self._pool_plan(pool, seen) for pool in seen.readable]
         interval = self.config.daemon.interval_seconds
         holds = {
             name: f"{b.code}: Azure had no capacity; retrying after a backoff"
@@ -387,19 +433,57 @@ class Ticker:
             now=now,
         )
         self._charged = {p.limits.name: p.limits for p in plans}
+        return Planned(tuple(decisions))
 
+    def _pool_plan(self, pool: PoolConfig, seen: Observed) -> PoolPlan:
+        status = seen.statuses[pool.name]
+        reading = seen.readings.get(pool.name) or MetricReading.missing("no reading")
+        limits = self._limits[pool.name]
+        if status.quota_family and not pool.quota_family:  # from the VM size
+            limits = dataclasses.replace(limits, quota_family=status.quota_family)
+        if status.calls_per_instance:  # a vm-set's nodes report their own capacity
+            limits = dataclasses.replace(limits, calls_per_instance=status.calls_per_instance)
+        reading = to_calls(
+            reading,
+            meaning=pool.metric.meaning,
+            current=status.capacity,
+            calls_per_instance=limits.calls_per_instance,
+        )
+        self._remember(pool.name, reading)
+        return PoolPlan(
+            limits=limits,
+            behavior=self._behaviors[pool.name],
+            policies=self._policies[pool.name],
+            observation=Observation(
+                current=status.capacity,
+                metric=reading,
+                in_flight=status.in_flight or pool.name in self.inflight,
+            ),
+            state=self.states[pool.name],
+            history=self.history[pool.name],
+        )
+
+    # -- act ----------------------------------------------------------------------------------
+
+    def _act_on(
+        self, seen: Observed, planned: Planned, now: float
+    ) -> tuple[list[PoolOutcome], int]:
+        """Each decision through its pool's kind (the writes it plans start), and the pools
+        that could not be read as failed outcomes, in the config's order; with how many
+        decisions were logged."""
+        pools = self.config.pools
         by_name = {p.name: p for p in pools}
         outcomes: list[PoolOutcome] = []
         logged = 0
-        for decision in decisions:
+        for decision in planned.decisions:
             pool = by_name[decision.pool]
             decision, actions = self._per_instance(
-                pool, decision, statuses[pool.name], readings.get(pool.name), now
+                pool, decision, seen.statuses[pool.name], seen.readings.get(pool.name), now
             )
             said = self._log_decision(pool.name, decision)
             logged += said
             outcomes.append(self._act(pool, decision, now, actions, said=said))
-        for name, (why, error) in failed.items():
+        for name, (why, error) in seen.failed.items():
             prev = self.last.get(name)
             outcomes.append(
                 PoolOutcome(
@@ -414,13 +498,7 @@ class Ticker:
         outcomes.sort(key=lambda o: order[o.pool])
         if self.dry_run:  # every pool of a dry run is one, the held and the failed too
             outcomes = [o if o.dry_run else dataclasses.replace(o, dry_run=True) for o in outcomes]
-        for o in outcomes:
-            self.last[o.pool] = o
-        self.ticks += 1
-        self.last_tick_at = now
-        if self.config.daemon.log_decisions == "changes":
-            self._summary(outcomes, logged, start)
-        return outcomes
+        return outcomes, logged
 
     def _summary(self, outcomes: Sequence[PoolOutcome], logged: int, start: float) -> None:
         """``tick.summary``: the heartbeat of a tick whose unchanged decisions were not logged

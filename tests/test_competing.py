@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from scaler.adapters.pools import build_adapters
 from scaler.cli import main
 from scaler.config import Config, load_config
 from scaler.daemon import Daemon
 from scaler.errors import ConfigError
+from scaler.wiring import build_adapters
 from tests.azure_env import AzureEnv, azure_env
 
 

@@ -21,12 +21,12 @@ from typing import Any
 import pytest
 
 from scaler.adapters.pexip import PexipMetrics
-from scaler.adapters.pools import MetricsRouter, build_adapters
 from scaler.adapters.sim import ManualClock
 from scaler.config import Config, MetricConfig, PoolConfig, parse_config
 from scaler.core.types import Reason
 from scaler.daemon import Daemon
 from scaler.errors import ConfigError
+from scaler.wiring import MetricsRouter, build_adapters, node_metric
 from tests.conftest import config_doc, pool_table, vmss_id
 from tests.fakeazure import FakeAzure
 from tests.fakepexip import FakePexip
@@ -296,7 +296,12 @@ def _tick(env: Env, config: Config, now: datetime, *, sized: bool) -> Any:
         metrics = MetricsRouter(
             config,
             azure=adapters.azure.metrics,
-            pexip=PexipMetrics(config, adapters.pexip, members=adapters.compute.member_names),
+            pexip=PexipMetrics(
+                config,
+                adapters.pexip,
+                members=adapters.compute.member_names,
+                node_metric=node_metric,
+            ),
             sizes=(lambda pool: compute.observe(pool).capacity) if sized else None,
         )
         daemon = Daemon(

@@ -45,11 +45,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from scaler.adapters.pools import Adapters
 from scaler.adapters.sim import ManualClock
 from scaler.config import Config, parse_config
 from scaler.daemon import Daemon, PoolOutcome
 from scaler.health import CallMetrics
+from scaler.wiring import Adapters
 from tests.fakeazure import FakeAzure
 from tests.fakepexip import FakePexip
 

@@ -32,8 +32,7 @@ from scaler.core.types import MetricReading, MetricStatus, QuotaUsage
 from scaler.core.victims import Instance, InstanceActions
 from scaler.daemon import Daemon
 from scaler.errors import PermanentError, TransientError
-from scaler.kinds.base import Preflight
-from scaler.ports import PoolStatus
+from scaler.ports import PoolStatus, Preflight
 from scaler.traces import Trace
 from tests.conftest import config_doc, examples, pool_table
 

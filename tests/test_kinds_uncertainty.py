@@ -32,6 +32,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import scaler.kinds as kinds
+from scaler.actuators.pexip_teams import PexipTeamsActuator
+from scaler.actuators.vm_set import VmSetActuator
+from scaler.actuators.vmss import VmssActuator
 from scaler.adapters.azure_instances import VmInfo
 from scaler.adapters.pexip import Licensing, ScheduledScaling, TeamsNode, TeamsProxy, WorkerVm
 from scaler.config import PoolConfig, parse_config
@@ -39,9 +42,6 @@ from scaler.core import Decision, MetricReading, MetricStatus, PoolState, Reason
 from scaler.core.victims import DrainState, Instance, InstancePlan
 from scaler.errors import PermanentError, TransientError
 from scaler.kinds import PlanInput
-from scaler.kinds.pexip_teams import PexipTeamsActuator
-from scaler.kinds.vm_set import VmSetActuator
-from scaler.kinds.vmss import VmssActuator
 from scaler.ports import PoolStatus
 from tests.conftest import config_doc, pool_table
 

@@ -70,26 +70,15 @@ def test_core_and_policies_do_no_io() -> None:
     assert offenders == []
 
 
-def module_level_imports(path: Path) -> set[str]:
-    """Imports executed when the module loads (not those inside functions or TYPE_CHECKING)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    found: set[str] = set()
-    for node in tree.body:
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-    return found
-
-
-def test_pool_kinds_load_no_io_and_no_adapter_until_an_actuator_is_built() -> None:
-    """The backtest and the core import the kinds for their planners; only an actuator factory
-    (called by the daemon's wiring) brings in an SDK or an adapter."""
+def test_pool_kinds_import_no_io_and_no_adapter() -> None:
+    """The backtest and the core import the kinds for their planners; a kind's actuator lives in
+    the composition root (``scaler.actuators``), so no import of a kind — not one inside a
+    function or under ``TYPE_CHECKING`` — brings in an SDK or an adapter."""
     offenders = []
     for path in sorted((ROOT / "scaler" / "kinds").glob("*.py")):
         bad = {
             n
-            for n in module_level_imports(path)
+            for n in imports(path)
             if n.split(".")[0] in IO_MODULES or n.startswith("scaler.adapters")
         }
         if bad:
@@ -106,7 +95,8 @@ def test_no_kind_name_is_switched_on_outside_the_kinds() -> None:
         "scaler/tick.py",
         "scaler/persistence.py",
         "scaler/config.py",
-        "scaler/adapters/pools.py",
+        "scaler/wiring.py",
+        "scaler/adapters/pexip.py",
         "scaler/adapters/sim.py",
         "scaler/backtest/engine.py",
         "scaler/backtest/runner.py",
@@ -143,3 +133,180 @@ def test_the_daemon_is_split_along_its_seams() -> None:
     persistence = imports(ROOT / "scaler" / "persistence.py")
     assert "scaler.state" not in tick and "scaler.persistence" not in tick
     assert "scaler.core.decide" not in persistence and "scaler.kinds" not in persistence
+
+
+# -- The layers, over every import -----------------------------------------------------------
+#
+# core <- support <- policies <- kinds <- adapters <- composition root: a module imports only
+# from its own layer and the layers below it, counting every import statement (module level,
+# inside functions, under ``TYPE_CHECKING``; relative ones resolved).
+
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("core", ("scaler.core",)),
+    (
+        "support",
+        (
+            "scaler.errors",
+            "scaler.redact",
+            "scaler.logs",
+            "scaler.regions",
+            "scaler.templates",
+            "scaler.traces",
+            "scaler.reads",
+            "scaler.loadgen",
+        ),
+    ),
+    ("policies", ("policies",)),
+    ("kinds", ("scaler.config_model", "scaler.ports", "scaler.kinds")),
+    ("adapters", ("scaler.adapters",)),
+)
+"""Every module not named here is the composition root's (wiring, daemon, tick, CLI, backtest)."""
+
+ROOT_LAYER = "root"
+ADAPTER_USERS = (
+    "scaler.adapters",
+    "scaler.actuators",
+    "scaler.wiring",
+    "scaler.service",
+    "scaler.cli",
+    "scaler.demo",
+    "scaler.preflight",
+    "scaler.trace_export",
+)
+"""The composition root proper (wiring, service, the CLI and the commands that read the platform
+directly): the only modules that import an adapter. The daemon, the tick, persistence and the
+backtest get their ports handed to them."""
+
+ALLOWED_CYCLES = ({"policies", "policies.composite"},)
+"""The composite policy builds its parts through the policy registry it is registered in."""
+
+
+def _modules() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for base in ("scaler", "policies"):
+        for path in sorted((ROOT / base).rglob("*.py")):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            found[".".join(parts)] = path
+    return found
+
+
+MODULES = _modules()
+
+
+def _resolve(name: str) -> str | None:
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def project_imports(module: str) -> set[str]:
+    """The project modules ``module`` imports anywhere in its body (``from a import b`` counts
+    ``a.b`` when ``b`` is a module)."""
+    path = MODULES[module]
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                origin = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                origin = node.module or ""
+            names = [origin, *(f"{origin}.{alias.name}" for alias in node.names)]
+        for name in names:
+            target = _resolve(name)
+            if target and target != module:
+                found.add(target)
+    return found
+
+
+def layer_of(module: str) -> str:
+    for layer, prefixes in LAYERS:
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return layer
+    return ROOT_LAYER
+
+
+RANK = {name: i for i, (name, _) in enumerate(LAYERS)} | {ROOT_LAYER: len(LAYERS)}
+
+
+def test_project_imports_sees_function_local_and_type_checking_imports() -> None:
+    """The checker itself: the kinds import ``PoolConfig`` only under ``TYPE_CHECKING``, and the
+    config loader's registries were once imported inside functions."""
+    assert "scaler.config_model" in project_imports("scaler.kinds.vmss")
+    assert "scaler.kinds" in project_imports("scaler.config")
+    assert "scaler.ports" in project_imports("scaler.kinds.base")
+
+
+def test_every_import_points_down_the_layers() -> None:
+    offenders = []
+    for module in MODULES:
+        mine = layer_of(module)
+        for target in sorted(project_imports(module)):
+            theirs = layer_of(target)
+            if RANK[theirs] > RANK[mine]:
+                offenders.append(f"{module} ({mine}) imports {target} ({theirs})")
+    assert offenders == []
+
+
+def test_adapters_know_ports_never_kinds() -> None:
+    offenders = [
+        f"{module} imports {target}"
+        for module in MODULES
+        if layer_of(module) == "adapters"
+        for target in sorted(project_imports(module))
+        if target == "scaler.kinds" or target.startswith("scaler.kinds.")
+    ]
+    assert offenders == []
+
+
+def test_only_the_composition_root_imports_an_adapter() -> None:
+    offenders = [
+        f"{module} imports {target}"
+        for module in MODULES
+        if not any(module == u or module.startswith(u + ".") for u in ADAPTER_USERS)
+        for target in sorted(project_imports(module))
+        if target.startswith("scaler.adapters")
+    ]
+    assert offenders == []
+
+
+def test_no_import_cycle() -> None:
+    """No strongly connected group of modules (Tarjan's algorithm over every import)."""
+    graph = {m: project_imports(m) for m in MODULES}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[set[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = set()
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.add(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                cycles.append(group)
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    assert [sorted(c) for c in cycles if c not in ALLOWED_CYCLES] == []

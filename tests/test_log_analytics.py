@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 
 from scaler.adapters.azure import StaticTokenCredential
 from scaler.adapters.azure_logs import LogAnalyticsMetrics, history_chunks
-from scaler.adapters.pools import MetricsRouter
 from scaler.config import Config, PoolConfig, parse_config
 from scaler.core.types import MetricReading, MetricStatus
 from scaler.errors import ConfigError, PermanentError
+from scaler.wiring import MetricsRouter
 from tests.conftest import examples
 from tests.fakelogs import FakeLogs
 

@@ -16,10 +16,10 @@ import pytest
 from azure.storage.blob import BlobLeaseClient, BlobServiceClient
 
 from scaler.adapters.azure_lease import BlobLeader, BlobSharedState
-from scaler.adapters.pools import build_adapters
 from scaler.config import Config, HaConfig, parse_config
 from scaler.daemon import Daemon, PoolOutcome
 from scaler.state import StateStore
+from scaler.wiring import build_adapters
 from tests.conftest import config_doc, pool_table, vmss_id
 from tests.fakeazure import FakeAzure
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import pytest
 from structlog.testing import capture_logs
 
-from scaler.adapters.pools import build_adapters
 from scaler.adapters.sim import ManualClock
 from scaler.errors import ConfigError
+from scaler.wiring import build_adapters
 from tests.test_pexip_integration import RG, T0, Env, burst_pool, env  # noqa: F401
 
 

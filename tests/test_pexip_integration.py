@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from scaler.adapters.pools import build_adapters
 from scaler.adapters.sim import ManualClock
 from scaler.config import Config, parse_config
 from scaler.daemon import Daemon, PoolOutcome
+from scaler.wiring import build_adapters
 from tests.fakeazure import FakeAzure
 from tests.fakepexip import FakePexip
 

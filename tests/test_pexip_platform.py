@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from scaler.adapters.pexip import PexipClient, PexipMetrics
 from scaler.config import Config, PoolConfig, parse_config
 from scaler.core.types import MetricReading, MetricStatus
+from scaler.wiring import node_metric
 from tests.conftest import config_doc, examples, pool_table, vmss_id
 from tests.fakepexip import FakePexip
 
@@ -79,7 +80,11 @@ def read(
         return members
 
     try:
-        return dict(PexipMetrics(cfg, client, members=member_names).read(cfg.pools, NOW))
+        return dict(
+            PexipMetrics(cfg, client, members=member_names, node_metric=node_metric).read(
+                cfg.pools, NOW
+            )
+        )
     finally:
         client.close()
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from scaler.adapters.pools import build_adapters
 from scaler.adapters.sim import ManualClock
 from scaler.errors import ConfigError
+from scaler.wiring import build_adapters
 from tests.test_pexip_integration import RG, T0, Env, env, teams_pool  # noqa: F401
 
 

@@ -138,12 +138,14 @@ def test_the_quota_family_comes_from_the_scale_sets_sku(
     pool = config.pools[0]
     assert pool.quota_family == ""  # nothing typed by hand
 
-    size = adapter.scale_set_size(pool, LOC)
+    # what the tick is told: the family of the scale set's sku.name, from Resource SKUs
+    assert adapter.observe(pool).quota_family == FS
+    size = adapter.vm_size(LOC, "Standard_F4s_v2")
     assert size == VmSize("Standard_F4s_v2", FS, 4)
     assert pool_quota_family(pool.quota_family, size) == (FS, "")
 
     # one Resource SKUs read per location for the process lifetime, filtered by location
-    adapter.scale_set_size(pool, LOC)
+    assert adapter.observe(pool).quota_family == FS
     adapter.vm_size(LOC, "standard_f8s_v2")
     skus = [r for r in fake.requests if r.path.lower().endswith("/microsoft.compute/skus")]
     assert len(skus) == 1

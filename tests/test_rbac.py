@@ -25,10 +25,10 @@ from typing import Any
 import pytest
 
 from scaler.adapters.azure_lease import BlobLeader, BlobSharedState
-from scaler.adapters.pools import build_adapters
 from scaler.adapters.sim import ManualClock
 from scaler.config import HaConfig
 from scaler.daemon import Daemon
+from scaler.wiring import build_adapters
 from tests.fakeazure import FakeAzure, rbac_operation
 from tests.fakepexip import FakePexip
 from tests.rbac import blob_operation, granted

@@ -26,8 +26,7 @@ from scaler.core.types import MetricReading, PoolState, QuotaUsage
 from scaler.core.victims import InstanceActions
 from scaler.core.wallclock import backward_step, settle_future, shift_state
 from scaler.daemon import Daemon
-from scaler.kinds.base import Preflight
-from scaler.ports import PoolStatus
+from scaler.ports import PoolStatus, Preflight
 from scaler.state import StateFile, StateStore, decode
 from tests.conftest import config_doc, pool_table
 

@@ -284,7 +284,7 @@ def config_reference() -> str:
         "# Configuration reference",
         "",
         "Every key the configuration file accepts, generated from the pydantic models that "
-        "validate it (`scaler/config.py`, each policy's and pool kind's own `Config`): the "
+        "validate it (`scaler/config_model.py`, each policy's and pool kind's own `Config`): the "
         "meaning is the field's docstring. How the file is read, environment overrides and "
         "worked examples: [Configuration](../configuration.md). A key not listed here is "
         "refused (`did you mean …`).",

@@ -1,6 +1,8 @@
 """Azure adapters: metrics (Azure Monitor), scale set capacity and vCPU quota (Compute).
 
-The only module that imports ``azure.*``. It translates: SDK models become our frozen types and
+With its siblings ``scaler.adapters.azure_*`` (HTTP screening, instances, autoscale settings,
+logs, history, the lease, publishing), the only modules that import ``azure.*``
+(``tests/test_layering.py`` checks it). It translates: SDK models become our frozen types and
 SDK exceptions become ``scaler.errors`` (``raise … from exc``); it decides nothing.
 
 Retries: the SDK's own retry policy already retries 429 (honouring ``Retry-After``), 5xx and
@@ -56,7 +58,7 @@ from scaler.adapters.azure_http import (
     json_answer,
     segment,
 )
-from scaler.config import STATIC_TOKEN_ENV, AzureConfig, Config, MetricConfig, PoolConfig
+from scaler.config_model import STATIC_TOKEN_ENV, AzureConfig, Config, MetricConfig, PoolConfig
 from scaler.core.metrics import merge_series, reduce_window, screen_series
 from scaler.core.quota import VmSize
 from scaler.core.types import MetricReading, MetricStatus, QuotaUsage
@@ -69,9 +71,8 @@ from scaler.errors import (
     TransientError,
     is_capacity_code,
 )
-from scaler.kinds.base import Preflight
 from scaler.logs import get_logger
-from scaler.ports import PoolStatus
+from scaler.ports import PoolStatus, Preflight
 
 CallObserver = Callable[[str, str, float], None]
 """Told of every Azure call: (operation, outcome, seconds). Feeds health and Prometheus metrics."""
@@ -1399,16 +1400,6 @@ class AzureCompute:
                 code="SkuNotListed",
             )
         return size
-
-    def scale_set_size(self, pool: PoolConfig, location: str) -> VmSize:
-        """The VM size of a ``vmss`` / ``pexip-teams`` pool's scale set (its ``sku.name``)."""
-        name, _ = self._skus.get(pool.name, (None, None))
-        if name is None:
-            self.get(pool)
-            name, _ = self._skus.get(pool.name, (None, None))
-        if not name:
-            raise PermanentError(f"vmss.get: {pool.resource_id} has no sku.name")
-        return self.vm_size(location, name, subscription=pool.subscription_id)
 
     def close(self) -> None:
         with self._clients_lock:

@@ -40,9 +40,9 @@ from azure.mgmt.monitor import MonitorManagementClient
 
 from scaler.adapters.azure import CallObserver, _Calls, _client_kwargs, with_transport
 from scaler.adapters.azure_http import ArmPager, segment
-from scaler.config import Config, PoolConfig
+from scaler.config_model import Config, PoolConfig
 from scaler.errors import AdapterError, PermanentError
-from scaler.kinds.base import Preflight
+from scaler.ports import Preflight
 
 API_VERSION = "2022-10-01"
 """The api-version ``azure-mgmt-monitor`` 7 sends for ``AutoscaleSettings_ListByResourceGroup``."""

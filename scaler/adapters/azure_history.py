@@ -36,7 +36,7 @@ from azure.core.credentials import TokenCredential
 from azure.monitor.querymetrics import MetricsClient
 
 from scaler.adapters.azure import CallObserver, _Calls, _client_kwargs, _metric_series, _units_for
-from scaler.config import Config, PoolConfig
+from scaler.config_model import Config, PoolConfig
 from scaler.core.metrics import is_valid_value
 from scaler.errors import PermanentError
 

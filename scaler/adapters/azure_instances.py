@@ -26,7 +26,7 @@ from scaler.adapters import azure_http as screen
 from scaler.adapters.azure import COMPUTE_API_VERSION as API_VERSION
 from scaler.adapters.azure import AzureCompute, AzureResize
 from scaler.adapters.azure_http import segment
-from scaler.config import PoolConfig
+from scaler.config_model import PoolConfig
 from scaler.core.victims import Instance
 from scaler.errors import AdapterError
 

@@ -34,7 +34,7 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobLeaseClient, BlobServiceClient
 
 from scaler.adapters.azure import CallObserver, translate
-from scaler.config import HaConfig
+from scaler.config_model import HaConfig
 from scaler.errors import AdapterError
 from scaler.logs import get_logger
 

@@ -44,7 +44,7 @@ from azure.core.credentials import TokenCredential
 from azure.monitor.query import LogsQueryClient, LogsQueryStatus
 
 from scaler.adapters.azure import CallObserver, _Calls, _client_kwargs
-from scaler.config import Config, LogAnalyticsConfig, PoolConfig
+from scaler.config_model import Config, LogAnalyticsConfig, PoolConfig
 from scaler.core.metrics import is_valid_value, merge_series, reduce_window, screen_series
 from scaler.core.types import MetricReading
 from scaler.errors import AdapterError, PermanentError, TransientError

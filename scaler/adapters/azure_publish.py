@@ -29,7 +29,7 @@ from azure.core.pipeline.policies import (
 from azure.core.rest import HttpRequest
 
 from scaler.adapters.azure import translate
-from scaler.config import Config
+from scaler.config_model import Config
 from scaler.errors import PermanentError
 
 NAMESPACE = "Pexip/CVI"

@@ -15,7 +15,9 @@ unknown. Nullable fields (``max_calls``, ``instance_status``, ``state``, ``event
 teamsnode — Pexip's own client models, github.com/pexip/go-infinity-sdk ``status/models.go``)
 read as ``None``/``""`` and never make a record invalid.
 
-The client does not retry: a failed read makes the pool hold until the next tick.
+The client retries only a request that a kept-alive connection lost before any answer (sent
+once more on a fresh connection, ``_stale_connection``); any other failed read makes the pool
+hold until the next tick.
 
 Endpoints (https://docs.pexip.com/api_manage/api_status.htm and the configuration API):
 ``status/v1/teamsnode/`` (Teams Connector instances), ``status/v1/worker_vm/`` (Conferencing
@@ -44,7 +46,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
-from scaler.config import Config, PexipConfig, PoolConfig
+from scaler.config_model import Config, PexipConfig, PoolConfig
 from scaler.core.types import MetricReading, MetricStatus
 from scaler.errors import AdapterError, ConfigError, PermanentError, TransientError
 from scaler.logs import get_logger
@@ -1293,22 +1295,24 @@ class _TeamsRead:
 class PexipMetrics:
     """``MetricsSource`` over the status API: calls now, per pool and per instance.
 
-    * ``vmss`` / ``pexip-teams`` pools: Σ ``call_count`` of the pool's Teams Connector
-      instances, with each instance's count. An instance belongs to a pool by its
-      ``scaleset_id`` (the pool's scale set) or, without one, its ``eventhub_id`` (the pool's
-      Teams Connector's); one without either belongs to the only Teams pool, and is unattributable
-      when there are several. A reading is ``MISSING`` — never 0 — when any record it could
-      contain is unattributable, ambiguous or invalid, when no record names the pool while
-      others name an unknown scale set, or when the list is empty while the Event Hub is on
-      (Pexip then lists every instance) or its state is unknown. With the Event Hub off Pexip
-      lists instances only while a Teams call is in progress
-      (https://docs.pexip.com/admin/teams_status.htm): the reading is ``OK`` with
-      ``unlisted_is_idle`` set, so an instance the scale set lists as running but the reading
-      does not name carries no call.
-    * ``vm-set`` pools: HD-call load of the pool's nodes (``media_load`` × ``max_hd_calls``);
-      with ``metric.locations``, the load of those system locations beyond ``base_fill`` of
-      the other nodes' capacity there. Nodes in maintenance count neither as load nor as
-      capacity (they report 100 %, https://docs.pexip.com/admin/maintenance_mode.htm);
+    Which pools read Conferencing Node load is the pool's kind's to say (``node_metric``, handed
+    over by the wiring: ``PoolKind.node_metric``); this adapter names no kind.
+
+    * Teams Connector pools (``vmss``, ``pexip-teams``): Σ ``call_count`` of the pool's Teams
+      Connector instances, with each instance's count. An instance belongs to a pool by its
+      ``scaleset_id`` (the pool's scale set) or, without one, its ``eventhub_id`` (the pool's Teams
+      Connector's); one without either belongs to the only Teams pool, and is unattributable when
+      there are several. A reading is ``MISSING`` — never 0 — when any record it could contain is
+      unattributable, ambiguous or invalid, when no record names the pool while others name an
+      unknown scale set, or when the list is empty while the Event Hub is on (Pexip then lists every
+      instance) or its state is unknown. With the Event Hub off Pexip lists instances only while a
+      Teams call is in progress (https://docs.pexip.com/admin/teams_status.htm): the reading is
+      ``OK`` with ``unlisted_is_idle`` set, so an instance the scale set lists as running but the
+      reading does not name carries no call.
+    * Conferencing Node pools (``vm-set``): HD-call load of the pool's nodes (``media_load`` ×
+      ``max_hd_calls``); with ``metric.locations``, the load of those system locations beyond
+      ``base_fill`` of the other nodes' capacity there. Nodes in maintenance count neither as load
+      nor as capacity (they report 100 %, https://docs.pexip.com/admin/maintenance_mode.htm);
       ``by_instance`` gives each node's calls from participant status (``None``: unknown).
 
     Each endpoint is read at most once per ``read`` (the Teams Connector configuration for
@@ -1316,17 +1320,25 @@ class PexipMetrics:
     the error (naming the endpoint) as detail.
     """
 
-    def __init__(self, config: Config, client: PexipClient, *, members: Members) -> None:
+    def __init__(
+        self,
+        config: Config,
+        client: PexipClient,
+        *,
+        members: Members,
+        node_metric: Callable[[PoolConfig], bool],
+    ) -> None:
         self._config = config
         self._client = client
         self._members = members
+        self._node_metric = node_metric
 
     def read(self, pools: Sequence[PoolConfig], now: float) -> Mapping[str, MetricReading]:
         out: dict[str, MetricReading] = {}
-        teams_pools = [p for p in pools if p.kind != "vm-set"]
+        teams_pools = [p for p in pools if not self._node_metric(p)]
         if teams_pools:
             out.update(self._teams(teams_pools, now))
-        node_pools = [p for p in pools if p.kind == "vm-set"]
+        node_pools = [p for p in pools if self._node_metric(p)]
         if node_pools:
             workers = _attempt(lambda: self._client.worker_vms(with_calls=True))
             for pool in node_pools:

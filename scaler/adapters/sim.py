@@ -20,13 +20,12 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from scaler.config import Config, PoolConfig
+from scaler.config_model import Config, PoolConfig
 from scaler.core.metrics import reduce_window
 from scaler.core.types import MetricReading, QuotaUsage
 from scaler.core.victims import InstanceActions
 from scaler.errors import PermanentError
-from scaler.kinds.base import Preflight
-from scaler.ports import Clock, PoolStatus
+from scaler.ports import Clock, PoolStatus, Preflight
 from scaler.traces import Trace
 
 

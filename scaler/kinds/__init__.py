@@ -33,7 +33,7 @@ from scaler.kinds.vm_set import VmSet
 from scaler.kinds.vmss import Vmss
 
 if TYPE_CHECKING:
-    from scaler.config import PoolConfig
+    from scaler.config_model import PoolConfig
     from scaler.core.types import PoolLimits
 
 ENTRY_POINT_GROUP = "cvi_autoscaler.kinds"

@@ -7,15 +7,17 @@ A kind is a small class registered by name (``scaler.kinds.discover``), like a p
 * ``plan(...)`` — the **pure** planner that turns the core's ``Decision`` into what will really
   happen and the writes that make it happen (``InstancePlan``); the daemon, the simulator/demo
   and the backtest all call this same method;
-* ``actuator(ctx)`` — the adapter that observes and changes pools of this kind (imports its
-  adapters lazily, so that the backtest and the core never load an SDK);
+* the actuator that observes and changes pools of this kind lives in the composition root
+  (``scaler.actuators``, one module per built-in kind), so a kind imports no adapter and the
+  backtest and the core never load an SDK; ``actuator(ctx)`` is the hook through which a
+  third-party kind brings its own;
 * ``replay_mode(pool)`` — how the backtest's minute model treats its scale-in (``drop``,
   ``drain`` or ``idle``; see ``scaler.backtest.engine``);
 * ``limits(pool, limits)`` — kind-specific adjustments of what the core is told.
 
-Adding a kind is one new module and its registration (the ``cvi_autoscaler.kinds`` entry-point
-group, or ``BUILTINS``); nothing in the daemon, the config, the adapters or the backtest switches
-on a kind's name.
+Adding a kind is its module and its registration (the ``cvi_autoscaler.kinds`` entry-point
+group, or ``scaler.kinds.BUILTINS`` and its actuator's factory in ``scaler.actuators``); nothing
+in the daemon, the config, the adapters or the backtest switches on a kind's name.
 
 **The one rule every kind follows: uncertainty may hold a scale-in, never a scale-out.** Only
 the load reading decides whether there is anything to do. Whatever else a kind reads —
@@ -38,24 +40,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from scaler.core.types import Decision, MetricReading, PoolLimits, Reason
 from scaler.core.victims import DrainState, InstanceActions, InstancePlan, amend, noted
+from scaler.ports import Preflight as Preflight
 
 if TYPE_CHECKING:
-    from scaler.config import Config, PoolConfig
+    from scaler.config_model import Config, PoolConfig
     from scaler.ports import Clock, PoolStatus, ResizeHandle
 
 ScaleIn = Literal["drop", "drain", "idle"]
 """How a kind's scale-in treats busy instances in the backtest (see ``scaler.backtest.engine``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Preflight:
-    """What a check of a pool against the live platform found at start-up or on reload.
-
-    An error refuses the pool (``run``/``once`` exit 2 naming it; a reload is rejected); a
-    warning is logged and the pool runs."""
-
-    errors: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
 
 
 class KindActuator(Protocol):

@@ -1,9 +1,10 @@
-"""The routers that hand each pool to its kind's actuator and metric source, and the factory.
+"""The composition root's wiring: the routers that hand each pool to its kind's actuator and
+metric source, and the factory that builds them from the config.
 
-The kinds themselves (validation, pure planner, actuator, replay model) live in
-``scaler.kinds``, one module each. ``PoolRouter`` is the daemon's single actuator (and quota
-reader) and ``MetricsRouter`` its single metrics source, each dispatching by pool;
-``build_adapters`` wires them from the config and the kinds' own factories.
+The kinds themselves (validation, pure planner, replay model) live in ``scaler.kinds`` and
+their actuators in ``scaler.actuators``, one module each. ``PoolRouter`` is the daemon's
+single actuator (and quota reader) and ``MetricsRouter`` its single metrics source, each
+dispatching by pool; ``build_adapters`` wires them from the config and the actuator factories.
 """
 
 from __future__ import annotations
@@ -11,19 +12,20 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from scaler.actuators import actuator_of
 from scaler.adapters.azure import AzureAdapters, AzureCompute, AzureMonitorMetrics
 from scaler.adapters.azure_autoscale import AutoscaleSettings
 from scaler.adapters.azure_logs import LogAnalyticsMetrics
 from scaler.adapters.azure_publish import AzureMetricPublisher
 from scaler.adapters.pexip import PexipClient, PexipMetrics
-from scaler.config import Config, PoolConfig
+from scaler.config_model import Config, PoolConfig
 from scaler.core.metrics import to_calls
 from scaler.core.types import MetricReading, MetricStatus, QuotaUsage
 from scaler.core.victims import InstanceActions
 from scaler.errors import AdapterError, ConfigError, PermanentError
-from scaler.kinds import KindActuator, KindContext, Preflight, discover
+from scaler.kinds import KindActuator, KindContext, discover, kind_of
 from scaler.logs import get_logger
-from scaler.ports import Clock, MetricsSource, PoolStatus, ResizeHandle
+from scaler.ports import Clock, MetricsSource, PoolStatus, Preflight, ResizeHandle
 
 
 class PoolRouter:
@@ -286,12 +288,14 @@ class Adapters:
         )
         kinds: dict[str, KindActuator] = {}
         for name, kind in discover().items():
-            actuator = kind.actuator(ctx)
+            actuator = actuator_of(kind, ctx)
             if actuator is not None:
                 kinds[name] = actuator
         router = PoolRouter(kinds, compute, autoscale=self.autoscale)
         if self.pexip is not None:
-            pexip_metrics = PexipMetrics(config, self.pexip, members=router.member_names)
+            pexip_metrics = PexipMetrics(
+                config, self.pexip, members=router.member_names, node_metric=node_metric
+            )
             if config.pexip.publish_metrics:
                 self.publisher = AzureMetricPublisher(config, self.azure.credential)
         self.compute = router
@@ -329,6 +333,11 @@ class Adapters:
         if self.logs is not None:
             self.logs.close()
         self.azure.close()
+
+
+def node_metric(pool: PoolConfig) -> bool:
+    """Whether the pool's kind reads Conferencing Node load (``PoolKind.node_metric``)."""
+    return kind_of(pool).node_metric
 
 
 def _logs_source(config: Config, credential: Any, observer: Any) -> LogAnalyticsMetrics | None:
