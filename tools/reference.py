@@ -352,13 +352,15 @@ def cli_reference() -> str:
         level = "##" if path == "cvi-autoscaler" else "###"
         out += [f"{level} `{path}`", "", "```text", f"{path} {usage}".rstrip(), "```", ""]
         if command.help:
-            out += [inspect.cleandoc(command.help).replace("\b\n", ""), ""]
+            text = inspect.cleandoc(command.help).replace("\b\n", "")
+            out += [re.sub(r"``([^`]+)``", r"`\1`", text), ""]
         rows = []
+        help_option = command.get_help_option(ctx)
         for param in command.get_params(ctx):
             if isinstance(param, click.Argument):
                 rows.append(f"| `{param.make_metavar(ctx)}` | argument{_required(param)} |")
                 continue
-            if param.name == "help":
+            if param is help_option:  # the same on every command
                 continue
             record = param.get_help_record(ctx)
             if record is None:
