@@ -78,11 +78,12 @@ soak: install
 # 200 and 1,000 pools for 42 simulated days on a stepped clock (hours; not in test, which runs
 # the 7-day, 200-pool form: tests/test_endurance.py).
 endurance: install
-	$(BIN)/python bench/endurance.py --pools 200,1000 --days 42 --check
+	$(BIN)/python bench/endurance.py --pools 200,1000 --days 42 --one-core --check \
+		--write-docs endurance-recommended
 
 # What one tick costs Azure and the daemon at 20, 200 and 1,000 pools (issue 13's targets).
 bench-scale: install
-	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/scale.py --sizes 20,200,1000 --ticks 50 --write-docs scale
 
 .PHONY: image image-test
 

@@ -15,9 +15,12 @@ quoted as such.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-from collections.abc import Callable, Mapping
+import shlex
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -227,3 +230,84 @@ def write_documents(results: Results, paths: tuple[Path, ...] = DOCUMENTS) -> li
             path.write_text(new, encoding="utf-8")
             changed.append(path)
     return changed
+
+
+# ----------------------------------------------------------------- pasted command output
+
+_OUTPUT = re.compile(
+    r"<!-- output:(?P<name>[a-z0-9-]+) -->\n(?P<body>.*?)<!-- /output:(?P=name) -->", re.S
+)
+BENCHMARKS = ROOT / "docs" / "benchmarks.md"
+
+
+def output_block(command: str, output: str) -> str:
+    """A fenced block of ``output`` headed by the ``command`` that printed it."""
+    return f"```text\n$ {command}\n{output.rstrip()}\n```\n"
+
+
+def output_blocks(text: str) -> dict[str, str]:
+    """The pasted outputs of ``text`` (name → block)."""
+    return {m["name"]: m["body"] for m in _OUTPUT.finditer(text)}
+
+
+def paste_output(name: str, command: str, output: str, path: Path = BENCHMARKS) -> bool:
+    """Replace the region ``<!-- output:NAME -->…<!-- /output:NAME -->`` of ``path`` with what
+    ``command`` printed (the benches' ``--write-docs``); False when the region is missing."""
+    text = path.read_text(encoding="utf-8")
+    if name not in output_blocks(text):
+        return False
+    block = output_block(command, output)
+
+    def one(m: re.Match[str]) -> str:
+        return (
+            f"<!-- output:{name} -->\n{block}<!-- /output:{name} -->" if m["name"] == name else m[0]
+        )
+
+    new = _OUTPUT.sub(one, text)
+    if new != text:
+        path.write_text(new, encoding="utf-8")
+    return True
+
+
+class Tee:
+    """Standard output, also kept: what a bench printed, for ``paste_output``."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.parts: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        return int(self.stream.write(text))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+def run_pasted(name: str, script: str, argv: Sequence[str] | None, run: Callable[[], int]) -> int:
+    """``run()`` (a bench's ``main``), its standard output also pasted into
+    ``docs/benchmarks.md`` under ``<!-- output:NAME -->`` headed by the command line (``script``
+    and ``argv`` less ``--write-docs``)."""
+    given = list(sys.argv[1:] if argv is None else argv)
+    args: list[str] = []
+    skip = False
+    for arg in given:
+        if skip:
+            skip = False
+        elif arg == "--write-docs":
+            skip = True
+        elif not arg.startswith("--write-docs="):
+            args.append(arg)
+    tee = Tee(sys.stdout)
+    with contextlib.redirect_stdout(tee):
+        code = run()
+    command = shlex.join(["python", script, *args])
+    where = f"{BENCHMARKS.relative_to(ROOT)} <!-- output:{name} -->"
+    if not paste_output(name, command, tee.text()):
+        print(f"--write-docs: {where} is not there; nothing written", file=sys.stderr)
+        return code or 2
+    print(f"wrote the output of `{command}` into {where}", file=sys.stderr)
+    return code

@@ -105,7 +105,17 @@ def speed_trace(days: int = 30, pools: int = 10) -> Trace:
     return Trace.from_rows(generate(profiles, start, days), start=start)
 
 
-def speed_config(trace: Trace) -> Config:
+def recommended_policies() -> list[dict[str, Any]]:
+    """The first pool's policy set of ``examples/recommended.toml``, as written there."""
+    import tomllib
+
+    doc = tomllib.loads(RECOMMENDED.read_text(encoding="utf-8"))
+    policies: list[dict[str, Any]] = doc["pools"][0]["policies"]
+    return policies
+
+
+def speed_config(trace: Trace, policies: list[dict[str, Any]] | None = None) -> Config:
+    """The speed bench's pools; ``policies``: each pool's set (default: target tracking)."""
     pools: list[dict[str, Any]] = []
     for name in trace.pools:
         pools.append(
@@ -118,7 +128,7 @@ def speed_config(trace: Trace) -> Config:
                 "min": 1,
                 "max": 40,
                 "metric": {"lag_minutes": 3, "window_minutes": 5},
-                "policies": [{"type": "target-tracking", "target_utilization": 0.7}],
+                "policies": policies or [{"type": "target-tracking", "target_utilization": 0.7}],
             }
         )
     return parse_config(
@@ -130,9 +140,9 @@ def speed_config(trace: Trace) -> Config:
     )
 
 
-def bench_speed(runs: int) -> dict[str, float]:
+def bench_speed(runs: int, policies: list[dict[str, Any]] | None = None) -> dict[str, float]:
     trace = speed_trace()
-    config = speed_config(trace)
+    config = speed_config(trace, policies)
     steps = trace.length * len(trace.pools)
     timings = []
     for _ in range(runs):
@@ -703,6 +713,13 @@ def write_figures(rows: list[dict[str, Any]]) -> None:
     print(f"\nwrote {figures.RESULTS.relative_to(ROOT)}; {done}")
 
 
+SPEED_SETS: tuple[tuple[str, Any], ...] = (
+    ("target tracking", lambda: None),
+    ("examples/recommended.toml's policy set", recommended_policies),
+)
+"""The speed bench's policy sets: (label, the policies of every pool)."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="timed runs of the speed bench")
@@ -730,11 +747,11 @@ def main() -> None:
             print_held_out(bench_held_out(), args.markdown)
     if not args.skip_families:
         print_families(bench_families(args.family or list(FAMILIES), args.seeds), args.markdown)
-    if not args.skip_speed:
-        s = bench_speed(max(1, args.runs))
+    for label, policies in () if args.skip_speed else SPEED_SETS:
+        s = bench_speed(max(1, args.runs), policies())
         print(
             f"\nSpeed: 30 days × 1 minute × 10 pools = {s['pool_steps']:,.0f} pool-steps "
-            f"(target tracking, one tick a minute)\n"
+            f"({label}, one tick a minute)\n"
             f"  median {s['median_s']:.2f} s ({s['steps_per_s']:,.0f} pool-steps/s) with the "
             f"default workers; {s['median_one_process_s']:.2f} s in one process\n"
             f"  peak RSS {s['rss_mb']:.0f} MB (this process), {s['worker_rss_mb']:.0f} MB "

@@ -162,7 +162,7 @@ def _config(url: str, ca: str, ids: Sequence[str], n: int) -> Any:
 
 
 def machine() -> str:
-    """The machine a figure was measured on: CPU model, cores, Python."""
+    """The machine a figure was measured on: CPU model, cores, Python, and its load."""
     import platform
 
     model = platform.processor() or platform.machine()
@@ -173,7 +173,12 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    try:
+        # the machine may be shared: how busy it was when the figures were taken
+        busy = f", load average {os.getloadavg()[0]:.1f} at the start"
+    except OSError:
+        busy = ""
+    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}{busy}"
 
 
 def _rss_mb() -> float:
@@ -187,9 +192,9 @@ def _rss_mb() -> float:
 def measure(n: int, *, ticks: int, latency: float, bodies: str = "example") -> dict[str, Any]:
     """One fleet: the daemon's steady-state tick, measured."""
     os.environ.setdefault("CVI_AUTOSCALER_STATIC_TOKEN", "bench-token")
-    from scaler.adapters.pools import build_adapters
     from scaler.daemon import Daemon
     from scaler.logs import configure
+    from scaler.wiring import build_adapters
 
     # as ``run`` logs under systemd or in a container: JSON lines (here into /dev/null)
     configure(fmt="json", stream=open(os.devnull, "w"))  # noqa: SIM115
@@ -296,7 +301,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--ticks", type=int, default=500)
     ap.add_argument("--latency-ms", type=float, default=20.0)
     ap.add_argument("--bodies", choices=("example", "maximum", "compact"), default="example")
+    ap.add_argument(
+        "--write-docs",
+        metavar="NAME",
+        help="paste this command and its output into docs/benchmarks.md's "
+        "<!-- output:NAME --> region",
+    )
     args = ap.parse_args(argv)
+    if args.write_docs:
+        from bench.figures import run_pasted
+
+        return run_pasted(args.write_docs, "bench/scale.py", argv, lambda: run(args))
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     print(
         f"scale: {len(REGIONS)} regions, {len(SUBSCRIPTIONS)} subscriptions, "

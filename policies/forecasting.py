@@ -8,7 +8,9 @@ its own table:
 * :func:`day_outliers` — which whole days (a Christmas week, an all-day event) to leave out;
 * :func:`growth_per_week` — week-over-week growth, robustly (a Theil–Sen-style median of the
   growth between every pair of weeks, each pair compared on the same days only);
-* :func:`upper_quantile` and :func:`plan_instances` — headroom from measured forecast error;
+* :func:`persistence` — how much of a deviation now is still there later (calls in progress);
+* :class:`Tail` — the shape of the standardised forecast error, its quantiles and expected
+  shortfall (the planned quantile follows from the unserved share an operator accepts);
 * :class:`Calendar` — public holidays (the maintained ``holidays`` package) and explicit dates;
 * :func:`utc_offset` — the seconds a time base is ahead of UTC at an instant.
 
@@ -17,10 +19,10 @@ Units: calls (concurrent calls per one-minute bucket), seconds since the epoch, 
 
 from __future__ import annotations
 
-import heapq
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, date, datetime, tzinfo
+from statistics import NormalDist
 from typing import Literal, Protocol
 
 Blend = Literal["weighted", "max", "median", "mean"]
@@ -117,27 +119,6 @@ def growth_per_week(weeks: Sequence[Sequence[float | None]], *, low: float, high
     return min(high, max(low, median(rates)))
 
 
-def upper_quantile(values: Collection[float], q: float) -> float:
-    """The nearest-rank ``q`` quantile of ``values`` for q ≥ 0.5 (the ``k``-th largest,
-    ``k = ceil((1 - q) × n)``, at least 1); ``values`` must not be empty."""
-    k = max(1, math.ceil(round((1.0 - q) * len(values), 9)))
-    return heapq.nlargest(k, values)[-1]
-
-
-def plan_instances(
-    peak: float, error_z: float, *, calls_per_instance: float, utilization: float
-) -> int:
-    """Instances for ``peak`` calls plus headroom for the measured error.
-
-    ``error_z`` is the high quantile of the normalised forecast error ``(actual − forecast) ÷
-    √(forecast + calls_per_instance)`` (calls are counts, so their spread grows with the square
-    root of the level: a quiet hour gets little headroom); negative values count as 0. The
-    result rises with ``peak`` and with ``error_z``.
-    """
-    headroom = max(0.0, error_z) * math.sqrt(max(0.0, peak) + calls_per_instance)
-    return math.ceil(round((max(0.0, peak) + headroom) / (calls_per_instance * utilization), 9))
-
-
 def utc_offset(zone: tzinfo | None, t: float) -> float:
     """Seconds ``zone`` is ahead of UTC at epoch second ``t`` (``None``: UTC)."""
     if zone is None:
@@ -213,3 +194,159 @@ def day_start(zone: tzinfo | None, ordinal: int) -> float:
     """Epoch second of local midnight starting day ``ordinal`` in ``zone``."""
     d = date.fromordinal(ordinal)
     return datetime(d.year, d.month, d.day, tzinfo=zone if zone is not None else UTC).timestamp()
+
+
+# -- the predictive distribution ----------------------------------------------------------------
+
+MEETING_LENGTHS: tuple[tuple[float, float], ...] = (
+    (30.0, 0.35),
+    (60.0, 0.55),
+    (90.0, 0.05),
+    (120.0, 0.05),
+)
+"""Booked Teams meeting lengths (minutes) and their shares: half-hour and hour meetings, a few
+longer ones (the shape behind DESIGN.md's "average meeting ≈ 53 min")."""
+
+
+def persistence(minutes: float, lengths: Sequence[tuple[float, float]] = MEETING_LENGTHS) -> float:
+    """Share of the calls in progress now that are still in progress ``minutes`` later.
+
+    A call in progress at a random moment is in a meeting picked in proportion to its length
+    and has run a uniform part of it (the equilibrium residual life), so the share left after
+    ``x`` minutes is ``Σ p·max(0, d − x) ÷ Σ p·d``: 57 % after 23 minutes, 8 % after an hour.
+    A forecast that is short by some calls now is short by this share of them ``minutes``
+    later: they are meetings that have not ended yet.
+    """
+    total = sum(p * d for d, p in lengths)
+    if total <= 0.0:
+        return 0.0
+    return sum(p * max(0.0, d - minutes) for d, p in lengths) / total
+
+
+NORMAL = NormalDist()
+
+TAIL_LO = -6.0
+"""Lowest standardised error the tail histogram resolves (below: the first bin)."""
+TAIL_WIDTH = 0.125
+"""Width of a tail histogram bin, in standard deviations."""
+TAIL_BINS = 160
+"""Bins of the tail histogram: ``TAIL_LO`` to ``TAIL_LO + TAIL_BINS × TAIL_WIDTH`` (= 14 σ)."""
+
+
+def tail_bin(u: float) -> int:
+    """The histogram bin of standardised error ``u`` (clamped to the first and last bins)."""
+    k = int((u - TAIL_LO) / TAIL_WIDTH)
+    return 0 if k < 0 else (TAIL_BINS - 1 if k >= TAIL_BINS else k)
+
+
+def normal_shortfall(z: float) -> float:
+    """``E[(U − z)⁺]`` for a standard normal ``U``: φ(z) − z·(1 − Φ(z))."""
+    return NORMAL.pdf(z) - z * (1.0 - NORMAL.cdf(z))
+
+
+class Tail:
+    """The shape of the standardised forecast error ``u`` (error minus its hour's mean, over its
+    hour's spread): a histogram of what was measured, pooled over every hour and weighted by
+    each minute's spread in calls (so the tail is the one of the calls at stake, not of quiet
+    nights' few), mixed with a standard normal of weight ``prior`` until measurements outweigh
+    it.
+
+    Why this form: each hour's own errors set its location and spread (there are enough of them
+    for a mean and a standard deviation), but a 99.9 % quantile needs thousands of samples, and
+    one hour has a few hundred whose tail is one bad day. The shape beyond a few standard
+    deviations is shared by every hour once errors are standardised, so it is estimated from
+    all of them together (a split-conformal score normalised by a local scale: Lei et al.,
+    *Distribution-free predictive inference for regression*, 2018, §5.2), and the normal prior
+    keeps the first days of a new pool from planning on a handful of samples.
+
+    ``counts`` is read, not kept: the caller owns it (weights decay there).
+    """
+
+    __slots__ = ("_m0", "_m1", "_m2", "_prior", "_total")
+
+    def __init__(self, counts: Sequence[float], prior: float) -> None:
+        # Suffix sums over the bins above each bin: mass, first and second moments (centres).
+        n = len(counts)
+        m0 = [0.0] * (n + 1)
+        m1 = [0.0] * (n + 1)
+        m2 = [0.0] * (n + 1)
+        for k in range(n - 1, -1, -1):
+            c = counts[k]
+            x = TAIL_LO + (k + 0.5) * TAIL_WIDTH
+            m0[k] = m0[k + 1] + c
+            m1[k] = m1[k + 1] + c * x
+            m2[k] = m2[k + 1] + c * x * x
+        self._m0, self._m1, self._m2 = m0, m1, m2
+        self._total = m0[0]
+        self._prior = prior
+
+    @property
+    def measured(self) -> float:
+        """Weight of the measured errors (the prior's is ``prior``)."""
+        return self._total
+
+    def _above(self, z: float) -> int:
+        """The first bin whose centre lies above ``z``."""
+        k = math.ceil((z - TAIL_LO) / TAIL_WIDTH - 0.5)
+        return 0 if k < 0 else (TAIL_BINS if k > TAIL_BINS else k)
+
+    def _mix(self, measured: float, normal: float) -> float:
+        w = self._total + self._prior
+        if w <= 0.0:
+            return normal
+        return (max(0.0, measured) + self._prior * normal) / w
+
+    def exceedance(self, z: float) -> float:
+        """``P(u > z)``."""
+        return self._mix(self._m0[self._above(z)], 1.0 - NORMAL.cdf(z))
+
+    def shortfall(self, z: float) -> float:
+        """``E[(u − z)⁺]``: the expected part of the error beyond ``z`` standard deviations."""
+        k = self._above(z)
+        return self._mix(self._m1[k] - z * self._m0[k], normal_shortfall(z))
+
+    def shortfall2(self, z: float) -> float:
+        """``E[((u − z)⁺)²] ÷ 2``, the integral of :meth:`shortfall` from ``z`` to infinity."""
+        k = self._above(z)
+        measured = (self._m2[k] - 2.0 * z * self._m1[k] + z * z * self._m0[k]) / 2.0
+        return self._mix(measured, normal_shortfall2(z))
+
+    def rounded_shortfall(self, z: float, slack: float) -> float:
+        """Expected shortfall when the capacity planned at ``z`` is rounded up by a slack spread
+        evenly over ``[0, slack)`` standard deviations (whole instances): the mean of
+        ``shortfall(z + x)`` over that range."""
+        at_z = self.shortfall(z)
+        if slack <= 1e-6:
+            return at_z
+        # the mean of a decreasing function over [z, z + slack) is at most its value at z
+        # (the difference quotient's rounding can put it a hair above)
+        return min(at_z, (self.shortfall2(z) - self.shortfall2(z + slack)) / slack)
+
+    def quantile(self, q: float) -> float:
+        """The ``q`` quantile (bisection on :meth:`exceedance`)."""
+        return bisect(lambda z: self.exceedance(z) - (1.0 - q))
+
+    def for_shortfall(self, target: float, slack: float = 0.0) -> float:
+        """The ``z`` whose expected shortfall (after rounding up by ``slack``, see
+        :meth:`rounded_shortfall`) is ``target`` standard deviations."""
+        return bisect(lambda z: self.rounded_shortfall(z, slack) - target)
+
+
+def normal_shortfall2(z: float) -> float:
+    """``E[((U − z)⁺)²] ÷ 2`` for a standard normal ``U``."""
+    return ((1.0 + z * z) * (1.0 - NORMAL.cdf(z)) - z * NORMAL.pdf(z)) / 2.0
+
+
+def bisect(f: Callable[[float], float], lo: float = -3.0, hi: float = 12.0) -> float:
+    """The ``z`` in [lo, hi] where decreasing ``f`` crosses 0 (clamped to the ends)."""
+    if f(hi) >= 0.0:
+        return hi
+    if f(lo) <= 0.0:
+        return lo
+    for _ in range(40):
+        mid = (lo + hi) / 2.0
+        if f(mid) > 0.0:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2.0

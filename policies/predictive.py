@@ -1,71 +1,96 @@
-"""Predictive: scale out ahead of load that earlier weeks say is coming, with measured headroom.
+"""Predictive: scale out ahead of the load earlier weeks say is coming, by a calibrated quantile.
 
 A Teams Connector instance takes up to 20 minutes to boot and meetings start on the hour, so a
 policy that reacts to the 09:00 step is 20 minutes late every morning. This one forecasts the
-load over the next ``boot_minutes + margin_minutes`` and asks now for what that load will need.
+load over the next ``boot_minutes + margin_minutes`` as a *predictive distribution* and asks now
+for the instances that cover its ``q`` quantile, where ``q`` follows from the one knob an
+operator sets: ``target_unserved``, the share of call-minutes they accept to leave unserved.
 
-The forecast is a seasonal one (Hyndman & Athanasopoulos, *Forecasting: Principles and
-Practice*, §5.2 "seasonal naïve", extended with a trend, weights and outlier handling); the pure
-pieces live in :mod:`policies.forecasting`:
+**The point forecast** (Hyndman & Athanasopoulos, *Forecasting: Principles and Practice*, §5.2
+"seasonal naïve", §8.3 Holt–Winters' multiplicative level; the pure pieces are in
+:mod:`policies.forecasting`) for minute *m*, made with the load known up to the settled edge
+*e* (``lead = m − e``)::
 
-1. **time base found from the data**: "the same minute last week" depends on whose clock the
-   users live by. Each candidate time base (UTC, the pool's ``timezone``, and ``time_bases``:
-   by default one zone per common daylight-saving rule — EU, US, southern Australia) gives its
-   own seasonal forecast (``time_bases = []``: the configured zone alone, as before); they
-   differ only in the weeks around a DST change. Each forecast is
-   scored against what then happened (predict the last days from the weeks before them, per
-   local hour of the day, errors decaying with a 14-day half-life); the forecast is the highest
-   of the time bases not worse than the best by more than an instance-hour of call-minutes.
-   So across a DST change both alignments are kept (the busier of the two) until the data says
-   which holds, and a pool serving several regions (follow-the-sun) picks per hour of the day
-   the alignment of the region that is awake then (a mixture). ``timezone`` is a hint: it sets
-   the local day (holidays, day fits, error slots) and is one candidate among the others;
-2. **seasonal value**: the same local minute of each of the last ``weeks`` weeks, scaled by the
-   estimated growth to today and blended (``weighted``: each week ``recency_decay`` times the
-   weight of the week after it; ``max``, ``median`` and ``mean`` as before). Left out: weeks
-   whose day was a holiday (``holidays``), days that an event distorted as a whole (total beyond
-   ``day_outlier_ratio`` of the same weekday's median, either way: a Christmas week does not
-   teach January), and a week's minute above ``outlier_ratio × (median + one instance)``
-   (an unannounced surge is not replayed);
-3. **trend**: week-over-week growth from the daily totals of the last ``weeks`` weeks (median of
-   the growth between every pair of weeks over the days both have; holidays and outlier days
-   left out), bounded to [``growth_min``, ``growth_max``] per week and applied per week back;
-4. **holidays**: a holiday (or a half day's afternoon) is planned like the same hours of the
-   last Sundays; the first working day after it is planned from the normal days before it;
-5. **level**: the ratio of the load seen over the last ``recent_minutes`` to the forecast of
-   those minutes, smoothed by one instance of calls and bounded to [``adjust_min``,
-   ``adjust_max``]: a busier-than-usual day lifts the forecast; with ``recent_days`` set, so
-   does the last day(s) against their own forecast (a step in the base load lifts the next days
-   before the weeks behind the forecast show it);
-6. **headroom from measured error** (``headroom = "error-quantile"``, the default): for every
-   minute the policy records how far the load went above the peak it had planned for that minute
-   one boot time earlier (the lead time of its decisions: boot + metric lag + tick), normalised by
-   ``√(forecast + calls_per_instance)``, per local hour of the day over the last ``error_days``.
-   It plans ``peak + q × √(peak + calls_per_instance)`` calls, ``q`` the ``error_quantile`` of that
-   hour's errors, at ``plan_utilization`` of ``calls_per_instance``: quiet hours get little
-   headroom, volatile ramps more. Minutes more than ``outlier_ratio`` above the plan (an
-   unannounced event) are not counted. Until an hour has ``min_error_days`` of errors, and with
-   ``headroom = "utilization"``, it plans ``peak ÷ (calls_per_instance × target_utilization)``
-   (``single_week_utilization`` while one week of history is all it has), as before.
+    forecast(m) = level × seasonal(m) + persistence(lead) × (load(e−1) − level × seasonal(e−1))
 
-It only ever adds to the reactive answer: the result is never below what target tracking would
-recommend from the current reading (same ``target_utilization``). With less than
-``min_history_weeks`` of seasonal history it *is* target tracking. With an unusable metric it still
-recommends the forecast (a floor, which the core never uses to scale in).
+1. **seasonal**: the same local minute of the last ``weeks`` weeks, each scaled by the growth
+   since then and blended (``weighted``: each week ``recency_decay`` times the weight of the week
+   after it; ``max``, ``median``, ``mean``). Left out: weeks whose day was a holiday
+   (``holidays``), days an event distorted as a whole (total beyond ``day_outlier_ratio`` of the
+   same weekday's reference, either way), and a week's minute above ``outlier_ratio × (median +
+   one instance)`` (an unannounced surge is not replayed). A holiday (or a half day's afternoon)
+   is planned like the same hours of the last Sundays. Before a week of history exists, the last
+   day of the same kind (working day, day off) stands in, so the forecaster measures its errors
+   from its second day on (and plans from it with ``min_history_weeks = 0``).
+2. **time base found from the data**: "the same minute last week" depends on whose clock the
+   users live by. Each candidate time base (UTC, ``timezone``, ``time_bases``: one zone per
+   daylight-saving rule) gives its own seasonal value; they differ only in the weeks around a
+   DST change. Each is scored against what then happened, per local hour, and the forecast is the
+   highest of those within an instance-hour of call-minutes of the best (both alignments until
+   the data says which holds; per hour for a pool serving several regions).
+3. **trend**: week-over-week growth from the daily totals of the last ``weeks`` weeks (a
+   Theil–Sen median of the growth between every pair of weeks over the days both have),
+   bounded to [``growth_min``, ``growth_max``], applied to each week back.
+4. **level**, learnt beside the seasonal shape as a multiplicative Holt–Winters level: the last
+   ``recent_days`` whole days and today so far against their seasonal forecast (a step in the
+   base load lifts the next days before the weeks behind the forecast show it), times the last
+   ``recent_minutes`` against that (today's pace), each smoothed by one instance of calls and
+   their product bounded to [``adjust_min``, ``adjust_max``]: a quieter day lowers the forecast
+   as a busier one raises it.
+5. **calls in progress persist**: a deviation from the forecast now is meetings in progress;
+   ``persistence(lead)`` of them are still running ``lead`` minutes later (the equilibrium
+   residual life of 30/60/90/120-minute meetings: 57 % after 23 minutes).
 
-Speed: a backtest calls this ~400 000 times. Every bucket's seasonal value is computed once, when
-it enters the horizon, and kept; fits (growth, weights, outlier days) are made once per local day,
-error quantiles at most every ``refit_minutes`` per hour of the day; errors and time-base scores
-are updated once per bucket as it becomes visible. A call then reads about ``horizon`` cached
-numbers. The caches are keyed to the history object and bounded, so behaviour stays a pure
-function of the inputs (a fresh instance first replays the last ``error_days`` of history).
+**The predictive distribution.** Every settled minute the forecaster compares the load with the
+forecasts it made for that minute at the shortest and the longest lead of its plans (the
+horizon's near and far ends), as the normalised error ``r = (load − forecast) ÷ √(forecast +
+calls_per_instance)`` (calls are counts: their spread grows with the square root of the level).
+Per local hour and day kind (working day; weekend or holiday) and lead it keeps the
+exponentially weighted mean and variance of ``r`` (half-life ``error_days / 2``), pooled with the
+neighbouring hours and shrunk towards a prior (``prior_error``, weight ``min_error_days`` days of
+an hour's minutes): enough samples for a location and a scale. The *shape* of the tail is
+shared by every hour: the errors standardised by their hour's location and scale go into one
+histogram (mixed with a standard normal until measurements outweigh it), whose quantiles and
+expected shortfall are therefore estimated from thousands of minutes, not from one hour's worst
+day (a split-conformal score with a local scale). Minutes far above the forecast
+(``outlier_ratio``: unannounced events) teach neither.
+
+**One knob.** Planning each minute at the same quantile ``q`` is what minimises capacity for a
+given expected unserved total (Lagrange: the marginal instance-minute buys the same expected
+service everywhere). ``q`` follows from ``target_unserved``: the ``z`` whose expected shortfall
+``E[(u − z)⁺]`` times the pool's measured error scale equals ``target_unserved`` of its
+forecast calls (``Σσ·E[(u−z)⁺] = target × Σ forecast`` over the last ``error_days``).
+``error_quantile`` fixes ``q`` instead. Whole instances and the boot-time look-ahead round the
+plan up, so the realised unserved share is at most the target; ``backtest --sweep
+target_unserved=…`` shows the cost of each setting on a trace, ``forecast`` the coverage.
+
+The plan: ``ceil(max over the horizon of (forecast + (mean + z·spread) × √(forecast + cpi))
+÷ (calls_per_instance × plan_utilization))``, the spread and mean interpolated between the near
+and far leads. It never recommends fewer instances than target tracking would from the current
+reading (``target_utilization``); with less than ``min_history_weeks`` of seasonal history it
+*is* target tracking; with an unusable metric it still recommends the forecast (a floor the core
+never uses to scale in). ``headroom = "utilization"`` plans ``peak ÷ (calls_per_instance ×
+target_utilization)`` instead (no error model).
+
+**Memory and speed.** Per pool the policy keeps O(horizon + seasons) numbers in compact arrays:
+the seasonal values, forecasts and day kinds of the minutes from the level window to the end of
+the horizon, the level's sums (one per recent day), 48 × 2 error moments, the 160-bin tail, the
+time bases' scores per hour, the daily totals of the weeks it blends and the fits of the days it
+is planning. The pool's history is read in place, never copied. Every replayed minute costs the
+same few operations (one seasonal blend as a minute enters the horizon, a few sums, two error
+updates): no per-call scans, no caches that grow with time. After a start or a reload the first
+call learns what the next plan needs from the history that exists (daily totals, the level's
+windows, the horizon), and the error record is rebuilt from the last ``error_days`` of that
+history by a replay that advances at most ``CATCH_UP_MINUTES`` a call (until then the prior
+errors, which plan more capacity, fill in).
 """
 
 from __future__ import annotations
 
 import math
+import operator
 from array import array
-from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, tzinfo
 from typing import ClassVar, Literal
@@ -74,16 +99,18 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from policies.forecasting import (
+    TAIL_BINS,
     Blend,
     Calendar,
+    Tail,
     blend,
     check_country,
     day_outliers,
     day_start,
     growth_per_week,
     local_day,
-    plan_instances,
-    upper_quantile,
+    persistence,
+    tail_bin,
     utc_offset,
     without_outliers,
 )
@@ -92,6 +119,7 @@ from scaler.core.types import PolicyContext, PoolLimits, Recommendation
 
 WEEK_SECONDS = 7 * 86400.0
 DAY_SECONDS = 86400.0
+_NAN = math.nan
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -131,63 +159,88 @@ class PredictiveConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    target_unserved: float = Field(default=1e-4, gt=0.0, le=0.1)
+    """Share of call-minutes the operator accepts to leave unserved (1e-4: 0.01 %); the planned
+    quantile follows from it and the pool's measured error."""
+    error_quantile: float | None = Field(default=None, ge=0.5, lt=1.0)
+    """A fixed quantile of the predictive distribution to plan for, instead of the one
+    ``target_unserved`` gives; empty: from ``target_unserved``."""
     target_utilization: float = Field(default=0.8, gt=0.0, le=1.0)
-    """Share of ``calls_per_instance`` for the reactive floor and the utilisation headroom."""
+    """Share of ``calls_per_instance`` of the reactive floor (and of ``headroom =
+    "utilization"``)."""
     boot_minutes: float | None = Field(default=None, ge=0.0, le=240.0)
     """Look-ahead before the margin; empty: the pool's ``boot_minutes``."""
-    margin_minutes: float = Field(default=10.0, ge=0.0, le=240.0)
-    """Extra look-ahead beyond the boot time (meetings that start a little early)."""
+    margin_minutes: float = Field(default=1.0, ge=0.0, le=240.0)
+    """Extra look-ahead beyond the boot time (a tick: the next tick can ask for more)."""
+    hold_minutes: float = Field(default=0.0, ge=0.0, le=240.0)
+    """Keep the instances the plan needs again within this many minutes (from now; beyond the
+    boot time + margin): a removed instance drains, billed until its last call ends, so giving
+    it up to ask for another soon pays twice. Never adds an instance (0: off)."""
     weeks: int = Field(default=4, ge=1, le=5)
-    """Seasonal weeks blended (the daemon keeps 5 weeks of history)."""
+    """Seasonal weeks blended."""
     blend: Blend = "weighted"
     """``weighted`` (recent weeks more), ``max`` (the busiest week), ``median``, ``mean``."""
-    recency_decay: float = Field(default=0.75, gt=0.0, le=1.0)
+    recency_decay: float = Field(default=0.9, gt=0.0, le=1.0)
     """``weighted`` blend: weight of a week relative to the week after it."""
     outlier_ratio: float | None = Field(default=1.5, gt=1.0, le=100.0)
     """Leave out a week's minute above this many times the weeks' median (+ one instance of
-    calls), and do not learn headroom from minutes this far above the plan; empty: keep all."""
+    calls), and learn no error from minutes this far above the forecast; empty: keep all."""
     day_outlier_ratio: float | None = Field(default=1.5, gt=1.0, le=100.0)
     """Leave out a whole day whose total is above this factor of the same weekday's reference
     (the second-largest of the weeks, + an instance-hour); empty: keep every day."""
     day_low_ratio: float = Field(default=1.25, gt=1.0, le=100.0)
-    """…and a day below the reference ÷ this factor (− an instance-hour): a quiet week between
-    the holidays does not teach January."""
+    """…and a day below the reference ÷ this factor (− an instance-hour)."""
     growth_min: float = Field(default=0.95, gt=0.0, le=1.0)
     """Lowest week-over-week growth factor extrapolated (1: never a decline)."""
     growth_max: float = Field(default=1.25, ge=1.0, le=3.0)
     """Highest week-over-week growth factor extrapolated (1: no growth)."""
+    pool_days: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Weight of each other working day of the last week beside the same weekday (its shape at
+    today's expected total); 0: the same weekday alone."""
     single_week_utilization: float | None = Field(default=None, gt=0.0, le=1.0)
-    """``target_utilization`` (and at most ``plan_utilization``) for a forecast that rests on one
-    week alone; empty: the same."""
-    min_history_weeks: int = Field(default=1, ge=1, le=5)
-    """Below this many weeks of history at the horizon, act as target tracking."""
-    recent_minutes: int = Field(default=30, ge=0, le=720)
-    """Window of the level adjustment (0: none)."""
-    recent_days: float = Field(default=0.0, ge=0.0, le=7.0)
-    """Also lift the forecast by the last this many days against their own forecast (0: no)."""
-    adjust_min: float = Field(default=1.0, gt=0.0, le=1.0)
-    """Lowest level factor; 1 (the default) never lowers the seasonal forecast."""
+    """Plan at this share of ``calls_per_instance`` (at most ``plan_utilization``) while the
+    forecast rests on one week alone; empty: as with more weeks."""
+    min_history_weeks: int = Field(default=1, ge=0, le=5)
+    """Below this many weeks of seasonal history at the horizon, act as target tracking (0:
+    plan from the last day of the same kind while no week exists)."""
+    recent_minutes: int = Field(default=0, ge=0, le=720)
+    """Window of today's pace in the level, smoothed by one instance of calls (0: none; today
+    so far is in the level anyway)."""
+    recent_days: float = Field(default=1.0, ge=0.0, le=7.0)
+    """Whole days (rounded up) behind the level besides today so far (0: today alone)."""
+    today_level: bool = True
+    """Scale the forecast by today so far against its forecast (shrunk as below)."""
+    level_prior_call_minutes: float = Field(default=20000.0, ge=0.0, le=1e7)
+    """Evidence (call-minutes) a day's level needs to move halfway from the forecast: the mean
+    meeting length over the day-to-day spread squared (53 min ÷ 0.05² ≈ 20,000): less noise in
+    a busier pool's level, no chasing a quiet morning's few calls."""
+    adjust_min: float = Field(default=0.5, gt=0.0, le=1.0)
+    """Lowest level factor (1: the level never lowers the seasonal forecast)."""
     adjust_max: float = Field(default=1.5, ge=1.0, le=10.0)
-    """Highest level factor of the level adjustment."""
+    """Highest level factor."""
+    persistence: bool = True
+    """Carry the deviation of the calls in progress into the forecast as meetings end."""
     timezone: str | None = None
     """IANA zone of the pool's users as the operator believes: the local day for holidays, fits
     and error slots, and one candidate time base; empty: UTC."""
     time_bases: tuple[str, ...] = ("UTC", "Europe/London", "America/New_York", "Australia/Sydney")
-    """Candidate time bases besides ``timezone`` (IANA zones; one per daylight-saving rule is
-    enough). Empty: ``timezone`` alone (or UTC), as before time bases were found from the data."""
+    """Candidate time bases besides ``timezone`` (one per daylight-saving rule is enough);
+    empty: ``timezone`` alone."""
     headroom: Literal["error-quantile", "utilization"] = "error-quantile"
-    """``error-quantile``: headroom from the measured forecast error; ``utilization``: plan the
-    forecast at ``target_utilization`` (the behaviour before error-quantile headroom)."""
-    error_quantile: float = Field(default=0.995, ge=0.5, lt=1.0)
-    """Quantile of the hour's normalised forecast error to plan for."""
+    """``error-quantile``: the calibrated predictive distribution; ``utilization``: plan the
+    forecast at ``target_utilization``."""
     error_days: int = Field(default=14, ge=1, le=35)
-    """Days of forecast errors kept per hour of the day."""
-    min_error_days: float = Field(default=3.0, ge=0.0, le=35.0)
-    """Days of errors an hour needs before its quantile is trusted (until then: utilisation)."""
+    """Span of the error record: errors weigh half after ``error_days / 2`` days."""
+    min_error_days: float = Field(default=1.0, ge=0.0, le=35.0)
+    """Weight of the prior error, in days of one hour's minutes (measured errors outweigh it
+    after that long)."""
+    prior_error: float = Field(default=2.0, gt=0.0, le=20.0)
+    """Spread of the normalised error assumed before any is measured (√2 for two Poisson
+    counts, more for the day-to-day level)."""
     plan_utilization: float = Field(default=1.0, gt=0.0, le=1.0)
-    """Share of ``calls_per_instance`` the forecast plus error headroom is planned at."""
+    """Share of ``calls_per_instance`` the planned quantile is planned at."""
     refit_minutes: int = Field(default=60, ge=1, le=1440)
-    """How often an hour's error quantile is recomputed."""
+    """How often the quantile and each hour's error moments are recomputed."""
     holidays: HolidayConfig | None = None
     """``{country, subdivision, dates, half_days, half_day_from = 12}``: public holidays from the
     ``holidays`` package plus your own days."""
@@ -220,34 +273,126 @@ class PredictiveConfig(BaseModel):
 
 
 @dataclass(frozen=True, slots=True)
+class Outlook:
+    """The predictive distribution of one minute as the policy plans it (``forecast`` command)."""
+
+    forecast: float
+    """Point forecast (calls)."""
+    upper: float
+    """The planned quantile of the load (calls): the forecast plus its headroom."""
+    quantile: float
+    """The quantile ``upper`` promises: the share of minutes the load should stay at or below."""
+    instances: int
+    """Whole instances that ``upper`` asks for (``plan_utilization`` applied)."""
+
+
+@dataclass(frozen=True, slots=True)
 class _DayFit:
-    """How one local day (or half day) is forecast: per week back, the seconds back to its
-    source, the source's weight (0: left out) and the growth factor to today."""
+    """How one local day (or half day) is forecast: per source day, the seconds back to it, its
+    weight (0: left out) and growth factor to today; ``daily``: the sources are the last day of
+    the same kind, not earlier weeks."""
 
     backs: tuple[float, ...]
     weights: tuple[float, ...]
     growth: tuple[float, ...]
     rate: float
-    """Estimated growth per week."""
+    daily: bool = False
+    weeks: int = 0
+    """How many of the first sources are earlier weeks (the others: other days pooled)."""
 
 
-_Groups = tuple[tuple[tuple[int, ...], tuple[float, ...], tuple[float, ...], tuple[int, ...]], ...]
-"""Time bases grouped by where their sources lie: (buckets back, weights, growth factors,
-indices of the bases) over the weeks that count."""
+_Group = tuple[tuple[int, ...], tuple[float, ...], tuple[float, ...], tuple[int, ...], int]
+"""The sources of some time bases: (buckets back, weights, scale factors, indices of the
+bases, how many of the first sources are earlier weeks) over the sources that count."""
+_Groups = tuple[_Group, ...]
 
 _DEFAULT_POOL = PoolLimits("forecast", 0, 1, 15.0, 1, "", "")
+_SLOTS = 48
+"""Error slots: local hour (0-23) + 24 on a day off (weekend or holiday)."""
+_MOMENTS = 3
+_NEVER = -(2**62)
+"""A refit stamp older than any bucket."""
+_DEV_DECAY = 1.0 - 1.0 / 53.0
+"""Per unknown bucket, the share of the calls-in-progress deviation kept (53-minute meetings)."""
+
+
+class _Track:
+    """The forecaster walking the settled past a bucket at a time.
+
+    Per bucket from ``base`` on (compact arrays): the seasonal value (-1 unknown), the weeks
+    behind it, its error slot, and the forecasts made for it at the near and far leads (-1
+    none); they cover the level window behind the edge and the horizon ahead of it. Plus the
+    level's sums: today's pace (the last ``recent`` buckets), the last whole days and today so
+    far (per local day), and the level and deviation at the edge.
+    """
+
+    __slots__ = (
+        "base",
+        "cand",
+        "cnt",
+        "day_end",
+        "day_n",
+        "day_s",
+        "day_y",
+        "days",
+        "days_level",
+        "dev",
+        "dl",
+        "ds",
+        "edge",
+        "fl",
+        "fs",
+        "level",
+        "nbases",
+        "ncand",
+        "sa",
+        "sea",
+        "slot",
+        "sn",
+        "sp",
+        "ss",
+        "stop",
+    )
+
+    def __init__(self, base: int, nbases: int, stop: int | None = None) -> None:
+        self.base = base
+        self.edge = base
+        self.stop = stop
+        """A replay stops here (its errors are the live track's past); ``None``: live."""
+        self.sea = array("d")
+        self.sp = array("d")
+        self.cnt = array("b")
+        self.slot = array("b")
+        self.fs = array("d")
+        self.fl = array("d")
+        self.ds = array("d")
+        self.dl = array("d")
+        self.nbases = nbases
+        self.cand = array("d")  # per bucket: each time base's value (NaN: they agree)
+        self.ncand = 0  # buckets whose time bases differ
+        self.sa = self.ss = 0.0
+        self.sn = 0
+        self.days: list[tuple[float, float, float]] = []  # (actual, seasonal, buckets) per day
+        self.days_level = 1.0
+        self.day_y = self.day_s = self.day_n = 0.0
+        self.day_end = base
+        self.level = 1.0
+        self.dev = 0.0
 
 
 class Predictive:
-    """Seasonal forecast over the boot horizon with measured headroom, never below reactive."""
+    """Seasonal forecast with a calibrated predictive distribution, never below reactive."""
 
     name: ClassVar[str] = "predictive"
     Config: ClassVar[type[PredictiveConfig]] = PredictiveConfig
 
     _FRESH = 2
-    """The newest visible buckets are re-read every call: a late metric may still revise them."""
+    """The newest visible buckets may still be revised by a late metric: learning waits."""
     _HALF_LIFE_DAYS = 14.0
     """Half-life of the time bases' error scores."""
+
+    CATCH_UP_MINUTES: ClassVar[int] = 120
+    """Buckets of the error record's replay per call after a start or a reload (about 0.3 ms)."""
 
     def __init__(self, config: PredictiveConfig | None = None) -> None:
         self.config = cfg = config or PredictiveConfig()
@@ -259,6 +404,7 @@ class Predictive:
         self._bases: tuple[tzinfo | None, ...] = tuple(
             None if n == "UTC" else ZoneInfo(n) for n in seen
         )
+        self._agree = array("d", [_NAN] * len(self._bases))  # a bucket whose bases agree
         hol = cfg.holidays
         self._calendar = (
             None
@@ -272,198 +418,663 @@ class Predictive:
             )
         )
         self._half_from = hol.half_day_from if hol is not None else 12
-        self._blocks: dict[int, tuple[int, int, bool]] = {}
+        self.lookback_minutes = (7 * cfg.weeks + 7) * 1440
+        """Minutes of the pool's history read: the weeks blended and one more, so that the
+        error record's replay after a restart finds earlier weeks behind its first days too."""
+        self._owner: LoadHistory | None = None
+        self._pool: PoolLimits | None = None
+        self._geometry: tuple[float, int, int, int] | None = None
+        self._live: _Track | None = None
+        self._replay: _Track | None = None
+        self._last_now = -math.inf
+        self._buf: array[float] = array("d")
+        self._boff = 0
+        self._array = False
+        self._visible = 0
+        self._blocks: dict[int, tuple[int, int, bool, bool]] = {}
         self._groups: dict[tuple[int, int, bool], _Groups] = {}
+        self._plans: dict[int, tuple[int, bool, _Groups, bool]] = {}
         self._totals: dict[int, tuple[float, float]] = {}
         self._fits: dict[tuple[int, bool], _DayFit] = {}
-        self._plans: dict[int, tuple[int, _Groups]] = {}
-        self._outlier = cfg.outlier_ratio
+        self._starts: dict[int, int] = {}
+        self._scores = array("d")  # per local hour: each time base's decayed error score
+        self._scored = array("q", [-1] * 24)  # per local hour: bucket of its last score (-1: none)
         self._weighted = cfg.blend == "weighted"
-        self._how = cfg.blend
-        self._smooth = 0.0  # one instance of calls
-        self._pool: PoolLimits | None = None
-        self._boot_b = 0
-        self._margin_b = 0
-        self._recent_b = 0
-        self._recent_days_b = 0
-        self._reset(None, 60.0, 0)
+        self._outlier = cfg.outlier_ratio
+        self._smooth = 15.0
+        self._today = cfg.today_level
+        self._adjust_min, self._adjust_max = cfg.adjust_min, cfg.adjust_max
+        self._norm = 1.0  # calls added under the square root of the error's scale
+        self._setup(60.0, 20, 0, 3)
 
-    def _reset(self, owner: LoadHistory | None, step: float, base: int) -> None:
+    # -- geometry and learnt state ------------------------------------------------------------
+
+    def _setup(self, step: float, boot_b: int, margin_b: int, lag_b: int) -> None:
+        """Fix the geometry (bucket length, look-ahead, lead of the data) and clear what was
+        learnt under another one."""
         cfg = self.config
-        self._owner = owner
         self._step = step
-        day_b = round(DAY_SECONDS / step)
-        # The settled past as read once from the history (-1: unknown), from ``_abase`` on:
-        # every source of a forecast lies at least a week back, so it is read from here.
-        self._reach = (7 * cfg.weeks + 7) * day_b
-        self._abase = base - self._reach
-        self._act = array("d")
-        # Per bucket from ``_base`` on: the seasonal forecast (-1: unknown), the weeks behind it,
-        # the time bases' own forecasts where they differ, the level at the tick there, and the
-        # local hour (the slot of errors and time-base scores).
-        self._base = base
-        self._sea: list[float] = []
-        self._cnt: list[int] = []
-        self._cand: list[tuple[float, ...] | None] = []
-        self._lev: list[float] = []
-        self._plans_made: list[float] = []  # peak × level planned at a tick there, -2: none
-        self._slot: list[int] = []
-        self._lev_last = base - 1
-        self._lev_value = 1.0
-        # Prefix sums, over settled buckets from ``_base`` on, of actual and seasonal calls and
-        # of the number of buckets where both are known (for the level adjustment).
-        self._pa: list[float] = [0.0]
-        self._ps: list[float] = [0.0]
-        self._pn: list[int] = [0]
-        # What was learnt from the visible past: errors per local hour, time-base scores.
-        self._done = base
-        per_slot = max(1, round(cfg.error_days * 3600.0 / step))
-        self._errors: dict[int, deque[float]] = {s: deque(maxlen=per_slot) for s in range(24)}
-        self._quant: dict[int, tuple[int, float | None]] = {}
-        self._scores: dict[int, tuple[int, list[float]]] = {}
-        self._totals.clear()
-        self._fits.clear()
-        self._groups.clear()
-        self._plans.clear()
+        self._boot_b = boot_b
+        self._h = max(1, boot_b + margin_b)
+        self._lag_b = lag_b
+        self._k_s = lag_b + self._FRESH  # lead of the horizon's first bucket from the edge
+        self._k_l = self._k_s + self._h - 1
+        self._hold = max(self._h, math.ceil(round(cfg.hold_minutes * 60.0 / step, 9)))
+        self._far = self._k_s + self._hold - 1  # the furthest bucket a plan reads
+        self._recent = max(0, math.ceil(cfg.recent_minutes * 60.0 / step))
+        self._keep_days = math.ceil(cfg.recent_days) if cfg.recent_days > 0 else 0
+        self._kappa = cfg.level_prior_call_minutes * 60.0 / step  # in calls × buckets
+        self._limit = math.inf if cfg.outlier_ratio is None else cfg.outlier_ratio
+        self._per = self._smooth * cfg.plan_utilization  # calls an instance is planned for
+        self._span = self._recent + self._far + 2  # buckets a track keeps
+        self._day_b = round(DAY_SECONDS / step)
+        minutes = step / 60.0
+        self._rho_s = persistence(self._k_s * minutes)
+        self._rho_l = persistence(self._k_l * minutes)
+        self._rho = [0.0] * self._hold  # per bucket of the plan: share of the deviation kept
+        self._hl = max(1.0, cfg.error_days / 2.0 * DAY_SECONDS / step)  # half-life, buckets
+        self._ref = 0  # bucket the weights are relative to
+        self._stats = array("d", bytes(8 * _SLOTS * 2 * _MOMENTS))
+        self._hist = array("d", bytes(8 * TAIL_BINS))
+        self._sig = 0.0  # Σ w·σ (each minute's far-lead spread in calls)
+        self._sig2 = 0.0  # Σ w·σ²
+        self._fsum = 0.0  # Σ w·forecast
+        self._pers = array("d", bytes(8 * 6))  # per lead: Σ w·dev·residual, Σ w·dev², Σ w
+        self._coef: tuple[int, tuple[float, float]] | None = None
+        self._params = array("d", bytes(8 * _SLOTS * 4))  # per slot: near mean, spread; far
+        self._params_at = array("q", [_NEVER] * _SLOTS)  # per slot: bucket of the refit
+        self._z: tuple[int, float, float] | None = None
+        self._z_stamp = 0  # bumped when the quantile is refitted (headroom lists follow)
 
-    # -- public forecast --------------------------------------------------------------------------
+        self._heads = array("d", bytes(8 * _SLOTS * 2))  # per slot: near and far headroom
+        self._heads_at = array("q", [_NEVER] * _SLOTS)  # per slot: bucket of the refit
+        self._heads_z = array("q", [-1] * _SLOTS)  # per slot: ``_z_stamp`` it was made with
+        self._row: tuple[float, float, list[float]] | None = None  # the last ``_head_row``
+        self._refit = max(1, round(cfg.refit_minutes * 60.0 / step))
+        self._clear_scores()
+        self._live = None
+        self._replay = None
 
-    def forecast(
-        self, *, history: LoadHistory, at: float, now: float, pool: PoolLimits | None = None
-    ) -> float | None:
-        """The forecast load (calls) for the minute holding ``at``, as made at ``now``.
+    def _bind(self, h: LoadHistory, now: float, pool: PoolLimits) -> tuple[int, int]:
+        """Read ``h`` in place and bring the tracks up to ``now``; (first, edge) in buckets."""
+        live = self._live
+        if h is self._owner and pool is self._pool and live is not None and now >= self._last_now:
+            # the steady case: the same history and pool, a minute or so later
+            step = self._step
+            first = int(now // step)
+            last = int(h.visible_until // step)
+            edge = last - self._FRESH
+            if first - last == self._lag_b and 0 <= edge - live.edge <= self._day_b:
+                if self._array:
+                    start, self._buf = h.buffer()  # type: ignore[attr-defined]
+                    self._boff = int(start // step)
+                self._visible = last
+                if edge > live.edge:
+                    self._advance(live, edge)
+                self._last_now = now
+                if self._replay is not None:
+                    self._catch_up()
+                return first, edge
+        return self._bind_slow(h, now, pool)
 
-        ``history`` must be cut as it was visible at ``now`` (``visible_until`` = now − metric
-        lag); ``pool`` gives ``boot_minutes`` and ``calls_per_instance`` (default: 20 and 15).
-        ``None`` when no earlier week covers ``at``. The seasonal value times the level seen at
-        ``now``, before headroom; calls in time order reuse the caches.
-        """
-        limits = pool or _DEFAULT_POOL
-        _, _, last, recent = self._prepare(history, now, limits)
-        b = math.floor(at / self._step)
-        k = b - self._base
-        value = self._sea[k] if 0 <= k < len(self._sea) else self._seasonal(b)[0]
-        if value < 0.0:
-            return None
-        return value * self._level(limits, last, recent)
-
-    # -- caches ---------------------------------------------------------------------------------
-
-    def _prepare(self, h: LoadHistory, now: float, pool: PoolLimits) -> tuple[int, int, int, int]:
-        """Bring the caches up to ``now``; returns (first, end, last, recent) in buckets."""
+    def _bind_slow(self, h: LoadHistory, now: float, pool: PoolLimits) -> tuple[int, int]:
         step = h.step_seconds
-        if pool is not self._pool or step != self._step or h is not self._owner:
-            cfg = self.config
-            boot = pool.boot_minutes if cfg.boot_minutes is None else cfg.boot_minutes
-            boot_b = max(0, math.ceil(boot * 60.0 / step))
-            margin_b = max(0, math.ceil(cfg.margin_minutes * 60.0 / step))
-            self._recent_b = max(0, math.ceil(cfg.recent_minutes * 60.0 / step))
-            self._recent_days_b = round(cfg.recent_days * DAY_SECONDS / step)
-            backfill = math.ceil(cfg.error_days * DAY_SECONDS / step)
-            if (
-                h is not self._owner
-                or step != self._step
-                or pool.calls_per_instance != self._smooth
-                or boot_b != self._boot_b
-                or margin_b != self._margin_b
-            ):
-                self._smooth = pool.calls_per_instance
-                self._boot_b, self._margin_b = boot_b, margin_b
-                self._reset(h, step, math.floor(h.visible_until / step) - backfill)
-            self._pool = pool
+        cfg = self.config
         first = math.floor(now / step)
-        end = first + max(1, self._boot_b + self._margin_b)
-        last = math.floor(h.visible_until / step)  # first bucket not yet visible
-        recent = self._recent_b
-        lo = min(first, last - recent)
-        base = self._base
-        if lo < base or lo > base + len(self._sea) + 1440 or last < self._abase + len(self._act):
-            backfill = math.ceil(self.config.error_days * DAY_SECONDS / step)
-            self._reset(h, step, min(lo, last) - backfill)
-        elif lo - base > 5 * 1440:
-            self._trim(lo)
-        settled = last - self._FRESH
-        self._mirror(h, settled)
-        # Learn from the past before forecasting what is ahead: the time bases' scores decide
-        # which of them the new buckets follow.
-        target = min(end, settled + self._margin_b)
-        b = self._base + len(self._sea)
-        while True:  # in hours while catching up (a fresh instance replays its backfill)
-            b = min(target, b + 60)
-            self._fill(b)
-            self._learn(settled)
-            if b >= target:
-                break
-        self._fill(end)
-        return first, end, last, recent
+        last = math.floor(h.visible_until / step)  # first bucket not visible
+        lag_b = max(0, first - last)
+        boot = pool.boot_minutes if cfg.boot_minutes is None else cfg.boot_minutes
+        geometry = (
+            step,
+            max(0, math.ceil(round(boot * 60.0 / step, 9))),
+            max(0, math.ceil(round(cfg.margin_minutes * 60.0 / step, 9))),
+            lag_b,
+        )
+        fresh = h is not self._owner
+        if geometry != self._geometry or pool.calls_per_instance != self._smooth:
+            self._geometry = geometry
+            self._smooth = pool.calls_per_instance
+            self._setup(*geometry)
+            fresh = True
+        self._pool = pool
+        self._array = isinstance(h, ArrayHistory) and h.start % step == 0.0
+        if self._array:
+            start, buf = h.buffer()  # type: ignore[attr-defined]
+            self._buf = buf
+            self._boff = int(start // step)
+        else:  # any other history: a copy of what a forecast reads (slow, but correct)
+            lo = last - self.lookback_minutes * 60.0 / step
+            lo_t = math.floor(lo) * step
+            vals = h.values(lo_t, last * step)
+            self._buf = array("d", (_NAN if v is None else v for v in vals))
+            self._boff = math.floor(lo)
+        self._visible = last
+        edge = last - self._FRESH
+        live = self._live
+        if (
+            fresh
+            or live is None
+            or now < self._last_now
+            or edge < live.edge
+            or edge - live.edge > self._day_b  # a long pause: learn what is there, as at a start
+        ):
+            self._restart(h, edge)
+        else:
+            self._advance(live, edge)
+        self._last_now = now
+        if self._replay is not None:
+            self._catch_up()
+        return first, edge
 
-    def _mirror(self, h: LoadHistory, upto: int) -> None:
-        """Read the settled buckets up to ``upto`` (exclusive) from the history, once."""
-        act = self._act
-        step = self._step
-        b = self._abase + len(act)
-        if isinstance(h, ArrayHistory):  # nothing before its start: skip without reading
-            skip = min(upto, math.floor(h.start / step)) - b
-            if skip > 0:
-                act.extend([-1.0] * skip)
-                b += skip
-        while b < upto:
-            v = h.value_at((b + 0.5) * step)
-            act.append(-1.0 if v is None else v)
-            b += 1
+    def _catch_up(self) -> None:
+        """Advance the error record's replay by ``CATCH_UP_MINUTES`` buckets at most."""
+        replay = self._replay
+        assert replay is not None and replay.stop is not None
+        self._advance(replay, min(replay.stop, replay.edge + self.CATCH_UP_MINUTES))
+        if replay.edge >= replay.stop:
+            self._replay = None
+            self._merge_scores()
 
-    def _trim(self, lo: int) -> None:
-        """Drop what no forecast, error or level will read again (in large steps)."""
-        day_b = round(DAY_SECONDS / self._step)
-        drop = lo - self._base - 2 * day_b
-        if drop > 2 * day_b and self._done - self._base > drop + 2 * day_b:
-            self._base += drop
-            del self._sea[:drop], self._cnt[:drop], self._cand[:drop]
-            del self._lev[:drop], self._slot[:drop], self._plans_made[:drop]
-            if len(self._pa) > drop:
-                del self._pa[:drop], self._ps[:drop], self._pn[:drop]
-            else:
-                self._pa, self._ps, self._pn = [0.0], [0.0], [0]
-        drop = self._base - self._reach - self._abase
-        if drop > 2 * day_b:
-            self._abase += drop
-            del self._act[:drop]
-        if len(self._blocks) > 8192:
-            self._blocks.clear()
-        if len(self._groups) > 4096:
-            self._groups.clear()
+    def _restart(self, h: LoadHistory, edge: int) -> None:
+        """Start over at ``edge`` from the history that exists: the live track there, and a
+        replay of the last ``error_days`` before it for the error record."""
+        self._owner = h
+        for cache in (self._blocks, self._groups, self._plans, self._totals, self._fits):
+            cache.clear()
+        self._clear_scores()
+        self._stats = array("d", bytes(8 * _SLOTS * 2 * _MOMENTS))
+        self._hist = array("d", bytes(8 * TAIL_BINS))
+        self._sig = self._sig2 = self._fsum = 0.0
+        self._pers = array("d", bytes(8 * 6))
+        self._coef = None
+        self._forget_fits()
+        self._z = None
+        self._ref = edge
+        self._live = self._start_track(edge)
+        known = self._first_known()
+        span = math.ceil(self.config.error_days * self._day_b)
+        begin = max(edge - span, known + self._day_b) if known is not None else edge
+        self._replay = self._start_track(begin, stop=edge) if begin < edge else None
 
-    def _fill(self, end: int) -> None:
-        """Extend the seasonal cache up to bucket ``end`` (exclusive) as far as its sources are
-        settled."""
-        b = self._base + len(self._sea)
-        if b >= end:
+    def _first_known(self) -> int | None:
+        """The first bucket the history holds a value for (``None``: none visible)."""
+        buf, boff = self._buf, self._boff
+        stop = min(len(buf), self._visible - boff)
+        for i in range(max(0, stop - (7 * self.config.weeks + 2) * self._day_b), stop):
+            if buf[i] == buf[i]:
+                return i + boff
+        return None
+
+    def _start_track(self, edge: int, stop: int | None = None) -> _Track:
+        """A track at ``edge``: its level windows read from the history, its horizon filled."""
+        t = _Track(edge - self._recent - 1, len(self._bases), stop)
+        self._extend(t, edge + self._far + 1)
+        t.edge = edge
+        buf, boff, n = self._buf, self._boff, len(self._buf)
+        # today's pace: the last ``recent`` settled buckets
+        for b in range(edge - self._recent, edge):
+            i = b - boff
+            y = buf[i] if 0 <= i < n else _NAN
+            s = t.sea[b - t.base]
+            if y == y and s >= 0.0:
+                t.sa += y
+                t.ss += s
+                t.sn += 1
+        # the last whole days and today so far, from daily totals and their sources
+        day, _, _, _ = self._block(edge * self._step)
+        t.day_end = self._day_first(day + 1)
+        start = self._day_first(day)
+        t.day_y, t.day_s, t.day_n = self._range_level(day, start, edge)
+        for d in range(day - self._keep_days, day):
+            got = self._range_level(d, self._day_first(d), self._day_first(d + 1))
+            if got[2] > 0.0:
+                t.days.append(got)
+        t.days_level = self._days_level(t)
+        t.level = self._level(t)
+        i = edge - 1 - boff
+        y = buf[i] if 0 <= i < n else _NAN
+        s = t.sea[edge - 1 - t.base]
+        if y == y and s >= 0.0:
+            t.dev = y - t.level * s
+        return t
+
+    def _range_level(self, day: int, lo: int, hi: int) -> tuple[float, float, float]:
+        """(actual, seasonal, buckets) over settled buckets [lo, hi) of local ``day``: the
+        actual summed in place, the seasonal from the same ranges of the day's sources."""
+        buf, boff = self._buf, self._boff
+        hi = min(hi, self._visible - self._FRESH)
+        if hi <= lo:
+            return 0.0, 0.0, 0.0
+        y, n = _sum_known(buf, lo - boff, hi - boff)
+        if n == 0:
+            return 0.0, 0.0, 0.0
+        fit = self._fit(day, False)
+        total = weight_sum = 0.0
+        for back, w, g in zip(fit.backs, fit.weights, fit.growth, strict=True):
+            if w <= 0.0:
+                continue
+            off = round(back / self._step)
+            s, m = _sum_known(buf, lo - off - boff, hi - off - boff)
+            if m:
+                total += w * g * s * n / m
+                weight_sum += w
+        if weight_sum <= 0.0:
+            return 0.0, 0.0, 0.0
+        return y, total / weight_sum, float(n)
+
+    # -- walking the settled past -------------------------------------------------------------
+
+    def _advance(self, t: _Track, upto: int) -> None:
+        """Settle buckets ``t.edge`` … ``upto - 1``: errors of the forecasts made for them
+        (``_learn``), the level's sums, then the forecasts from the new edge (``_look_ahead``);
+        the hot path: a few operations a bucket."""
+        if t.edge >= upto:
             return
-        sea, cnt, cand, lev, slots = self._sea, self._cnt, self._cand, self._lev, self._slot
-        plans = self._plans_made
+        buf, boff = self._buf, self._boff
+        nbuf = len(buf)
+        recent = self._recent
+        span2 = 2 * self._span
+        while t.edge < upto:
+            b = t.edge
+            k = b - t.base
+            i = b - boff
+            y = buf[i] if 0 <= i < nbuf else _NAN
+            s = t.sea[k]
+            known = y == y and s >= 0.0
+            if recent:  # today's pace: the last ``recent`` buckets
+                if known:
+                    t.sa += y
+                    t.ss += s
+                    t.sn += 1
+                o = k - recent
+                if o >= 0:
+                    so = t.sea[o]
+                    io = i - recent
+                    yo = buf[io] if 0 <= io < nbuf else _NAN
+                    if yo == yo and so >= 0.0:
+                        t.sa -= yo
+                        t.ss -= so
+                        t.sn -= 1
+            if b >= t.day_end:
+                self._roll_day(t, b)
+            if known:
+                t.day_y += y
+                t.day_s += s
+                t.day_n += 1.0
+            if y == y:
+                if t.fs[k] >= 0.0 or t.fl[k] >= 0.0:
+                    self._learn(t, k, b, y)
+                if t.ncand:
+                    nb = t.nbases
+                    per_base = t.cand[k * nb : k * nb + nb]
+                    if per_base[0] == per_base[0]:
+                        self._score(b, t.slot[k] % 24, y, per_base, t.stop is None)
+            b += 1
+            t.edge = b
+            self._look_ahead(t, b, y, s, known)
+            if b - t.base > span2:
+                self._trim(t, b - recent - 1)
+
+    def _look_ahead(self, t: _Track, b: int, y: float, s: float, known: bool) -> None:
+        """At the new edge ``b``: the level, the deviation of the calls in progress, and the
+        forecasts for the near and far leads' buckets."""
+        t.level = level = self._level(t)
+        if known:
+            t.dev = y - level * s
+        else:
+            t.dev *= _DEV_DECAY
+        base = t.base
+        if len(t.sea) <= b + self._far - base:
+            self._extend(t, b + self._far + 1)
+        j = b + self._k_s - base
+        s_near = t.sea[j]
+        if s_near >= 0.0:
+            t.fs[j] = level * s_near
+            t.ds[j] = t.dev
+        j = b + self._k_l - base
+        s_far = t.sea[j]
+        if s_far >= 0.0:
+            t.fl[j] = level * s_far
+            t.dl[j] = t.dev
+
+    def _learn(self, t: _Track, k: int, b: int, y: float) -> None:
+        """The load ``y`` of bucket ``b`` against the forecasts made for it at the near and far
+        leads: each hour's error moments, the persistence of the deviation, and (far lead) the
+        standardised error's tail and the spread it carries."""
+        x = (b - self._ref) / self._hl
+        w = 2.0**x if x <= 30.0 else self._weight(b)
+        coef = self._coef
+        c_near, c_far = (
+            coef[1] if coef is not None and b - coef[0] < self._refit else self._persist(b)
+        )
+        slot = t.slot[k]
+        j = slot * 6
+        stats, pers = self._stats, self._pers
+        limit, smooth, norm = self._limit, self._smooth, self._norm
+        near = t.fs[k]
+        if near >= 0.0:
+            dev = t.ds[k]
+            f = max(0.0, near + c_near * dev)
+            if y <= limit * (f + smooth):
+                r = (y - f) / math.sqrt(f + norm)
+                stats[j] += w
+                stats[j + 1] += w * r
+                stats[j + 2] += w * r * r
+                pers[0] += w * dev * (y - near)
+                pers[1] += w * dev * dev
+                pers[2] += w
+        far = t.fl[k]
+        if far < 0.0:
+            return
+        dev = t.dl[k]
+        f = max(0.0, far + c_far * dev)
+        if y > limit * (f + smooth):
+            return
+        root = math.sqrt(f + norm)
+        r = (y - f) / root
+        stats[j + 3] += w
+        stats[j + 4] += w * r
+        stats[j + 5] += w * r * r
+        pers[3] += w * dev * (y - far)
+        pers[4] += w * dev * dev
+        pers[5] += w
+        if b - self._params_at[slot] < self._refit:
+            mean = self._params[slot * 4 + 2]
+            spread = self._params[slot * 4 + 3]
+        else:
+            mean, spread = self._moments(b, slot)[1]
+        scale = spread * root  # this minute's spread in calls
+        self._hist[tail_bin((r - mean) / spread)] += w * scale
+        self._sig += w * scale
+        self._sig2 += w * scale * scale
+        self._fsum += w * f
+
+    def _roll_day(self, t: _Track, b: int) -> None:
+        """A local day ended: keep its level sums among the last ``recent_days``."""
+        if t.day_n > 0.0 and self._keep_days:
+            t.days.append((t.day_y, t.day_s, t.day_n))
+            if len(t.days) > self._keep_days:
+                del t.days[0]
+        t.days_level = self._days_level(t)
+        t.day_y = t.day_s = t.day_n = 0.0
+        day, _, _, _ = self._block(b * self._step)
+        t.day_end = self._day_first(day + 1)
+
+    def _days_level(self, t: _Track) -> float:
+        """The last whole days against their forecast, shrunk towards 1."""
+        if not t.days:
+            return 1.0
+        y = s = 0.0
+        for dy, ds, _ in t.days:
+            y += dy
+            s += ds
+        kappa = self._kappa
+        return (y + kappa) / (s + kappa) if s + kappa > 0.0 else 1.0
+
+    def _level(self, t: _Track) -> float:
+        """Level factor at the track's edge (see the module docstring, step 4): the last whole
+        days against their forecast, then today so far against that, each ratio shrunk
+        towards 1 by ``level_prior_call_minutes`` of evidence, then today's pace."""
+        kappa = self._kappa
+        level = t.days_level
+        if self._today and t.day_n:
+            den = level * t.day_s + kappa
+            if den > 0.0:
+                level *= (t.day_y + kappa) / den
+        if t.sn:
+            c = self._smooth
+            level *= (t.sa / t.sn + c) / (level * t.ss / t.sn + c)
+        if level < self._adjust_min:
+            return self._adjust_min
+        return self._adjust_max if level > self._adjust_max else level
+
+    def _extend(self, t: _Track, end: int) -> None:
+        """Seasonal values (and slots, weeks) for buckets up to ``end`` (exclusive)."""
+        b = t.base + len(t.sea)
         while b < end:
-            value, n, settled, per_base, hour = self._seasonal(b)
-            if not settled:
-                break
-            sea.append(value)
-            cnt.append(n)
-            cand.append(per_base)
-            lev.append(1.0)
-            plans.append(-2.0)
-            slots.append(hour)
+            value, n, per_base, slot = self._seasonal(b)
+            t.sea.append(value)
+            if per_base is not None:  # around a DST change: cover every base in the running
+                keep = self._kept(slot % 24)
+                t.sp.append(max(v for v, k in zip(per_base, keep, strict=True) if k))
+            else:
+                t.sp.append(value)
+            t.cnt.append(n)
+            t.slot.append(slot)
+            t.fs.append(-1.0)
+            t.fl.append(-1.0)
+            t.ds.append(0.0)
+            t.dl.append(0.0)
+            if per_base is not None:
+                t.cand.extend(per_base)
+                t.ncand += 1
+            else:
+                t.cand.extend(self._agree)
             b += 1
 
-    # -- seasonal forecast ------------------------------------------------------------------------
+    def _trim(self, t: _Track, keep_from: int) -> None:
+        drop = keep_from - t.base
+        if drop <= 0:
+            return
+        for a in (t.sea, t.sp, t.cnt, t.slot, t.fs, t.fl, t.ds, t.dl):
+            del a[:drop]
+        t.base = keep_from
+        n = t.nbases
+        if t.ncand:
+            t.ncand -= sum(1 for j in range(0, drop * n, n) if t.cand[j] == t.cand[j])
+        del t.cand[: drop * n]
+        self._forget()
 
-    def _block(self, t: float) -> tuple[int, int, bool]:
-        """(local day ordinal, local hour, afternoon of a half day?) for the 15 minutes holding
-        ``t`` in the hinted zone (15 minutes: every zone's offset is a multiple of them)."""
+    def _forget(self) -> None:
+        """Drop what no track will read again: the caches hold the blocks from the oldest
+        track's level window to the horizon, the fits of the days around them and the daily
+        totals of the weeks blended; bounded by the horizon and the seasons, not by counts."""
+        bases = [t.base for t in (self._live, self._replay) if t is not None]
+        if not bases:
+            return
+        oldest = min(bases)
+        block = int(oldest * self._step // 900.0) - 1
+        for cache in (self._blocks, self._plans):
+            for key in [k for k in cache if k < block]:
+                del cache[key]
+        for gkey in [k for k in self._groups if k[0] < block]:
+            del self._groups[gkey]
+        day = self._block(oldest * self._step)[0]
+        for fkey in [k for k in self._fits if k[0] < day - 1]:
+            del self._fits[fkey]
+        first_day = day - 7 * self.config.weeks - 2
+        for cache2 in (self._totals, self._starts):
+            for d in [k for k in cache2 if k < first_day]:
+                del cache2[d]
+
+    # -- the error record ---------------------------------------------------------------------
+
+    def _weight(self, b: int) -> float:
+        """Weight of a sample at bucket ``b`` relative to ``_ref`` (rescaled when it grows)."""
+        x = (b - self._ref) / self._hl
+        if x > 30.0:  # move the reference: every sum scales down by the same factor
+            scale = 2.0 ** (-x)
+            for a in (self._stats, self._hist, self._pers):
+                for j in range(len(a)):
+                    a[j] *= scale
+            self._sig *= scale
+            self._sig2 *= scale
+            self._fsum *= scale
+            self._ref = b
+            for j in range(_SLOTS):  # moments are refitted (the sums' scale changed)
+                self._params_at[j] = _NEVER
+            self._coef = None
+            x = 0.0
+        return float(2.0**x)
+
+    def _persist(self, b: int) -> tuple[float, float]:
+        """The share of the deviation at the edge still there at the near and far leads: the
+        least-squares slope of what remained on what was seen, with a day of pseudo-samples at
+        the meetings' persistence (``forecasting.persistence``); refreshed every
+        ``refit_minutes``."""
+        found = self._coef
+        refit = self.config.refit_minutes * 60.0 / self._step
+        if found is not None and b - found[0] < refit:
+            return found[1]
+        pr = self._pers
+        prior_n = self._day_b * 2.0 ** ((b - self._ref) / self._hl)
+        out = []
+        for lead, rho in ((0, self._rho_s), (1, self._rho_l)):
+            sxy, sxx, sw = pr[lead * 3], pr[lead * 3 + 1], pr[lead * 3 + 2]
+            v = sxx / sw if sw > 0.0 else 1.0
+            c = (sxy + prior_n * v * rho) / (sxx + prior_n * v) if v > 0.0 else rho
+            out.append(min(1.5, max(0.0, c)))
+        if not self.config.persistence:
+            out = [0.0, 0.0]
+        coef = (out[0], out[1])
+        self._coef = (b, coef)
+        h = self._h
+        step = (coef[1] - coef[0]) / (h - 1) if h > 1 else 0.0
+        near = [coef[0] + step * j for j in range(h - 1)]
+        self._rho = near + [coef[1]] * (self._hold - h + 1)
+        return coef
+
+    def _forget_fits(self) -> None:
+        """Every slot's error moments and headroom are refitted at their next use."""
+        for j in range(_SLOTS):
+            self._params_at[j] = _NEVER
+            self._heads_at[j] = _NEVER
+
+    def _clear_scores(self) -> None:
+        n = 24 * len(self._bases)
+        self._scores = array("d", bytes(8 * n))
+        self._scored = array("q", [-1] * 24)
+        # the replay's (the hours before the live track's first) until it is merged
+        self._early_scores = array("d", bytes(8 * n))
+        self._early_scored = array("q", [-1] * 24)
+
+    def _merge_scores(self) -> None:
+        """The replay is done: its scores, decayed to the live track's, join them."""
+        half_life = self._HALF_LIFE_DAYS * DAY_SECONDS / self._step
+        n = len(self._bases)
+        for hour in range(24):
+            early = self._early_scored[hour]
+            if early < 0:
+                continue
+            last = self._scored[hour]
+            decay = 0.5 ** ((last - early) / half_life) if last >= 0 else 1.0
+            for j in range(hour * n, hour * n + n):
+                self._scores[j] += self._early_scores[j] * decay
+            if last < 0:
+                self._scored[hour] = early
+
+    def _moments(self, b: int, slot: int) -> tuple[tuple[float, float], tuple[float, float]]:
+        """(mean, spread) of the normalised error at the near and far leads for ``slot``: its
+        hour and the neighbouring ones (half weight), shrunk to the prior; refreshed every
+        ``refit_minutes``."""
+        p = self._params
+        j0 = slot * 4
+        if b - self._params_at[slot] < self._refit:
+            return (p[j0], p[j0 + 1]), (p[j0 + 2], p[j0 + 3])
+        cfg = self.config
+        st = self._stats
+        hour, off = slot % 24, slot // 24
+        now_w = 2.0 ** ((b - self._ref) / self._hl)
+        prior = cfg.min_error_days * 3600.0 / self._step * now_w
+        for lead in (0, 1):
+            w = m1 = m2 = 0.0
+            for dh, share in ((-1, 0.5), (0, 1.0), (1, 0.5)):
+                j = ((((hour + dh) % 24) + 24 * off) * 2 + lead) * _MOMENTS
+                w += share * st[j]
+                m1 += share * st[j + 1]
+                m2 += share * st[j + 2]
+            total = w + prior
+            mean = m1 / total
+            var = (m2 + prior * cfg.prior_error**2) / total - mean * mean
+            p[j0 + 2 * lead] = mean
+            p[j0 + 2 * lead + 1] = math.sqrt(max(var, 1e-6))
+        self._params_at[slot] = b
+        return (p[j0], p[j0 + 1]), (p[j0 + 2], p[j0 + 3])
+
+    def _quantile_z(self, b: int) -> tuple[float, float]:
+        """(z, promised quantile) of the standardised error to plan for, refreshed every
+        ``refit_minutes``: with ``error_quantile`` its quantile of the tail; otherwise the ``z``
+        at which each minute's expected shortfall, with the plan rounded up to whole instances
+        (a slack spread evenly over one instance), sums to ``target_unserved`` of the forecast
+        calls: ``Σσ × E[(u − z − slack)⁺] = target × Σ forecast`` over the error record."""
+        found = self._z
+        refit = self._refit
+        if found is not None and b - found[0] < refit:
+            return found[1], found[2]
+        cfg = self.config
+        now_w = 2.0 ** ((b - self._ref) / self._hl)
+        measured = self._pers[5]  # Σ w of the far lead's errors
+        typical = self._sig / measured if measured > 0.0 else 1.0  # mean spread in calls
+        prior = cfg.min_error_days * 24 * 3600.0 / self._step * now_w * typical
+        tail = Tail(self._hist, prior)
+        if cfg.error_quantile is not None:
+            q = cfg.error_quantile
+            z = tail.quantile(q)
+        else:
+            if self._fsum > 0.0 and self._sig > 0.0:
+                scale = self._sig / self._fsum
+                spread = self._sig2 / self._sig  # the spread that carries the shortfall
+            else:  # nothing measured yet: the prior spread at a typical 50 calls
+                spread = cfg.prior_error * math.sqrt(50.0 + self._norm)
+                scale = spread / 50.0
+            z = tail.for_shortfall(cfg.target_unserved / scale, self._per / spread)
+            q = 1.0 - tail.exceedance(z)
+        self._z = (b, z, q)
+        self._z_stamp += 1
+        return z, q
+
+    def _headroom(self, b: int, slot: int, z: float) -> tuple[float, float]:
+        """mean + z × spread of the normalised error for ``slot`` at the near and far leads
+        (never below 0); refreshed every ``refit_minutes`` and with the quantile."""
+        hd = self._heads
+        if self._heads_z[slot] == self._z_stamp and b - self._heads_at[slot] < self._refit:
+            return hd[2 * slot], hd[2 * slot + 1]
+        (mn, sn), (mf, sf) = self._moments(b, slot)
+        a0 = hd[2 * slot] = max(0.0, mn + z * sn)
+        a1 = hd[2 * slot + 1] = max(0.0, mf + z * sf)
+        self._heads_at[slot] = b
+        self._heads_z[slot] = self._z_stamp
+        return a0, a1
+
+    def _head_row(self, b: int, slot: int, z: float) -> list[float]:
+        """Per bucket of the plan (near to far lead, then the hold look-ahead at the far
+        lead's): the headroom of ``slot`` interpolated between the leads (the last row made
+        is kept: consecutive plans mostly read the same hour's)."""
+        a0, a1 = self._headroom(b, slot, z)
+        last = self._row
+        if last is not None and last[0] == a0 and last[1] == a1:
+            return last[2]
+        h = self._h
+        step = (a1 - a0) / (h - 1) if h > 1 else 0.0
+        row = [a0 + step * j for j in range(h - 1)] + [a1] * (self._hold - h + 1)
+        self._row = (a0, a1, row)
+        return row
+
+    # -- seasonal forecast --------------------------------------------------------------------
+
+    def _block(self, t: float) -> tuple[int, int, bool, bool]:
+        """(local day ordinal, local hour, afternoon of a half day?, day off?) for the 15
+        minutes holding ``t`` in the hinted zone (every zone's offset is a multiple of them)."""
         key = math.floor(t / 900.0)
         found = self._blocks.get(key)
         if found is None:
-            day, hour, _ = local_day(self._hint, key * 900.0)
-            found = (day, hour, hour >= self._half_from)
+            day, hour, weekday = local_day(self._hint, key * 900.0)
+            pm = hour >= self._half_from
+            off = weekday >= 5 or self._off(day, pm)
+            found = (day, hour, pm, off)
+            if len(self._blocks) > 64:
+                self._blocks.clear()
             self._blocks[key] = found
+        return found
+
+    def _day_first(self, day: int) -> int:
+        """First bucket of local ``day``."""
+        found = self._starts.get(day)
+        if found is None:
+            found = math.ceil(round(day_start(self._hint, day) / self._step, 9))
+            if len(self._starts) > 64:
+                self._starts.clear()
+            self._starts[day] = found
         return found
 
     def _off(self, day: int, pm: bool) -> bool:
@@ -474,33 +1085,96 @@ class Predictive:
 
     def _total(self, day: int) -> tuple[float, float]:
         """(call-minutes scaled to the whole day, share of buckets known) of local ``day``;
-        (0, 0) while the day is not wholly settled."""
+        (0, 0) while the day is not wholly settled (read in place)."""
         found = self._totals.get(day)
         if found is not None:
             return found
-        step = self._step
-        i = math.floor(day_start(self._hint, day) / step) - self._abase
-        j = math.floor(day_start(self._hint, day + 1) / step) - self._abase
-        if i < 0 or j > len(self._act) or j <= i:
+        i = self._day_first(day)
+        j = self._day_first(day + 1)
+        if j > self._visible - self._FRESH or j <= i:
             return 0.0, 0.0
-        known = [v for v in self._act[i:j] if v >= 0.0]
-        share = len(known) / (j - i)
-        total = sum(known) / share * step / 60.0 if known else 0.0
-        found = (total, share)
-        if len(self._totals) > 400:
-            self._totals.clear()
+        total, n = _sum_known(self._buf, i - self._boff, j - self._boff)
+        share = n / (j - i)
+        found = (total / share * self._step / 60.0 if n else 0.0, share)
         self._totals[day] = found
         return found
 
     def _fit(self, day: int, pm: bool) -> _DayFit:
-        """Sources, weights and growth for local ``day`` (its afternoon when ``pm``)."""
+        """Sources, weights and scale factors for local ``day`` (its afternoon when ``pm``).
+
+        The same weekday of the last ``weeks`` weeks (a holiday: the last Sundays), and with
+        ``pool_days`` the other days of the same kind (working day, day off) of the last week.
+        Each source is scaled to the day's expected total, so a source day's own busy or quiet
+        level is not replayed, only its shape: the expected total is the recency-weighted mean
+        of the same weekday's totals, each grown to today. Without an earlier week the recent
+        days of the same kind stand in unscaled (the level scales them)."""
         found = self._fits.get((day, pm))
         if found is not None:
             return found
         cfg = self.config
         weeks = cfg.weeks
         smooth_day = self._smooth * 60.0  # an instance-hour of call-minutes
-        # Daily totals of the last ``weeks`` weeks (newest first), None where they must not count.
+        rate = self._growth(day)
+        off = self._off(day, pm)
+        lead = date.fromordinal(day).weekday() + 1 if off else 0
+        sources = [day - lead - 7 * (w - 1) if off else day - 7 * w for w in range(1, weeks + 1)]
+        totals: list[float | None] = []
+        whole: list[bool] = []  # a day wholly known: its total may scale the others
+        for d in sources:
+            total, share = self._total(d)
+            totals.append(None if share <= 0.0 or self._off(d, pm) else total)
+            whole.append(share >= 0.9)
+        outs = [False] * weeks
+        scaled = [
+            None if t is None else t * rate ** ((day - d) / 7.0)
+            for t, d in zip(totals, sources, strict=True)
+        ]
+        if cfg.day_outlier_ratio is not None:
+            outs = day_outliers(scaled, cfg.day_outlier_ratio, smooth_day, cfg.day_low_ratio)
+        weights = [
+            0.0 if t is None or out else cfg.recency_decay**w
+            for w, (t, out) in enumerate(zip(totals, outs, strict=True))
+        ]
+        growth = [rate ** ((day - d) / 7.0) for d in sources]
+        backs = [(day - d) * DAY_SECONDS for d in sources]
+        weekly = sum(1 for w in weights if w > 0.0)
+        expected = 0.0
+        known = [
+            (w, g)
+            for w, g, ok in zip(weights, scaled, whole, strict=True)
+            if w > 0.0 and g is not None and ok
+        ]
+        if known:
+            expected = sum(w * g for w, g in known) / sum(w for w, _ in known)
+        pool = cfg.pool_days
+        if pool > 0.0 and not off and not pm:
+            self._pool_days(day, expected, backs, weights, growth)
+        if expected > 0.0 and pool > 0.0 and not off and not pm:
+            for k, t in enumerate(totals):  # the same weekday: its shape at today's total
+                if weights[k] > 0.0 and t and whole[k]:
+                    growth[k] = expected / t
+        fit = _DayFit(
+            backs=tuple(backs),
+            weights=tuple(weights),
+            growth=tuple(growth),
+            rate=rate,
+            daily=weekly == 0,
+            weeks=len(sources),
+        )
+        if not any(fit.weights):
+            fit = self._daily_fit(day, pm)
+        if len(self._fits) > 8:
+            self._fits.clear()
+            self._groups.clear()
+            self._plans.clear()
+        self._fits[(day, pm)] = fit
+        return fit
+
+    def _growth(self, day: int) -> float:
+        """Week-over-week growth from the daily totals of the ``weeks`` weeks before ``day``
+        (holidays, partly known days and outlier days left out)."""
+        cfg = self.config
+        weeks = cfg.weeks
         grid: list[list[float | None]] = []
         for k in range(1, weeks + 1):
             row: list[float | None] = []
@@ -511,48 +1185,59 @@ class Predictive:
                 row.append(None if bad else total)
             grid.append(row)
         if cfg.day_outlier_ratio is not None:
+            smooth_day = self._smooth * 60.0
             for j in range(7):
                 column = [grid[k][j] for k in range(weeks)]
                 flags = day_outliers(column, cfg.day_outlier_ratio, smooth_day, cfg.day_low_ratio)
                 for k, out in enumerate(flags):
                     if out:
                         grid[k][j] = None
-        rate = growth_per_week(grid, low=cfg.growth_min, high=cfg.growth_max)
-        # Sources: the same weekday, or for a day off the last Sundays.
-        off = self._off(day, pm)
-        lead = date.fromordinal(day).weekday() + 1 if off else 0
-        sources = [day - lead - 7 * (w - 1) if off else day - 7 * w for w in range(1, weeks + 1)]
-        totals: list[float | None] = []
-        for d in sources:
+        return growth_per_week(grid, low=cfg.growth_min, high=cfg.growth_max)
+
+    def _pool_days(
+        self,
+        day: int,
+        expected: float,
+        backs: list[float],
+        weights: list[float],
+        growth: list[float],
+    ) -> None:
+        """Add the last week's other days of ``day``'s kind as sources, each at ``pool_days``
+        weight and scaled to the ``expected`` total."""
+        cfg = self.config
+        kind = self._kind(day)
+        for back in range(1, 7):
+            d = day - back
+            if (day - d) % 7 == 0 or self._kind(d) != kind:
+                continue
             total, share = self._total(d)
-            totals.append(None if share <= 0.0 or self._off(d, pm) else total)
-        outs = [False] * weeks
-        if cfg.day_outlier_ratio is not None:
-            scaled = [
-                None if t is None else t * rate ** ((day - d) / 7.0)
-                for t, d in zip(totals, sources, strict=True)
-            ]
-            outs = day_outliers(scaled, cfg.day_outlier_ratio, smooth_day, cfg.day_low_ratio)
-        weights = tuple(
-            0.0 if t is None or out else cfg.recency_decay**w
-            for w, (t, out) in enumerate(zip(totals, outs, strict=True))
-        )
-        fit = _DayFit(
-            backs=tuple((day - d) * DAY_SECONDS for d in sources),
-            weights=weights,
-            growth=tuple(rate ** ((day - d) / 7.0) for d in sources),
-            rate=rate,
-        )
-        if len(self._fits) > 64:
-            self._fits.clear()
-            self._groups.clear()
-            self._plans.clear()
-        self._fits[(day, pm)] = fit
-        return fit
+            if share < 0.9 or total <= 0.0:
+                continue
+            backs.append(back * DAY_SECONDS)
+            weights.append(cfg.pool_days * cfg.recency_decay ** (back / 7.0))
+            growth.append(expected / total if expected > 0.0 else 1.0)
+
+    def _daily_fit(self, day: int, pm: bool) -> _DayFit:
+        """No earlier week to go by: the recent days of the same kind (working day or day
+        off) within the week, the latest weighing most; the level scales them to today."""
+        kind = self._kind(day) or self._off(day, pm)
+        backs: list[float] = []
+        weights: list[float] = []
+        for back in range(1, 7):
+            d = day - back
+            if (self._kind(d) or self._off(d, pm)) != kind:
+                continue
+            if self._total(d)[1] >= 0.9:
+                backs.append(back * DAY_SECONDS)
+                weights.append(0.5 ** len(weights))
+        return _DayFit(tuple(backs), tuple(weights), (1.0,) * len(backs), 1.0, daily=True)
+
+    def _kind(self, day: int) -> bool:
+        """Whether local ``day`` is a day off (weekend or holiday)."""
+        return date.fromordinal(day).weekday() >= 5 or self._off(day, False)
 
     def _shift_groups(self, block: int, day: int, pm: bool, fit: _DayFit) -> _Groups:
-        """The sources of the 15 minutes ``block`` per time base, grouped by where they lie:
-        (bucket offsets back, weights, growth factors, members) of the weeks that count."""
+        """The sources of the 15 minutes ``block`` per time base, grouped by where they lie."""
         key = (block, day, pm)
         found = self._groups.get(key)
         if found is None:
@@ -569,249 +1254,206 @@ class Predictive:
                 by_offsets.setdefault(offsets, []).append(i)
             weights = tuple(w for w in fit.weights if w > 0.0)
             growth = tuple(g for g, w in zip(fit.growth, fit.weights, strict=True) if w > 0.0)
-            found = tuple((o, weights, growth, tuple(ix)) for o, ix in by_offsets.items())
+            weekly = 0 if fit.daily else sum(1 for w in fit.weights[: fit.weeks] if w > 0.0)
+            found = tuple((o, weights, growth, tuple(ix), weekly) for o, ix in by_offsets.items())
+            if len(self._groups) > 32:
+                self._groups.clear()
             self._groups[key] = found
         return found
 
-    def _plan(self, block: int) -> tuple[int, _Groups]:
-        """(local hour, source groups; empty when no week counts) of the 15 minutes ``block``."""
+    def _plan_of(self, block: int) -> tuple[int, bool, _Groups, bool]:
+        """(local hour, day off?, source groups, daily sources?) of the 15 minutes ``block``."""
         found = self._plans.get(block)
         if found is None:
-            day, hour, pm = self._block(block * 900.0)
+            day, hour, pm, off = self._block(block * 900.0)
             fit = self._fit(day, pm)
             groups = self._shift_groups(block, day, pm, fit) if any(fit.weights) else ()
-            found = (hour, groups)
-            if len(self._plans) > 4096:
+            found = (hour, off, groups, fit.daily)
+            if len(self._plans) > 32:
                 self._plans.clear()
             self._plans[block] = found
         return found
 
-    def _seasonal(self, bucket: int) -> tuple[float, int, bool, tuple[float, ...] | None, int]:
-        """(forecast or -1, weeks found, all sources settled, each time base's forecast when
-        they differ, local hour)."""
-        block = math.floor((bucket + 0.5) * self._step / 900.0)
+    def _seasonal(self, bucket: int) -> tuple[float, int, tuple[float, ...] | None, int]:
+        """(forecast or -1, weeks found, each time base's forecast when they differ, slot)."""
+        block = int((bucket + 0.5) * self._step // 900.0)
         found_plan = self._plans.get(block)
-        hour, groups = found_plan if found_plan is not None else self._plan(block)
+        hour, off, groups, daily = found_plan if found_plan is not None else self._plan_of(block)
+        slot = hour + 24 if off else hour
         if not groups:
-            return -1.0, 0, True, None, hour
-        act = self._act
-        n = len(act)
-        at = bucket - self._abase
-        settled = True
+            return -1.0, 0, None, slot
+        buf = self._buf
+        at = bucket - self._boff
+        n = min(len(buf), self._visible - self._boff)
+        if len(groups) == 1:  # every time base agrees (all but the weeks around a DST change)
+            value, weeks = self._blend_sources(buf, at, n, groups[0])
+            return value, 0 if daily else weeks, None, slot
         weeks = 0
         values: list[float] = []
-        ratio = self._outlier
-        weighted = self._weighted
-        smooth = self._smooth
-        for offsets, weights_all, growth_all, _ in groups:
-            found: list[float] = []
-            weights: list[float] = []
-            total = weight_sum = 0.0
-            for off, weight, growth in zip(offsets, weights_all, growth_all, strict=False):
-                i = at - off
-                if i >= n:
-                    settled = False
-                elif i >= 0:
-                    v = act[i]
-                    if v >= 0.0:
-                        v *= growth
-                        found.append(v)
-                        weights.append(weight)
-                        total += v * weight
-                        weight_sum += weight
-            count = len(found)
+        for group in groups:
+            value, count = self._blend_sources(buf, at, n, group)
+            values.append(value)
             if count > weeks:
                 weeks = count
-            if ratio is not None and count >= 3:
-                kept, kept_w = without_outliers(found, weights, ratio, smooth)
-                if len(kept) < count:
-                    found, weights = kept, kept_w
-                    total = sum(v * w for v, w in zip(found, weights, strict=True))
-                    weight_sum = sum(weights)
-            if weighted:
-                values.append(total / weight_sum if weight_sum > 0.0 else -1.0)
-            else:
-                values.append(blend(found, weights, self._how))
-        if len(values) == 1 or max(values) - min(values) < 1e-9:
-            return values[0], weeks, settled, None, hour
+        if daily:
+            weeks = 0
+        if max(values) - min(values) < 1e-9:
+            return values[0], weeks, None, slot
         per_base = [0.0] * len(self._bases)
         for value, group in zip(values, groups, strict=True):
             for i in group[3]:
                 per_base[i] = value
-        chosen = self._kept(hour)
-        best = max(v for v, keep in zip(per_base, chosen, strict=True) if keep)
-        return best, weeks, settled, tuple(per_base), hour
+        return per_base[self._best(hour)], weeks, tuple(per_base), slot
 
-    def _kept(self, slot: int) -> tuple[bool, ...]:
-        """Time bases still in the running for local hour ``slot``: error score within an
+    def _blend_sources(
+        self,
+        buf: Sequence[float],
+        at: int,
+        n: int,
+        group: _Group,
+    ) -> tuple[float, int]:
+        """(blended seasonal value or -1, earlier weeks found) of one group of sources."""
+        offsets, weights_all, growth_all, _, weekly = group
+        found: list[float] = []
+        weights: list[float] = []
+        weeks = 0
+        for k, (off_b, weight, growth) in enumerate(
+            zip(offsets, weights_all, growth_all, strict=True)
+        ):
+            i = at - off_b
+            if 0 <= i < n:
+                v = buf[i]
+                if v == v:
+                    if k < weekly:
+                        weeks += 1
+                    found.append(v * growth)
+                    weights.append(weight)
+        count = len(found)
+        if not count:
+            return -1.0, 0
+        ratio = self._outlier
+        if ratio is not None and count >= 3 and max(found) > ratio * (min(found) + self._smooth):
+            found, weights = without_outliers(found, weights, ratio, self._smooth)
+        if self._weighted:
+            total = sum(map(operator.mul, found, weights))
+            weight_sum = sum(weights)
+            return (total / weight_sum if weight_sum > 0.0 else -1.0), weeks
+        return blend(found, weights, self.config.blend), weeks
+
+    def _hour_scores(self, hour: int) -> array[float] | None:
+        """Each time base's error score for local ``hour`` (``None``: none measured yet)."""
+        if self._scored[hour] < 0:
+            return None
+        n = len(self._bases)
+        return self._scores[hour * n : hour * n + n]
+
+    def _best(self, hour: int) -> int:
+        """The time base with the lowest error score for local ``hour`` (the configured zone
+        before any evidence): the forecast's own value, which the level and the errors are
+        measured against; the plan covers every base still in the running (``_kept``)."""
+        scores = self._hour_scores(hour)
+        if scores is None:
+            return 0
+        return scores.index(min(scores))
+
+    def _kept(self, hour: int) -> tuple[bool, ...]:
+        """Time bases still in the running for local ``hour``: error score within an
         instance-hour of call-minutes of the best (all of them before any evidence)."""
-        found = self._scores.get(slot)
-        if found is None:
+        scores = self._hour_scores(hour)
+        if scores is None:
             return (True,) * len(self._bases)
-        scores = found[1]
         best = min(scores)
         tolerance = self._smooth * 60.0
         return tuple(s <= best + tolerance for s in scores)
 
-    # -- learning from the visible past -----------------------------------------------------------
-
-    def _learn(self, upto: int) -> None:
-        """Score time bases and record forecast errors for settled buckets up to ``upto``."""
-        base = self._base
-        b = max(self._done, base)
-        sea, cand, lev, slots = self._sea, self._cand, self._lev, self._slot
-        plans = self._plans_made
-        boot_b = self._boot_b
-        width = max(1, boot_b + self._margin_b)  # the horizon each tick planned for
-        upto = min(upto, base + len(sea) - width + boot_b, self._abase + len(self._act))
-        cpi = self._smooth
-        ratio = self.config.outlier_ratio
-        limit = math.inf if ratio is None else ratio
+    def _score(
+        self, b: int, hour: int, actual: float, per_base: Sequence[float], live: bool
+    ) -> None:
+        """Add each time base's absolute error at bucket ``b`` to its score for ``hour``
+        (scores decay with a 14-day half-life); the replay's go apart until it is done."""
         half_life = self._HALF_LIFE_DAYS * DAY_SECONDS / self._step
-        errors = self._errors
-        act, abase = self._act, self._abase
-        sqrt = math.sqrt
-        while b < upto:
-            k = b - base
-            a = act[b - abase]
-            if a >= 0.0:
-                slot = slots[k]
-                per_base = cand[k]
-                if per_base is not None:
-                    found = self._scores.get(slot)
-                    if found is None:
-                        scores = [0.0] * len(per_base)
-                    else:
-                        decay = 0.5 ** ((b - found[0]) / half_life)
-                        scores = [s * decay for s in found[1]]
-                    for i, f in enumerate(per_base):
-                        scores[i] += abs(a - f)
-                    self._scores[slot] = (b, scores)
-                i0 = k - boot_b
-                if i0 >= 0:
-                    planned = plans[i0]
-                    if planned == -2.0:  # no tick there: the plan as it would have been
-                        planned = max(sea[i0 : i0 + width])
-                        if planned >= 0.0:
-                            planned *= lev[i0]
-                    if planned >= 0.0 and a <= limit * (planned + cpi):
-                        errors[slot].append((a - planned) / sqrt(planned + cpi))
-            b += 1
-        if b > self._done:
-            self._done = b
-
-    def _error_z(self, slot: int, first: int) -> float | None:
-        """The hour's error quantile, refreshed at most every ``refit_minutes``; ``None`` while
-        it has fewer than ``min_error_days`` of errors."""
-        cfg = self.config
-        found = self._quant.get(slot)
-        refit = cfg.refit_minutes * 60.0 / self._step
-        if found is not None and first - found[0] < refit:
-            return found[1]
-        errs = self._errors[slot]
-        need = cfg.min_error_days * 3600.0 / self._step
-        value = upper_quantile(errs, cfg.error_quantile) if errs and len(errs) >= need else None
-        self._quant[slot] = (first, value)
-        return value
-
-    def _level(self, pool: PoolLimits, last: int, recent: int) -> float:
-        """Recent actual ÷ recent seasonal, smoothed by one instance of calls and bounded.
-
-        Over the settled buckets of the window (the newest ``_FRESH`` may still be revised)."""
-        cfg = self.config
-        if recent <= 0 and self._recent_days_b <= 0:
-            return 1.0
-        base, abase = self._base, self._abase
-        act, sea = self._act, self._sea
-        lo = last - recent
-        fresh = max(lo, last - self._FRESH)
-        # Settled buckets: prefix sums, extended to ``fresh``.
-        pa, ps, pn = self._pa, self._ps, self._pn
-        b = base + len(pa) - 1
-        stop_at = min(fresh, base + len(sea), abase + len(act))
-        while b < stop_at:
-            s = sea[b - base]
-            a = act[b - abase]
-            if a >= 0.0 and s >= 0.0:
-                pa.append(pa[-1] + a)
-                ps.append(ps[-1] + s)
-                pn.append(pn[-1] + 1)
-            else:
-                pa.append(pa[-1])
-                ps.append(ps[-1])
-                pn.append(pn[-1])
-            b += 1
-        stop = min(fresh, b)
-        actual_sum = seasonal_sum = 0.0
-        pairs = 0
-        if stop > lo:
-            i, j = lo - base, stop - base
-            actual_sum, seasonal_sum, pairs = pa[j] - pa[i], ps[j] - ps[i], pn[j] - pn[i]
-        k1 = pool.calls_per_instance
-        ratio = 1.0
-        if pairs:
-            ratio = (actual_sum / pairs + k1) / (seasonal_sum / pairs + k1)
-        days = self._recent_days_b
-        if days > 0 and stop > base:
-            # The last day(s) against their forecast: a step in the base load (a new customer)
-            # lifts today before the weeks behind the forecast show it.
-            j = stop - base
-            i = max(0, j - days)
-            n = pn[j] - pn[i]
-            if n >= days // 2:
-                day_ratio = ((pa[j] - pa[i]) / n + k1) / ((ps[j] - ps[i]) / n + k1)
-                ratio = max(ratio, day_ratio)
-        return min(cfg.adjust_max, max(cfg.adjust_min, ratio))
-
-    def _peak(self, ctx: PolicyContext) -> tuple[float | None, int, float | None]:
-        """(peak calls expected over the horizon, weeks of history behind it, the error
-        quantile to plan it with or ``None`` for the utilisation headroom)."""
-        h = ctx.history
-        if h is None:
-            return None, 0, None
-        first, end, last, recent = self._prepare(h, ctx.now, ctx.pool)
-        base = self._base
-        cfg = self.config
-        cached = base + len(self._sea) >= end
-        if cached:
-            peak = max(self._sea[first - base : end - base])
-            # Weeks behind it matter only for min_history_weeks > 1 or a one-week plan.
-            weeks = 1 if peak >= 0.0 else 0
-            if cfg.min_history_weeks > 1 or cfg.single_week_utilization is not None:
-                weeks = max(self._cnt[first - base : end - base])
-        else:  # sources not settled yet (a history that lags by a week): no caching
-            found = [self._seasonal(b) for b in range(first, end)]
-            peak = max(p[0] for p in found)
-            weeks = max(p[1] for p in found)
-        level = self._level(ctx.pool, last, recent)
-        self._record_level(first, level, peak if cached else -2.0)
-        if peak < 0.0 or weeks < cfg.min_history_weeks:
-            return None, weeks, None
-        z: float | None = None
-        if cached and cfg.headroom == "error-quantile":
-            slots = self._slot
-            sa = slots[min(first + self._boot_b, end - 1) - base]
-            sb = slots[end - 1 - base]
-            z = self._error_z(sa, first)
-            if sb != sa and z is not None:
-                zb = self._error_z(sb, first)
-                z = None if zb is None else max(z, zb)
-        return peak * level, weeks, z
-
-    def _record_level(self, first: int, level: float, peak: float) -> None:
-        """Remember the level and plan made at tick bucket ``first`` (errors are measured against
-        the plan as it was made); buckets since the previous tick keep the previous level."""
-        lev, base = self._lev, self._base
-        k = first - base
-        if not 0 <= k < len(lev):
-            return
-        for i in range(max(self._lev_last - base + 1, 0), k):
-            lev[i] = self._lev_value
-        lev[k] = level
-        self._plans_made[k] = peak * level if peak >= 0.0 else -2.0
-        self._lev_last, self._lev_value = first, level
+        n = len(self._bases)
+        scores = self._scores if live else self._early_scores
+        stamps = self._scored if live else self._early_scored
+        last = stamps[hour]
+        decay = 0.5 ** ((b - last) / half_life) if last >= 0 else 0.0
+        for i, f in enumerate(per_base):
+            j = hour * n + i
+            scores[j] *= decay
+            if f >= 0.0:
+                scores[j] += abs(actual - f)
+        stamps[hour] = b
 
     # -- policy ---------------------------------------------------------------------------------
+
+    def _plan(
+        self, now: float, history: LoadHistory, pool: PoolLimits
+    ) -> tuple[float, float, int, int, float, int] | None:
+        """(peak point forecast, planned calls, instances, weeks, quantile, instances to keep)
+        over the horizon (see the module docstring); ``None`` without a forecast. The plan's
+        seasonal values are fixed as buckets enter the horizon, so a call costs one pass over
+        the horizon."""
+        first, edge = self._bind(history, now, pool)
+        t = self._live
+        if t is None:
+            return None
+        lo = first - t.base
+        n = self._hold
+        h = self._h
+        if lo < 0 or edge != t.edge:
+            return None
+        if len(t.sp) < lo + n:
+            self._extend(t, first + n)
+        sp = t.sp[lo : lo + n]
+        level, dev = t.level, t.dev
+        self._persist(edge)
+        rho = self._rho
+        points = [level * s + r * dev if s >= 0.0 else -1.0 for s, r in zip(sp, rho, strict=True)]
+        peak = max(points[:h])
+        if peak < -0.5:
+            return None
+        peak = peak if peak > 0.0 else 0.0
+        cfg = self.config
+        weeks = max(t.cnt[lo : lo + h])
+        cpi = pool.calls_per_instance
+        if cfg.headroom == "utilization":
+            per = cpi * cfg.target_utilization
+            if cfg.single_week_utilization is not None and weeks <= 1:
+                per = cpi * cfg.single_week_utilization
+            hold = math.ceil(round(max(points) / per, 9))
+            return peak, peak, math.ceil(round(peak / per, 9)), weeks, 1.0, hold
+        z, q = self._quantile_z(edge)
+        slots = t.slot
+        s0, s1 = slots[lo], slots[lo + n - 1]
+        heads = self._head_row(edge, s0, z)
+        if s1 != s0:  # the plan crosses into another hour: each bucket its own hour's headroom
+            row = {s0: heads}
+            heads = list(heads)
+            for j in range(n):
+                sj = slots[lo + j]
+                if sj != s0:
+                    other = row.get(sj)
+                    if other is None:
+                        other = row[sj] = self._head_row(edge, sj, z)
+                    heads[j] = other[j]
+        c = self._norm
+        sqrt = math.sqrt
+        uppers = [
+            f + a * sqrt(f + c) if f > 0.0 else (a * sqrt(c) if f > -0.5 else -1.0)
+            for f, a in zip(points, heads, strict=True)
+        ]
+        upper = max(uppers[:h])
+        utilization = cfg.plan_utilization
+        if cfg.single_week_utilization is not None and weeks <= 1:
+            utilization = min(utilization, cfg.single_week_utilization)
+        per = cpi * utilization
+        instances = math.ceil(upper / per - 1e-9)
+        hold = instances
+        if n > h:
+            kept = max(uppers[h:])
+            if kept > upper:
+                hold = math.ceil(kept / per - 1e-9)
+        return peak, upper, instances, weeks, q, hold
 
     def recommend(self, ctx: PolicyContext) -> Recommendation | None:
         cfg = self.config
@@ -819,32 +1461,117 @@ class Predictive:
         per_instance = cpi * cfg.target_utilization
         reactive: int | None = None
         if ctx.calls is not None:
-            reactive = math.ceil(round(ctx.calls / per_instance, 9))
-        peak, weeks, z = self._peak(ctx)
-        predicted: int | None = None
-        planned = per_instance
-        if peak is not None:
-            if z is not None:
-                utilization = cfg.plan_utilization
-                if cfg.single_week_utilization is not None and weeks <= 1:
-                    # One earlier day says little about this one, whatever errors it showed.
-                    utilization = min(utilization, cfg.single_week_utilization)
-                predicted = plan_instances(peak, z, calls_per_instance=cpi, utilization=utilization)
-            else:
-                if cfg.single_week_utilization is not None and weeks <= 1:
-                    planned = cpi * cfg.single_week_utilization
-                predicted = math.ceil(round(peak / planned, 9))
-        if predicted is None or (reactive is not None and reactive >= predicted):
+            reactive = math.ceil(ctx.calls / per_instance - 1e-9)
+        planned = None
+        if ctx.history is not None:
+            planned = self._plan(ctx.now, ctx.history, ctx.pool)
+        weeks = planned[3] if planned is not None else 0
+        usable = planned is not None and weeks >= cfg.min_history_weeks
+        if not usable or (reactive is not None and planned is not None and reactive >= planned[2]):
             if reactive is None or ctx.calls is None:
                 return None
             ratio = None
             if ctx.current > 0:
                 ratio = ctx.calls / (ctx.current * per_instance)
-            why = "reactive" if peak is not None else f"reactive (history: {weeks} weeks)"
+            why = "reactive" if usable else f"reactive (history: {weeks} weeks)"
             return Recommendation(desired=reactive, utilization_ratio=ratio, note=why)
-        assert peak is not None
-        ratio = peak / (ctx.current * planned) if ctx.current > 0 else None
-        note = f"forecast {peak:.0f} calls"
-        if z is not None:
-            note += f" + error q{cfg.error_quantile:g} z={z:.2f}"
-        return Recommendation(desired=predicted, utilization_ratio=ratio, note=note)
+        assert planned is not None
+        peak, upper, instances, _, q, hold = planned
+        if hold > instances:  # needed again within the hold look-ahead: keep, never add
+            instances = max(instances, min(ctx.current, hold))
+        ratio = upper / (ctx.current * cpi) if ctx.current > 0 else None
+        if cfg.headroom == "error-quantile":
+            note = "forecast %.0f calls, q%.4g plan %.0f" % (peak, q, upper)  # noqa: UP031
+        else:
+            note = "forecast %.0f calls" % peak  # noqa: UP031
+        return Recommendation(desired=instances, utilization_ratio=ratio, note=note)
+
+    # -- what the forecast command reads --------------------------------------------------------
+
+    def forecast(
+        self, *, history: LoadHistory, at: float, now: float, pool: PoolLimits | None = None
+    ) -> float | None:
+        """The point forecast (calls) for the minute holding ``at``, as made at ``now``.
+
+        ``history`` must be cut as it was visible at ``now`` (``visible_until`` = now − metric
+        lag); ``pool`` gives ``boot_minutes`` and ``calls_per_instance`` (default: 20 and 15).
+        ``None`` when no earlier day covers ``at``. Calls in time order reuse the state.
+        """
+        found = self.outlook(history=history, at=at, now=now, pool=pool)
+        return None if found is None else found.forecast
+
+    def outlook(
+        self, *, history: LoadHistory, at: float, now: float, pool: PoolLimits | None = None
+    ) -> Outlook | None:
+        """The predictive distribution of the minute holding ``at`` as made at ``now``: its
+        point forecast, the planned quantile and the instances for it (``None``: no forecast)."""
+        limits = pool or _DEFAULT_POOL
+        _, edge = self._bind(history, now, limits)
+        t = self._live
+        assert t is not None
+        m = math.floor(at / self._step)
+        k = m - edge
+        lo = m - t.base
+        if 0 <= lo < len(t.sea):
+            s = t.sea[lo]
+            slot = t.slot[lo]
+        else:
+            s, _, _, slot = self._seasonal(m)
+        if s < 0.0:
+            return None
+        self._persist(edge)
+        rho = self._rho[min(max(k - self._k_s, 0), len(self._rho) - 1)]
+        f = max(0.0, t.level * s + rho * t.dev)
+        cfg = self.config
+        cpi = limits.calls_per_instance
+        if cfg.headroom == "utilization":
+            upper, q = f / cfg.target_utilization, 1.0
+            per = cpi
+        else:
+            z, q = self._quantile_z(edge)
+            heads = self._head_row(edge, slot, z)
+            j = min(max(k - self._k_s, 0), len(heads) - 1)
+            upper = f + max(0.0, heads[j]) * math.sqrt(f + self._norm)
+            per = cpi * cfg.plan_utilization
+        return Outlook(f, upper, q, math.ceil(round(upper / per, 9)))
+
+    def state_bytes(self) -> int:
+        """Bytes of what this policy keeps for its pool: every array, list, dict, tuple and
+        number it holds, counted once each (``sys.getsizeof``); the config, the pool's limits
+        and the history it reads in place are not its own and are left out."""
+        import sys
+
+        seen: set[int] = set()
+        skip = {id(self.config), id(self._owner), id(self._buf), id(self._pool)}
+        skip.update(id(z) for z in self._bases)
+        skip.add(id(self._calendar))
+        total = 0
+        todo: list[object] = [v for k, v in vars(self).items() if k != "config"]
+        while todo:
+            obj = todo.pop()
+            if id(obj) in seen or id(obj) in skip or obj is None:
+                continue
+            seen.add(id(obj))
+            total += sys.getsizeof(obj)
+            if isinstance(obj, dict):
+                todo.extend(obj.keys())
+                todo.extend(obj.values())
+            elif isinstance(obj, list | tuple | set):
+                todo.extend(obj)
+            elif isinstance(obj, _Track | _DayFit):
+                todo.extend(getattr(obj, name) for name in obj.__slots__)
+        return total
+
+
+def _sum_known(buf: Sequence[float], i: int, j: int) -> tuple[float, int]:
+    """(sum, count) of the known (not NaN) values of ``buf[i:j]``, clamped to the buffer."""
+    i = max(i, 0)
+    j = min(j, len(buf))
+    if j <= i:
+        return 0.0, 0
+    part = buf[i:j]
+    total = sum(part)
+    if total == total:
+        return total, j - i
+    known = [v for v in part if v == v]
+    return sum(known), len(known)

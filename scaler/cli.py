@@ -447,6 +447,13 @@ def demo(
     multiple=True,
     help="Replay only this pool of every config (repeatable); the trace's other rows are ignored.",
 )
+@click.option(
+    "--sweep",
+    default=None,
+    metavar="KEY=V1,V2,…",
+    help="Replay each config once per value of a predictive option, side by side (e.g. "
+    "target_unserved=0.00001,0.00005,0.0001: the cost of each unserved share you accept).",
+)
 def backtest(
     config_paths: tuple[Path, ...],
     compare_paths: tuple[Path, ...],
@@ -458,6 +465,7 @@ def backtest(
     cpu_idle_percent: float,
     workers: int | None,
     pools: tuple[str, ...],
+    sweep: str | None,
 ) -> None:
     """Replay a call-load trace through the policies and score cost against unserved calls."""
     from scaler.backtest.command import run_command
@@ -473,6 +481,7 @@ def backtest(
             cpu_idle_percent=cpu_idle_percent,
             workers=workers,
             pools=pools,
+            sweep=sweep,
         )
     )
 

@@ -36,6 +36,7 @@ __all__ = [
     "MEAN_MEETING_MINUTES",
     "WEEKDAY_FACTORS",
     "Gap",
+    "MeetingModel",
     "PoolProfile",
     "Region",
     "Spike",
@@ -359,6 +360,106 @@ def _day_meetings(
         ends = rng.choices(overrun, cum_weights=overrun_cum, k=n)
         for off, dur, end in zip(offsets, booked, ends, strict=True):
             yield at + off, dur + end
+
+
+@dataclass(frozen=True)
+class MeetingModel:
+    """What the generator knows of one pool's load over a window (for the backtest's ideal
+    online reference, ``scaler.backtest.ideal``).
+
+    ``origin`` is the epoch minute of index 0 of every series (a day before the window, so the
+    meetings in progress when it starts are known); ``rates[i]`` is the expected number of
+    calls that connect in minute ``origin + i`` (every slot's Poisson mean, the day's level
+    included, spread over its connect offsets); ``starts[i]`` and ``lengths`` list the meetings
+    that did start (begin minute index, minutes); ``length_pmf`` is the law of a meeting's
+    length (booked length plus overrun)."""
+
+    origin: int
+    rates: tuple[float, ...]
+    starts: tuple[int, ...]
+    lengths: tuple[int, ...]
+    length_pmf: tuple[tuple[int, float], ...]
+
+
+def meeting_model(profile: PoolProfile, start: datetime, minutes: int) -> MeetingModel:
+    """The rates and meetings behind ``generate``'s calls of ``profile`` over ``minutes``
+    minutes from ``start`` (the same random draws: the same meetings as the trace)."""
+    start = _as_utc(start)
+    tz = _zone(profile)
+    _check_knobs(profile)
+    origin = int(start.timestamp()) // 60 - 1440
+    total = minutes + 1440
+    rates = [0.0] * total
+    starts: list[int] = []
+    lengths: list[int] = []
+    holidays = set(profile.holidays)
+    regions = (
+        [(tz, profile.peak_calls, "")]
+        if not profile.regions
+        else [
+            (ZoneInfo(r.timezone), profile.peak_calls * r.share, f"/{r.timezone}")
+            for r in profile.regions
+        ]
+    )
+    jitter_total = sum(p for _, p in _JITTER)
+    for zone, peak, salt in regions:
+        scale = peak / _unit_peak()
+        day = (start - timedelta(days=2)).astimezone(zone).date()
+        last_day = (start + timedelta(minutes=minutes)).astimezone(zone).date()
+        while day <= last_day:
+            for at, lam in _day_rates(profile, zone, day, scale, holidays, salt):
+                for off, p in _JITTER:
+                    i = at + off - origin
+                    if 0 <= i < total:
+                        rates[i] += lam * (1 - _ADHOC_SHARE) * p / jitter_total
+                for off in range(30):
+                    i = at + off - origin
+                    if 0 <= i < total:
+                        rates[i] += lam * _ADHOC_SHARE / 30
+            for begin, length in _day_meetings(profile, zone, day, scale, holidays, salt):
+                if begin + length > origin and begin < origin + total:
+                    starts.append(begin - origin)
+                    lengths.append(length)
+            day += timedelta(days=1)
+    pmf: dict[int, float] = {}
+    n_total = sum(p for _, p in _NOMINAL)
+    o_total = sum(p for _, p in _OVERRUN)
+    for n, pn in _NOMINAL:
+        for o, po in _OVERRUN:
+            pmf[n + o] = pmf.get(n + o, 0.0) + pn * po / (n_total * o_total)
+    return MeetingModel(
+        origin=origin,
+        rates=tuple(rates),
+        starts=tuple(starts),
+        lengths=tuple(lengths),
+        length_pmf=tuple(sorted(pmf.items())),
+    )
+
+
+def _day_rates(
+    profile: PoolProfile,
+    tz: ZoneInfo,
+    day: date,
+    scale: float,
+    holidays: set[date],
+    salt: str = "",
+) -> Iterator[tuple[int, float]]:
+    """Per half-hour slot of local ``day``: (epoch minute, Poisson mean of its meetings), drawn
+    as ``_day_meetings`` draws them (the day's level is its first draw)."""
+    rng = random.Random(f"{profile.seed}/{profile.name}{salt}/{day.isoformat()}")
+    weekly = profile.weekday_factors or _WEEKDAY_FACTOR
+    factor = _HOLIDAY_FACTOR if day in holidays else weekly[day.weekday()]
+    spread = max(0.5, rng.gauss(1.0, _DAY_SPREAD))
+    factor *= spread
+    level = _day_level(profile, day)
+    factor *= level
+    afternoon = factor
+    if day in profile.half_days and day not in holidays:
+        afternoon = _HOLIDAY_FACTOR * spread * level
+    for slot, weight in enumerate(_SLOT_WEIGHTS):
+        local = datetime(day.year, day.month, day.day, slot // 2, 30 * (slot % 2), tzinfo=tz)
+        at = int(local.timestamp()) // 60
+        yield at, scale * weight * (factor if slot < _AFTERNOON_SLOT else afternoon)
 
 
 @cache

@@ -139,3 +139,43 @@ def test_report_writes_a_png_and_a_self_contained_page(tmp_path: Path) -> None:
     assert "data:image/png;base64," in page
     assert "<table>" in page and "tc-a" in page and "oracle" in page
     assert 'src="http' not in page and "<script" not in page  # nothing fetched from elsewhere
+
+
+def test_sweep_replays_a_config_once_per_value_of_a_predictive_option(tmp_path: Path) -> None:
+    """``--sweep target_unserved=…`` sets the option on every predictive policy (inside a
+    composite too) and shows each setting side by side; a bad sweep is a usage error."""
+    config = tmp_path / "predictive.toml"
+    text = (ROOT / CONFIG).read_text(encoding="utf-8")
+    first = text.index("[[pools.policies]]")
+    predictive = (
+        '[[pools.policies]]\ntype = "composite"\n[[pools.policies.policies]]\n'
+        'type = "predictive"\nmin_history_weeks = 0\n'
+        '[[pools.policies.policies]]\ntype = "target-tracking"\n\n'
+    )
+    config.write_text(text[:first] + predictive + text[first:], encoding="utf-8")
+    done = backtest(
+        "--config", str(config), "--trace", TRACE, "--json", "--sweep",
+        "target_unserved=0.00001,0.001", *WARMUP,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert list(doc) == [
+        f"{config} [target_unserved=0.00001]",
+        f"{config} [target_unserved=0.001]",
+    ]
+    from scaler.backtest.command import sweep_configs
+    from scaler.policyset import build_policies
+
+    (_, low), (_, high) = sweep_configs(config, "target_unserved=0.00001,0.001")
+    parts = [build_policies(c.pools[0])[0].parts[0] for c in (low, high)]  # type: ignore[attr-defined]
+    assert [p.config.target_unserved for p in parts] == [0.00001, 0.001]
+
+    for sweep, words in (
+        ("target_unserved", "expected KEY=V1,V2"),
+        ("tolerance=0.1", "predictive has no option 'tolerance'"),
+        ("target_unserved=0.5", "target_unserved"),
+    ):
+        bad = backtest("--config", str(config), "--trace", TRACE, "--sweep", sweep, *WARMUP)
+        assert bad.returncode == 2 and words in bad.stderr, (sweep, bad.stderr)
+    plain = backtest("--config", CONFIG, "--trace", TRACE, "--sweep", "target_unserved=1e-4")
+    assert plain.returncode == 2 and "no predictive policy" in plain.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
@@ -11,15 +10,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policies.forecasting import (
+    TAIL_BINS,
+    TAIL_WIDTH,
     Calendar,
+    Tail,
     blend,
     check_country,
     day_outliers,
     day_start,
     growth_per_week,
     local_day,
-    plan_instances,
-    upper_quantile,
+    persistence,
+    tail_bin,
     utc_offset,
     without_outliers,
 )
@@ -114,49 +116,24 @@ def test_growth_compares_only_days_known_in_both_weeks() -> None:
     assert growth_per_week([newer, older], low=0.5, high=2.0) == pytest.approx(4500 / 4100)
 
 
-@pytest.mark.parametrize(
-    ("n", "q", "expected"),
-    [
-        (1000, 0.995, 995.0),  # the 5th largest of 0..999
-        (1000, 0.5, 500.0),
-        (100, 0.995, 99.0),  # fewer samples than 1 / (1 - q): the largest
-        (1, 0.999, 0.0),
-    ],
-)
-def test_upper_quantile(n: int, q: float, expected: float) -> None:
-    assert upper_quantile([float(i) for i in range(n)], q) == expected
-
-
-@pytest.mark.parametrize(
-    ("peak", "z", "expected", "why"),
-    [
-        (120.0, 0.0, 8, "no measured error: the forecast at 15 a node"),
-        (120.0, 1.0, 9, "120 + 1 x sqrt(135) = 131.6"),
-        (120.0, 3.0, 11, "120 + 3 x sqrt(135) = 154.9"),
-        (5.0, 3.0, 2, "a quiet hour gets little: 5 + 3 x sqrt(20) = 18.4 calls"),
-        (120.0, -2.0, 8, "a forecast that ran high never plans below itself"),
-    ],
-)
-def test_plan_instances(peak: float, z: float, expected: int, why: str) -> None:
-    got = plan_instances(peak, z, calls_per_instance=15.0, utilization=1.0)
-    assert got == expected, why
-
-
-@settings(max_examples=examples(200), deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
-    peak=st.floats(0, 5000),
-    z1=st.floats(-5, 20),
-    z2=st.floats(-5, 20),
-    utilization=st.floats(0.3, 1.0),
+    counts=st.lists(st.floats(0, 100), min_size=TAIL_BINS, max_size=TAIL_BINS),
+    prior=st.floats(0, 1000),
+    z1=st.floats(-3, 12),
+    z2=st.floats(-3, 12),
+    slack=st.floats(0, 5),
 )
-def test_property_more_error_more_headroom(
-    peak: float, z1: float, z2: float, utilization: float
+def test_property_a_higher_plan_leaves_less_unserved(
+    counts: list[float], prior: float, z1: float, z2: float, slack: float
 ) -> None:
+    """Planning further out (or rounding up more) never expects more of the load unserved,
+    and the promised quantile never falls."""
+    tail = Tail(counts, prior)
     lo, hi = sorted((z1, z2))
-    a = plan_instances(peak, lo, calls_per_instance=15.0, utilization=utilization)
-    b = plan_instances(peak, hi, calls_per_instance=15.0, utilization=utilization)
-    assert a <= b
-    assert a >= math.ceil(round(peak / (15.0 * utilization), 9))
+    assert tail.shortfall(hi) <= tail.shortfall(lo) + 1e-9
+    assert tail.rounded_shortfall(lo, slack) <= tail.shortfall(lo) + 1e-9
+    assert tail.exceedance(hi) <= tail.exceedance(lo) + 1e-12
 
 
 @pytest.mark.parametrize(
@@ -226,3 +203,39 @@ def test_unknown_country_or_region_is_refused(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         check_country(country, subdivision)
+
+
+# -- the predictive distribution ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("minutes", "share"),
+    [(0.0, 1.0), (23.0, 31.0 / 54.0), (60.0, 4.5 / 54.0), (120.0, 0.0), (200.0, 0.0)],
+)
+def test_persistence_is_the_residual_life_of_meetings(minutes: float, share: float) -> None:
+    assert persistence(minutes) == pytest.approx(share)
+
+
+def test_tail_without_measurements_is_the_normal() -> None:
+    tail = Tail([0.0] * TAIL_BINS, prior=1.0)
+    assert tail.exceedance(1.96) == pytest.approx(0.025, abs=1e-4)
+    assert tail.quantile(0.975) == pytest.approx(1.96, abs=1e-3)
+    assert tail.shortfall(0.0) == pytest.approx(0.39894, abs=1e-4)  # φ(0)
+    # rounding up by a slack only lowers the shortfall, and for_shortfall inverts it
+    assert tail.rounded_shortfall(2.0, 1.0) < tail.shortfall(2.0)
+    z = tail.for_shortfall(1e-3, slack=0.5)
+    assert tail.rounded_shortfall(z, 0.5) == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_tail_follows_what_was_measured_once_it_outweighs_the_prior() -> None:
+    """A heavier tail than the normal's (1 % of errors at 4 σ) moves the 99.5 % quantile out
+    as measurements outweigh the prior, and the shortfall with it."""
+    counts = [0.0] * TAIL_BINS
+    counts[tail_bin(0.0)] = 99.0
+    counts[tail_bin(4.0)] = 1.0
+    light = Tail(counts, prior=1e6)
+    heavy = Tail(counts, prior=0.0)
+    assert light.quantile(0.995) == pytest.approx(2.576, abs=0.01)  # the normal prior's
+    assert heavy.quantile(0.995) == pytest.approx(4.0, abs=TAIL_WIDTH)
+    assert heavy.shortfall(3.0) == pytest.approx(0.01 * 1.0, abs=TAIL_WIDTH / 100)
+    assert heavy.measured == pytest.approx(100.0)

@@ -224,8 +224,14 @@ def replay_a_wednesday(parts: list[dict[str, Any]]) -> tuple[dict[str, int], flo
         state = record_scale(d.state, now=now, change=d.change)
         if d.change > 0:
             arrivals.append((i + 20, d.change))
-        elif d.change < 0:
-            ready += d.change
+        elif d.change < 0:  # the newest go first (highest instance ids): booting, then ready
+            gone = -d.change
+            while gone and arrivals and arrivals[-1][0] > i:  # still booting
+                m, n = arrivals.pop()
+                if n > gone:
+                    arrivals.append((m, n - gone))
+                gone = max(0, gone - n)
+            ready -= gone
         current = d.desired
         ready += sum(n for m, n in arrivals if m == i)
         demand = calls[i] or 0

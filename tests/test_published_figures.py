@@ -78,3 +78,40 @@ def test_the_results_are_what_the_shipped_configs_do(
         f"{ {k: want[k] for k in got} }: run make bench"
     )
     assert round(result.oracle.vcpu_hours, 3) == RESULTS["oracle"]
+
+
+def test_every_pasted_output_is_a_bench_command_and_what_it_printed() -> None:
+    """The fleet-scale figures of ``docs/benchmarks.md`` are pasted by the benches'
+    ``--write-docs NAME``: a fenced block headed by the command line, its first line naming the
+    machine (or, before the bench has run, saying so)."""
+    blocks = figures.output_blocks(figures.BENCHMARKS.read_text(encoding="utf-8"))
+    assert {
+        "scale",
+        "endurance-target-tracking",
+        "endurance-target-tracking-1000",
+        "endurance-recommended",
+    } <= set(blocks)
+    for name, block in blocks.items():
+        lines = block.splitlines()
+        assert lines[0] == "```text" and lines[-1] == "```", f"output:{name}: {lines[:1]}"
+        if lines[1].startswith("(not yet run"):
+            continue
+        command = lines[1].split()
+        assert command[:2] == ["$", "python"], f"output:{name}: {lines[1]!r}"
+        assert (figures.ROOT / command[2]).is_file(), f"output:{name}: {command[2]} missing"
+        assert "cores, Python" in lines[2], f"output:{name}: no machine named in {lines[2]!r}"
+
+
+def test_paste_output_replaces_only_its_region(tmp_path: Path) -> None:
+    doc = tmp_path / "b.md"
+    doc.write_text(
+        "a\n<!-- output:one -->\nold\n<!-- /output:one -->\n"
+        "<!-- output:two -->\nkeep\n<!-- /output:two -->\n",
+        encoding="utf-8",
+    )
+    assert figures.paste_output("one", "python bench/x.py --n 1", "line 1\nline 2\n", doc)
+    assert figures.output_blocks(doc.read_text(encoding="utf-8")) == {
+        "one": "```text\n$ python bench/x.py --n 1\nline 1\nline 2\n```\n",
+        "two": "keep\n",
+    }
+    assert not figures.paste_output("three", "python bench/x.py", "x", doc)

@@ -6,8 +6,10 @@ trace's line); 1 anything else (e.g. the report could not be written).
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
+import tomllib
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
@@ -17,7 +19,7 @@ from scaler.backtest.cost import Pricing, add_cost_json, cost_text
 from scaler.backtest.engine import ScaleIn
 from scaler.backtest.results import BacktestResult, summary_text
 from scaler.backtest.runner import BacktestError, Options, check_pools, run_backtest
-from scaler.config import Config, load_config
+from scaler.config import Config, load_config, parse_config, read_config_text
 from scaler.errors import ConfigError
 from scaler.traces import Trace, TraceError, load_trace
 
@@ -38,6 +40,7 @@ def run_command(
     cpu_idle_percent: float,
     workers: int | None,
     pools: Sequence[str] = (),
+    sweep: str | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
@@ -47,7 +50,8 @@ def run_command(
     configs (``--compare``) or ``--pool``, each config replays the pools it names and the trace's
     rows of other pools are ignored, said on stderr; a single config without ``--pool`` keeps
     the strict rule that every row of the trace names one of its pools. Every config and the
-    trace are checked before anything is replayed."""
+    trace are checked before anything is replayed. ``sweep`` (``KEY=V1,V2,…``) replays each
+    config once per value, with ``KEY`` set on every ``predictive`` policy it has."""
     out = out or sys.stdout
     err = err or sys.stderr
 
@@ -60,7 +64,10 @@ def run_command(
     problems: list[str] = []
     for path in config_paths:
         try:
-            configs.append((str(path), load_config(path, offline=True)))
+            if sweep is None:
+                configs.append((str(path), load_config(path, offline=True)))
+            else:
+                configs += sweep_configs(path, sweep)
         except ConfigError as exc:
             problems += [f"{path}: {p}" for p in exc.problems]
     if problems:
@@ -78,14 +85,16 @@ def run_command(
         if problems:
             return fail(EXIT_USAGE, problems, "error")
         configs = [(name, _only(config, chosen)) for name, config in configs]
-    lenient = bool(pools) or len(configs) > 1
+    lenient = bool(pools) or len(config_paths) > 1
     try:
         if lenient:
             whole = load_trace(trace_path)
             traces = {name: whole for name, _ in configs}
         else:
-            ((name, config),) = configs
-            traces = {name: load_trace(trace_path, known_pools=[p.name for p in config.pools])}
+            # one file (a sweep: its variants have the same pools)
+            known = [p.name for p in configs[0][1].pools]
+            one = load_trace(trace_path, known_pools=known)
+            traces = {name: one for name, _ in configs}
     except TraceError as exc:
         return fail(EXIT_USAGE, [str(exc)], "trace error")
     except OSError as exc:
@@ -150,6 +159,59 @@ def run_command(
             return fail(EXIT_FAILURE, [str(exc)], "error")
         print(f"report: {', '.join(str(p) for p in written)}", file=err)
     return EXIT_OK
+
+
+SWEEPABLE = "predictive"
+"""The policy type ``--sweep`` sets its key on."""
+
+
+def sweep_configs(path: Path, sweep: str) -> list[tuple[str, Config]]:
+    """``path``'s config once per value of ``sweep`` (``KEY=V1,V2,…``), named ``path
+    [KEY=V]``: every ``predictive`` table of the file (in a composite, a template or the pool
+    defaults too) gets ``KEY = V``. A malformed sweep, a key the policy does not have or a file
+    without such a policy is a ``ConfigError``."""
+    from policies.predictive import PredictiveConfig
+
+    key, sep, values = sweep.partition("=")
+    key = key.strip()
+    texts = [v.strip() for v in values.split(",")] if sep else []
+    if not key or not texts or not all(texts):
+        raise ConfigError(f"--sweep {sweep!r}: expected KEY=V1,V2,… (e.g. target_unserved=1e-4)")
+    if key not in PredictiveConfig.model_fields:
+        raise ConfigError(f"--sweep: {SWEEPABLE} has no option {key!r}")
+    text = read_config_text(path)
+    try:
+        raw = tomllib.loads(text)
+        parsed = [tomllib.loads(f"v = {v}")["v"] for v in texts]
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    out = []
+    for text_value, value in zip(texts, parsed, strict=True):
+        doc = copy.deepcopy(raw)
+        if not _set_on_policies(doc, key, value):
+            raise ConfigError(f"--sweep: {path} has no {SWEEPABLE} policy to set {key} on")
+        name = f"{path} [{key}={text_value}]"
+        try:
+            out.append((name, parse_config(doc, offline=True)))
+        except ConfigError as exc:
+            raise ConfigError([f"[{key}={text_value}] {p}" for p in exc.problems]) from exc
+    return out
+
+
+def _set_on_policies(node: Any, key: str, value: Any) -> int:
+    """Set ``key`` on every table of ``node`` whose ``type`` is the sweepable policy's;
+    how many."""
+    found = 0
+    if isinstance(node, dict):
+        if node.get("type") == SWEEPABLE:
+            node[key] = value
+            found += 1
+        for child in node.values():
+            found += _set_on_policies(child, key, value)
+    elif isinstance(node, list):
+        for child in node:
+            found += _set_on_policies(child, key, value)
+    return found
 
 
 def _only(config: Config, names: Sequence[str]) -> Config:

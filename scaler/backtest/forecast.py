@@ -12,6 +12,12 @@ operator sees which hours the policy plans badly and why it plans the headroom i
 Minutes with no forecast (no earlier week covers them) or no actual value (a metric gap) are
 counted but not scored.
 
+**Coverage.** A policy that also gives its predictive distribution (``outlook``: the planned
+quantile of the load and the quantile it promises, as ``predictive`` does) is checked against
+it: per hour, the share of minutes whose load stayed at or below the planned quantile beside
+the quantile promised. An operator who sets ``target_unserved`` sees whether the promise holds
+hour by hour (covered below promised: that hour is planned too thin).
+
 Exit codes as ``backtest``: 0 done; 2 a bad config, trace or option, or no pool with a
 ``predictive`` policy; 1 anything else (e.g. the report could not be written).
 """
@@ -53,6 +59,40 @@ class Forecaster(Protocol):
     def forecast(
         self, *, history: LoadHistory, at: float, now: float, pool: PoolLimits | None = None
     ) -> float | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """How often the planned quantile covered the load, against what it promised."""
+
+    points: int
+    covered: float | None
+    """Share of the minutes whose load was at or below the planned quantile."""
+    promised: float | None
+    """Mean quantile the plan promised over those minutes."""
+
+    @staticmethod
+    def of(hits: Sequence[tuple[bool, float]]) -> Coverage:
+        if not hits:
+            return Coverage(0, None, None)
+        n = len(hits)
+        return Coverage(n, sum(h for h, _ in hits) / n, sum(q for _, q in hits) / n)
+
+    def to_json(self) -> dict[str, float | int | None]:
+        def r(v: float | None) -> float | None:
+            return None if v is None else round(v, 5)
+
+        return {"points": self.points, "covered": r(self.covered), "promised": r(self.promised)}
+
+
+@runtime_checkable
+class Outlooking(Protocol):
+    """A forecaster that also gives its predictive distribution (``predictive.Outlook``: the
+    point forecast, the planned quantile ``upper`` and the ``quantile`` it promises)."""
+
+    def outlook(
+        self, *, history: LoadHistory, at: float, now: float, pool: PoolLimits | None = None
+    ) -> Any: ...
 
 
 @runtime_checkable
@@ -144,6 +184,9 @@ class PoolForecast:
     """Per hour of the day (0-23 in the report's zone)."""
     no_forecast: int
     no_actual: int
+    coverage: Coverage = Coverage(0, None, None)
+    hour_coverage: tuple[Coverage, ...] = ()
+    """Per hour of the day (empty: the policy gives no predictive distribution)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -154,6 +197,16 @@ class PoolForecast:
             "no_actual": self.no_actual,
             "error": self.overall.to_json(),
             "hours": {f"{h:02d}": e.to_json() for h, e in enumerate(self.hours)},
+            **(
+                {
+                    "coverage": self.coverage.to_json(),
+                    "hour_coverage": {
+                        f"{h:02d}": c.to_json() for h, c in enumerate(self.hour_coverage)
+                    },
+                }
+                if self.hour_coverage
+                else {}
+            ),
         }
 
 
@@ -209,16 +262,24 @@ def forecast_pool(
     forecasts: list[float | None] = []
     actuals: list[float | None] = []
     by_hour: list[list[float]] = [[] for _ in range(24)]
+    covered: list[list[tuple[bool, float]]] = [[] for _ in range(24)]
     overall: list[float] = []
     no_forecast = no_actual = 0
     hour_cache: dict[int, int] = {}
+    outlooking = isinstance(policy, Outlooking)
     for i in range(first, n):
         at = start + (i + 0.5) * step
         now = start + i * step - ahead
         history.visible_until = max(start, now - lag)
-        value = (
-            policy.forecast(history=history, at=at, now=now, pool=limits) if now > start else None
-        )
+        value: float | None = None
+        plan: Any = None
+        if now <= start:
+            pass
+        elif outlooking:
+            plan = policy.outlook(history=history, at=at, now=now, pool=limits)  # type: ignore[attr-defined]
+            value = None if plan is None else float(plan.forecast)
+        else:
+            value = policy.forecast(history=history, at=at, now=now, pool=limits)
         actual = column[i]
         times.append(start + i * step)
         forecasts.append(value)
@@ -239,6 +300,8 @@ def forecast_pool(
                 hour_cache.clear()
             hour_cache[hour_key] = hour
         by_hour[hour].append(err)
+        if plan is not None:
+            covered[hour].append((actual <= plan.upper + 1e-9, float(plan.quantile)))
     return PoolForecast(
         name=pool.name,
         policy=path,
@@ -250,6 +313,8 @@ def forecast_pool(
         hours=tuple(Errors.of(h) for h in by_hour),
         no_forecast=no_forecast,
         no_actual=no_actual,
+        coverage=Coverage.of([c for hour in covered for c in hour]),
+        hour_coverage=tuple(Coverage.of(c) for c in covered) if outlooking else (),
     )
 
 
@@ -320,6 +385,10 @@ def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:,.1f}"
 
 
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100.0 * v:.2f} %"
+
+
 def summary_text(result: ForecastResult) -> str:
     """Per pool: the overall error and a table of error percentiles per hour of the day."""
     days = (result.scored_until - result.scored_from).total_seconds() / 86400.0
@@ -338,8 +407,8 @@ def summary_text(result: ForecastResult) -> str:
             f"  all hours: p50 {_fmt(o.p50)}  p90 {_fmt(o.p90)}  p99 {_fmt(o.p99)}  "
             f"max {_fmt(o.max)}  mean |error| {_fmt(o.mean_abs)}  bias {_fmt(o.bias)}",
         ]
-        head = ("hour", "minutes", "p50", "p90", "p99", "max", "mean |err|")
-        body = [
+        head: tuple[str, ...] = ("hour", "minutes", "p50", "p90", "p99", "max", "mean |err|")
+        body: list[tuple[str, ...]] = [
             (
                 f"{h:02d} {result.zone}",
                 f"{e.points:,}",
@@ -351,6 +420,17 @@ def summary_text(result: ForecastResult) -> str:
             )
             for h, e in enumerate(p.hours)
         ]
+        if p.hour_coverage:
+            c = p.coverage
+            lines.append(
+                f"  coverage: the load stayed within the planned quantile {_pct(c.covered)} of "
+                f"the minutes; promised {_pct(c.promised)}"
+            )
+            head = (*head, "covered", "promised")
+            body = [
+                (*row, _pct(c.covered), _pct(c.promised))
+                for row, c in zip(body, p.hour_coverage, strict=True)
+            ]
         widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
         for row in [head, *body]:
             cells = [

@@ -6,6 +6,8 @@ of vCPUs, minutes of calls (one call unserved for one minute is one unserved cal
 
 from __future__ import annotations
 
+import itertools
+import math
 import operator
 from array import array
 from collections.abc import Mapping, Sequence
@@ -138,6 +140,9 @@ class PoolResult:
     """Perfect foresight under the pool's own rules (``baselines.clairvoyant``)."""
     clairvoyant_sizes: Sequence[int] = ()
     """The clairvoyant's requested instances per scored bucket."""
+    ideal: Mapping[float, tuple[Metrics, Sequence[float]]] = field(default_factory=dict)
+    """Per quantile, the ideal online reference (``ideal.py``) and its requested instances per
+    scored bucket; empty when the trace's model is not known."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +163,8 @@ class BacktestResult:
     clairvoyant: Metrics | None = None
     """The call-safe floor: perfect foresight under each pool's own min, boot time and scale-in
     mode (``baselines.clairvoyant``); cost targets are stated against it."""
+    ideal: Mapping[float, Metrics] = field(default_factory=dict)
+    """The ideal online reference at each quantile, all pools (empty: model not known)."""
 
     def times(self) -> list[datetime]:
         """UTC start of each scored bucket."""
@@ -200,13 +207,28 @@ class BacktestResult:
                     "pools": {name: p.static_peak.to_json() for name, p in self.pools.items()},
                 },
                 **self._clairvoyant_json(),
+                **self._ideal_json(),
             },
             "reasons": {name: dict(sorted(p.reasons.items())) for name, p in self.pools.items()},
             **self._multiples_json(),
         }
 
+    def _ideal_json(self) -> dict[str, Any]:
+        if not self.ideal:
+            return {}
+        return {
+            "ideal_online": {
+                f"{q:g}": {
+                    **m.to_json(),
+                    "pools": {name: p.ideal[q][0].to_json() for name, p in self.pools.items()},
+                }
+                for q, m in self.ideal.items()
+            }
+        }
+
     def _multiples_json(self) -> dict[str, Any]:
-        """``vs_clairvoyant``: vCPU-hours as a multiple of the call-safe floor's."""
+        """``vs_clairvoyant``: vCPU-hours as a multiple of the call-safe floor's;
+        ``vs_ideal``: of the ideal online reference's at the same unserved share."""
         if self.clairvoyant is None:
             return {}
         pools = {
@@ -214,7 +236,42 @@ class BacktestResult:
             for name, p in self.pools.items()
             if p.clairvoyant is not None
         }
-        return {"vs_clairvoyant": {"total": _multiple(self.total, self.clairvoyant), **pools}}
+        out: dict[str, Any] = {
+            "vs_clairvoyant": {"total": _multiple(self.total, self.clairvoyant), **pools}
+        }
+        at = ideal_at(self.ideal, unserved_share(self.total))
+        if at is not None:
+            out["vs_ideal"] = round(self.total.vcpu_hours / at, 4) if at > 0 else None
+        return out
+
+
+def unserved_share(m: Metrics) -> float:
+    """Unserved call-minutes as a share of demand (0 without demand)."""
+    return m.unserved_call_minutes / m.call_minutes if m.call_minutes > 0 else 0.0
+
+
+def ideal_at(ideal: Mapping[float, Metrics], share: float) -> float | None:
+    """The ideal online reference's vCPU-hours at unserved share ``share``: on its frontier
+    (the cheapest of its quantiles that leaves at most each share unserved), interpolated
+    linearly in the logarithm of the share and held at its ends (``None`` without one)."""
+    if not ideal:
+        return None
+    floor = 1e-9  # a share of 0 on a log scale
+    points: list[tuple[float, float]] = []
+    for m in sorted(ideal.values(), key=lambda m: (unserved_share(m), m.vcpu_hours)):
+        x = math.log(max(unserved_share(m), floor))
+        if points and x == points[-1][0]:
+            continue  # the cheaper one at this share came first
+        if points and m.vcpu_hours >= points[-1][1]:
+            continue  # leaves more unserved for no saving: off the frontier
+        points.append((x, m.vcpu_hours))
+    x = math.log(max(share, floor))
+    if x <= points[0][0]:
+        return points[0][1]
+    for (x0, c0), (x1, c1) in itertools.pairwise(points):
+        if x <= x1:
+            return c0 + (c1 - c0) * (x - x0) / (x1 - x0)
+    return points[-1][1]
 
 
 def _multiple(m: Metrics, floor: Metrics) -> float | None:
@@ -280,6 +337,8 @@ def baseline_rows(result: BacktestResult) -> list[Row]:
         rows.append(("clairvoyant (call-safe floor)", c, o, c))
     rows.append(("oracle (cost floor)", o, o, c))
     rows.append(("static_peak", result.static_peak, o, c))
+    for q, m in result.ideal.items():
+        rows.append((f"ideal online q={q:g}", m, o, c))
     return rows
 
 

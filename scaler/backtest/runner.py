@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -36,6 +36,7 @@ from scaler.backtest.results import BacktestResult, Metrics, PoolResult, combine
 from scaler.config import Config, PoolConfig
 from scaler.errors import ConfigError
 from scaler.kinds import kind_of, limits_of
+from scaler.loadgen import MeetingModel
 from scaler.policyset import build_policies
 from scaler.traces import Trace
 
@@ -155,10 +156,13 @@ def run_backtest(
     config_name: str = "",
     trace_name: str = "",
     progress: Callable[[int], None] | None = None,
+    models: Mapping[str, MeetingModel] | None = None,
 ) -> BacktestResult:
     """Replay ``trace`` through ``config``'s pools and policies and score it.
 
     ``progress(n)`` is called with the number of pool-buckets done since its last call.
+    ``models``: the generator's model of each pool's load (a scenario family's trace): the
+    ideal online reference (``ideal.py``) is then computed at ``ideal.QUANTILES``.
     """
     options = options or Options()
     if options.scale_in is not None and options.scale_in not in SCALE_IN_MODES:
@@ -167,13 +171,20 @@ def run_backtest(
     grid = grid_for(config, trace, options.warmup_days)
     specs = pool_specs(config, options)
     columns = [trace.calls[s.name] for s in specs]
+    pool_models = [None if models is None else models.get(s.name) for s in specs]
     scored_pools = _replay_all(
-        specs, columns, grid, options.workers, progress, fresh=_FreshSpec(config, options)
+        specs,
+        columns,
+        grid,
+        options.workers,
+        progress,
+        fresh=_FreshSpec(config, options),
+        models=pool_models,
     )
 
     pools: dict[str, PoolResult] = {}
     oracle_sizes = []
-    for spec, (run, o_totals, o_sizes, s_totals, c_totals, c_sizes) in zip(
+    for spec, (run, o_totals, o_sizes, s_totals, c_totals, c_sizes, ideal) in zip(
         specs, scored_pools, strict=True
     ):
         lim = spec.limits
@@ -190,6 +201,9 @@ def run_backtest(
             reasons=run.reasons,
             clairvoyant=Metrics.of(c_totals, vcpus_per_instance=vcpus),
             clairvoyant_sizes=c_sizes,
+            ideal={
+                q: (Metrics.of(t, vcpus_per_instance=vcpus), req) for q, (t, req) in ideal.items()
+            },
         )
         oracle_sizes.append(o_sizes)
 
@@ -209,6 +223,13 @@ def run_backtest(
         [p.clairvoyant for p in results if p.clairvoyant is not None],
         requested=[p.clairvoyant_sizes for p in results],
     )
+    ideal_total = {}
+    if results and all(p.ideal for p in results):
+        for q in sorted(set.intersection(*(set(p.ideal) for p in results))):
+            ideal_total[q] = combine(
+                [p.ideal[q][0] for p in results],
+                requested=[p.ideal[q][1] for p in results],
+            )
     return BacktestResult(
         config=config_name,
         trace=trace_name,
@@ -222,6 +243,7 @@ def run_backtest(
         static_peak=static_total,
         options=options.describe(),
         clairvoyant=clairvoyant_total,
+        ideal=ideal_total,
     )
 
 
@@ -231,9 +253,12 @@ def _constant(value: float, length: int) -> Steps[float]:
 
 # -- running the pools ------------------------------------------------------------------------
 
-Scored = tuple[PoolRun, PoolTotals, "Steps[float]", PoolTotals, PoolTotals, "Steps[int]"]
-"""A pool's run, the oracle's totals and sizes, the static-peak totals, and the clairvoyant's
-totals and requested size per scored bucket."""
+IdealRuns = dict[float, tuple[PoolTotals, "Steps[int]"]]
+"""Per quantile, the ideal online reference's totals and requested size per scored bucket."""
+Scored = tuple[PoolRun, PoolTotals, "Steps[float]", PoolTotals, PoolTotals, "Steps[int]", IdealRuns]
+"""A pool's run, the oracle's totals and sizes, the static-peak totals, the clairvoyant's
+totals and requested size per scored bucket, and the ideal online reference (empty without a
+model)."""
 
 
 def _score_pool(
@@ -241,6 +266,7 @@ def _score_pool(
     column: Sequence[float | None],
     grid: Grid,
     progress: Callable[[int], None] | None,
+    model: MeetingModel | None = None,
 ) -> Scored:
     """Replay one pool and compute its baselines (in a worker when there are workers)."""
     run = replay_pool(spec, column, grid, progress=progress)
@@ -251,6 +277,12 @@ def _score_pool(
     )
     s_totals = static_peak(demand, grid, calls_per_instance=cpi, minimum=0)
     seer = clairvoyant(spec, column, grid, demand=demand)
+    ideal: IdealRuns = {}
+    if model is not None:
+        from scaler.backtest.ideal import ideal_runs
+
+        for q, r in ideal_runs(spec, column, grid, model).items():
+            ideal[q] = (r.totals, r.series.requested.whole())
     return (
         run,
         o_totals,
@@ -258,19 +290,22 @@ def _score_pool(
         s_totals,
         seer.totals,
         seer.series.requested.whole(),
+        ideal,
     )
 
 
 SpecOf = Callable[[int], PoolSpec]
 """The spec a pool is replayed with, by index (``_FreshSpec``: with policies of its own)."""
 
-_FORKED: tuple[SpecOf, Sequence[Sequence[float | None]], Grid] | None = None
+_FORKED: (
+    tuple[SpecOf, Sequence[Sequence[float | None]], Grid, Sequence[MeetingModel | None]] | None
+) = None
 _COUNTER: Any = None
 
 
 def _replay_forked(index: int) -> Scored:
     assert _FORKED is not None
-    spec_of, columns, grid = _FORKED
+    spec_of, columns, grid, models = _FORKED
     counter = _COUNTER
 
     def tick(n: int) -> None:
@@ -278,7 +313,7 @@ def _replay_forked(index: int) -> Scored:
             with counter.get_lock():
                 counter.value += n
 
-    return _score_pool(spec_of(index), columns[index], grid, tick)
+    return _score_pool(spec_of(index), columns[index], grid, tick, models[index])
 
 
 def _replay_all(
@@ -289,10 +324,12 @@ def _replay_all(
     progress: Callable[[int], None] | None,
     *,
     fresh: SpecOf | None = None,
+    models: Sequence[MeetingModel | None] | None = None,
 ) -> list[Scored]:
     """Score every pool, in forked workers when the run is long enough. ``fresh``: the spec
     each replay uses (default: ``specs[index]``, whose policies then keep what they learn)."""
     spec_of: SpecOf = fresh if fresh is not None else specs.__getitem__
+    pool_models: Sequence[MeetingModel | None] = models or [None] * len(specs)
     steps = grid.length * len(specs)
     if workers is None:
         workers = min(2, os.cpu_count() or 1) if steps >= PARALLEL_MIN_STEPS else 1
@@ -300,13 +337,13 @@ def _replay_all(
     forkable = "fork" in multiprocessing.get_all_start_methods()
     if workers <= 1 or not forkable or threading.active_count() > 1:
         return [
-            _score_pool(spec_of(index), column, grid, progress)
+            _score_pool(spec_of(index), column, grid, progress, pool_models[index])
             for index, column in enumerate(columns)
         ]
 
     global _FORKED, _COUNTER
     ctx = multiprocessing.get_context("fork")
-    _FORKED = (spec_of, columns, grid)
+    _FORKED = (spec_of, columns, grid, pool_models)
     _COUNTER = ctx.Value("q", 0)
     reported = 0
     try:

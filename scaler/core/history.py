@@ -57,7 +57,13 @@ class ArrayHistory:
     ) -> None:
         self._step = float(step_seconds)
         self._start = float(start)
-        self._values = array("d", (_NAN if v is None else float(v) for v in values))
+        # A buffer of doubles (a trace column's: NaN for a gap) is adopted, not copied, so a
+        # backtest reads its trace in place; anything else is converted once.
+        self._values = (
+            values
+            if isinstance(values, array) and values.typecode == "d"
+            else array("d", (_NAN if v is None else float(v) for v in values))
+        )
         self._capacity = capacity
         self.visible_until = (
             visible_until
@@ -95,6 +101,12 @@ class ArrayHistory:
             out.append(self.value_at(t))
             t += self._step
         return out
+
+    def buffer(self) -> tuple[float, array[float]]:
+        """(start, the buckets as stored, NaN for unknown): for a reader that scans in place
+        instead of calling ``value_at`` per bucket. Read-only; buckets at or after
+        ``visible_until`` must not be read."""
+        return self._start, self._values
 
     @property
     def capacity(self) -> int | None:
