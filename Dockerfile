@@ -6,7 +6,7 @@
 #
 # The base is the public Python image on Debian bookworm, pinned by tag; pin a digest in your own
 # build with --build-arg BASE_IMAGE=python:3.12-slim-bookworm@sha256:<digest>. Without a registry,
-# tools/image/base.sh makes a stand-in of the same Debian release (see the README).
+# tools/image/base.sh makes a stand-in of the same Debian release (see docs/operations.md).
 ARG BASE_IMAGE=python:3.12-slim-bookworm
 
 FROM ${BASE_IMAGE} AS build

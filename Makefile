@@ -8,7 +8,7 @@ LINTED := scaler policies tests $(wildcard tools bench)
 
 NODE_STAMP := node_modules/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit bench bench-scale soak endurance clean ops-tools systemd-tools
+.PHONY: install demo test lint typecheck unit docs bench bench-scale soak endurance clean ops-tools systemd-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,10 +57,16 @@ typecheck: install
 unit: install ops-tools
 	$(BIN)/pytest -q -n auto
 
-test: lint typecheck unit
+test: lint typecheck unit docs
 
-# Writes bench/results.json and the figures marked <!-- bench:… --> in README.md and
-# docs/benchmarks.md (tests/test_published_figures.py checks they agree with the shipped configs).
+# The reference pages generated from the pydantic models and click commands (docs/reference/),
+# then the site, strictly: a broken link or anchor fails. Offline (no fonts or assets fetched).
+docs: install
+	$(BIN)/python tools/reference.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# Writes bench/results.json and the figures marked <!-- bench:… --> in README.md,
+# docs/benchmarks.md and docs/pool-kinds.md (tests/test_published_figures.py checks they agree with the shipped configs).
 bench: install
 	$(BIN)/python bench/run.py --write-docs
 

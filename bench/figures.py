@@ -1,7 +1,8 @@
 """Published benchmark figures come from ``make bench``, never from memory.
 
 ``make bench`` (``bench/run.py --write-docs``) saves the decision-quality results as
-``bench/results.json`` and rewrites every region of ``README.md`` and ``docs/benchmarks.md`` marked
+``bench/results.json`` and rewrites every region of ``README.md``, ``docs/benchmarks.md`` and
+``docs/pool-kinds.md`` marked
 
     <!-- bench:NAME -->…<!-- /bench:NAME -->
 
@@ -25,7 +26,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
-DOCUMENTS = (ROOT / "README.md", ROOT / "docs" / "benchmarks.md")
+DOCUMENTS = (ROOT / "README.md", ROOT / "docs" / "benchmarks.md", ROOT / "docs" / "pool-kinds.md")
+"""Where figures are marked; docs/pool-kinds.md quotes the cost of waiting for idle instances."""
 
 Results = Mapping[str, Any]
 """``{"trace", "scored_days", "configs": {label: row}, "oracle", "static_peak",

@@ -735,7 +735,7 @@ def main() -> None:
         "--write-docs",
         action="store_true",
         help="save the quality results as bench/results.json and rewrite the figures marked "
-        "<!-- bench:… --> in README.md and docs/benchmarks.md from them",
+        "<!-- bench:… --> in README.md and docs/ (figures.DOCUMENTS) from them",
     )
     args = parser.parse_args()
     if not args.skip_quality:

@@ -32,6 +32,8 @@ class CompositeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     policies: tuple[dict[str, Any], ...] = Field(min_length=1)
+    """The parts, one ``[[pools.policies.policies]]`` table each (ordinary policy tables,
+    third-party ones included)."""
 
     _built: tuple[ScalingPolicy, ...] = PrivateAttr(default=())
 

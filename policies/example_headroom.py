@@ -1,6 +1,6 @@
 """An example third-party policy: keep a fixed number of spare instances above the load.
 
-This module is the template for writing your own policy (see "Writing a policy" in the README).
+This module is the template for writing your own policy (docs/policies.md, "Writing a policy").
 It lives in its own package in real life and is registered through an entry point in that
 package's ``pyproject.toml``::
 

@@ -179,6 +179,7 @@ class PredictiveConfig(BaseModel):
     weeks: int = Field(default=4, ge=1, le=5)
     """Seasonal weeks blended."""
     blend: Blend = "weighted"
+    """``weighted`` (recent weeks more), ``max`` (the busiest week), ``median``, ``mean``."""
     recency_decay: float = Field(default=0.9, gt=0.0, le=1.0)
     """``weighted`` blend: weight of a week relative to the week after it."""
     outlier_ratio: float | None = Field(default=1.5, gt=1.0, le=100.0)
@@ -241,6 +242,8 @@ class PredictiveConfig(BaseModel):
     refit_minutes: int = Field(default=60, ge=1, le=1440)
     """How often the quantile and each hour's error moments are recomputed."""
     holidays: HolidayConfig | None = None
+    """``{country, subdivision, dates, half_days, half_day_from = 12}``: public holidays from the
+    ``holidays`` package plus your own days."""
 
     @field_validator("timezone")
     @classmethod

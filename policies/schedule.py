@@ -182,7 +182,10 @@ class CronWindow(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     start: str
+    """Five-field cron expression: the profile is active from each start."""
     end: str
+    """Five-field cron expression: until the next end (computed with APScheduler's
+    ``CronTrigger``)."""
 
     @model_validator(mode="after")
     def _parse(self) -> CronWindow:
@@ -215,13 +218,19 @@ class Profile(BaseModel):
     end: dt.datetime | None = None
     """Fixed: instant the profile ends (exclusive)."""
     from_minute: int | None = Field(default=None, alias="from")
-    """Local start time, minutes after midnight (written ``from = "08:00"``)."""
+    """Local start time, written ``from = "08:00"`` (``HH:MM``, or a TOML time); kept as minutes
+    after midnight."""
     to_minute: int | None = Field(default=None, alias="to")
-    """Local end time (exclusive); earlier than ``from`` means the window ends the next day."""
+    """Local end time (exclusive), written as ``from``; ``24:00`` is allowed, and earlier than
+    ``from`` means the window ends the next day."""
     timezone: str | None = None
     """IANA time zone; empty: the schedule's ``timezone``."""
     min: int | None = Field(default=None, ge=0, le=10000)
+    """Floor while the profile is active (at least one of ``min``, ``max``); any other policy may go
+    higher."""
     max: int | None = Field(default=None, ge=0, le=10000)
+    """Cap on the pool while the profile is active, never below the pool's ``min``; with an unusable
+    metric it only stops a rise."""
     minutes_in_advance: int = Field(default=0, ge=0, le=1440)
     """Pre-warm lead: the profile applies this many minutes before its start."""
     missing_data_floor: int | None = Field(default=None, ge=0, le=10000)
@@ -325,6 +334,7 @@ class ScheduleConfig(BaseModel):
     """Floor while the metric is unusable and no profile is active (Azure's default profile's
     ``capacity.default``)."""
     profiles: tuple[Profile, ...] = ()
+    """The profiles, one ``[[pools.policies.profiles]]`` table each."""
 
     @field_validator("timezone")
     @classmethod

@@ -58,17 +58,31 @@ class Rule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     metric: Metric = "percent"
+    """``calls`` (the pool's total), ``calls_per_instance``, or ``percent`` = 100 × calls ÷
+    (instances × ``calls_per_instance``) — what a CPU percentage threshold maps to."""
     statistic: Statistic = "average"
+    """``average``, ``max`` or ``min`` of the metric over the window (from the pool's history; the
+    current reading alone without it)."""
     time_window_minutes: int = Field(default=10, ge=1, le=720)
+    """Window of the statistic."""
     time_grain_minutes: int = Field(default=1, ge=1, le=720)
     """Minutes averaged into one sample before ``statistic`` is taken (Azure's ``timeGrain``)."""
     operator: Operator
+    """``>``, ``>=``, ``<``, ``<=``."""
     threshold: float = Field(ge=0.0, allow_inf_nan=False)
+    """Compared with the statistic."""
     direction: Literal["increase", "decrease"]
+    """``increase`` or ``decrease``."""
     change_count: int | None = Field(default=None, ge=1, le=1000)
+    """± instances (exactly one of ``change_count``, ``percent_change``, ``exact_count``)."""
     percent_change: float | None = Field(default=None, gt=0.0, le=1000.0)
+    """± percent of the current count, rounded up for a scale-out, down for a scale-in, at least 1
+    (exactly one of ``change_count``, ``percent_change``, ``exact_count``)."""
     exact_count: int | None = Field(default=None, ge=0, le=10000)
+    """A count to go to (exactly one of ``change_count``, ``percent_change``, ``exact_count``)."""
     cooldown_minutes: float = Field(default=5.0, ge=0.0, le=1440.0)
+    """No rule fires this soon after a resize in this rule's direction; as in Azure the cooldown
+    follows every resize in both directions."""
 
     @model_validator(mode="after")
     def _one_change(self) -> Rule:
@@ -123,6 +137,7 @@ class StepConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     rules: tuple[Rule, ...] = Field(min_length=1)
+    """The rules, one ``[[pools.policies.rules]]`` table each."""
 
 
 class StepRules:

@@ -27,6 +27,7 @@ class TargetTrackingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     target_utilization: float = Field(default=0.8, gt=0.0, le=1.0)
+    """Share of ``calls_per_instance`` to aim for (0–1)."""
 
 
 class TargetTracking:

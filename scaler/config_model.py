@@ -110,19 +110,25 @@ class DaemonConfig(_Strict):
     """``[daemon]``: the loop."""
 
     interval_seconds: float = Field(default=30.0, ge=1.0, le=3600.0)
+    """Seconds between ticks (1–3600)."""
     dry_run: bool = False
+    """Decide, never write."""
     shutdown_deadline_seconds: float = Field(default=20.0, gt=0.0, le=600.0)
-    """SIGTERM to exit, at most; keep below systemd's ``TimeoutStopSec``."""
+    """SIGTERM to exit, at most, also when a tick is stuck in a slow call (the state known so far
+    is saved and the lease released within it); keep below systemd's ``TimeoutStopSec``."""
     tick_deadline_seconds: float | None = Field(default=None, gt=0.0, le=3600.0)
     """A tick's reads end by then: pools whose state is not read by half of it hold
     (``ObserveTimedOut``), metrics or quota not read by all of it count as missing, and the
-    others are decided. Empty: 80 % of the interval."""
+    others are decided; a read still running is not started again the next tick. Empty: 80 % of
+    the interval."""
     read_workers: int = Field(default=8, ge=1, le=64)
     """Threads that read pools, metrics and quota concurrently within a tick."""
     once_wait_seconds: float = Field(default=900.0, ge=0.0, le=86400.0)
     """``once`` waits this long for its resizes to finish before reporting."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """``debug``, ``info``, ``warning``, ``error``."""
     log_format: Literal["auto", "json", "console"] = "auto"
+    """``auto`` (JSON unless a terminal), ``json``, ``console``."""
     log_decisions: Literal["changes", "every-tick"] = "changes"
     """``changes``: a pool's ``decision.made`` is logged when its decision (current, desired,
     reason, winning policy, metric status) differs from the one last logged, and each tick
@@ -149,7 +155,10 @@ class HttpConfig(_Strict):
     """``[http]``: the read-only health, status and Prometheus endpoint."""
 
     enabled: bool = False
+    """Serve ``/healthz``, ``/readyz``, ``/metrics``, ``/status`` (read-only)."""
     bind: str = "127.0.0.1"
+    """Address to listen on; anything but a loopback address is logged as a warning
+    (``http.exposed``): the endpoint has no authentication (see *Exposing the HTTP endpoint*)."""
     port: int = Field(default=9464, ge=0, le=65535)
     """TCP port; 0 picks a free one (logged as ``http.listening``)."""
 
@@ -158,23 +167,30 @@ class HaConfig(_Strict):
     """``[ha]``: leader election between replicas through an Azure Blob lease."""
 
     enabled: bool = False
+    """Leader election between replicas; only the leader writes."""
     account_url: str = ""
-    """``https://<account>.blob.core.windows.net``, reached with the ``[azure]`` credential."""
+    """``https://<account>.blob.core.windows.net``, reached with the ``[azure]`` credential (role
+    *Storage Blob Data Contributor* on the container)."""
     connection_string: str = ""
     """Instead of ``account_url`` (Azurite, shared keys); better set through the environment
     (``CVI_AUTOSCALER__HA__CONNECTION_STRING``) than written in the file."""
     container: str = Field(default="cvi-autoscaler", min_length=3, max_length=63)
+    """The leased blob (both are created when missing)."""
     blob: str = Field(default="leader", min_length=1)
+    """The leased blob (both are created when missing)."""
     state_blob: str = Field(default="state.json", min_length=1)
+    """The shared state the leader writes, in the same container."""
     lease_seconds: int = Field(default=30, ge=15, le=60)
     """Blob lease period (Azure allows 15–60 s); a standby takes over about this long after
     the leader stops renewing."""
     renew_seconds: float | None = Field(default=None, gt=0.0, le=60.0)
-    """How often the leader renews; empty: a third of ``lease_seconds``."""
+    """How often the leader renews (standbys retry twice as often); empty: a third of
+    ``lease_seconds``."""
     margin_seconds: float = Field(default=3.0, ge=0.0, le=60.0)
     """Leadership is trusted only until last renewal + lease − margin (clock drift, latency)."""
     identity: str = ""
-    """This replica's name in logs and the lease blob; empty: ``hostname:pid``."""
+    """This replica's name in logs and on the lease blob (metadata ``leader``); empty:
+    ``hostname:pid``."""
 
     @field_validator("account_url")
     @classmethod
@@ -197,12 +213,17 @@ class AzureConfig(_Strict):
     """``[azure]``: where and as whom the daemon talks to Azure."""
 
     subscription_id: str = ""
+    """The default subscription of the pools (GUID); with it set, every resource id must be in it or
+    in ``subscriptions``."""
     subscriptions: list[str] = []
     """Further subscriptions the pools' resources live in, besides ``subscription_id``: with
     ``subscription_id`` set, a resource id in any other subscription is refused (a typo, or a
     subscription the identity's role was never given)."""
     location: str = ""
+    """Default region of the pools, in the form the APIs take (``westeurope``, not ``West Europe``:
+    refused with a "did you mean")."""
     resource_manager_url: str = "https://management.azure.com"
+    """ARM endpoint (sovereign clouds, Azure Stack, emulators)."""
     resource_manager_audience: str = ""
     """Token audience for ARM; empty: ``https://management.azure.com`` for public Azure, else the
     ``resource_manager_url`` itself."""
@@ -210,13 +231,21 @@ class AzureConfig(_Strict):
     """Metrics data-plane endpoint; may contain ``{location}``. Empty: public Azure's regional
     ``https://{location}.metrics.monitor.azure.com``."""
     metrics_audience: str = "https://metrics.monitor.azure.com"
+    """Token audience for metrics."""
     credential: Literal[
         "default", "managed-identity", "workload-identity", "azure-cli", "static-token"
     ] = "default"
+    """``default`` (DefaultAzureCredential), ``managed-identity``, ``workload-identity``,
+    ``azure-cli``, ``static-token`` (bearer token from ``CVI_AUTOSCALER_STATIC_TOKEN``; accepted
+    only with non-public endpoints: emulators, Azure Stack labs)."""
     managed_identity_client_id: str = ""
+    """Client id of a user-assigned identity."""
     ca_bundle: Path | None = None
+    """Extra trusted CA file (PEM)."""
     timeout_seconds: float = Field(default=30.0, gt=0.0, le=600.0)
+    """Connect/read timeout per HTTP call."""
     retry_total: int = Field(default=3, ge=0, le=10)
+    """The SDK's own retries of 429 (honouring ``Retry-After``), 5xx and connection errors."""
     polling_interval_seconds: float | None = Field(default=None, ge=0.0, le=3600.0)
     """LRO polling interval when Azure sends no ``Retry-After``; empty: the SDK's default."""
     call_deadline_seconds: float = Field(default=15.0, gt=0.0, le=600.0)
@@ -226,7 +255,8 @@ class AzureConfig(_Strict):
     quota_max_age_seconds: float = Field(default=900.0, ge=0.0, le=86400.0)
     """While ``usage.list`` fails, its last answer is used for at most this long (seconds)."""
     quota_unknown_step: int = Field(default=0, ge=0, le=100)
-    """Instances a pool may grow per tick while its vCPU quota is unknown (0: hold)."""
+    """Instances a pool may grow per tick while its vCPU quota is unknown (0: hold,
+    ``QuotaUnknown``)."""
     max_pages: int = Field(default=100, ge=1, le=10000)
     """Pages one list read (usages, scale sets, instances, VMs, SKUs, autoscale settings)
     follows at most through ``nextLink``; more is an error (an endless ``nextLink``)."""
@@ -289,14 +319,21 @@ class PexipConfig(_Strict):
     """``[pexip]``: the Pexip Infinity Management Node (status and configuration API)."""
 
     url: str = ""
-    """``https://<management node>``; empty: no Pexip integration."""
+    """``https://<management node>``; empty: no Pexip integration. Needed by ``pexip-teams``,
+    ``vm-set`` and the ``pexip`` metric source; a user name or password in it is refused (they
+    would show in every error and log line)."""
     username: str = ""
+    """An account that reads status and edits ``teams_proxy`` / ``worker_vm``."""
     password_file: Path | None = None
     """File holding the password (first line); else the environment variable ``password_env``."""
     password_env: str = "CVI_AUTOSCALER_PEXIP_PASSWORD"
+    """Without ``password_file``, the password comes from this environment variable (its *name*:
+    letters, digits and ``_``; a value that is not a name, such as the password itself, is refused
+    and never shown)."""
     ca_bundle: Path | None = None
     """Extra trusted CA file (PEM) for the Management Node's certificate."""
     timeout_seconds: float = Field(default=10.0, gt=0.0, le=300.0)
+    """Connect/read timeout of each request."""
     page_size: int = Field(default=100, ge=1, le=1000)
     """``limit`` of each list request; further pages follow ``meta.next``."""
     max_pages: int = Field(default=50, ge=1, le=10000)
@@ -311,6 +348,7 @@ class PexipConfig(_Strict):
     """Custom-metrics ingestion endpoint; may contain ``{location}``. Empty: public Azure's
     ``https://{location}.monitoring.azure.com``."""
     publish_audience: str = "https://monitoring.azure.com/"
+    """Token audience for publishing."""
 
     @field_validator("url", "publish_url")
     @classmethod
@@ -398,8 +436,11 @@ class AzureMetricConfig(_Strict):
     resource_id: str = ""
     """Resource the metric lives on; empty: the pool's own ``resource_id``."""
     namespace: str = VMSS_NAMESPACE
+    """Metric namespace (``azure-monitor`` only)."""
     name: str = "Percentage CPU"
+    """Metric name (``azure-monitor`` only)."""
     aggregation: Aggregation = "Average"
+    """``Average``, ``Maximum``, ``Minimum``, ``Total``, ``Count``."""
     filter: str = ""
     """Dimension filter, e.g. ``VMName eq '*'`` (series are summed per minute)."""
     meaning: Meaning = "percent_of_capacity"
@@ -445,10 +486,10 @@ class LogAnalyticsConfig(_Strict):
     columns ``TimeGenerated``, ``pool``, ``calls``)."""
 
     workspace_id: str = ""
-    """The workspace's id (a GUID, "Workspace ID" in the portal)."""
+    """The workspace's id (a GUID, "Workspace ID" in the portal); required."""
     query: str = ""
     """KQL yielding one row per pool and minute: ``TimeGenerated`` (the minute's start, UTC),
-    ``pool`` (a pool name of this file), ``calls`` (concurrent calls; null: unknown)."""
+    ``pool`` (a pool name of this file), ``calls`` (concurrent calls; null: unknown); required."""
     logs_url: str = "https://api.loganalytics.io"
     """Log Analytics query endpoint (sovereign clouds, emulators)."""
     audience: str = ""
@@ -488,6 +529,8 @@ class MetricConfig(AzureMetricConfig):
     log_analytics: LogAnalyticsConfig = LogAnalyticsConfig()
     """``source`` or ``fallback`` ``log-analytics``: the workspace and the query."""
     fallback_metric: FallbackMetricConfig = FallbackMetricConfig()
+    """The platform metric ``fallback = "azure-monitor"`` reads (window, lag and reduction: the
+    pool's)."""
     published_elsewhere: bool = False
     """``Pexip/CVI`` read from Azure Monitor is published by another cvi-autoscaler (one whose
     ``[pexip] publish_metrics`` writes this pool's resource); without it, validation refuses a
@@ -497,11 +540,15 @@ class MetricConfig(AzureMetricConfig):
     then sees the load beyond ``base_fill`` of the other nodes' capacity there; empty: only the
     pool's own nodes."""
     base_fill: float = Field(default=0.8, ge=0.0, le=1.0)
+    """``vm-set`` with ``pexip`` and ``locations``: the share of the other nodes' capacity in those
+    locations that their load must pass before this pool sees it."""
     window_minutes: int = Field(default=5, ge=1, le=60)
+    """Complete minutes considered."""
     lag_minutes: int = Field(default=3, ge=0, le=30)
     """Buckets newer than this are still filling and ignored (Azure Monitor is 1–3 min late)."""
     reduce: Literal["last", "max", "mean"] = "max"
-    """How the window's complete buckets become one number."""
+    """How the window's complete buckets become one number: ``max``, ``mean`` or ``last`` of the
+    window's known minutes."""
     history_minutes: int = Field(default=0, ge=0, le=60 * 24 * 35)
     """Extra history handed to policies that look back (0: none)."""
 
@@ -651,10 +698,19 @@ def _unit_problems(at: str, m: AzureMetricConfig) -> list[str]:
 
 class DirectionConfig(_Strict):
     stabilization_seconds: float = Field(default=0.0, ge=0.0, le=86400.0)
+    """The window: a scale-up goes only to the lowest recommendation of the up-window, a scale-down
+    only to the highest of the down-window."""
     max_instances: int | None = Field(default=None, ge=0)
+    """At most this many instances per period (HPA's ``type: Pods`` policy). Default: 4 up, none
+    down."""
     max_percent: float | None = Field(default=None, ge=0.0)
+    """At most this percentage of the current size per period (HPA's ``type: Percent`` policy).
+    Default: 100."""
     period_seconds: float = Field(default=60.0, gt=0.0, le=86400.0)
+    """The period of both limits, unless one has its own."""
     select: Literal["max", "min"] = "max"
+    """``max``: whichever limit allows more; ``min``: whichever allows less (HPA's
+    ``selectPolicy``)."""
     max_instances_period_seconds: float | None = Field(default=None, gt=0.0, le=86400.0)
     """Period of ``max_instances`` alone (HPA: each policy's ``periodSeconds``)."""
     max_percent_period_seconds: float | None = Field(default=None, gt=0.0, le=86400.0)
@@ -676,13 +732,19 @@ class BehaviorConfig(_Strict):
     """``[pools.behavior]``: HPA-style tolerance, stabilisation and rate limits."""
 
     tolerance: float = Field(default=0.1, ge=0.0, lt=1.0)
+    """Hold while utilisation ÷ target is within 1 ± tolerance."""
     scale_up: DirectionConfig = DirectionConfig(
         stabilization_seconds=0, max_instances=4, max_percent=100, period_seconds=60
     )
+    """``[pools.behavior.scale_up]``: the up-window and rate limits (defaults: window 0, +4
+    instances or +100 % a minute)."""
     scale_down: DirectionConfig = DirectionConfig(
         stabilization_seconds=300, max_percent=100, period_seconds=60
     )
+    """``[pools.behavior.scale_down]``: the down-window and rate limits (defaults: window 300 s,
+    −100 % a minute)."""
     missing_data_floor: int | None = Field(default=None, ge=0)
+    """With stale/missing metrics, rise to at least this."""
 
     def to_core(self) -> Behavior:
         return Behavior(
@@ -697,6 +759,7 @@ class VmSetConfig(_Strict):
     """``[pools.vm_set]``: the pre-provisioned VMs of a ``vm-set`` (burst node) pool."""
 
     resource_group: str = ""
+    """``vm-set``: the VMs of this resource group carrying tag ``key=value``."""
     tag: str = ""
     """``key=value``: VMs of ``resource_group`` carrying this tag belong to the pool."""
     min_lifetime_minutes: float = Field(default=50.0, ge=0.0, le=1440.0)
@@ -729,7 +792,11 @@ class SkuPriceConfig(_Strict):
     per_hour: float | None = _PRICE
     """Whatever the OS (e.g. a negotiated or reserved price)."""
     windows_per_hour: float | None = _PRICE
+    """One Windows VM of that size for one hour (Azure's Windows prices include the licence; a Teams
+    Connector runs Windows)."""
     linux_per_hour: float | None = _PRICE
+    """One Linux VM of that size for one hour (with ``windows_per_hour``: the size priced per
+    OS)."""
 
     @field_validator("per_hour", "windows_per_hour", "linux_per_hour", mode="before")
     @classmethod
@@ -833,38 +900,54 @@ class PoolConfig(_Strict):
     """``[[pools]]``: one pool the daemon sizes (see ``kind``)."""
 
     name: str
+    """Unique name (letters, digits, ``-_.``)."""
     kind: str = "vmss"
     """``vmss``: a scale set resized through ``sku.capacity`` (call-safe with ``drain``);
     ``pexip-teams``: a Teams Connector sized through Pexip's ``min_number_of_instances``;
     ``vm-set``: pre-provisioned Conferencing Node VMs started and deallocated."""
     resource_id: str = ""
+    """``/subscriptions/…/resourceGroups/…/providers/Microsoft.Compute/virtualMachineScaleSets/…``
+    (required for ``vmss``, optional for ``pexip-teams``, not used by ``vm-set``)."""
     location: str = ""
-    """Region of the pool; empty: ``[azure] location``."""
+    """Region of the pool, for quota and the metrics endpoint; empty: ``[azure] location``."""
     vcpus_per_instance: int = Field(ge=1, le=1024)
+    """vCPUs of one instance (Standard_F4s_v2: 4)."""
     quota_family: str = ""
     """Override of the quota family (``usage.list`` line) of the pool's VM size; empty: the
     family Azure's Resource SKUs API lists for the scale set's / VMs' size."""
     calls_per_instance: float = Field(default=15.0, gt=0.0, le=10000.0)
+    """Pexip's planning figure for a Teams Connector instance."""
     # A scale set holds at most 1,000 VMs ("you can create Azure virtual machine scale sets
     # with a capacity of up to 1,000 VMs", https://learn.microsoft.com/en-us/azure/
     # virtual-machine-scale-sets/virtual-machine-scale-sets-placement-groups).
     min: int = Field(ge=0, le=MAX_INSTANCES)
+    """Fewest instances the pool is sized to."""
     max: int = Field(ge=0, le=MAX_INSTANCES)
+    """Most instances the pool is sized to (``max >= min``)."""
     boot_minutes: float = Field(default=20.0, ge=0.0, le=240.0)
+    """Minutes before a new instance takes calls."""
     priority: int = 0
+    """Higher wins scarce quota; ties go by name."""
     metric: MetricConfig = MetricConfig()
+    """``[pools.metric]``: where the call load comes from."""
     behavior: BehaviorConfig = BehaviorConfig()
+    """``[pools.behavior]``: how eagerly the pool follows its policies (Kubernetes HPA
+    semantics)."""
     policies: list[dict[str, Any]] = Field(min_length=1)
+    """``[[pools.policies]]``: one table per policy, ``type`` naming it (see Policies below)."""
     drain: bool | None = None
     """``vmss``: scale in only idle instances, deleted by id. Empty: on with the ``pexip``
     source (per-instance call counts); set it for an Azure Monitor metric split by ``VMName``."""
     max_drain_minutes: float | None = Field(default=None, gt=0.0)
-    """How long a scale-in waits for busy instances; empty: for ever (never drop calls)."""
+    """``vmss`` with drain: how long a scale-in waits for busy instances before dropping their
+    calls; empty: for ever (never drop calls)."""
     teams_proxy: str = ""
     """``pexip-teams``: the Teams Connector's name or id in Pexip's configuration."""
     template: str = ""
-    """The ``[templates.NAME]`` this pool's unset keys come from (``scaler.templates``)."""
+    """The ``[templates.NAME]`` whose keys this pool takes where it sets none
+    (``scaler.templates``)."""
     vm_set: VmSetConfig = VmSetConfig()
+    """``[pools.vm_set]``: the VMs of a ``vm-set`` pool."""
     vm_size: str = ""
     """The instances' VM size (``Standard_F4s_v2``), for pricing with ``[cost.sku]``; empty:
     priced by ``vcpus_per_instance × [cost] per_vcpu_hour``."""
@@ -973,10 +1056,16 @@ class Config(_Strict):
     """The whole file."""
 
     daemon: DaemonConfig = DaemonConfig()
+    """``[daemon]``: the loop, logs and state."""
     azure: AzureConfig = AzureConfig()
+    """``[azure]``: where and as whom the daemon talks to Azure."""
     pexip: PexipConfig = PexipConfig()
+    """``[pexip]``: the Management Node (needed by ``pexip-teams``, ``vm-set`` and the ``pexip``
+    metric source)."""
     http: HttpConfig = HttpConfig()
+    """``[http]``: the read-only health, metrics and status endpoint."""
     ha: HaConfig = HaConfig()
+    """``[ha]``: leader election between replicas (only the leader writes)."""
     cost: CostConfig | None = None
     """``[cost]``: prices; without it, cost is shown in vCPU-hours only."""
     pool_defaults: dict[str, Any] = {}
@@ -986,6 +1075,7 @@ class Config(_Strict):
     """``[templates.NAME]``: ``[[pools]]`` keys a pool with ``template = "NAME"`` takes unless
     it sets them (over ``[pool_defaults]``)."""
     pools: Annotated[list[PoolConfig], Field(min_length=1)]
+    """``[[pools]]``: one table per pool the daemon sizes."""
 
     @model_validator(mode="after")
     def _cross_checks(self, info: ValidationInfo) -> Config:

@@ -1,7 +1,7 @@
 """The read-only HTTP endpoint: ``/healthz``, ``/readyz``, ``/metrics`` and ``/status``.
 
 Off by default (``[http] enabled``), bound to 127.0.0.1 unless configured (a non-loopback
-``bind`` is logged as a warning: the endpoint has no authentication; the README shows a reverse
+``bind`` is logged as a warning: the endpoint has no authentication; the docs show a reverse
 proxy in front of it). It only reads the daemon's state: GET and HEAD are served, every other
 method gets 405, and nothing here can change capacity. The standard library's HTTP server runs it
 in a daemon thread, with bounded resources whatever clients do (``_Server``): a connection's
@@ -410,7 +410,7 @@ class HttpEndpoint:
                 ),
                 fix=(
                     "bind 127.0.0.1 and put a reverse proxy with TLS and authentication in "
-                    "front of it (README: Operations, 'Exposing the HTTP endpoint')"
+                    "front of it (docs/operations.md, 'Exposing the HTTP endpoint')"
                 ),
             )
 

@@ -272,7 +272,8 @@ def test_an_oversized_request_head_is_closed_without_a_worker(endpoint: HttpEndp
 )
 def test_a_non_loopback_bind_is_warned_about(bind: str, warned: bool) -> None:
     """Issue 20 case 10: ``[http] bind = "0.0.0.0"`` gave no warning on an endpoint without
-    authentication. The warning names the risk and the README's reverse-proxy recipe."""
+    authentication. The warning names the risk and the reverse-proxy recipe of
+    docs/operations.md."""
     from structlog.testing import capture_logs
 
     try:
@@ -286,7 +287,7 @@ def test_a_non_loopback_bind_is_warned_about(bind: str, warned: bool) -> None:
     assert bool(found) is warned
     if warned:
         assert "no authentication" in found[0]["risk"]
-        assert "reverse proxy" in found[0]["fix"] and "README" in found[0]["fix"]
+        assert "reverse proxy" in found[0]["fix"] and "docs/operations.md" in found[0]["fix"]
 
 
 def test_loopback_addresses() -> None:

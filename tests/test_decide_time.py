@@ -46,7 +46,7 @@ def run(current: int, calls: float, state: PoolState, *, now: float = NOW, behav
 
 
 def test_a_pool_never_seen_holds_its_size_for_one_down_window() -> None:
-    """The README's promise, "no scale-in until one down-stabilisation window has passed",
+    """The docs' promise, "no scale-in until one down-stabilisation window has passed",
     for ``decide()`` given an empty state (no ``state_dir``, no ``[ha]``)."""
     d = run(10, 12.0, PoolState())
     assert (d.desired, d.reason) == (10, Reason.SCALE_DOWN_STABILIZED)

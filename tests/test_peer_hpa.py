@@ -13,8 +13,8 @@ switches the other stage off, and the pool is one ``decide()`` has seen before
 where ``generateEventsUniformDistribution`` puts them (the centres of equal segments of the
 period before now).
 
-The cases that differ on purpose (README, *Where this differs from HPA and Azure autoscale*)
-are at the end, asserting what the project does instead.
+The cases that differ on purpose (docs/migrating.md: *Where this differs from HPA and Azure
+autoscale*) are at the end, asserting what the project does instead.
 """
 
 from __future__ import annotations
@@ -500,7 +500,7 @@ def test_replica_calc_scale_down_per_pod_cm_external() -> None:
     assert tracking(5, MetricReading.ok(8600.0), 1.0, cpi=2867.0).desired == 3
 
 
-# -- deliberate differences (README: Where this differs from HPA and Azure autoscale) ----------
+# -- deliberate differences (docs/migrating.md: Where this differs from HPA and Azure autoscale) -
 
 
 def test_difference_unready_pods_are_not_modelled() -> None:

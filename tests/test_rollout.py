@@ -1,7 +1,7 @@
-"""The README's guided rollout (*From zero to production*), step by step as a new user types it,
-against the HTTPS fake of Azure: validate, one dry pass, the week's load exported, the current
-Azure autoscale setting (as ``az monitor autoscale show`` prints it) imported, and both configs
-scored side by side. Each command is the README's, run as a process; only the placeholders
+"""The guided rollout (docs/rollout.md, *From zero to production*), step by step as a new user
+types it, against the HTTPS fake of Azure: validate, one dry pass, the week's load exported, the
+current Azure autoscale setting (as ``az monitor autoscale show`` prints it) imported, and both
+configs scored side by side. Each command is the page's, run as a process; only the placeholders
 (``<pool>``, ``<rg>``) are filled in.
 """
 
@@ -24,7 +24,7 @@ import pytest
 from tests.azure_env import TOKEN_ENV, AzureEnv, azure_env
 
 ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+ROLLOUT = (ROOT / "docs" / "rollout.md").read_text(encoding="utf-8")
 
 
 @pytest.fixture
@@ -33,13 +33,12 @@ def env(tmp_path: Path) -> Iterator[AzureEnv]:
         yield e
 
 
-def readme_commands() -> list[str]:
+def rollout_commands() -> list[str]:
     """The ``cvi-autoscaler``/``az`` commands of the guided rollout, in order, joined across
     their backslash continuations."""
-    start = README.index("## From zero to production: a guided rollout")
-    section = README[start : README.index("\n## ", start + 10)]
+    assert ROLLOUT.startswith("# From zero to production: a guided rollout")
     commands: list[str] = []
-    for block in re.findall(r"```sh\n(.*?)```", section, re.S):
+    for block in re.findall(r"```sh\n(.*?)```", ROLLOUT, re.S):
         for line in block.replace("\\\n", " ").splitlines():
             line = re.sub(r"\s+#.*$", "", line).strip()
             if line.startswith(("cvi-autoscaler ", "az ")):
@@ -104,8 +103,8 @@ def business_day(minute_of_day: int, scale: float) -> float:
     return scale * (1.0 + 5.0 * min(1.0, (hour - 7) / 2) * min(1.0, (19 - hour) / 2))
 
 
-def test_the_guided_rollout_as_the_readme_writes_it(env: AzureEnv, tmp_path: Path) -> None:
-    commands = readme_commands()
+def test_the_guided_rollout_as_the_docs_write_it(env: AzureEnv, tmp_path: Path) -> None:
+    commands = rollout_commands()
     names = [
         " ".join(c.split()[1:3]) if c.split()[1] in ("trace", "import", "monitor") else c.split()[1]
         for c in commands

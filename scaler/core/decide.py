@@ -1,6 +1,6 @@
 """``decide()``: from one pool's observation to its desired capacity, through fixed clamps.
 
-The order is a contract (it is what the ``steps`` of a decision and the README list):
+The order is a contract (it is what the ``steps`` of a decision and docs/how-it-works.md list):
 
 1. **policy**        every policy recommends; the highest recommendation wins, so a pool scales
                      in only when all its policies agree (and never on stale or missing data);

@@ -13,7 +13,7 @@ termination", "Terminating": they may still carry calls but take no new ones) an
 that do not serve: "Maintenance" ("the instance is not currently operational") and "Failure"
 (it kept failing to restart). Pexip does not say whether these count towards its minimum, so
 the minimum written counts them in (``unserving``): the serving instances reach the desired size
-whichever way Pexip counts (what we could not verify, README "Pool kinds and Pexip").
+whichever way Pexip counts (what we could not verify, docs/pool-kinds.md).
 
 Pexip's own scheduled-scaling policies add ``instances_to_add`` on top of the minimum while they
 are active (teams_scaling.htm, "How scheduled scaling works"), so the minimum written is the
