@@ -432,8 +432,12 @@ def check_commands(report: Report, image: Image, version: str) -> None:
         ["python", "-c", "import scaler, pathlib; print(pathlib.Path(scaler.__file__).parent)"],
     )
     bundled = f"{find.stdout.strip()}/data/demo.toml"
-    done = run_in(image, [*entry, "validate", "--config", bundled])
-    report.check("validate the bundled example config: exit 0", done.returncode == 0, tail(done))
+    # The demo's [pexip] is a placeholder the simulator plays, with no password to read:
+    # the file alone is checked, as an operator would check it on a machine without secrets.
+    done = run_in(image, [*entry, "validate", "--offline", "--config", bundled])
+    report.check(
+        "validate --offline the bundled demo config: exit 0", done.returncode == 0, tail(done)
+    )
     done = run_in(image, [*entry, "validate", "--config", f"{CONFIG_DIR}/example-azure.toml"])
     report.check(
         "validate examples/azure.toml mounted as an operator would: exit 0",
