@@ -489,7 +489,9 @@ class Predictive:
         self._heads = array("d", bytes(8 * _SLOTS * 2))  # per slot: near and far headroom
         self._heads_at = array("q", [_NEVER] * _SLOTS)  # per slot: bucket of the refit
         self._heads_z = array("q", [-1] * _SLOTS)  # per slot: ``_z_stamp`` it was made with
-        self._row: tuple[float, float, list[float]] | None = None  # the last ``_head_row``
+        # the last two ``_head_row``s (a plan crossing into the next hour reads two)
+        self._row: tuple[float, float, list[float]] | None = None
+        self._row2: tuple[float, float, list[float]] | None = None
         self._refit = max(1, round(cfg.refit_minutes * 60.0 / step))
         self._clear_scores()
         self._live = None
@@ -831,25 +833,26 @@ class Predictive:
     def _extend(self, t: _Track, end: int) -> None:
         """Seasonal values (and slots, weeks) for buckets up to ``end`` (exclusive)."""
         b = t.base + len(t.sea)
+        seasonal = self._seasonal
+        sea, sp, cnt, slots, cand = t.sea, t.sp, t.cnt, t.slot, t.cand
+        fs, fl, ds, dl = t.fs, t.fl, t.ds, t.dl
         while b < end:
-            value, n, per_base, slot = self._seasonal(b)
-            t.sea.append(value)
+            value, n, per_base, slot = seasonal(b)
+            sea.append(value)
             if per_base is not None:  # around a DST change: cover every base in the running
                 keep = self._kept(slot % 24)
-                t.sp.append(max(v for v, k in zip(per_base, keep, strict=True) if k))
-            else:
-                t.sp.append(value)
-            t.cnt.append(n)
-            t.slot.append(slot)
-            t.fs.append(-1.0)
-            t.fl.append(-1.0)
-            t.ds.append(0.0)
-            t.dl.append(0.0)
-            if per_base is not None:
-                t.cand.extend(per_base)
+                sp.append(max(v for v, k in zip(per_base, keep, strict=True) if k))
+                cand.extend(per_base)
                 t.ncand += 1
             else:
-                t.cand.extend(self._agree)
+                sp.append(value)
+                cand.extend(self._agree)
+            cnt.append(n)
+            slots.append(slot)
+            fs.append(-1.0)
+            fl.append(-1.0)
+            ds.append(0.0)
+            dl.append(0.0)
             b += 1
 
     def _trim(self, t: _Track, keep_from: int) -> None:
@@ -1044,10 +1047,14 @@ class Predictive:
         last = self._row
         if last is not None and last[0] == a0 and last[1] == a1:
             return last[2]
+        other = self._row2
+        if other is not None and other[0] == a0 and other[1] == a1:
+            self._row, self._row2 = other, last
+            return other[2]
         h = self._h
         step = (a1 - a0) / (h - 1) if h > 1 else 0.0
         row = [a0 + step * j for j in range(h - 1)] + [a1] * (self._hold - h + 1)
-        self._row = (a0, a1, row)
+        self._row, self._row2 = (a0, a1, row), last
         return row
 
     # -- seasonal forecast --------------------------------------------------------------------
@@ -1317,17 +1324,15 @@ class Predictive:
         found: list[float] = []
         weights: list[float] = []
         weeks = 0
-        for k, (off_b, weight, growth) in enumerate(
-            zip(offsets, weights_all, growth_all, strict=True)
-        ):
+        for k, off_b in enumerate(offsets):  # a bucket entering the horizon: kept lean
             i = at - off_b
             if 0 <= i < n:
                 v = buf[i]
                 if v == v:
                     if k < weekly:
                         weeks += 1
-                    found.append(v * growth)
-                    weights.append(weight)
+                    found.append(v * growth_all[k])
+                    weights.append(weights_all[k])
         count = len(found)
         if not count:
             return -1.0, 0
@@ -1404,12 +1409,13 @@ class Predictive:
             return None
         if len(t.sp) < lo + n:
             self._extend(t, first + n)
-        sp = t.sp[lo : lo + n]
         level, dev = t.level, t.dev
         self._persist(edge)
-        rho = self._rho
-        points = [level * s + r * dev if s >= 0.0 else -1.0 for s, r in zip(sp, rho, strict=True)]
-        peak = max(points[:h])
+        points = [
+            level * s + r * dev if s >= 0.0 else -1.0
+            for s, r in zip(t.sp[lo : lo + n], self._rho, strict=True)
+        ]
+        peak = max(points) if n == h else max(points[:h])
         if peak < -0.5:
             return None
         peak = peak if peak > 0.0 else 0.0
@@ -1427,22 +1433,27 @@ class Predictive:
         s0, s1 = slots[lo], slots[lo + n - 1]
         heads = self._head_row(edge, s0, z)
         if s1 != s0:  # the plan crosses into another hour: each bucket its own hour's headroom
-            row = {s0: heads}
-            heads = list(heads)
-            for j in range(n):
-                sj = slots[lo + j]
-                if sj != s0:
-                    other = row.get(sj)
-                    if other is None:
-                        other = row[sj] = self._head_row(edge, sj, z)
-                    heads[j] = other[j]
+            seg = slots[lo : lo + n]
+            split = seg.index(s1)
+            if seg.count(s0) == split and seg.count(s1) == n - split:  # one hour, then the next
+                heads = heads[:split] + self._head_row(edge, s1, z)[split:]
+            else:
+                row = {s0: heads}
+                heads = list(heads)
+                for j in range(n):
+                    sj = seg[j]
+                    if sj != s0:
+                        other = row.get(sj)
+                        if other is None:
+                            other = row[sj] = self._head_row(edge, sj, z)
+                        heads[j] = other[j]
         c = self._norm
         sqrt = math.sqrt
         uppers = [
             f + a * sqrt(f + c) if f > 0.0 else (a * sqrt(c) if f > -0.5 else -1.0)
             for f, a in zip(points, heads, strict=True)
         ]
-        upper = max(uppers[:h])
+        upper = max(uppers) if n == h else max(uppers[:h])
         utilization = cfg.plan_utilization
         if cfg.single_week_utilization is not None and weeks <= 1:
             utilization = min(utilization, cfg.single_week_utilization)

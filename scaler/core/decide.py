@@ -175,7 +175,8 @@ def decide(
             value = stabilized
             steps.append(Step("stabilisation", value, reason))
     if recs is not state.recommendations or events is not state.scale_events:
-        state = replace(state, recommendations=recs, scale_events=events)
+        # ``replace()`` spelt out: every tick of every pool passes here
+        state = PoolState(recs, events, state.last_scale_up, state.last_scale_down, state.since)
 
     # 4. rate limit
     if value > current:

@@ -122,18 +122,34 @@ class ArrayHistory:
         """Record the bucket holding ``t`` (a later value for the same bucket wins); gaps up to
         it become unknown. Buckets older than ``capacity`` are dropped (in chunks, so a few
         more may stay a while)."""
-        i = self._index(t)
+        # Once per pool per minute in the daemon and in a replay: inlined arithmetic, no calls
+        # beyond the array's own.
+        step = self._step
+        i = int((t - self._start) // step)
         if i < 0:
             return
-        if i >= len(self._values):
-            self._values.extend([_NAN] * (i + 1 - len(self._values)))
-        self._values[i] = _NAN if value is None else float(value)
+        values = self._values
+        n = len(values)
+        v = _NAN if value is None else float(value)
+        if i < n:
+            values[i] = v
+        else:  # the next bucket, or a gap up to it
+            if i > n:
+                values.extend([_NAN] * (i - n))
+            values.append(v)
+            n = i + 1
         # Old buckets go a chunk at a time (1/16 of the capacity, at least an hour's worth):
         # dropping one a minute moved the whole array every tick (30 ms at 1,000 full pools).
         cap = self._capacity
-        if cap is not None and len(self._values) > cap + max(60, cap // 16):
-            drop = len(self._values) - cap
-            del self._values[:drop]
-            self._start += drop * self._step
-        end = self._start + len(self._values) * self._step
-        self.visible_until = max(self.visible_until, min(end, self._start + (i + 1) * self._step))
+        if cap is not None and n > cap + max(60, cap // 16):
+            drop = n - cap
+            del values[:drop]
+            self._start += drop * step
+            n = cap
+        start = self._start
+        seen = start + (i + 1) * step
+        end = start + n * step
+        if end < seen:
+            seen = end
+        if seen > self.visible_until:
+            self.visible_until = seen

@@ -148,15 +148,12 @@ def to_calls(
         factor = float(current)
     else:  # percent_of_capacity
         factor = current * calls_per_instance / 100.0
-
-    def conv(v: float | None) -> float | None:
-        return None if v is None else v * factor
-
+    history = reading.history
     return MetricReading(
         reading.status,
-        conv(reading.calls),
+        reading.calls * factor,
         reading.as_of,
         reading.detail,
-        tuple((t, conv(v)) for t, v in reading.history),
+        tuple([(t, None if v is None else v * factor) for t, v in history]) if history else (),
         reading.by_instance,
     )
