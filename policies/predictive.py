@@ -87,6 +87,7 @@ errors, which plan more capacity, fill in).
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 from array import array
@@ -1252,9 +1253,9 @@ class Predictive:
             step = self._step
             by_offsets: dict[tuple[int, ...], list[int]] = {}
             for i, zone in enumerate(self._bases):
-                now = utc_offset(zone, at)
+                now = _block_offset(zone, at)
                 offsets = tuple(
-                    round((back - (now - utc_offset(zone, at - back))) / step)
+                    round((back - (now - _block_offset(zone, at - back))) / step)
                     for back, weight in zip(fit.backs, fit.weights, strict=True)
                     if weight > 0.0
                 )
@@ -1572,6 +1573,14 @@ class Predictive:
             elif isinstance(obj, _Track | _DayFit):
                 todo.extend(getattr(obj, name) for name in obj.__slots__)
         return total
+
+
+@functools.lru_cache(maxsize=4096)
+def _block_offset(zone: tzinfo | None, t: float) -> float:
+    """``utc_offset`` at the start of a 15-minute block: the same few instants (the horizon's
+    blocks and their sources, a day and weeks back) for every pool of a time base, so they are
+    kept process-wide (4,096 entries, well under a megabyte)."""
+    return utc_offset(zone, t)
 
 
 def _sum_known(buf: Sequence[float], i: int, j: int) -> tuple[float, int]:
