@@ -31,8 +31,9 @@ DOCUMENTS = (ROOT / "README.md", ROOT / "docs" / "benchmarks.md", ROOT / "docs" 
 
 Results = Mapping[str, Any]
 """``{"trace", "scored_days", "configs": {label: row}, "oracle", "static_peak",
-"clairvoyant": {...} | None, "allowance"}``; each row has ``vcpu_hours``, ``ratio``,
-``unserved_spike``, ``unserved_outside``, ``dropped``, ``actions``."""
+"clairvoyant": {...} | None, "allowance", "speed": {...}}``; each row has ``vcpu_hours``,
+``ratio``, ``unserved_spike``, ``unserved_outside``, ``dropped``, ``actions``; ``speed`` (the
+backtest's speed bench, ``speed_of``) has ``machine``, ``target_s`` and ``sets``."""
 
 _REGION = re.compile(
     r"<!-- bench:(?P<name>[a-z0-9-]+) -->(?P<body>.*?)<!-- /bench:(?P=name) -->", re.S
@@ -67,6 +68,24 @@ def results_of(rows: list[dict[str, Any]], *, trace: str, scored_days: int) -> d
             }
             for r in rows
         },
+    }
+
+
+def speed_of(
+    sets: Sequence[tuple[str, Mapping[str, float]]], *, machine: str, target_s: float
+) -> dict[str, Any]:
+    """The JSON document of ``bench_speed()``'s figures, per policy set (label, figures)."""
+    keys = (
+        "pool_steps", "runs", "median_s", "min_s", "max_s", "cpu_s", "median_one_process_s",
+        "steps_per_s", "rss_mb", "worker_rss_mb",
+    )  # fmt: skip
+    return {
+        "machine": machine,
+        "target_s": target_s,
+        "sets": [
+            {"label": label, **{k: round(float(figures[k]), 3) for k in keys}}
+            for label, figures in sets
+        ],
     }
 
 
@@ -189,6 +208,30 @@ def _versus_clairvoyant(r: Results) -> str:
     return f"{rec / seer['vcpu_hours']:.2f}×" if seer else "–"
 
 
+def _speed_table(r: Results) -> str:
+    speed = r.get("speed")
+    if not speed:
+        return "\n(not yet measured: `python bench/run.py --skip-quality --write-docs`)\n"
+    target = speed["target_s"]
+    lines = [
+        f"Measured on {speed['machine']}:",
+        "",
+        "| policy set | 2 worker processes (default) | CPU-s | pool-steps/s | one process "
+        f"| peak RSS, parent / worker | target < {target:g} s |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for s in speed["sets"]:
+        label = s["label"].replace("examples/recommended.toml", "`examples/recommended.toml`")
+        lines.append(
+            f"| {label} | {s['median_s']:.1f} s (median of {s['runs']:.0f}; "
+            f"{s['min_s']:.1f}–{s['max_s']:.1f}) | {s['cpu_s']:.1f} | "
+            f"{s['steps_per_s']:,.0f} | {s['median_one_process_s']:.1f} s | "
+            f"{s['rss_mb']:.0f} / {s['worker_rss_mb']:.0f} MB | "
+            f"{'met' if s['median_s'] < target else 'not met'} |"
+        )
+    return "\n" + "\n".join(lines) + "\n"
+
+
 RENDERERS: dict[str, Callable[[Results], str]] = {
     "headline": _headline,
     "idle-cost": _idle_cost,
@@ -200,6 +243,7 @@ RENDERERS: dict[str, Callable[[Results], str]] = {
     "oracle-target": _oracle_target,
     "foresight": _foresight,
     "versus-clairvoyant": _versus_clairvoyant,
+    "speed-table": _speed_table,
 }
 
 
