@@ -409,7 +409,8 @@ class Sample:
     threads: int
     fds: int
     log_bytes: int
-    scrape_bytes: int
+    scrape_bytes: int | None
+    """``None``: the scrape failed (e.g. the daemon stopping after its last tick): missing."""
     history_bytes: int
     tick_seconds: float
 
@@ -449,12 +450,12 @@ def _proc(pid: int) -> tuple[float, float, int, int]:
     return rss, cpu, threads, fds
 
 
-def _scrape(port: int) -> int:
+def _scrape(port: int) -> int | None:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
             return len(resp.read())
     except OSError:
-        return 0
+        return None
 
 
 def _free_port() -> int:
@@ -657,7 +658,7 @@ def report(run: Run, *, cpu_growth: float = TARGET_GROWTH) -> list[tuple[str, bo
         print(
             f"{s.day:5.1f} | {s.rss_mb:6.1f} | {s.history_bytes / 2**20:6.1f} | {cpu:>5} | "
             f"{s.tick_seconds:.3f} | {s.threads} | {s.fds} | {s.log_bytes / 2**20:7.1f} | "
-            f"{s.scrape_bytes / 1000:.0f}"
+            + ("–" if s.scrape_bytes is None else f"{s.scrape_bytes / 1000:.0f}")
         )
         previous = s
     g = growth(run)
@@ -672,7 +673,9 @@ def report(run: Run, *, cpu_growth: float = TARGET_GROWTH) -> list[tuple[str, bo
     first = _at_day(run.samples, max(run.samples[1].day, run.days - 7.0))
     span = max(1e-9, last.day - first.day)
     log_day = (last.log_bytes - first.log_bytes) / span * 1000.0 / n
-    scrape = last.scrape_bytes * 1000.0 / n
+    # the last scrape that answered (the one after the last tick may meet the daemon stopping)
+    scraped = next((s.scrape_bytes for s in reversed(run.samples) if s.scrape_bytes), 0)
+    scrape = scraped * 1000.0 / n
     print(
         f"per 1,000 pools: log {log_day / 2**20:.1f} MB a day (last {span:.1f} days), /metrics "
         f"{scrape / 1000:.0f} kB a scrape ({scrape * 1440 / 2**20:.0f} MB a day scraped once "
