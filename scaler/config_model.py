@@ -603,6 +603,25 @@ class MetricConfig(AzureMetricConfig):
     history_minutes: int = Field(default=0, ge=0, le=60 * 24 * 35)
     """Extra history handed to policies that look back (0: none)."""
 
+    @field_validator("source", "fallback")
+    @classmethod
+    def _registered(cls, v: str, info: ValidationInfo) -> str:
+        """A registered source (with a table of its own, for a fallback), when the loader
+        hands over the registry (``{"sources": ...}``)."""
+        sources = (info.context or {}).get("sources")
+        if isinstance(sources, str):
+            raise ValueError(sources)
+        if not isinstance(sources, Mapping):
+            return v
+        if info.field_name == "source":
+            if v not in sources:
+                raise ValueError(f"must be one of {', '.join(sorted(sources))}")
+            return v
+        able = sorted(name for name, rules in sources.items() if rules.section)
+        if v != "none" and v not in able:
+            raise ValueError(f"must be one of none, {', '.join(able)}")
+        return v
+
     _sections: dict[str, BaseModel] = PrivateAttr(default_factory=dict)
     """Plug-in sources' own tables, validated by the loader against their models."""
 
@@ -666,7 +685,7 @@ def metric_problems(
     if isinstance(sources, str):
         return [f"{at}.source: {sources}"]
     source = sources.get(m.source)
-    if source is None:
+    if source is None:  # a model built without the registry at hand
         return [f"{at}.source: must be one of {', '.join(sorted(sources))}, got {m.source!r}"]
     kind = kinds.get(pool.kind) if isinstance(kinds, Mapping) else None
     check = MetricCheck(at, pool, config, kind, published)
@@ -683,7 +702,7 @@ def _fallback_problems(check: MetricCheck, sources: Mapping[str, SourceRules]) -
     if m.fallback == "none":
         return []
     fallback = sources.get(m.fallback)
-    if fallback is None or not fallback.section:
+    if fallback is None or not fallback.section:  # a model built without the registry
         able = sorted(name for name, s in sources.items() if s.section)
         return [f"{at}.fallback: must be one of none, {', '.join(able)}, got {m.fallback!r}"]
     if m.fallback == m.source:
