@@ -192,6 +192,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "scaler.traces",
             "scaler.reads",
             "scaler.loadgen",
+            "scaler.plugins",
         ),
     ),
     ("policies", ("policies",)),

@@ -28,7 +28,7 @@ from scaler.adapters.sim import ManualClock, SimCloud
 from scaler.cli import main
 from scaler.config import Config, PoolConfig, parse_config
 from scaler.core.types import MetricReading, MetricStatus
-from scaler.daemon import Daemon
+from scaler.daemon import Daemon, PoolOutcome
 from scaler.errors import ConfigError
 from scaler.sources import ExportContext, History, MetricSource, ReaderContext
 from scaler.trace_export import export
@@ -261,16 +261,25 @@ def test_a_malformed_entry_point_is_named(tmp_path: Path, monkeypatch: pytest.Mo
 # -- the daemon's read --------------------------------------------------------------------------
 
 
-def _daemon(config: Config) -> tuple[Daemon, Adapters]:
-    """The daemon with the real wiring's metrics (``Adapters.metrics``), sizing the simulator's
-    pools (so that nothing but the metric is read from outside)."""
-    clock = ManualClock(START.timestamp() + 10 * 60)
+NOW = START.timestamp() + 10 * 60
+
+
+def _tick(config: Config) -> tuple[PoolOutcome, MetricReading]:
+    """One tick of the daemon with the real wiring's metrics (``Adapters.metrics``), sizing the
+    simulator's pool (so that nothing but the metric is read from outside), and what those
+    metrics read just before."""
+    clock = ManualClock(NOW)
     cloud = SimCloud(config, flat_trace([0.0] * 60), clock=clock, quota_limits={})
     adapters = Adapters(config, clock=clock)
-    daemon = Daemon(
-        config=config, metrics=adapters.metrics, actuator=cloud, quota=cloud, clock=clock
-    )
-    return daemon, adapters
+    try:
+        reading = adapters.metrics.read(config.pools, NOW)["tc"]
+        daemon = Daemon(
+            config=config, metrics=adapters.metrics, actuator=cloud, quota=cloud, clock=clock
+        )
+        (outcome,) = daemon.tick()
+    finally:
+        adapters.close()
+    return outcome, reading
 
 
 NOWHERE = "https://127.0.0.1:9"
@@ -295,16 +304,12 @@ def _offline(monkeypatch: pytest.MonkeyPatch, **metric: Any) -> Config:
 
 def test_the_daemon_reads_the_fifth_source(ledger: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = _offline(monkeypatch, source="ledger", ledger={"path": str(ledger)})
-    now = START.timestamp() + 10 * 60
-    _write(ledger, now - 30, {"tc": 30.0})
-    daemon, adapters = _daemon(config)
-    try:
-        (outcome,) = daemon.tick()
-    finally:
-        adapters.close()
+    _write(ledger, NOW - 30, {"tc": 30.0})
+    outcome, reading = _tick(config)
+    assert (reading.status, reading.calls) == (MetricStatus.OK, 30.0)
     # 30 calls at 80 % of 15 per instance: 3 instances
     assert (outcome.current, outcome.desired) == (1, 3), outcome
-    assert LEDGER.reads == [ledger]
+    assert LEDGER.reads == [ledger, ledger]
 
 
 def test_the_fifth_source_stands_in_as_a_fallback(
@@ -313,32 +318,20 @@ def test_the_fifth_source_stands_in_as_a_fallback(
     """The Management Node answers nothing: the pool reads its ``fallback``, which is only the
     ledger's own table."""
     config = _offline(monkeypatch, source="pexip", fallback="ledger", ledger={"path": str(ledger)})
-    now = START.timestamp() + 10 * 60
-    _write(ledger, now - 30, {"tc": 40.0})
-    daemon, adapters = _daemon(config)
-    try:
-        reading = adapters.metrics.read(config.pools, now)["tc"]
-        (outcome,) = daemon.tick()
-    finally:
-        adapters.close()
-    assert reading.status is MetricStatus.OK and reading.calls == 40.0
+    _write(ledger, NOW - 30, {"tc": 40.0})
+    outcome, reading = _tick(config)
+    assert (reading.status, reading.calls) == (MetricStatus.OK, 40.0)
     assert reading.detail.startswith("fallback ledger (")
     assert (outcome.current, outcome.desired) == (1, 4), outcome
 
 
 def test_a_stale_fifth_source_holds(ledger: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    config = _offline(
-        monkeypatch, source="ledger", ledger={"path": str(ledger), "max_age_seconds": 60}
-    )
-    now = START.timestamp() + 10 * 60
-    _write(ledger, now - 3600, {"tc": 100.0})
-    daemon, adapters = _daemon(config)
-    try:
-        (outcome,) = daemon.tick()
-    finally:
-        adapters.close()
-    assert outcome.desired == outcome.current == 1
-    assert outcome.reason in ("MetricsStale", "MetricsMissing")
+    table = {"path": str(ledger), "max_age_seconds": 60}
+    config = _offline(monkeypatch, source="ledger", ledger=table)
+    _write(ledger, NOW - 3600, {"tc": 100.0})
+    outcome, reading = _tick(config)
+    assert reading.status is MetricStatus.STALE
+    assert (outcome.current, outcome.desired, outcome.reason) == (1, 1, "MetricsStale")
 
 
 # -- trace export -------------------------------------------------------------------------------

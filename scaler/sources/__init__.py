@@ -16,9 +16,9 @@ go through ``source_of``.
 from __future__ import annotations
 
 from functools import cache
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
+from scaler.plugins import with_entry_points
 from scaler.sources.azure_monitor import AzureMonitor
 from scaler.sources.base import (
     ExportContext,
@@ -49,21 +49,13 @@ class SourceRegistryError(ValueError):
 def discover() -> dict[str, MetricSource]:
     """Every metric source by name: built-ins plus entry points (one instance each), read once
     per process (``discover.cache_clear()`` reads them again)."""
-    found: dict[str, type[MetricSource]] = dict(BUILTINS)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        cls = ep.load()
-        name = getattr(cls, "name", None)
-        if not (isinstance(cls, type) and issubclass(cls, MetricSource)) or name != ep.name:
-            raise SourceRegistryError(
-                f"entry point {ep.name!r} ({ep.value}) must name a MetricSource whose name is "
-                f"{ep.name!r}, got {name!r}"
-            )
-        if name in found and found[name] is not cls:
-            raise SourceRegistryError(
-                f"metric source {name!r} is registered twice: {found[name].__module__} and "
-                f"{cls.__module__}"
-            )
-        found[name] = cls
+    found: dict[str, type[MetricSource]] = with_entry_points(
+        ENTRY_POINT_GROUP,
+        BUILTINS,
+        base=MetricSource,
+        label="metric source",
+        error=SourceRegistryError,
+    )
     sections = [cls.section for cls in found.values() if cls.section]
     for section in {s for s in sections if sections.count(s) > 1}:
         raise SourceRegistryError(f"two metric sources read the table {section!r}")
