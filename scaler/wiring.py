@@ -28,6 +28,9 @@ from scaler.ports import Clock, MetricsSource, PoolStatus, Preflight, ResizeHand
 from scaler.readers import reader_of
 from scaler.sources import ReaderContext, source_of
 from scaler.sources import discover as discover_sources
+from scaler.sources.azure_monitor import AzureMonitor
+from scaler.sources.log_analytics import LogAnalytics
+from scaler.sources.pexip import Pexip
 
 
 class PoolRouter:
@@ -105,12 +108,23 @@ class MetricsRouter:
         self,
         config: Config,
         *,
-        readers: Mapping[str, MetricsSource | str],
+        readers: Mapping[str, MetricsSource | str] | None = None,
         publisher: AzureMetricPublisher | None = None,
         sizes: Callable[[PoolConfig], int] | None = None,
+        azure: MetricsSource | None = None,
+        pexip: MetricsSource | None = None,
+        logs: MetricsSource | None = None,
     ) -> None:
+        """``azure``, ``pexip`` and ``logs`` are the built-in sources' readers as the first
+        form of this router took them (``None``: that source has none); ``readers`` is the
+        form every source has."""
         self._config = config
-        self._readers = dict(readers)
+        self._readers = dict(readers or {})
+        for source, reader in ((AzureMonitor, azure), (Pexip, pexip), (LogAnalytics, logs)):
+            if source.name not in self._readers:
+                self._readers[source.name] = (
+                    reader if reader is not None else reader_of(source(), ReaderContext(config))
+                )
         self._publisher = publisher
         self._sizes = sizes
         self._log = get_logger()

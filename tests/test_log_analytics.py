@@ -188,10 +188,7 @@ def test_log_analytics_is_an_independent_fallback_for_a_pexip_pool(fake: FakeLog
     logs = _source(fake, config)
     try:
         # The Management Node cannot be read (no Pexip client): the query stands in.
-        readers = {"azure-monitor": _NoAzure(), "log-analytics": logs}
-        router = MetricsRouter(
-            config, readers={**readers, "pexip": "pexip source needs [pexip] settings"}
-        )
+        router = MetricsRouter(config, azure=_NoAzure(), pexip=None, logs=logs)
         reading = router.read(config.pools, NOW.timestamp())["a"]
     finally:
         logs.close()
