@@ -632,6 +632,26 @@ class MetricConfig(AzureMetricConfig):
             return getattr(self, key)
         return self._sections.get(key)
 
+    def fallback_view(self, pool_resource_id: str) -> MetricConfig:
+        """This metric as Azure Monitor (the default source) reads ``fallback_metric`` in
+        another source's stead, with this metric's window, lag and reduction
+        (``scaler.sources.azure_monitor.AzureMonitor.view``)."""
+        fb = self.fallback_metric
+        return self.model_copy(
+            update={
+                "source": DEFAULT_SOURCE,
+                "fallback": "none",
+                "resource_id": fb.resource_id or pool_resource_id,
+                "namespace": fb.namespace,
+                "name": fb.name,
+                "aggregation": fb.aggregation,
+                "filter": fb.filter,
+                "meaning": fb.meaning,
+                "unit": fb.unit,
+                "published_elsewhere": False,
+            }
+        )
+
     def is_set(self, key: str) -> bool:
         """Whether the file sets ``key`` (a field or a plug-in source's table)."""
         return key in self.model_fields_set or key in self._sections

@@ -26,7 +26,6 @@ from scaler.config import Config, MetricConfig, PoolConfig, parse_config
 from scaler.core.types import Reason
 from scaler.daemon import Daemon
 from scaler.errors import ConfigError
-from scaler.sources import fallback_of
 from scaler.wiring import MetricsRouter, build_adapters, node_metric
 from tests.conftest import config_doc, pool_table, vmss_id
 from tests.fakeazure import FakeAzure
@@ -294,12 +293,15 @@ def _tick(env: Env, config: Config, now: datetime, *, sized: bool) -> Any:
     try:
         compute = adapters.azure.compute
         assert adapters.pexip is not None
-        pexip = PexipMetrics(
-            config, adapters.pexip, members=adapters.compute.member_names, node_metric=node_metric
-        )
         metrics = MetricsRouter(
             config,
-            readers={"azure-monitor": adapters.azure.metrics, "pexip": pexip},
+            azure=adapters.azure.metrics,
+            pexip=PexipMetrics(
+                config,
+                adapters.pexip,
+                members=adapters.compute.member_names,
+                node_metric=node_metric,
+            ),
             sizes=(lambda pool: compute.observe(pool).capacity) if sized else None,
         )
         daemon = Daemon(
@@ -377,7 +379,7 @@ def test_pool_config_copy_keeps_the_policies(env: Env) -> None:
     rid = env.azure.add_vmss("cvi", "tc", capacity=2)
     config = env.config(_teams_vmss(rid))
     pool: PoolConfig = config.pools[0]
-    view = fallback_of(pool).view(pool)  # type: ignore[union-attr]
+    view = pool.model_copy(update={"metric": pool.metric.fallback_view(pool.resource_id)})
     assert view.name == pool.name
     assert view.metric_resource_id == rid
     assert (view.metric.namespace, view.metric.name) == (VMSS, "Percentage CPU")

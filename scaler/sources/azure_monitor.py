@@ -97,22 +97,7 @@ class AzureMonitor(MetricSource):
         and reduction (a pool read from Azure Monitor already is itself)."""
         if pool.metric.source == self.name:
             return pool
-        fb = pool.metric.fallback_metric
-        metric = pool.metric.model_copy(
-            update={
-                "source": self.name,
-                "fallback": "none",
-                "resource_id": fb.resource_id or pool.resource_id,
-                "namespace": fb.namespace,
-                "name": fb.name,
-                "aggregation": fb.aggregation,
-                "filter": fb.filter,
-                "meaning": fb.meaning,
-                "unit": fb.unit,
-                "published_elsewhere": False,
-            }
-        )
-        return pool.model_copy(update={"metric": metric})
+        return pool.model_copy(update={"metric": pool.metric.fallback_view(pool.resource_id)})
 
     def describe(self, metric: MetricConfig) -> str:
         return f"{metric.namespace}/{metric.name}"
