@@ -133,7 +133,9 @@ def _pem_bundle(v: Path | None) -> Path | None:
     if not v.is_file():
         raise ValueError("file not found" if not v.exists() else "not a regular file")
     try:
-        ssl.create_default_context().load_verify_locations(cafile=str(v))
+        # a bare client context: the file is parsed as the clients will load it, without the
+        # system's trust store (tens of milliseconds to load, and not what is being checked)
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=str(v))
     except ssl.SSLError as exc:
         raise ValueError(f"not a PEM certificate bundle ({exc.reason or exc})") from exc
     except OSError as exc:

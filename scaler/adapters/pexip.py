@@ -29,6 +29,7 @@ Nodes), ``status/v1/participant/`` (calls, with the node each uses), ``status/v1
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -39,6 +40,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -407,6 +409,27 @@ _CONVENTIONAL_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
 """An environment variable's name as people write them: upper case, digits and ``_``."""
 
 
+def trust_store(ca_bundle: Path | None) -> ssl.SSLContext:
+    """The system's trust store plus the extra CA (a Management Node often has a private CA).
+
+    Loading the system store costs tens of milliseconds of CPU, so one context per version of
+    the bundle file (its path, modification time and size) is shared by the process's clients: a
+    reload that keeps the file reuses it, one that replaces the file reads it again. A context
+    is only read once built (``httpx`` wraps sockets with it), so sharing it is safe."""
+    if ca_bundle is None:
+        return _trust(None, None)
+    st = ca_bundle.stat()
+    return _trust(str(ca_bundle), (st.st_mtime_ns, st.st_size))
+
+
+@functools.lru_cache(maxsize=8)
+def _trust(ca_bundle: str | None, _version: tuple[int, int] | None) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if ca_bundle is not None:
+        context.load_verify_locations(cafile=ca_bundle)
+    return context
+
+
 class PexipClient:
     """HTTPS client of one Management Node; one ``httpx.Client`` for the process lifetime."""
 
@@ -428,16 +451,12 @@ class PexipClient:
         self._warned: dict[str, float] = {}
         base = urlsplit(cfg.url)
         self._origin = (base.scheme.lower(), (base.hostname or "").lower(), _port(base))
-        # The system's trust store plus the extra CA (a Management Node often has a private CA).
-        verify = ssl.create_default_context()
-        if cfg.ca_bundle is not None:
-            verify.load_verify_locations(cafile=str(cfg.ca_bundle))
         self._http = httpx.Client(
             base_url=cfg.url,
             auth=httpx.BasicAuth(
                 cfg.username, password if password is not None else load_password(cfg)
             ),
-            verify=verify,
+            verify=trust_store(cfg.ca_bundle),
             timeout=httpx.Timeout(cfg.timeout_seconds),
             headers={"Accept": "application/json"},
             transport=transport,
