@@ -1,10 +1,11 @@
 """The configuration's model: the pydantic models of the TOML file and their cross-checks.
 
 Pure (no registry, no adapter): the loader (``scaler.config``) reads the file, applies the
-environment, and hands the model the registries it validates against — the pool kinds through
-the validation context (``{"kinds": ...}``), so the model itself never imports a kind. Kinds,
-ports and adapters import their config types from here; everything above them may keep
-importing them from ``scaler.config``.
+environment, and hands the model the registries it validates against — the pool kinds and the
+metric sources through the validation context (``{"kinds": ..., "sources": ...}``, with the
+plug-in sources' own tables as ``"sections"``), so the model itself never imports a kind or a
+source. Kinds, sources, ports and adapters import their config types from here; everything
+above them may keep importing them from ``scaler.config``.
 """
 
 from __future__ import annotations
