@@ -1,10 +1,10 @@
 """Shared fixtures: small configs built in code, so each test shows what it varies; the
 hypothesis profiles; Azurite, one per pytest process; the session-wide RBAC check.
 
-The suite runs in parallel (``pytest -n auto``, pytest-xdist): every test starts its own fake
-servers on free loopback ports and writes only below its own temporary directory. What a
-process shares is shared by design: one Azurite per process (each test uses a container of its
-own), and the RBAC operations each process's fakes served, checked together at the end.
+The suite runs in parallel (``make unit``: two pytest-xdist workers per core): every test starts
+its own fake servers on free loopback ports and writes only below its own temporary directory.
+What a process shares is shared by design: one Azurite per process (each test uses a container
+of its own), and the RBAC operations each process's fakes served, checked together at the end.
 """
 
 from __future__ import annotations
