@@ -64,7 +64,11 @@ WORKERS ?= $(shell $(PYTHON) -c "import os; print(min(8, 2 * len(os.sched_getaff
 unit: install ops-tools
 	$(BIN)/pytest -q -n $(WORKERS) --durations=10
 
-test: lint typecheck unit docs
+# The virtualenv and the operations tools (npm, apt) are fetched at the same time, then the
+# checks run one after the other.
+test:
+	@$(MAKE) --no-print-directory -j2 install ops-tools
+	@$(MAKE) --no-print-directory lint typecheck unit docs
 
 # The reference pages generated from the pydantic models and click commands (docs/reference/),
 # then the site, strictly: a broken link or anchor fails. Offline (no fonts or assets fetched).
