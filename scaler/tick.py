@@ -55,6 +55,7 @@ from scaler.ports import (
     ResizeHandle,
 )
 from scaler.reads import BoundedReads, Outcome
+from scaler.sources import source_of
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -752,7 +753,7 @@ def _describe(actions: InstanceActions | None) -> dict[str, Any] | None:
 def _reads_members(pool: PoolConfig) -> bool:
     """Whether the pool's metric reading needs this tick's observation of it: a node metric
     read from Pexip (``vm-set``) counts the calls of the VMs the pool's observation lists."""
-    return pool.metric.source == "pexip" and kind_of(pool).node_metric
+    return source_of(pool).reads_members and kind_of(pool).node_metric
 
 
 def _bind(read: Callable[[T], R], arg: T) -> Callable[[], R]:

@@ -56,6 +56,7 @@ from scaler.kinds.base import (
     ScaleIn,
     guard,
 )
+from scaler.sources import source_of
 
 if TYPE_CHECKING:
     from scaler.config_model import Config, PoolConfig
@@ -63,10 +64,11 @@ if TYPE_CHECKING:
 
 def drain_enabled(pool: PoolConfig) -> bool:
     """Whether scale-in of this pool removes only idle instances, by id: ``drain`` when set,
-    else on with the ``pexip`` source (per-instance call counts)."""
+    else on with a source of per-instance call counts (``MetricSource.per_instance``: the
+    ``pexip`` source)."""
     if pool.drain is not None:
         return pool.drain
-    return pool.metric.source == "pexip"
+    return source_of(pool).per_instance
 
 
 class Vmss(PoolKind):
