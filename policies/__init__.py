@@ -10,7 +10,6 @@ validates the rest against its ``Config``.
 from __future__ import annotations
 
 from functools import cache
-from importlib.metadata import entry_points
 from typing import Any, ClassVar, Protocol, cast
 
 from pydantic import BaseModel
@@ -21,6 +20,7 @@ from policies.schedule import Schedule
 from policies.step import StepRules
 from policies.target_tracking import TargetTracking
 from scaler.core.types import PolicyContext, Recommendation, ScalingPolicy
+from scaler.plugins import with_entry_points
 
 ENTRY_POINT_GROUP = "cvi_autoscaler.policies"
 
@@ -60,21 +60,7 @@ def discover() -> dict[str, type[Any]]:
 
 @cache
 def _scan() -> dict[str, type[Any]]:
-    found: dict[str, type[Any]] = dict(BUILTINS)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        cls = ep.load()
-        name = getattr(cls, "name", None)
-        if name != ep.name:
-            raise RegistryError(
-                f"entry point {ep.name!r} ({ep.value}) names a class whose name is {name!r}"
-            )
-        if name in found and found[name] is not cls:
-            raise RegistryError(
-                f"policy name {name!r} is registered twice: {found[name].__module__} and "
-                f"{cls.__module__}"
-            )
-        found[name] = cls
-    return found
+    return with_entry_points(ENTRY_POINT_GROUP, BUILTINS, label="policy name", error=RegistryError)
 
 
 def build(type_name: str, options: dict[str, Any], registry: dict[str, type[Any]]) -> ScalingPolicy:

@@ -181,9 +181,6 @@ def check_country(country: str, subdivision: str | None) -> None:
         raise ValueError(f"unknown holiday country or subdivision {where!r}: {exc}") from exc
 
 
-EPOCH_DAY = date(1970, 1, 1).toordinal()
-
-
 def local_day(zone: tzinfo | None, t: float) -> tuple[int, int, int]:
     """(day ordinal, local hour, weekday Monday=0) of epoch second ``t`` in ``zone``."""
     local = datetime.fromtimestamp(t, zone if zone is not None else UTC)

@@ -29,6 +29,24 @@ from scaler.traces import TraceError
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 
 
+class SourceChoice(click.Choice[str]):
+    """``auto`` or a registered metric source (``scaler.sources``), read when first asked, so
+    that a source added by an entry point is a choice like the built-ins."""
+
+    def __init__(self) -> None:
+        super().__init__([], case_sensitive=True)
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        from scaler.sources import discover
+
+        return ("auto", *discover())
+
+    @choices.setter
+    def choices(self, value: Any) -> None:
+        """The choices are the registry's; what ``click.Choice`` sets is not kept."""
+
+
 class FiniteRange(click.FloatRange):
     """``click.FloatRange`` that also refuses ``nan`` and ``inf`` (a NaN compares false with
     both bounds, so the range alone lets it through)."""
@@ -555,7 +573,7 @@ def trace() -> None:
 )
 @click.option(
     "--source",
-    type=click.Choice(["auto", "azure-monitor", "pexip", "log-analytics"]),
+    type=SourceChoice(),
     default="auto",
     show_default=True,
     help="Where the calls come from; auto: each pool's metric.source.",

@@ -7,8 +7,10 @@ Any key can be overridden from the environment: ``CVI_AUTOSCALER__AZURE__LOCATIO
 literals when they parse as one (``12``, ``true``, ``"x"``) and as plain strings otherwise.
 
 The models live in ``scaler.config_model`` (re-exported here); this loader asks each registry to
-validate its own part: the policies build their options, the pool kinds check their pools
-(handed to the model's validation context), so the model imports neither.
+validate its own part: the policies build their options, the pool kinds check their pools and
+the metric sources their pools' metrics (both handed to the model's validation context, with
+the plug-in sources' own tables validated here against their models), so the model imports
+none of them.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ from scaler.config_model import (
     PexipConfig,
     PoolConfig,
     SkuPriceConfig,
+    SourceTable,
     VmSetConfig,
     _show,
     cost_problems,
@@ -75,6 +78,8 @@ from scaler.kinds import KindRegistryError
 from scaler.kinds import discover as discover_kinds
 from scaler.redact import show_url
 from scaler.regions import problem as region_problem
+from scaler.sources import SourceRegistryError
+from scaler.sources import discover as discover_sources
 from scaler.templates import attribute, expand_pools
 
 
@@ -84,6 +89,55 @@ def _kinds() -> KindTable:
         return discover_kinds()
     except KindRegistryError as exc:
         return str(exc)
+
+
+def _sources() -> SourceTable:
+    """The metric source registry each pool's metric is checked by, or why it did not load."""
+    try:
+        return discover_sources()
+    except SourceRegistryError as exc:
+        return str(exc)
+    except Exception as exc:  # a third-party entry point that fails to import
+        return f"a metric source entry point failed to load ({type(exc).__name__})"
+
+
+def _source_sections(
+    data: Any, sources: SourceTable, registry: Mapping[str, Any]
+) -> tuple[dict[int, dict[str, BaseModel]], list[str]]:
+    """The plug-in sources' own tables (``[pools.metric.<section>]``), taken out of the raw
+    document and validated against each source's ``Options``: present, or absent from a pool
+    that reads it (so that its required keys are named). Returns them by pool index, with the
+    problems (key paths under ``pools[i].metric.<section>``)."""
+    pools = data.get("pools") if isinstance(data, dict) else None
+    if not isinstance(pools, list) or isinstance(sources, str):
+        return {}, []
+    plugins = [
+        s
+        for s in sources.values()
+        if s.section and s.Options is not None and s.section not in MetricConfig.model_fields
+    ]
+    found: dict[int, dict[str, BaseModel]] = {}
+    problems: list[str] = []
+    for i, pool in enumerate(pools):
+        metric = pool.get("metric") if isinstance(pool, dict) else None
+        if not isinstance(metric, dict) or not plugins:
+            continue
+        metric = pool["metric"] = dict(metric)
+        for source in plugins:
+            assert source.Options is not None
+            raw = metric.pop(source.section, None)
+            used = source.name in (metric.get("source"), metric.get("fallback"))
+            if raw is None and not used:
+                continue
+            where = f"pools[{i}].metric.{source.section}"
+            problems += _number_problems(source.Options, raw, where, registry)
+            try:
+                found.setdefault(i, {})[source.section] = source.Options.model_validate(
+                    {} if raw is None else raw
+                )
+            except ValidationError as exc:
+                problems += format_validation_error(exc, prefix=where, model=source.Options)
+    return found, problems
 
 
 def load_config(
@@ -211,10 +265,14 @@ def parse_config(
         raise ConfigError(
             f"policies: a policy entry point failed to load ({type(exc).__name__})"
         ) from exc
-    problems = shared + _number_problems(Config, data, "", registry)
+    source_table = _sources()
+    sections, problems = _source_sections(data, source_table, registry)
+    problems = shared + _number_problems(Config, data, "", registry) + problems
     problems += _place_problems(data)
+    context: dict[str, Any] = {"offline": offline, "kinds": _kinds(), "sources": source_table}
+    context["sections"] = sections
     try:
-        config = Config.model_validate(data, context={"offline": offline, "kinds": _kinds()})
+        config = Config.model_validate(data, context=context)
     except ValidationError as exc:
         problems.extend(format_validation_error(exc, model=Config))
         problems += _raw_policy_problems(data, registry, problems)

@@ -1,10 +1,11 @@
 """The configuration's model: the pydantic models of the TOML file and their cross-checks.
 
 Pure (no registry, no adapter): the loader (``scaler.config``) reads the file, applies the
-environment, and hands the model the registries it validates against — the pool kinds through
-the validation context (``{"kinds": ...}``), so the model itself never imports a kind. Kinds,
-ports and adapters import their config types from here; everything above them may keep
-importing them from ``scaler.config``.
+environment, and hands the model the registries it validates against — the pool kinds and the
+metric sources through the validation context (``{"kinds": ..., "sources": ...}``, with the
+plug-in sources' own tables as ``"sections"``), so the model itself never imports a kind or a
+source. Kinds, sources, ports and adapters import their config types from here; everything
+above them may keep importing them from ``scaler.config``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import re
 import ssl
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
 from urllib.parse import urlparse
@@ -74,6 +76,40 @@ class KindRules(Protocol):
 
 KindTable = Mapping[str, KindRules] | str
 """The kind registry by name, or why it failed to load (reported on each pool's ``kind``)."""
+
+
+class SourceRules(Protocol):
+    """What the model asks of a metric source (``scaler.sources.base.MetricSource``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def Options(self) -> type[BaseModel] | None: ...  # a model class, as policies have
+
+    @property
+    def reads_calls(self) -> bool: ...
+
+    @property
+    def needs_pexip(self) -> bool: ...
+
+    @property
+    def section(self) -> str: ...
+
+    def problems(self, check: MetricCheck) -> list[str]: ...
+
+    def fallback_problems(self, check: MetricCheck) -> list[str]: ...
+
+    def section_problems(self, check: MetricCheck) -> list[str]: ...
+
+
+SourceTable = Mapping[str, SourceRules] | str
+"""The metric source registry by name, or why it failed to load (reported on each pool's
+``metric.source``)."""
+
+DEFAULT_SOURCE = "azure-monitor"
+"""The source of a ``[pools.metric]`` without ``source``: the Azure Monitor metric its own keys
+(``namespace``, ``name``…) describe."""
 
 
 def _no_userinfo(url: str, where: str) -> None:
@@ -457,10 +493,10 @@ class AzureMetricConfig(_Strict):
 
     @model_validator(mode="before")
     @classmethod
-    def _unit_of_the_named_metric(cls, data: Any) -> Any:
+    def _unit_of_the_named_metric(cls, data: Any, info: ValidationInfo) -> Any:
         if not isinstance(data, dict):
             return data
-        if data.get("source") in ("pexip", "log-analytics"):  # both read calls
+        if _reads_calls(data.get("source", DEFAULT_SOURCE), info):
             return {"meaning": "calls", **data}
         key = (
             str(data.get("namespace", VMSS_NAMESPACE)).lower(),
@@ -473,6 +509,17 @@ class AzureMetricConfig(_Strict):
     def is_published(self) -> bool:
         """Whether this is the custom metric only a cvi-autoscaler's publisher writes."""
         return self.namespace.lower() == PUBLISHED_NAMESPACE.lower()
+
+
+def _reads_calls(source: Any, info: ValidationInfo) -> bool:
+    """Whether a ``[pools.metric]`` of ``source`` reads calls whatever its metric keys say (its
+    source's ``reads_calls``; without a registry at hand, any source but the default, whose
+    keys name an Azure Monitor metric)."""
+    sources = (info.context or {}).get("sources")
+    rules = sources.get(source) if isinstance(sources, Mapping) else None
+    if rules is not None:
+        return bool(rules.reads_calls)
+    return isinstance(source, str) and source != DEFAULT_SOURCE
 
 
 class FallbackMetricConfig(AzureMetricConfig):
@@ -519,15 +566,20 @@ class MetricConfig(AzureMetricConfig):
     """``[pools.metric]``: where a pool's call load is read and how it becomes calls.
 
     Out of the box: ``source = "pexip"`` (the Management Node's own call counts), or an Azure
-    Monitor platform metric (default: the scale set's ``Percentage CPU``)."""
+    Monitor platform metric (default: the scale set's ``Percentage CPU``). Each source is a
+    module of its own (``scaler.sources``): the keys of the built-in ones are fields of this
+    table, kept where the file has always had them; a plug-in source reads its own table
+    ``[pools.metric.<its section>]``, validated against its own model."""
 
-    source: Literal["azure-monitor", "pexip", "log-analytics"] = "azure-monitor"
-    """``azure-monitor`` (below), or ``pexip``: the Management Node's status API (Teams
-    Connector ``call_count`` per instance; Conferencing Node media load in HD calls)."""
-    fallback: Literal["none", "azure-monitor", "log-analytics"] = "none"
-    """With ``source = "pexip"``: read ``fallback_metric`` when the Management Node cannot be
-    read. ``log-analytics``: run ``log_analytics`` when the source cannot be read (any source
-    but ``log-analytics`` itself)."""
+    source: str = DEFAULT_SOURCE
+    """Where the load is read, a registered metric source: ``azure-monitor`` (below),
+    ``pexip``: the Management Node's status API (Teams Connector ``call_count`` per instance;
+    Conferencing Node media load in HD calls), ``log-analytics``: the KQL query of
+    ``log_analytics``."""
+    fallback: str = "none"
+    """Another source read when ``source`` cannot be, from that source's own table:
+    ``azure-monitor`` reads ``fallback_metric`` (only with ``source = "pexip"``),
+    ``log-analytics`` runs ``log_analytics``; ``none``: the pool holds."""
     log_analytics: LogAnalyticsConfig = LogAnalyticsConfig()
     """``source`` or ``fallback`` ``log-analytics``: the workspace and the query."""
     fallback_metric: FallbackMetricConfig = FallbackMetricConfig()
@@ -554,13 +606,43 @@ class MetricConfig(AzureMetricConfig):
     history_minutes: int = Field(default=0, ge=0, le=60 * 24 * 35)
     """Extra history handed to policies that look back (0: none)."""
 
+    @field_validator("source", "fallback")
+    @classmethod
+    def _registered(cls, v: str, info: ValidationInfo) -> str:
+        """A registered source (with a table of its own, for a fallback), when the loader
+        hands over the registry (``{"sources": ...}``)."""
+        sources = (info.context or {}).get("sources")
+        if isinstance(sources, str):
+            raise ValueError(sources)
+        if not isinstance(sources, Mapping):
+            return v
+        if info.field_name == "source":
+            if v not in sources:
+                raise ValueError(f"must be one of {', '.join(sorted(sources))}")
+            return v
+        able = sorted(name for name, rules in sources.items() if rules.section)
+        if v != "none" and v not in able:
+            raise ValueError(f"must be one of none, {', '.join(able)}")
+        return v
+
+    _sections: dict[str, BaseModel] = PrivateAttr(default_factory=dict)
+    """Plug-in sources' own tables, validated by the loader against their models."""
+
+    def section(self, key: str) -> Any:
+        """A source's own table by its key: a field of this model (``log_analytics``) or a
+        plug-in source's (``None`` when the file has none)."""
+        if key in type(self).model_fields:
+            return getattr(self, key)
+        return self._sections.get(key)
+
     def fallback_view(self, pool_resource_id: str) -> MetricConfig:
-        """This metric as the fallback reads it: ``fallback_metric`` from Azure Monitor, with
-        this metric's window, lag and reduction."""
+        """This metric as Azure Monitor (the default source) reads ``fallback_metric`` in
+        another source's stead, with this metric's window, lag and reduction
+        (``scaler.sources.azure_monitor.AzureMonitor.view``)."""
         fb = self.fallback_metric
         return self.model_copy(
             update={
-                "source": "azure-monitor",
+                "source": DEFAULT_SOURCE,
                 "fallback": "none",
                 "resource_id": fb.resource_id or pool_resource_id,
                 "namespace": fb.namespace,
@@ -573,129 +655,82 @@ class MetricConfig(AzureMetricConfig):
             }
         )
 
+    def is_set(self, key: str) -> bool:
+        """Whether the file sets ``key`` (a field or a plug-in source's table)."""
+        return key in self.model_fields_set or key in self._sections
 
-def metric_problems(i: int, pool: PoolConfig, config: Config, kinds: KindTable = "") -> list[str]:
-    """A pool's metric must exist on the deployment as configured, in the unit it claims, and
-    its fallback must not stop with the Management Node. Problems with their key paths."""
+
+@dataclass(frozen=True, slots=True)
+class MetricCheck:
+    """What a metric source is shown to check one pool's ``[pools.metric]``."""
+
+    at: str
+    """The metric's key path, ``pools[i].metric``."""
+    pool: PoolConfig
+    config: Config
+    kind: KindRules | None
+    """The pool's kind (``None``: unknown, reported on ``kind``)."""
+    published: frozenset[str]
+    """Resource ids (lower case) a pool of this file republishes its calls on to Azure Monitor
+    (``[pexip] publish_metrics``)."""
+
+    @property
+    def metric(self) -> MetricConfig:
+        return self.pool.metric
+
+
+def published_resources(config: Config, sources: SourceTable) -> frozenset[str]:
+    """The resources ``[pexip] publish_metrics`` writes ``Pexip/CVI`` to: the metric resource of
+    each pool read from a source whose readings are republished (``needs_pexip``)."""
+    if not config.pexip.publish_metrics or isinstance(sources, str):
+        return frozenset()
+    return frozenset(
+        p.metric_resource_id.lower()
+        for p in config.pools
+        if p.metric.source in sources and sources[p.metric.source].needs_pexip
+    )
+
+
+def metric_problems(
+    i: int,
+    pool: PoolConfig,
+    config: Config,
+    kinds: KindTable = "",
+    sources: SourceTable = "",
+    published: frozenset[str] = frozenset(),
+) -> list[str]:
+    """A pool's metric, checked by its source (``sources``: the registry
+    ``scaler.sources.discover`` as the loader hands it over, or why it failed to load) and by
+    its fallback's; every source also checks that its own table is set only where it is read.
+    Problems with their key paths."""
     at = f"pools[{i}].metric"
     m = pool.metric
-    out: list[str] = []
-    if m.source == "pexip":
-        for key in ("namespace", "name", "aggregation", "filter"):
-            if key in m.model_fields_set:
-                out.append(
-                    f"{at}.{key}: not read with source 'pexip' (the fallback reads "
-                    f"{at}.fallback_metric), got {_show(getattr(m, key))}"
-                )
-        if m.meaning != "calls":
-            out.append(f"{at}.meaning: the pexip source reads calls, got {m.meaning!r}")
-        if m.published_elsewhere:
-            out.append(f"{at}.published_elsewhere: only for an azure-monitor metric, got true")
-    elif m.source == "log-analytics":
-        for key in ("namespace", "name", "aggregation", "filter", "unit"):
-            if key in m.model_fields_set:
-                out.append(
-                    f"{at}.{key}: not read with source 'log-analytics' (the query's 'calls' "
-                    f"column is the load), got {_show(getattr(m, key))}"
-                )
-        if m.meaning != "calls":
-            out.append(f"{at}.meaning: the log-analytics source reads calls, got {m.meaning!r}")
-        if m.published_elsewhere:
-            out.append(f"{at}.published_elsewhere: only for an azure-monitor metric, got true")
-    else:
-        if m.fallback == "azure-monitor":
-            out.append(
-                f"{at}.fallback: only with source 'pexip' (Azure Monitor is already the "
-                f"source), got {m.fallback!r}"
-            )
-        out.extend(_unit_problems(at, m))
-        rid = pool.metric_resource_id.lower()
-        publishers = [p for p in config.pools if p.metric.source == "pexip"]
-        published = config.pexip.publish_metrics and any(
-            p.metric_resource_id.lower() == rid for p in publishers
-        )
-        if m.is_published and not (published or m.published_elsewhere):
-            out.append(
-                f"{at}.namespace: {m.namespace} / {m.name} exists only where cvi-autoscaler "
-                f"publishes it, and no pool here publishes it on this resource ([pexip] "
-                f"publish_metrics with a source = 'pexip' pool); read a platform metric (the "
-                f"default: {VMSS_NAMESPACE} / Percentage CPU), use source = 'pexip', or set "
-                f"{at}.published_elsewhere = true if another cvi-autoscaler publishes it, "
-                f"got {m.namespace!r}"
-            )
-        if m.published_elsewhere and not m.is_published:
-            out.append(
-                f"{at}.published_elsewhere: only for the published metric "
-                f"{PUBLISHED_NAMESPACE} / {PUBLISHED_NAME}, got true"
-            )
-    out.extend(_log_analytics_problems(at, m))
-    if m.fallback != "azure-monitor" and "fallback_metric" in m.model_fields_set:
-        out.append(
-            f"{at}.fallback_metric: read only with fallback = 'azure-monitor', got "
-            f"fallback = {m.fallback!r}"
-        )
-    if m.fallback == "azure-monitor":
-        # a registry that failed to load is reported by the kind checks
-        kind = kinds.get(pool.kind) if isinstance(kinds, Mapping) else None
-        if kind is not None and kind.needs_pexip:
-            out.append(
-                f"{at}.fallback: kind {pool.kind!r} is observed and sized through the Management "
-                f"Node, so while it is down the pool holds whatever the metric says; a fallback "
-                f"helps kind 'vmss' only, got {m.fallback!r}"
-            )
-        fb = m.fallback_metric
-        fat = f"{at}.fallback_metric"
-        if fb.is_published:
-            out.append(
-                f"{fat}.namespace: the fallback must not read what is published from the "
-                f"Management Node (it stops when the Management Node does); read a platform "
-                f"metric such as {VMSS_NAMESPACE} / Percentage CPU, got {fb.namespace!r}"
-            )
-        if not (fb.resource_id or pool.resource_id):
-            out.append(
-                f"{fat}.resource_id: required when the pool has no resource_id (the platform "
-                f"metric is read from a resource), got ''"
-            )
-        out.extend(_unit_problems(fat, fb))
+    if isinstance(sources, str):
+        return [f"{at}.source: {sources}"]
+    source = sources.get(m.source)
+    if source is None:  # a model built without the registry at hand
+        return [f"{at}.source: must be one of {', '.join(sorted(sources))}, got {m.source!r}"]
+    kind = kinds.get(pool.kind) if isinstance(kinds, Mapping) else None
+    check = MetricCheck(at, pool, config, kind, published)
+    out = list(source.problems(check))
+    out += _fallback_problems(check, sources)
+    for other in sources.values():
+        out += other.section_problems(check)
     return out
 
 
-def _log_analytics_problems(at: str, m: MetricConfig) -> list[str]:
-    """``log_analytics`` is complete where it is read (as source or fallback), and set only
-    there; a fallback is another source than the one it stands in for."""
-    la = m.log_analytics
-    used = "log-analytics" in (m.source, m.fallback)
-    if not used:
-        if "log_analytics" in m.model_fields_set:
-            return [
-                f"{at}.log_analytics: read only with source or fallback = 'log-analytics', "
-                f"got source = {m.source!r}, fallback = {m.fallback!r}"
-            ]
+def _fallback_problems(check: MetricCheck, sources: Mapping[str, SourceRules]) -> list[str]:
+    """A fallback is another registered source that has a table of its own to be read from."""
+    m, at = check.metric, check.at
+    if m.fallback == "none":
         return []
-    out = []
+    fallback = sources.get(m.fallback)
+    if fallback is None or not fallback.section:  # a model built without the registry
+        able = sorted(name for name, s in sources.items() if s.section)
+        return [f"{at}.fallback: must be one of none, {', '.join(able)}, got {m.fallback!r}"]
     if m.fallback == m.source:
-        out.append(f"{at}.fallback: must differ from the source, got {m.fallback!r}")
-    if not la.workspace_id:
-        out.append(f"{at}.log_analytics.workspace_id: required for log-analytics, got ''")
-    if not la.query.strip():
-        out.append(
-            f"{at}.log_analytics.query: required for log-analytics (KQL yielding TimeGenerated, "
-            f"pool, calls per minute), got ''"
-        )
-    return out
-
-
-def _unit_problems(at: str, m: AzureMetricConfig) -> list[str]:
-    known = PLATFORM_METRICS.get((m.namespace.lower(), m.name.lower()))
-    if known is not None and m.meaning != known[0]:
-        return [
-            f"{at}.meaning: {m.name!r} is a percentage (unit Percent in Microsoft's "
-            f"supported-metrics list), so its meaning is {known[0]!r}, got {m.meaning!r}"
-        ]
-    published_calls = m.is_published and m.name.lower() == PUBLISHED_NAME.lower()
-    if published_calls and m.meaning == "percent_of_capacity":
-        return [f"{at}.meaning: {m.name!r} counts calls, got {m.meaning!r}"]
-    return []
+        return [f"{at}.fallback: must differ from the source, got {m.fallback!r}"]
+    return fallback.fallback_problems(check)
 
 
 class DirectionConfig(_Strict):
@@ -1084,9 +1119,13 @@ class Config(_Strict):
         problems: list[str] = []
         seen: dict[str, int] = {}
         scale_sets: dict[str, int] = {}
-        kinds: KindTable = (info.context or {}).get(
-            "kinds", "no kind registry given (load the file with scaler.config.parse_config)"
-        )
+        context = info.context or {}
+        kinds: KindTable = context.get("kinds", _NO_REGISTRY.format("kind"))
+        sources: SourceTable = context.get("sources", _NO_REGISTRY.format("metric source"))
+        sections: Mapping[int, dict[str, BaseModel]] = context.get("sections", {})
+        for i, pool in enumerate(self.pools):
+            pool.metric._sections = dict(sections.get(i, {}))
+        published = published_resources(self, sources)
         for i, pool in enumerate(self.pools):
             if pool.name in seen:
                 problems.append(
@@ -1110,8 +1149,8 @@ class Config(_Strict):
                 )
             if not (pool.location or self.azure.location):
                 problems.append(f"pools[{i}].location: required when azure.location is empty")
-            problems.extend(_kind_problems(i, pool, self, kinds))
-            problems.extend(metric_problems(i, pool, self, kinds))
+            problems.extend(_kind_problems(i, pool, self, kinds, sources))
+            problems.extend(metric_problems(i, pool, self, kinds, sources, published))
             problems.extend(cost_problems(i, pool, self.cost))
             # A pool's scale set names its own subscription; azure.subscription_id is the
             # default (vm-set pools name none). Quota is per subscription and region.
@@ -1166,7 +1205,12 @@ class Config(_Strict):
         return [p.limits(self.azure.location) for p in self.pools]
 
 
-def _kind_problems(i: int, pool: PoolConfig, config: Config, kinds: KindTable) -> list[str]:
+_NO_REGISTRY = "no {} registry given (load the file with scaler.config.parse_config)"
+
+
+def _kind_problems(
+    i: int, pool: PoolConfig, config: Config, kinds: KindTable, sources: SourceTable = ""
+) -> list[str]:
     """What the pool's kind needs (``kinds``: the registry ``scaler.kinds.discover`` as the
     loader hands it over, or why it failed to load), plus what every kind shares, with the key
     path of what is missing or wrong."""
@@ -1183,18 +1227,10 @@ def _kind_problems(i: int, pool: PoolConfig, config: Config, kinds: KindTable) -
             f"({', '.join(sorted(k for k, v in kinds.items() if v.node_metric))}), "
             f"got {pool.metric.locations}"
         )
-    needs_pexip = kind.needs_pexip or pool.metric.source == "pexip"
+    source = sources.get(pool.metric.source) if isinstance(sources, Mapping) else None
+    needs_pexip = kind.needs_pexip or (source is not None and source.needs_pexip)
     if needs_pexip and not config.pexip.url:
         out.append(f"pexip.url: required by pools[{i}] (kind {pool.kind!r}), got ''")
-    if (
-        config.pexip.publish_metrics
-        and pool.metric.source == "pexip"
-        and not kind.node_metric
-        and not pool.metric_resource_id
-    ):
-        out.append(
-            f"{at}.metric.resource_id: publish_metrics needs a resource to publish on, got ''"
-        )
     return out
 
 

@@ -71,51 +71,15 @@ def run_demo(
     cloud = SimCloud(
         config, trace, clock=clock, quota_limits=DEMO_QUOTA, account_from=start.timestamp()
     )
-    width = max(len(n) for n in names)
     stop = stop or threading.Event()
-    last_report = [start.timestamp() - 3600.0]
-
-    def show(now: float, outcomes: Sequence[PoolOutcome]) -> None:
-        try:
-            report(now, outcomes)
-        except (BrokenPipeError, ValueError):  # the reader went away (`| head`): end quietly
-            stop.set()
-
-    def report(now: float, outcomes: Sequence[PoolOutcome]) -> None:
-        cloud.account(now)
-        hourly = now - last_report[0] >= 3600.0
-        if hourly:
-            last_report[0] = now - (now % 3600.0)
-        stamp = datetime.fromtimestamp(now, UTC).strftime("%H:%M")
-        for o in outcomes:
-            if not (hourly or o.applied):
-                continue
-            sim = cloud.pools[o.pool]
-            calls = cloud.demand(o.pool, now)
-            seen = (
-                "   ?"
-                if o.decision is None or o.decision.calls is None
-                else (f"{o.decision.calls:4.0f}")
-            )
-            policy = o.decision.policy if o.decision is not None else None
-            by = f" ({policy})" if o.applied and policy else ""
-            cur = "?" if o.current is None else str(o.current)
-            move = f"{cur:>2} -> {o.desired!s:<2}" if o.applied else f"{cur:>2}      "
-            out.write(
-                f"{stamp}  {o.pool:<{width}}  calls {calls:4.0f} (seen {seen})  "
-                f"ready {sim.ready(now):>2}/{sim.capacity:<2}  {move}  {o.reason}{by}\n"
-            )
-        out.flush()
-
+    feed = _Feed(out, cloud, names, since=start.timestamp(), stop=stop)
     out.write(
         f"cvi-autoscaler demo: {len(names)} pools on the simulator, {start:%Y-%m-%d} "
         f"{start:%H:%M}-{end:%H:%M} UTC, one tick every {config.daemon.interval_seconds:.0f} "
-        f"simulated seconds ({speed:.0f}x real time)\n"
-        f"{'time':5}  {'pool':<{width}}  {'calls (metric seen)':22}  {'ready/cap':11}  "
-        f"{'resize':8}  reason\n"
+        f"simulated seconds ({speed:.0f}x real time)\n{feed.header()}"
     )
     daemon = Daemon(
-        config=config, metrics=cloud, actuator=cloud, quota=cloud, clock=clock, on_tick=show
+        config=config, metrics=cloud, actuator=cloud, quota=cloud, clock=clock, on_tick=feed
     )
     began = time.monotonic()
     clock.restart()
@@ -125,17 +89,7 @@ def run_demo(
         until=lambda: clock.now() >= end.timestamp(),
     )
     cloud.account(min(clock.now(), end.timestamp()))
-    totals = cloud.totals.values()
-    summary = DemoSummary(
-        pools=len(names),
-        resizes=sum(s.resizes for s in cloud.pools.values()),
-        instance_hours=sum(t.instance_minutes for t in totals) / 60.0,
-        vcpu_hours=sum(t.vcpu_minutes for t in totals) / 60.0,
-        call_minutes=sum(t.call_minutes for t in totals),
-        unserved_call_minutes=sum(t.unserved_call_minutes for t in totals),
-        peak_instances=max(t.max_instances for t in totals),
-        real_seconds=time.monotonic() - began,
-    )
+    summary = _summary(cloud, real_seconds=time.monotonic() - began)
     if not out.closed:
         try:
             out.write(summary.line(start, end) + "\n")
@@ -143,3 +97,76 @@ def run_demo(
         except BrokenPipeError:
             pass
     return summary
+
+
+class _Feed:
+    """The daemon's ``on_tick`` hook: one line per resize as it happens, and every pool once
+    a simulated hour. A reader that goes away (``| head``) stops the demo quietly."""
+
+    def __init__(
+        self,
+        out: TextIO,
+        cloud: SimCloud,
+        names: Sequence[str],
+        *,
+        since: float,
+        stop: threading.Event,
+    ) -> None:
+        self.out, self.cloud, self.stop = out, cloud, stop
+        self.width = max(len(n) for n in names)
+        self.last_report = since - 3600.0
+
+    def header(self) -> str:
+        return (
+            f"{'time':5}  {'pool':<{self.width}}  {'calls (metric seen)':22}  {'ready/cap':11}  "
+            f"{'resize':8}  reason\n"
+        )
+
+    def __call__(self, now: float, outcomes: Sequence[PoolOutcome]) -> None:
+        try:
+            self._report(now, outcomes)
+        except (BrokenPipeError, ValueError):  # the reader went away (`| head`): end quietly
+            self.stop.set()
+
+    def _report(self, now: float, outcomes: Sequence[PoolOutcome]) -> None:
+        self.cloud.account(now)
+        hourly = now - self.last_report >= 3600.0
+        if hourly:
+            self.last_report = now - (now % 3600.0)
+        stamp = datetime.fromtimestamp(now, UTC).strftime("%H:%M")
+        for o in outcomes:
+            if hourly or o.applied:
+                self.out.write(f"{stamp}  {self._line(o, now)}\n")
+        self.out.flush()
+
+    def _line(self, o: PoolOutcome, now: float) -> str:
+        sim = self.cloud.pools[o.pool]
+        calls = self.cloud.demand(o.pool, now)
+        seen = (
+            "   ?"
+            if o.decision is None or o.decision.calls is None
+            else (f"{o.decision.calls:4.0f}")
+        )
+        policy = o.decision.policy if o.decision is not None else None
+        by = f" ({policy})" if o.applied and policy else ""
+        cur = "?" if o.current is None else str(o.current)
+        move = f"{cur:>2} -> {o.desired!s:<2}" if o.applied else f"{cur:>2}      "
+        return (
+            f"{o.pool:<{self.width}}  calls {calls:4.0f} (seen {seen})  "
+            f"ready {sim.ready(now):>2}/{sim.capacity:<2}  {move}  {o.reason}{by}"
+        )
+
+
+def _summary(cloud: SimCloud, *, real_seconds: float) -> DemoSummary:
+    """The day's totals over every pool of the simulator."""
+    totals = cloud.totals.values()
+    return DemoSummary(
+        pools=len(cloud.pools),
+        resizes=sum(s.resizes for s in cloud.pools.values()),
+        instance_hours=sum(t.instance_minutes for t in totals) / 60.0,
+        vcpu_hours=sum(t.vcpu_minutes for t in totals) / 60.0,
+        call_minutes=sum(t.call_minutes for t in totals),
+        unserved_call_minutes=sum(t.unserved_call_minutes for t in totals),
+        peak_instances=max(t.max_instances for t in totals),
+        real_seconds=real_seconds,
+    )

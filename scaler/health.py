@@ -166,104 +166,122 @@ class DaemonCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         d = self.daemon.view()
-        current = GaugeMetricFamily(
-            f"{PREFIX}_pool_current_instances",
-            "Instances the pool has (sku.capacity).",
-            labels=["pool"],
-        )
-        desired = GaugeMetricFamily(
-            f"{PREFIX}_pool_desired_instances",
-            "Instances the last decision wanted.",
-            labels=["pool"],
-        )
-        calls = GaugeMetricFamily(
-            f"{PREFIX}_pool_observed_calls", "Concurrent calls the last tick saw.", labels=["pool"]
-        )
-        reason = GaugeMetricFamily(
-            f"{PREFIX}_pool_decision_reason",
-            "1, labelled with the reason of the pool's last decision (one series per pool).",
-            labels=["pool", "reason"],
-        )
-        inflight = GaugeMetricFamily(
-            f"{PREFIX}_pool_resize_in_flight",
-            "1 while a resize started here runs.",
-            labels=["pool"],
-        )
-        low = GaugeMetricFamily(
-            f"{PREFIX}_pool_min_instances", "The pool's configured min.", labels=["pool"]
-        )
-        high = GaugeMetricFamily(
-            f"{PREFIX}_pool_max_instances", "The pool's configured max.", labels=["pool"]
-        )
-        per = GaugeMetricFamily(
-            f"{PREFIX}_pool_calls_per_instance",
-            "Concurrent calls one instance serves (the pool's calls_per_instance).",
-            labels=["pool"],
-        )
-        for pool in d.config.pools:
-            o = d.last.get(pool.name)
-            inflight.add_metric([pool.name], 1.0 if pool.name in d.resizing else 0.0)
-            low.add_metric([pool.name], float(pool.min))
-            high.add_metric([pool.name], float(pool.max))
-            per.add_metric([pool.name], float(pool.calls_per_instance))
-            if o is None:
+        yield from _pool_families(d)
+        yield _build_info()
+        yield from _tick_families(d)
+        yield _quota_headroom(d)
+        yield from _role_families(d)
+
+
+def _pool_families(d: DaemonView) -> Iterator[Metric]:
+    """Per pool: its size, what the last decision wanted and why, its load and its bounds."""
+    current = GaugeMetricFamily(
+        f"{PREFIX}_pool_current_instances",
+        "Instances the pool has (sku.capacity).",
+        labels=["pool"],
+    )
+    desired = GaugeMetricFamily(
+        f"{PREFIX}_pool_desired_instances",
+        "Instances the last decision wanted.",
+        labels=["pool"],
+    )
+    calls = GaugeMetricFamily(
+        f"{PREFIX}_pool_observed_calls", "Concurrent calls the last tick saw.", labels=["pool"]
+    )
+    reason = GaugeMetricFamily(
+        f"{PREFIX}_pool_decision_reason",
+        "1, labelled with the reason of the pool's last decision (one series per pool).",
+        labels=["pool", "reason"],
+    )
+    inflight = GaugeMetricFamily(
+        f"{PREFIX}_pool_resize_in_flight",
+        "1 while a resize started here runs.",
+        labels=["pool"],
+    )
+    low = GaugeMetricFamily(
+        f"{PREFIX}_pool_min_instances", "The pool's configured min.", labels=["pool"]
+    )
+    high = GaugeMetricFamily(
+        f"{PREFIX}_pool_max_instances", "The pool's configured max.", labels=["pool"]
+    )
+    per = GaugeMetricFamily(
+        f"{PREFIX}_pool_calls_per_instance",
+        "Concurrent calls one instance serves (the pool's calls_per_instance).",
+        labels=["pool"],
+    )
+    for pool in d.config.pools:
+        o = d.last.get(pool.name)
+        inflight.add_metric([pool.name], 1.0 if pool.name in d.resizing else 0.0)
+        low.add_metric([pool.name], float(pool.min))
+        high.add_metric([pool.name], float(pool.max))
+        per.add_metric([pool.name], float(pool.calls_per_instance))
+        if o is None:
+            continue
+        if o.current is not None:
+            current.add_metric([pool.name], float(o.current))
+        if o.desired is not None:
+            desired.add_metric([pool.name], float(o.desired))
+        if o.decision is not None and o.decision.calls is not None:
+            calls.add_metric([pool.name], float(o.decision.calls))
+        # One series per pool, its reason (a ``Reason``: a bounded set of stable names); a
+        # 0-valued series for each of the ~22 other reasons made /metrics 2.2 MB a scrape
+        # at 1,000 pools.
+        reason.add_metric([pool.name, o.reason], 1.0)
+    yield from (current, desired, calls, reason, inflight, low, high, per)
+
+
+def _build_info() -> Metric:
+    build = GaugeMetricFamily(
+        f"{PREFIX}_build_info",
+        "1, labelled with the version and, when the image sets CVI_AUTOSCALER_REVISION, the "
+        "source revision.",
+        labels=["version", "revision"],
+    )
+    build.add_metric([_version(), os.environ.get("CVI_AUTOSCALER_REVISION", "")], 1.0)
+    return build
+
+
+def _tick_families(d: DaemonView) -> Iterator[Metric]:
+    ticks = CounterMetricFamily(f"{PREFIX}_ticks", "Ticks completed.")
+    ticks.add_metric([], float(d.ticks))
+    yield ticks
+    last_tick = GaugeMetricFamily(
+        f"{PREFIX}_last_tick_timestamp_seconds", "When the last tick completed (epoch)."
+    )
+    if d.last_tick_at is not None:
+        last_tick.add_metric([], d.last_tick_at)
+    yield last_tick
+
+
+def _quota_headroom(d: DaemonView) -> Metric:
+    headroom = GaugeMetricFamily(
+        f"{PREFIX}_quota_headroom_vcpus",
+        "vCPU quota left (limit - current) by region and quota name.",
+        labels=["location", "quota"],
+    )
+    for location, usages in sorted(d.usage.items()):
+        for name, u in sorted(usages.items()):
+            if u.problem:  # Azure's numbers for the line are unusable: no figure
                 continue
-            if o.current is not None:
-                current.add_metric([pool.name], float(o.current))
-            if o.desired is not None:
-                desired.add_metric([pool.name], float(o.desired))
-            if o.decision is not None and o.decision.calls is not None:
-                calls.add_metric([pool.name], float(o.decision.calls))
-            # One series per pool, its reason (a ``Reason``: a bounded set of stable names); a
-            # 0-valued series for each of the ~22 other reasons made /metrics 2.2 MB a scrape
-            # at 1,000 pools.
-            reason.add_metric([pool.name, o.reason], 1.0)
-        yield from (current, desired, calls, reason, inflight, low, high, per)
-        build = GaugeMetricFamily(
-            f"{PREFIX}_build_info",
-            "1, labelled with the version and, when the image sets CVI_AUTOSCALER_REVISION, the "
-            "source revision.",
-            labels=["version", "revision"],
-        )
-        build.add_metric([_version(), os.environ.get("CVI_AUTOSCALER_REVISION", "")], 1.0)
-        yield build
+            headroom.add_metric([location, name], float(u.limit - u.current))
+    return headroom
 
-        ticks = CounterMetricFamily(f"{PREFIX}_ticks", "Ticks completed.")
-        ticks.add_metric([], float(d.ticks))
-        yield ticks
-        last_tick = GaugeMetricFamily(
-            f"{PREFIX}_last_tick_timestamp_seconds", "When the last tick completed (epoch)."
-        )
-        if d.last_tick_at is not None:
-            last_tick.add_metric([], d.last_tick_at)
-        yield last_tick
 
-        headroom = GaugeMetricFamily(
-            f"{PREFIX}_quota_headroom_vcpus",
-            "vCPU quota left (limit - current) by region and quota name.",
-            labels=["location", "quota"],
-        )
-        for location, usages in sorted(d.usage.items()):
-            for name, u in sorted(usages.items()):
-                if u.problem:  # Azure's numbers for the line are unusable: no figure
-                    continue
-                headroom.add_metric([location, name], float(u.limit - u.current))
-        yield headroom
-
-        role = d.role
-        leader = GaugeMetricFamily(
-            f"{PREFIX}_leader",
-            "1 when this replica may actuate (leader or single).",
-        )
-        leader.add_metric([], 1.0 if role == "leader" else 0.0)
-        yield leader
-        roles = GaugeMetricFamily(f"{PREFIX}_role", "1 for this replica's role.", labels=["role"])
-        for r in ("leader", "standby", "unknown"):
-            roles.add_metric([r], 1.0 if role == r else 0.0)
-        yield roles
-        ready = GaugeMetricFamily(f"{PREFIX}_ready", "1 when /readyz would answer 200.")
-        ready.add_metric([], 1.0 if _ready(d)[0] else 0.0)
-        yield ready
+def _role_families(d: DaemonView) -> Iterator[Metric]:
+    role = d.role
+    leader = GaugeMetricFamily(
+        f"{PREFIX}_leader",
+        "1 when this replica may actuate (leader or single).",
+    )
+    leader.add_metric([], 1.0 if role == "leader" else 0.0)
+    yield leader
+    roles = GaugeMetricFamily(f"{PREFIX}_role", "1 for this replica's role.", labels=["role"])
+    for r in ("leader", "standby", "unknown"):
+        roles.add_metric([r], 1.0 if role == r else 0.0)
+    yield roles
+    ready = GaugeMetricFamily(f"{PREFIX}_ready", "1 when /readyz would answer 200.")
+    ready.add_metric([], 1.0 if _ready(d)[0] else 0.0)
+    yield ready
 
 
 def liveness(daemon: Daemon) -> tuple[bool, dict[str, Any]]:

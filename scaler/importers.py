@@ -545,6 +545,8 @@ def _number(value: Any) -> float | None:
 
 
 def _rule(rule: Any, at: str, target: Any, out: _Out) -> dict[str, Any] | None:
+    """One autoscale rule as a ``cpu-threshold`` rule table (``None``, with every problem
+    said, when it has no faithful equivalent): its trigger, then its action."""
     trigger = _get(rule, "metricTrigger")
     action = _get(rule, "scaleAction")
     if not isinstance(trigger, Mapping) or not isinstance(action, Mapping):
@@ -555,6 +557,17 @@ def _rule(rule: Any, at: str, target: Any, out: _Out) -> dict[str, Any] | None:
     out.unknown(rule, _RULE_KEYS, at)
     out.unknown(trigger, _TRIGGER_KEYS, t)
     out.unknown(action, _ACTION_KEYS, a)
+    when = _trigger(trigger, t, target, out)
+    then = _action(action, a, out)
+    if when is None or then is None or len(out.problems) > before:
+        return None
+    return {"metric": "percent", **when, **then}
+
+
+def _trigger(trigger: Mapping[str, Any], t: str, target: Any, out: _Out) -> dict[str, Any] | None:
+    """A rule's ``metricTrigger``: the scale set's own Percentage CPU, averaged over its
+    instances, against a threshold over a window. ``None`` when it added a problem."""
+    before = len(out.problems)
     if str(_get(trigger, "metricName") or "").lower() != "percentage cpu":
         out.bad(
             f"{t}.metricName",
@@ -610,6 +623,22 @@ def _rule(rule: Any, at: str, target: Any, out: _Out) -> dict[str, Any] | None:
         out.bad(f"{t}.timeGrain", "must be whole minutes from 1 to 720", grain_text)
     elif grain is not None and window is not None and grain > window:
         out.bad(f"{t}.timeGrain", "must not be longer than timeWindow", grain_text)
+    if len(out.problems) > before:
+        return None
+    assert threshold is not None
+    return {
+        "statistic": stat,
+        "time_window_minutes": int(window or 0),
+        "time_grain_minutes": int(grain or 1),
+        "operator": op,
+        "threshold": threshold,
+    }
+
+
+def _action(action: Mapping[str, Any], a: str, out: _Out) -> dict[str, Any] | None:
+    """A rule's ``scaleAction``: direction, how much (count, per cent or exact) and its
+    cooldown. ``None`` when it added a problem."""
+    before = len(out.problems)
     direction = str(_get(action, "direction") or "").lower()
     if direction not in ("increase", "decrease"):
         out.bad(f"{a}.direction", "must be Increase or Decrease", _get(action, "direction"))
@@ -639,14 +668,8 @@ def _rule(rule: Any, at: str, target: Any, out: _Out) -> dict[str, Any] | None:
         )
     if len(out.problems) > before:
         return None
-    assert amount is not None and threshold is not None
+    assert amount is not None
     return {
-        "metric": "percent",
-        "statistic": stat,
-        "time_window_minutes": int(window or 0),
-        "time_grain_minutes": int(grain or 1),
-        "operator": op,
-        "threshold": threshold,
         "direction": direction,
         str(change): amount if change == "percent_change" else int(amount),
         "cooldown_minutes": cooldown,

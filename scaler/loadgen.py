@@ -277,20 +277,23 @@ def _check_knobs(p: PoolProfile) -> None:
             raise ValueError(f"pool {p.name!r}: factors must be >= 0, got {f}")
 
 
+def _regions(profile: PoolProfile, tz: ZoneInfo) -> list[tuple[ZoneInfo, float, str]]:
+    """``(zone, peak calls, seed salt)`` per region: one in the profile's own zone ``tz``, or
+    the regions it lists (each its share of the peak, seeded by its zone)."""
+    if not profile.regions:
+        return [(tz, profile.peak_calls, "")]
+    return [
+        (ZoneInfo(r.timezone), profile.peak_calls * r.share, f"/{r.timezone}")
+        for r in profile.regions
+    ]
+
+
 def _concurrency(profile: PoolProfile, tz: ZoneInfo, start: datetime, total: int) -> list[int]:
     """Concurrent calls at each minute of the window: a running sum of meeting starts/ends."""
     w0 = int(start.timestamp()) // 60
     diff = [0] * (total + 1)
     holidays = set(profile.holidays)
-    # One region in the profile's own zone, or the regions it lists (seeded by their zone).
-    regions = (
-        [(tz, profile.peak_calls, "")]
-        if not profile.regions
-        else [
-            (ZoneInfo(r.timezone), profile.peak_calls * r.share, f"/{r.timezone}")
-            for r in profile.regions
-        ]
-    )
+    regions = _regions(profile, tz)
     for zone, peak, salt in regions:
         scale = peak / _unit_peak()
         # Meetings can outlast midnight by a couple of hours, so start a local day early.
@@ -393,14 +396,7 @@ def meeting_model(profile: PoolProfile, start: datetime, minutes: int) -> Meetin
     starts: list[int] = []
     lengths: list[int] = []
     holidays = set(profile.holidays)
-    regions = (
-        [(tz, profile.peak_calls, "")]
-        if not profile.regions
-        else [
-            (ZoneInfo(r.timezone), profile.peak_calls * r.share, f"/{r.timezone}")
-            for r in profile.regions
-        ]
-    )
+    regions = _regions(profile, tz)
     jitter_total = sum(p for _, p in _JITTER)
     for zone, peak, salt in regions:
         scale = peak / _unit_peak()

@@ -91,16 +91,7 @@ def run_service(
             identity = leader.identity
             shared = BlobSharedState(leader, config.ha.state_blob, read_only=observer)
             if observer:
-                get_logger(identity=identity).info(
-                    "leader.observer",
-                    detail="dry run: the leader lease is never taken and no state is written; "
-                    "decisions start from the leader's published state",
-                    container=config.ha.container,
-                    state_blob=config.ha.state_blob,
-                )
-        directory = state_dir(config.daemon.state_dir)
-        local = StateFile(directory) if directory is not None else None
-        store = StateStore(local=local, shared=shared) if local or shared else None
+                _say_observer(config, identity)
         daemon = Daemon(
             config=config,
             metrics=adapters.metrics,
@@ -108,7 +99,7 @@ def run_service(
             quota=adapters.compute,
             clock=WallClock(),
             leader=Observer() if observer else leader,
-            store=store,
+            store=_state_store(config, shared),
             notifier=notifier,
             reload_config=reload_config,
             identity=identity,
@@ -118,15 +109,7 @@ def run_service(
         if on_daemon is not None:
             on_daemon(daemon)
         if config.http.enabled:
-            try:
-                http = HttpEndpoint(
-                    daemon, registry=registry, bind=config.http.bind, port=config.http.port
-                )
-            except OSError as err:
-                raise ConfigError(
-                    f"http.port: cannot listen on {config.http.bind}:{config.http.port} "
-                    f"({err.strerror}), got {config.http.port}"
-                ) from err
+            http = _http_endpoint(config, daemon, registry)
             http.start()
         if leader is not None and not observer:
             leader.start()
@@ -141,6 +124,35 @@ def run_service(
             http.stop()
         notifier.close()
         adapters.close()
+
+
+def _say_observer(config: Config, identity: str) -> None:
+    get_logger(identity=identity).info(
+        "leader.observer",
+        detail="dry run: the leader lease is never taken and no state is written; "
+        "decisions start from the leader's published state",
+        container=config.ha.container,
+        state_blob=config.ha.state_blob,
+    )
+
+
+def _state_store(config: Config, shared: SharedState | None) -> StateStore | None:
+    """The local state file (``daemon.state_dir``) and the shared state blob, either or both."""
+    directory = state_dir(config.daemon.state_dir)
+    local = StateFile(directory) if directory is not None else None
+    return StateStore(local=local, shared=shared) if local or shared else None
+
+
+def _http_endpoint(config: Config, daemon: Daemon, registry: CollectorRegistry) -> HttpEndpoint:
+    """The ``[http]`` endpoint, bound (not yet serving); a port it cannot bind is a config
+    error naming it."""
+    try:
+        return HttpEndpoint(daemon, registry=registry, bind=config.http.bind, port=config.http.port)
+    except OSError as err:
+        raise ConfigError(
+            f"http.port: cannot listen on {config.http.bind}:{config.http.port} "
+            f"({err.strerror}), got {config.http.port}"
+        ) from err
 
 
 class OnceRefused(Exception):

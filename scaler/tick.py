@@ -55,6 +55,7 @@ from scaler.ports import (
     ResizeHandle,
 )
 from scaler.reads import BoundedReads, Outcome
+from scaler.sources import source_of
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -574,26 +575,7 @@ class Ticker:
         """Carry out the pool's writes (or say what they would be); ``said``: its decision was
         logged this tick (a dry run's unchanged wish is not repeated every tick)."""
         self.states[pool.name] = d.state
-        if d.metric_status is not MetricStatus.OK:
-            self.log.warning(f"metrics.{d.metric_status}", pool=pool.name, detail=d.detail or None)
-        if d.reason in (Reason.QUOTA_UNKNOWN, Reason.CAPACITY_UNAVAILABLE):
-            # a scale-up held for want of knowledge or capacity: said as a warning, not only
-            # in decision.made
-            self.log.warning(
-                "quota.unknown" if d.reason is Reason.QUOTA_UNKNOWN else "scale.held_no_capacity",
-                pool=pool.name,
-                current=d.current,
-                recommended=d.recommended,
-                detail=d.detail,
-            )
-        if d.reason is Reason.QUOTA_LIMITED:
-            self.log.warning(
-                "quota.limited",
-                pool=pool.name,
-                current=d.current,
-                desired=d.desired,
-                detail=d.detail,
-            )
+        self._warn(pool.name, d)
         base = PoolOutcome(pool.name, d.current, d.desired, str(d.reason), decision=d)
         if d.desired == d.current and actions.empty:
             return base
@@ -631,25 +613,54 @@ class Ticker:
             return PoolOutcome(
                 pool.name, d.current, d.desired, str(d.reason), error=str(err), decision=d
             )
-        changed = handle.changed  # False: the target was already set
-        if changed and d.change > 0 and pool.name in self._charged:
-            # the headroom granted here is not offered again before the next usage.list
-            self.quota_memory = self.quota_memory.charge(
-                self._charged[pool.name], instances=d.change
+        self._applied(pool.name, d, actions, handle, now)
+        return PoolOutcome(pool.name, d.current, d.desired, str(d.reason), applied=True, decision=d)
+
+    def _warn(self, pool: str, d: Decision) -> None:
+        """Warnings beside ``decision.made``: an unusable metric, and a scale-up held or cut
+        for want of quota knowledge, capacity or headroom."""
+        if d.metric_status is not MetricStatus.OK:
+            self.log.warning(f"metrics.{d.metric_status}", pool=pool, detail=d.detail or None)
+        if d.reason in (Reason.QUOTA_UNKNOWN, Reason.CAPACITY_UNAVAILABLE):
+            # a scale-up held for want of knowledge or capacity: said as a warning, not only
+            # in decision.made
+            self.log.warning(
+                "quota.unknown" if d.reason is Reason.QUOTA_UNKNOWN else "scale.held_no_capacity",
+                pool=pool,
+                current=d.current,
+                recommended=d.recommended,
+                detail=d.detail,
             )
+        if d.reason is Reason.QUOTA_LIMITED:
+            self.log.warning(
+                "quota.limited",
+                pool=pool,
+                current=d.current,
+                desired=d.desired,
+                detail=d.detail,
+            )
+
+    def _applied(
+        self, pool: str, d: Decision, actions: InstanceActions, handle: ResizeHandle, now: float
+    ) -> None:
+        """After the actuator took the pool's writes: charge the quota it was granted, track a
+        capacity change until it finishes, record the resize for the rate limits, say so."""
+        changed = handle.changed  # False: the target was already set
+        if changed and d.change > 0 and pool in self._charged:
+            # the headroom granted here is not offered again before the next usage.list
+            self.quota_memory = self.quota_memory.charge(self._charged[pool], instances=d.change)
         if actions.changes_capacity:
-            self.inflight[pool.name] = _InFlight(handle, d.desired, now)
+            self.inflight[pool] = _InFlight(handle, d.desired, now)
         if changed:
-            self.states[pool.name] = record_scale(d.state, now=now, change=d.change)
+            self.states[pool] = record_scale(d.state, now=now, change=d.change)
         self.log.info(
             "scale.applied" if changed else "scale.unchanged",
-            pool=pool.name,
+            pool=pool,
             current=d.current,
             desired=d.desired,
             reason=str(d.reason),
             actions=_describe(actions),
         )
-        return PoolOutcome(pool.name, d.current, d.desired, str(d.reason), applied=True, decision=d)
 
     def _log_decision(self, pool: str, d: Decision) -> bool:
         """``decision.made`` for the pool, if ``[daemon] log_decisions`` wants it now: every
@@ -742,7 +753,7 @@ def _describe(actions: InstanceActions | None) -> dict[str, Any] | None:
 def _reads_members(pool: PoolConfig) -> bool:
     """Whether the pool's metric reading needs this tick's observation of it: a node metric
     read from Pexip (``vm-set``) counts the calls of the VMs the pool's observation lists."""
-    return pool.metric.source == "pexip" and kind_of(pool).node_metric
+    return source_of(pool).reads_members and kind_of(pool).node_metric
 
 
 def _bind(read: Callable[[T], R], arg: T) -> Callable[[], R]:

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
-from typing import overload
+from typing import Any, overload
 
 __all__ = [
     "HEADER",
@@ -220,13 +220,6 @@ def load_trace(path: Path | str, *, known_pools: Collection[str] | None = None) 
     """
     name = str(path)
     known = None if known_pools is None else frozenset(known_pools)
-    # Rows go straight into one compact column per pool, a slot per distinct timestamp (NaN
-    # for an empty cell or a missing row, a value the parser never lets through): 8 bytes a
-    # cell, and on a regular grid without missing timestamps these are the trace's columns.
-    stamp_us = array("q")  # distinct timestamps (microseconds since the epoch), in order
-    stamp_line = array("q")  # the line each first appears on
-    columns: dict[str, array[float]] = {}
-    padded = 0  # cells of missing rows
     # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below)
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     with os.fdopen(fd, "rb") as raw:
@@ -237,99 +230,126 @@ def load_trace(path: Path | str, *, known_pools: Collection[str] | None = None) 
             )
         fh = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
         reader = csv.reader(fh)
-        line = 1
         try:
-            header = next(reader, None)
-            if header is None:
-                raise TraceError(
-                    f"{name} line 1: file is empty, expected header '{','.join(HEADER)}'"
-                )
-            cols = [h.strip() for h in header]
-            missing = [h for h in HEADER if h not in cols]
-            if missing:
-                raise TraceError(
-                    f"{name} line 1: header must contain {','.join(HEADER)}, "
-                    f"got {_field(','.join(header))} (missing {', '.join(missing)})"
-                )
-            i_ts, i_pool, i_calls = (cols.index(h) for h in HEADER)
-            width = max(i_ts, i_pool, i_calls) + 1
-            previous = -1 << 80
-            last_text: str | None = None
-            last_us = 0
-            seen_here: dict[str, int] = {}  # pools already seen at the current timestamp -> line
-            for row in reader:
-                line = reader.line_num
-                if len(row) < width:
-                    if not row or (len(row) == 1 and not row[0].strip()):
-                        continue  # blank line
-                    raise TraceError(
-                        f"{name} line {line}: expected at least {width} columns, got {len(row)}"
-                    )
-                text = row[i_ts]
-                if text == last_text:  # rows come grouped by timestamp: parse each once
-                    us = last_us
-                else:
-                    us = _parse_timestamp(text.strip(), name, line)
-                    last_text, last_us = text, us
-                pool = row[i_pool].strip()
-                if not pool:
-                    raise TraceError(f"{name} line {line}: pool is empty")
-                if known is not None and pool not in known:
-                    config = ", ".join(sorted(known)) or "no pools"
-                    raise TraceError(
-                        f"{name} line {line}: unknown pool {_field(pool)} (config has: {config})"
-                    )
-                cell = row[i_calls].strip()
-                calls = math.nan
-                if cell:
-                    try:
-                        calls = float(cell) + 0.0  # + 0.0 turns "-0" into 0.0
-                    except ValueError:
-                        calls = math.nan
-                    if not 0 <= calls < math.inf:  # also false for NaN
-                        raise TraceError(
-                            f"{name} line {line}: calls must be a non-negative number, "
-                            f"got {_field(cell)}"
-                        )
-                if us > previous:
-                    previous = us
-                    seen_here = {}
-                    stamp_us.append(us)
-                    stamp_line.append(line)
-                elif us < previous:
-                    raise TraceError(
-                        f"{name} line {line}: timestamp {_field(text.strip())} is earlier "
-                        f"than the previous row's {_fmt_us(previous)} "
-                        f"(rows must be in time order)"
-                    )
-                first = seen_here.get(pool)
-                if first is not None:
-                    raise TraceError(
-                        f"{name} line {line}: duplicate row for pool {_field(pool)} at "
-                        f"{_fmt_us(us)} (first on line {first})"
-                    )
-                seen_here[pool] = line
-                column = columns.get(pool)
-                if column is None:
-                    column = columns[pool] = array("d")
-                gap = len(stamp_us) - 1 - len(column)
-                if gap:  # this pool had no row at the timestamps since its last one
-                    column.extend(_nans(gap))
-                    padded += gap
-                column.append(calls)
+            read = _read_rows(reader, name, _header_columns(reader, name), known)
         except UnicodeDecodeError:
             raise TraceError(_decode_problem(name, path)) from None
         except csv.Error as exc:
             raise TraceError(f"{name} line {reader.line_num}: not valid CSV ({exc})") from None
-    if not columns:
+    if not read.columns:
         raise TraceError(f"{name} line 2: no data rows after the header")
-    if not any(v == v for values in columns.values() for v in values):  # all NaN
-        rows = sum(len(values) for values in columns.values()) - padded
+    if not any(v == v for values in read.columns.values() for v in values):  # all NaN
+        rows = sum(len(values) for values in read.columns.values()) - read.padded
         raise TraceError(
             f"{name} line 2: no data: the calls cell of all {rows} rows is empty "
             f"(an empty cell means the metric was unavailable)"
         )
-    return _build(name, columns, stamp_us, stamp_line)
+    return _build(name, read.columns, read.stamp_us, read.stamp_line)
+
+
+def _header_columns(reader: Iterator[list[str]], name: str) -> tuple[int, int, int]:
+    """The positions of ``timestamp``, ``pool`` and ``calls`` in the header line."""
+    header = next(reader, None)
+    if header is None:
+        raise TraceError(f"{name} line 1: file is empty, expected header '{','.join(HEADER)}'")
+    cols = [h.strip() for h in header]
+    missing = [h for h in HEADER if h not in cols]
+    if missing:
+        raise TraceError(
+            f"{name} line 1: header must contain {','.join(HEADER)}, "
+            f"got {_field(','.join(header))} (missing {', '.join(missing)})"
+        )
+    i_ts, i_pool, i_calls = (cols.index(h) for h in HEADER)
+    return i_ts, i_pool, i_calls
+
+
+@dataclass
+class _Read:
+    """The rows as read: one compact column per pool, a slot per distinct timestamp (NaN for
+    an empty cell or a missing row, a value the parser never lets through): 8 bytes a cell,
+    and on a regular grid without missing timestamps these are the trace's columns."""
+
+    stamp_us: array[int] = field(default_factory=lambda: array("q"))
+    """Distinct timestamps (microseconds since the epoch), in order."""
+    stamp_line: array[int] = field(default_factory=lambda: array("q"))
+    """The line each first appears on."""
+    columns: dict[str, array[float]] = field(default_factory=dict)
+    padded: int = 0
+    """Cells of missing rows."""
+
+
+def _read_rows(
+    reader: Any, name: str, at: tuple[int, int, int], known: frozenset[str] | None
+) -> _Read:
+    """Every data row into ``_Read``, checked as ``load_trace`` says (one pass, no per-row
+    call: the rows of a long trace are many)."""
+    out = _Read()
+    stamp_us, stamp_line, columns = out.stamp_us, out.stamp_line, out.columns
+    i_ts, i_pool, i_calls = at
+    width = max(at) + 1
+    previous = -1 << 80
+    last_text: str | None = None
+    last_us = 0
+    seen_here: dict[str, int] = {}  # pools already seen at the current timestamp -> line
+    for row in reader:
+        line = reader.line_num
+        if len(row) < width:
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue  # blank line
+            raise TraceError(
+                f"{name} line {line}: expected at least {width} columns, got {len(row)}"
+            )
+        text = row[i_ts]
+        if text == last_text:  # rows come grouped by timestamp: parse each once
+            us = last_us
+        else:
+            us = _parse_timestamp(text.strip(), name, line)
+            last_text, last_us = text, us
+        pool = row[i_pool].strip()
+        if not pool:
+            raise TraceError(f"{name} line {line}: pool is empty")
+        if known is not None and pool not in known:
+            config = ", ".join(sorted(known)) or "no pools"
+            raise TraceError(
+                f"{name} line {line}: unknown pool {_field(pool)} (config has: {config})"
+            )
+        cell = row[i_calls].strip()
+        calls = math.nan
+        if cell:
+            try:
+                calls = float(cell) + 0.0  # + 0.0 turns "-0" into 0.0
+            except ValueError:
+                calls = math.nan
+            if not 0 <= calls < math.inf:  # also false for NaN
+                raise TraceError(
+                    f"{name} line {line}: calls must be a non-negative number, got {_field(cell)}"
+                )
+        if us > previous:
+            previous = us
+            seen_here = {}
+            stamp_us.append(us)
+            stamp_line.append(line)
+        elif us < previous:
+            raise TraceError(
+                f"{name} line {line}: timestamp {_field(text.strip())} is earlier than the "
+                f"previous row's {_fmt_us(previous)} (rows must be in time order)"
+            )
+        first = seen_here.get(pool)
+        if first is not None:
+            raise TraceError(
+                f"{name} line {line}: duplicate row for pool {_field(pool)} at "
+                f"{_fmt_us(us)} (first on line {first})"
+            )
+        seen_here[pool] = line
+        column = columns.get(pool)
+        if column is None:
+            column = columns[pool] = array("d")
+        gap = len(stamp_us) - 1 - len(column)
+        if gap:  # this pool had no row at the timestamps since its last one
+            column.extend(_nans(gap))
+            out.padded += gap
+        column.append(calls)
+    return out
 
 
 def _field(text: str) -> str:

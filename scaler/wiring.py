@@ -1,5 +1,5 @@
 """The composition root's wiring: the routers that hand each pool to its kind's actuator and
-metric source, and the factory that builds them from the config.
+its metric source's reader, and the factory that builds them from the config.
 
 The kinds themselves (validation, pure planner, replay model) live in ``scaler.kinds`` and
 their actuators in ``scaler.actuators``, one module each. ``PoolRouter`` is the daemon's
@@ -13,11 +13,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from scaler.actuators import actuator_of
-from scaler.adapters.azure import AzureAdapters, AzureCompute, AzureMonitorMetrics
+from scaler.adapters.azure import AzureAdapters, AzureCompute
 from scaler.adapters.azure_autoscale import AutoscaleSettings
-from scaler.adapters.azure_logs import LogAnalyticsMetrics
 from scaler.adapters.azure_publish import AzureMetricPublisher
-from scaler.adapters.pexip import PexipClient, PexipMetrics
+from scaler.adapters.pexip import PexipClient
 from scaler.config_model import Config, PoolConfig
 from scaler.core.metrics import to_calls
 from scaler.core.types import MetricReading, MetricStatus, QuotaUsage
@@ -26,6 +25,12 @@ from scaler.errors import AdapterError, ConfigError, PermanentError
 from scaler.kinds import KindActuator, KindContext, discover, kind_of
 from scaler.logs import get_logger
 from scaler.ports import Clock, MetricsSource, PoolStatus, Preflight, ResizeHandle
+from scaler.readers import reader_of
+from scaler.sources import ReaderContext, source_of
+from scaler.sources import discover as discover_sources
+from scaler.sources.azure_monitor import AzureMonitor
+from scaler.sources.log_analytics import LogAnalytics
+from scaler.sources.pexip import Pexip
 
 
 class PoolRouter:
@@ -81,125 +86,94 @@ class PoolRouter:
 
 
 class MetricsRouter:
-    """The daemon's metrics source: each pool read from its ``metric.source``.
+    """The daemon's metrics source: each pool read from its ``metric.source``'s reader.
 
-    A ``pexip`` pool with ``fallback = "azure-monitor"`` is read from its own
-    ``fallback_metric`` (a platform metric such as the scale set's ``Percentage CPU``, which
-    Azure emits whatever Pexip does) when the Management Node fails it; never from what the
-    daemon itself publishes from Pexip, which stops with the Management Node. The fallback
-    reading is handed on in calls (the ``pexip`` source's unit): a ``percent_of_capacity`` or
-    ``calls_per_instance`` value becomes calls with the pool's current size from ``sizes``
-    (without it, or when the size cannot be read, the reading is missing). It names no
-    instance: a CPU share cannot tell an idle instance, so a drain-aware scale-in waits.
+    ``readers`` holds each source's reader by name (``scaler.readers.reader_of``), or why it
+    has none: the pools read from it are then missing with that detail. A pool whose reading
+    fails and that names a ``fallback`` is read again from that source, as the source reads it
+    in another's stead (``MetricSource.view``: e.g. ``azure-monitor`` reads the pool's own
+    ``fallback_metric``, a platform metric such as the scale set's ``Percentage CPU``, which
+    Azure emits whatever Pexip does). The fallback reading is handed on in calls: a
+    ``percent_of_capacity`` or ``calls_per_instance`` value becomes calls with the pool's
+    current size from ``sizes`` (without it, or when the size cannot be read, the reading is
+    missing), and then names no instance: a CPU share cannot tell an idle instance, so a
+    drain-aware scale-in waits.
 
-    A ``log-analytics`` pool is read from its KQL query (``logs``). Any pool with
-    ``fallback = "log-analytics"`` whose own source fails is read from that query instead: a
-    source of its own (another service, fed by another path), already in calls.
-
-    With a publisher, every good Pexip reading that splits calls by instance is republished
-    to Azure Monitor (best effort: a failure is logged, nothing holds).
+    With a publisher, every good reading from a source that reads the Management Node
+    (``needs_pexip``) and splits calls by instance is republished to Azure Monitor (best
+    effort: a failure is logged, nothing holds).
     """
 
     def __init__(
         self,
         config: Config,
         *,
-        azure: MetricsSource,
-        pexip: MetricsSource | None,
+        readers: Mapping[str, MetricsSource | str] | None = None,
         publisher: AzureMetricPublisher | None = None,
         sizes: Callable[[PoolConfig], int] | None = None,
+        azure: MetricsSource | None = None,
+        pexip: MetricsSource | None = None,
         logs: MetricsSource | None = None,
     ) -> None:
+        """``azure``, ``pexip`` and ``logs`` are the built-in sources' readers as the first
+        form of this router took them (``None``: that source has none); ``readers`` is the
+        form every source has."""
         self._config = config
-        self._azure = azure
-        self._pexip = pexip
-        self._logs = logs
+        self._readers = dict(readers or {})
+        for source, reader in ((AzureMonitor, azure), (Pexip, pexip), (LogAnalytics, logs)):
+            if source.name not in self._readers:
+                self._readers[source.name] = (
+                    reader if reader is not None else reader_of(source(), ReaderContext(config))
+                )
         self._publisher = publisher
         self._sizes = sizes
         self._log = get_logger()
 
     def read(self, pools: Sequence[PoolConfig], now: float) -> Mapping[str, MetricReading]:
-        by_pexip = [p for p in pools if p.metric.source == "pexip"]
-        by_logs = [p for p in pools if p.metric.source == "log-analytics"]
-        by_azure = [p for p in pools if p.metric.source not in ("pexip", "log-analytics")]
         out: dict[str, MetricReading] = {}
-        if by_pexip:
-            if self._pexip is None:
-                for p in by_pexip:
-                    out[p.name] = MetricReading.missing("pexip source needs [pexip] settings")
-            else:
-                out.update(self._pexip.read(by_pexip, now))
-        if by_logs:
-            out.update(self._read_logs(by_logs, now))
-        if by_azure:
-            out.update(self._azure.read(by_azure, now))
+        for name, group in _by(pools, lambda p: p.metric.source).items():
+            out.update(self._read(name, group, now))
         failed = [p for p in pools if out[p.name].status is not MetricStatus.OK]
-        to_azure = [p for p in failed if p.metric.fallback == "azure-monitor"]
-        if to_azure:
-            out.update(self._fallback(to_azure, out, now))
-        to_logs = [p for p in failed if p.metric.fallback == "log-analytics"]
-        if to_logs:
-            out.update(self._logs_fallback(to_logs, out, now))
+        fallbacks = _by([p for p in failed if p.metric.fallback != "none"], fallback_name)
+        for name, group in fallbacks.items():
+            out.update(self._fallback(name, group, out, now))
         if self._publisher is not None:
-            self._publish(by_pexip, out, now)
+            self._publish([p for p in pools if source_of(p).needs_pexip], out, now)
         return out
 
-    def _read_logs(self, pools: Sequence[PoolConfig], now: float) -> Mapping[str, MetricReading]:
-        if self._logs is None:
-            why = "log-analytics source is not available (no Log Analytics client)"
-            return {p.name: MetricReading.missing(why) for p in pools}
-        readings = self._logs.read(pools, now)
+    def _read(
+        self, name: str, pools: Sequence[PoolConfig], now: float
+    ) -> Mapping[str, MetricReading]:
+        reader = self._readers.get(name, f"{name} source has no reader")
+        if isinstance(reader, str):
+            return {p.name: MetricReading.missing(reader) for p in pools}
+        readings = reader.read(pools, now)
         return {p.name: readings.get(p.name) or MetricReading.missing("no reading") for p in pools}
 
-    def _logs_fallback(
-        self, pools: Sequence[PoolConfig], failed: Mapping[str, MetricReading], now: float
-    ) -> dict[str, MetricReading]:
-        """Each pool's ``log_analytics`` query, read because its own source failed."""
-        change = {"source": "log-analytics", "fallback": "none", "meaning": "calls"}
-        views = [p.model_copy(update={"metric": p.metric.model_copy(update=change)}) for p in pools]
-        readings = self._read_logs(views, now)
-        out: dict[str, MetricReading] = {}
-        for pool in pools:
-            why = failed[pool.name].detail
-            reading = readings[pool.name]
-            self._log.warning(
-                "metrics.fallback",
-                pool=pool.name,
-                source="log-analytics",
-                status=str(reading.status),
-                error=why,
-            )
-            detail = f"fallback log-analytics: {reading.detail}" if reading.detail else ""
-            out[pool.name] = MetricReading(
-                reading.status,
-                reading.calls,
-                reading.as_of,
-                f"{detail or 'fallback log-analytics'} ({why})",
-                reading.history,
-            )
-        return out
-
     def _fallback(
-        self, pools: Sequence[PoolConfig], failed: Mapping[str, MetricReading], now: float
+        self,
+        name: str,
+        pools: Sequence[PoolConfig],
+        failed: Mapping[str, MetricReading],
+        now: float,
     ) -> dict[str, MetricReading]:
-        """Each pool's ``fallback_metric`` read from Azure Monitor, as calls."""
-        views = [
-            p.model_copy(update={"metric": p.metric.fallback_view(p.resource_id)}) for p in pools
-        ]
-        readings = self._azure.read(views, now)
+        """Each pool read from its fallback source ``name``, as calls."""
+        source = discover_sources()[name]
+        views = [source.view(p) for p in pools]
+        readings = self._read(name, views, now)
         out: dict[str, MetricReading] = {}
         for pool, view in zip(pools, views, strict=True):
-            fb = view.metric
+            m = view.metric
             why = failed[pool.name].detail
-            what = f"fallback {fb.namespace}/{fb.name}"
-            reading = readings.get(pool.name) or MetricReading.missing("no reading")
-            if reading.status is MetricStatus.OK and fb.meaning != "calls":
-                reading = self._as_calls(pool, reading, fb.meaning)
+            what = f"fallback {source.describe(m)}"
+            reading = readings[pool.name]
+            if reading.status is MetricStatus.OK and m.meaning != "calls":
+                reading = self._as_calls(pool, reading, m.meaning)
             self._log.warning(
                 "metrics.fallback",
                 pool=pool.name,
-                source="azure-monitor",
-                metric=f"{fb.namespace}/{fb.name}",
+                source=name,
+                metric=source.describe(m),
                 status=str(reading.status),
                 error=why,
             )
@@ -207,13 +181,14 @@ class MetricsRouter:
                 detail = f"{why}; {what}: {reading.detail}"
                 out[pool.name] = MetricReading(reading.status, None, None, detail)
                 continue
+            said = f"{what}: {reading.detail}" if reading.detail else what
             out[pool.name] = MetricReading(
                 MetricStatus.OK,
                 reading.calls,
                 reading.as_of,
-                f"{what} ({why})",
+                f"{said} ({why})",
                 reading.history,
-                reading.by_instance if fb.meaning == "calls" else (),
+                reading.by_instance if m.meaning == "calls" else (),
             )
         return out
 
@@ -270,9 +245,7 @@ class Adapters:
         )
         self.pexip: PexipClient | None = None
         self.publisher: AzureMetricPublisher | None = None
-        azure_metrics: AzureMonitorMetrics = self.azure.metrics
         compute = self.azure.compute
-        pexip_metrics: MetricsSource | None = None
         if config.pexip.url:
             try:
                 self.pexip = PexipClient(config.pexip, password=pexip_password, observer=observer)
@@ -292,23 +265,25 @@ class Adapters:
             if actuator is not None:
                 kinds[name] = actuator
         router = PoolRouter(kinds, compute, autoscale=self.autoscale)
-        if self.pexip is not None:
-            pexip_metrics = PexipMetrics(
-                config, self.pexip, members=router.member_names, node_metric=node_metric
-            )
-            if config.pexip.publish_metrics:
-                self.publisher = AzureMetricPublisher(config, self.azure.credential)
+        if self.pexip is not None and config.pexip.publish_metrics:
+            self.publisher = AzureMetricPublisher(config, self.azure.credential)
         self.compute = router
-        self.logs = _logs_source(config, self.azure.credential, observer)
+        readers = ReaderContext(
+            config,
+            azure=self.azure,
+            pexip=self.pexip,
+            observer=observer,
+            members=router.member_names,
+            node_metric=node_metric,
+        )
+        self._opened = readers.opened
         self.metrics = MetricsRouter(
             config,
-            azure=azure_metrics,
-            pexip=pexip_metrics,
+            readers=metric_readers(readers),
             # a fallback to a percentage metric needs the pool's size (one scale set read per
             # falling-back pool per tick, only while falling back)
             sizes=lambda pool: compute.observe(pool).capacity,
             publisher=self.publisher,
-            logs=self.logs,
         )
 
     def preflight(self, config: Config) -> None:
@@ -330,9 +305,23 @@ class Adapters:
         if self.publisher is not None:
             self.publisher.close()
         self.autoscale.close()
-        if self.logs is not None:
-            self.logs.close()
+        for reader in reversed(self._opened):
+            reader.close()
         self.azure.close()
+
+
+def _by(
+    pools: Sequence[PoolConfig], key: Callable[[PoolConfig], str]
+) -> dict[str, list[PoolConfig]]:
+    """The pools grouped by ``key``, in the order first met."""
+    out: dict[str, list[PoolConfig]] = {}
+    for pool in pools:
+        out.setdefault(key(pool), []).append(pool)
+    return out
+
+
+def fallback_name(pool: PoolConfig) -> str:
+    return pool.metric.fallback
 
 
 def node_metric(pool: PoolConfig) -> bool:
@@ -340,11 +329,14 @@ def node_metric(pool: PoolConfig) -> bool:
     return kind_of(pool).node_metric
 
 
-def _logs_source(config: Config, credential: Any, observer: Any) -> LogAnalyticsMetrics | None:
-    """The Log Analytics query client, when a pool reads (or falls back to) Log Analytics."""
-    if not any("log-analytics" in (p.metric.source, p.metric.fallback) for p in config.pools):
-        return None
-    return LogAnalyticsMetrics(config, credential, observer=observer)
+def metric_readers(ctx: ReaderContext) -> dict[str, MetricsSource | str]:
+    """The reader of every source a pool of the config reads, as source or fallback (a source
+    nobody reads opens no client)."""
+    used = {p.metric.source for p in ctx.config.pools}
+    used |= {p.metric.fallback for p in ctx.config.pools if p.metric.fallback != "none"}
+    return {
+        name: reader_of(source, ctx) for name, source in discover_sources().items() if name in used
+    }
 
 
 def check_pools(router: Any, pools: Sequence[PoolConfig]) -> list[str]:

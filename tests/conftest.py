@@ -26,6 +26,11 @@ from tests import rbac
 
 SUB = "00000000-0000-0000-0000-000000000001"
 ROOT = Path(__file__).resolve().parent.parent
+HEALTHY_WAIT = 60.0
+"""Seconds a test waits for something that happens when all is well (a process started and
+ready, an event logged, a resize done): polled, so it costs nothing when it comes at once, and
+generous, so a loaded machine (a process starting in 30 s under load 15) does not fail a
+healthy run. What a test measures (a takeover within a lease period) keeps its own bound."""
 
 # -- hypothesis: a fast profile for local runs, the thorough one in CI -------------------------
 #

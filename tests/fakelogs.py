@@ -19,7 +19,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import socket
+import struct
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +43,23 @@ class LogsRequest:
     headers: dict[str, str]
 
 
+TRANSPORT_FAULTS = ("raw", "reset", "truncate", "stall")
+
+
+@dataclass(frozen=True)
+class _Transport:
+    """A transport fault (as ``FakeAzure.inject_transport_fault`` has them): ``raw`` answers
+    ``status`` with ``body`` as given, ``reset`` drops the connection without an answer,
+    ``truncate`` announces the full length and sends half, ``stall`` answers after ``delay``."""
+
+    kind: str
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()
+    delay: float = 0.0
+
+
 @dataclass
 class _Workspace:
     rows: list[list[Any]] = field(default_factory=list)
@@ -55,6 +75,7 @@ class FakeLogs:
         self._workspaces: dict[str, _Workspace] = {}
         self._requests: list[LogsRequest] = []
         self._faults: list[tuple[int, str, str]] = []
+        self._transport: list[_Transport] = []
         self._server: FakeServer | None = None
         self.ca_file, self._key_file = write_certificate(directory / "logs", "fakelogs")
 
@@ -111,6 +132,33 @@ class FakeLogs:
     def inject_fault(self, status: int, code: str = "InternalServerError", times: int = 1) -> None:
         with self._lock:
             self._faults.extend([(status, code, f"injected {status}")] * times)
+
+    def inject_transport_fault(
+        self,
+        kind: str,
+        *,
+        status: int = 200,
+        body: bytes = b"",
+        content_type: str = "application/json",
+        headers: Mapping[str, str] | None = None,
+        delay: float = 0.0,
+        times: int = 1,
+    ) -> None:
+        """Fail the next ``times`` queries at the transport (``TRANSPORT_FAULTS``)."""
+        assert kind in TRANSPORT_FAULTS, kind
+        fault = _Transport(kind, status, body, content_type, tuple((headers or {}).items()), delay)
+        with self._lock:
+            self._transport.extend([fault] * times)
+
+    def clear_faults(self) -> None:
+        """Disarm every injected fault (the rows stay)."""
+        with self._lock:
+            self._faults.clear()
+            self._transport.clear()
+
+    def _take_transport(self) -> _Transport | None:
+        with self._lock:
+            return self._transport.pop(0) if self._transport else None
 
     @property
     def requests(self) -> list[LogsRequest]:
@@ -190,11 +238,29 @@ class _Handler(QuietHandler):
             status, body = fake.handle(self.command.upper(), self.path, headers, raw)
         except Exception as error:  # a bug in the fake: answer rather than hang
             status, body = 500, _error("InternalServerError", repr(error))
-        payload = json.dumps(body).encode()
+        payload, content_type, extra = json.dumps(body).encode(), "application/json", ()
+        fault = fake._take_transport() if status != 404 else None
+        if fault is not None and fault.kind == "reset":
+            # SO_LINGER 0: close() sends a TCP RST, as a dropped connection looks to the client.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            return
+        if fault is not None and fault.kind == "raw":
+            status, payload, content_type = fault.status, fault.body, fault.content_type
+            extra = fault.headers
+        if fault is not None and fault.kind == "stall":
+            time.sleep(fault.delay)
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
+        for name, value in extra:
+            self.send_header(name, value)
         self.end_headers()
+        if fault is not None and fault.kind == "truncate":
+            self.wfile.write(payload[: len(payload) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
         self.wfile.write(payload)
 
     do_GET = do_POST = _serve

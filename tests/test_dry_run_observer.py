@@ -30,7 +30,7 @@ from scaler.config import Config, HaConfig, parse_config
 from scaler.daemon import Daemon
 from scaler.service import run_service
 from scaler.state import decode
-from tests.conftest import config_doc, pool_table, vmss_id
+from tests.conftest import HEALTHY_WAIT, config_doc, pool_table, vmss_id
 from tests.fakeazure import FakeAzure
 from tests.test_ops_leader import LEASE, Replica
 
@@ -125,7 +125,7 @@ def _through(connection_string: str, proxy: RecordingProxy) -> str:
     )
 
 
-def _wait(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+def _wait(check: Callable[[], Any], what: str, timeout: float = HEALTHY_WAIT) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         got = check()

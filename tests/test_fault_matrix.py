@@ -8,8 +8,10 @@ makes against the HTTPS fakes through the real Azure SDK clients and the real ht
 * ``teams``  pexip-teams (teams_proxy read and PATCH of ``min_number_of_instances``)
 * ``burst``  vm-set growing (VM list, instance view, start; worker_vm, participant reads)
 * ``down``   vm-set shrinking (maintenance PATCH on worker_vm, deallocate)
+* ``logs``   vmss sized from a Log Analytics query (``LogsQueryClient``), steady
 
-and the region's ``usage.list``. Each case arms one fault on one call for the whole first tick,
+and the region's ``usage.list``. Every metric source has its row (``SOURCE_ROWS``): the calls its
+reader makes. Each case arms one fault on one call for the whole first tick,
 then disarms it and ticks again. Whatever the fault, the daemon:
 
 * keeps ticking: both ticks return an outcome for every pool and nothing escapes as
@@ -49,12 +51,14 @@ from scaler.adapters.sim import ManualClock
 from scaler.config import Config, parse_config
 from scaler.daemon import Daemon, PoolOutcome
 from scaler.health import CallMetrics
+from scaler.sources import BUILTINS as SOURCES
 from scaler.wiring import Adapters
 from tests.fakeazure import FakeAzure
+from tests.fakelogs import FakeLogs
 from tests.fakepexip import FakePexip
 
 ANSWERS = Path(__file__).resolve().parent / "corpus" / "answers"
-POOLS = ("plain", "tc", "teams", "burst", "down")
+POOLS = ("plain", "tc", "teams", "burst", "down", "logs")
 FAST_DOWN = {"scale_down": {"stabilization_seconds": 0, "max_percent": 100}}
 RETRY_TOTAL = 1
 TIMEOUT = 2.0
@@ -131,7 +135,7 @@ CALLS = (
         "azure",
         "GET",
         r"resourceGroups/[^/]+/providers/Microsoft\.Compute/virtualMachineScaleSets$",
-        "plain tc teams",
+        "plain tc teams logs",
         "vmss-list.capacity-negative.json",
         "vmss-list.capacity-true.json",
         "vmss-list.capacity-5000.json",
@@ -205,7 +209,23 @@ CALLS = (
     _call("pexip.worker_vm.patch", "pexip", "PATCH", r"configuration/v1/worker_vm/\d+/$", "down"),
     _call("pexip.scheduled_scaling", "pexip", "GET", r"scheduled_scaling/$", "teams"),
     _call("pexip.licensing", "pexip", "GET", r"status/v1/licensing/$", "teams"),
+    _call(
+        "logs.query",
+        "logs",
+        "POST",
+        r"/query$",
+        "logs",
+        "logs-query.wrong-shape.json",
+        "logs-query.absurd.json",
+    ),
 )
+
+SOURCE_ROWS = {
+    "azure-monitor": ("metrics.getBatch",),
+    "pexip": ("pexip.teamsnode", "pexip.worker_vm", "pexip.participant"),
+    "log-analytics": ("logs.query",),
+}
+"""Each metric source's row: the calls its reader makes, each meeting the faults below."""
 
 FAULTS = (
     "429-short",
@@ -254,6 +274,7 @@ class World:
 
     azure: FakeAzure
     pexip: FakePexip
+    logs: FakeLogs
     serial: Iterator[int] = field(default_factory=lambda: count(1))
 
 
@@ -277,10 +298,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     os.environ["CVI_AUTOSCALER_STATIC_TOKEN"] = "test-token"
     os.environ["CVI_AUTOSCALER_PEXIP_PASSWORD"] = "s3cret"
     tmp = tmp_path_factory.mktemp("faults")
-    with FakeAzure(tmp) as azure, FakePexip(tmp) as pexip:
+    with FakeAzure(tmp) as azure, FakePexip(tmp) as pexip, FakeLogs(tmp) as logs:
         azure.default_quota_limit = 10**7  # every case's VMs share the region's usage
         azure.lro_polls = 0  # operations end at their first poll: fewer requests per case
-        yield World(azure, pexip)
+        yield World(azure, pexip, logs)
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
@@ -324,7 +345,8 @@ def build(world: World, **ca: str) -> tuple[Config, dict[str, str]]:
     """The five pools in a fresh resource group, as in the module docstring; ``ca`` gives a
     service (``azure``, ``pexip``) another CA bundle."""
     az, px = world.azure, world.pexip
-    rg = f"rg{next(world.serial)}"
+    serial = next(world.serial)
+    rg = f"rg{serial}"
     px.clear()
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     plain = az.add_vmss(rg, "plain", capacity=1)
@@ -347,6 +369,11 @@ def build(world: World, **ca: str) -> tuple[Config, dict[str, str]]:
     px.add_node("always-1", max_hd_calls=40, media_load=100.0)  # London is full: one burst node
     az.add_vm(rg, "down-1", power_state="running", tags={"pexip-role": "down"})
     px.add_node("down-1", max_hd_calls=20, system_location="Oslo")  # idle: drained and stopped
+    logs = az.add_vmss(rg, "logs", capacity=2)
+    workspace = f"00000000-0000-0000-0000-{serial:012d}"  # a workspace per case
+    world.logs.add_rows(
+        workspace, "logs", [(now - timedelta(minutes=9 - i), 20) for i in range(10)]
+    )
     pools = [
         _pool(
             "plain",
@@ -364,6 +391,20 @@ def build(world: World, **ca: str) -> tuple[Config, dict[str, str]]:
         _pool("teams", teams, kind="pexip-teams", teams_proxy="cvi-teams"),
         _nodes("burst", rg, "burst", "London"),
         _nodes("down", rg, "down", "Oslo", min_lifetime_minutes=0),
+        _pool(
+            "logs",
+            logs,
+            metric={
+                "source": "log-analytics",
+                "lag_minutes": 2,
+                "log_analytics": {
+                    "workspace_id": workspace,
+                    "query": "PexipCalls_CL | summarize calls = dcount(CallId) by pool, "
+                    "bin(TimeGenerated, 1m)",
+                    "logs_url": world.logs.url,
+                },
+            },
+        ),
     ]
     doc = {
         "daemon": {"once_wait_seconds": 10, "tick_deadline_seconds": 20},
@@ -373,7 +414,7 @@ def build(world: World, **ca: str) -> tuple[Config, dict[str, str]]:
             "resource_manager_url": az.url,
             "metrics_url": az.url,
             "credential": "static-token",
-            "ca_bundle": ca.get("azure", az.ca_file),
+            "ca_bundle": ca.get("azure", _bundle(world)),
             "polling_interval_seconds": 0,
             "retry_total": RETRY_TOTAL,
             "timeout_seconds": TIMEOUT,
@@ -391,6 +432,15 @@ def build(world: World, **ca: str) -> tuple[Config, dict[str, str]]:
         "pools": pools,
     }
     return parse_config(doc, environ={}), {"RESOURCE_ID": plain, "RG": rg}
+
+
+def _bundle(world: World) -> str:
+    """Azure's and Log Analytics' CAs in one file: ``[azure] ca_bundle`` serves both."""
+    path = Path(world.azure.ca_file).with_name("azure-and-logs.pem")
+    if not path.exists():
+        text = Path(world.azure.ca_file).read_text() + Path(world.logs.ca_file).read_text()
+        path.write_text(text)
+    return str(path)
 
 
 # ---------------------------------------------------------------------------------- arming
@@ -413,6 +463,9 @@ def arm(world: World, call: Call, fault: str, values: dict[str, str]) -> None:
     """Arm ``fault`` on ``call`` for the rest of the tick (``429-short``: once)."""
     html = _answer("any.gateway-502.html", values)
     login = _answer("any.login-page.html", values)
+    if call.service == "logs":
+        _arm_logs(world.logs, fault, values, html, login)
+        return
     if call.service == "azure":
         az, m, p = world.azure, call.method, call.path
         if fault == "429-short":
@@ -500,8 +553,38 @@ def arm(world: World, call: Call, fault: str, values: dict[str, str]) -> None:
         )
 
 
+def _arm_logs(
+    logs: FakeLogs, fault: str, values: dict[str, str], html: bytes, login: bytes
+) -> None:
+    """The Log Analytics query endpoint fails as ``FakeAzure`` does (the same SDK pipeline)."""
+    throttled = b'{"error": {"code": "TooManyRequests", "message": "throttled"}}'
+    if fault in ("429-short", "429-absurd"):
+        after = "0.1" if fault == "429-short" else "3600"
+        times = 1 if fault == "429-short" else FOREVER
+        logs.inject_transport_fault(
+            "raw", status=429, body=throttled, headers={"Retry-After": after}, times=times
+        )
+    elif fault == "500-json":
+        logs.inject_fault(500, times=FOREVER)
+    elif fault == "502-html":
+        logs.inject_transport_fault(
+            "raw", status=502, body=html, content_type="text/html", times=FOREVER
+        )
+    elif fault == "stall":
+        logs.inject_transport_fault("stall", delay=STALL, times=FOREVER)
+    elif fault in ("reset", "truncate"):
+        logs.inject_transport_fault(fault, times=FOREVER)
+    elif fault == "content-type":
+        logs.inject_transport_fault(
+            "raw", status=200, body=login, content_type="text/html", times=FOREVER
+        )
+    else:  # a bad answer from the corpus
+        logs.inject_transport_fault("raw", body=_answer(fault, values), times=FOREVER)
+
+
 def disarm(world: World) -> None:
     world.pexip.clear_faults()
+    world.logs.clear_faults()
     with world.azure._lock:  # the fake has no public way to disarm unused faults
         world.azure._faults.clear()
 
@@ -601,6 +684,7 @@ def test_the_healthy_world_makes_every_call_of_the_matrix(world: World, healthy:
     assert first["teams"][:2] == (2, 4)
     assert first["burst"][:2] == (0, 1)
     assert first["down"][:2] == (1, 0)
+    assert first["logs"][:2] == (2, 2)  # 20 calls, 12 per instance at 80 %
     writes = " | ".join(healthy.writes[0] + healthy.writes[1])
     for needed in (
         "PATCH /subscriptions",
@@ -614,6 +698,13 @@ def test_the_healthy_world_makes_every_call_of_the_matrix(world: World, healthy:
         assert needed in writes
     assert all(not e for e in healthy.errors)
     assert not [e for ev in healthy.events for e in ev if e["log_level"] in ("error", "critical")]
+
+
+def test_every_metric_source_has_its_row() -> None:
+    """A source's reader is proven against every fault through its calls' rows."""
+    assert set(SOURCE_ROWS) == set(SOURCES)
+    rows = {c.id for c in CALLS}
+    assert all(set(ids) <= rows for ids in SOURCE_ROWS.values())
 
 
 CASES = [

@@ -86,6 +86,44 @@ def test_pool_kinds_import_no_io_and_no_adapter() -> None:
     assert offenders == []
 
 
+def test_metric_sources_import_no_io_and_no_adapter() -> None:
+    """A source (``scaler.sources``) is pure — config checks, the view a fallback reads, its
+    capabilities — and its readers live in the composition root (``scaler.readers``)."""
+    offenders = []
+    for path in sorted((ROOT / "scaler" / "sources").glob("*.py")):
+        bad = {
+            n
+            for n in imports(path)
+            if n.split(".")[0] in IO_MODULES or n.startswith(("scaler.adapters", "scaler.kinds"))
+        }
+        if bad:
+            offenders.append((path.relative_to(ROOT).as_posix(), sorted(bad)))
+    assert offenders == []
+
+
+def test_no_source_name_is_switched_on_outside_the_sources() -> None:
+    """Adding a metric source touches one new module (and its reader's) and the registry: the
+    daemon, the config, the kinds, the adapters and the trace export compare no source's name,
+    and no source names another."""
+    names = {"azure-monitor", "pexip", "log-analytics"}
+    skip = ("scaler/sources/__init__.py",)
+    offenders = []
+    for path in sorted((ROOT / "scaler").rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel in skip:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Compare):
+                for side in (node.left, *node.comparators):
+                    if isinstance(side, ast.Constant) and side.value in names:
+                        offenders.append((rel, node.lineno, side.value))
+                    if isinstance(side, ast.Tuple | ast.List | ast.Set) and any(
+                        isinstance(e, ast.Constant) and e.value in names for e in side.elts
+                    ):
+                        offenders.append((rel, node.lineno, "a tuple of source names"))
+    assert offenders == []
+
+
 def test_no_kind_name_is_switched_on_outside_the_kinds() -> None:
     """Adding a kind touches one new module and the registry: nothing else names a kind."""
     names = {"vmss", "pexip-teams", "vm-set"}
@@ -154,10 +192,11 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "scaler.traces",
             "scaler.reads",
             "scaler.loadgen",
+            "scaler.plugins",
         ),
     ),
     ("policies", ("policies",)),
-    ("kinds", ("scaler.config_model", "scaler.ports", "scaler.kinds")),
+    ("kinds", ("scaler.config_model", "scaler.ports", "scaler.sources", "scaler.kinds")),
     ("adapters", ("scaler.adapters",)),
 )
 """Every module not named here is the composition root's (wiring, daemon, tick, CLI, backtest)."""
@@ -166,6 +205,7 @@ ROOT_LAYER = "root"
 ADAPTER_USERS = (
     "scaler.adapters",
     "scaler.actuators",
+    "scaler.readers",
     "scaler.wiring",
     "scaler.service",
     "scaler.cli",

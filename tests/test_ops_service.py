@@ -26,7 +26,7 @@ from scaler.config import parse_config
 from scaler.daemon import Daemon as InProcess
 from scaler.state import StateFile, StateStore
 from scaler.traces import Trace
-from tests.conftest import config_doc, pool_table
+from tests.conftest import HEALTHY_WAIT, config_doc, pool_table
 from tests.fakeazure import FakeAzure
 
 RG = "cvi"
@@ -112,7 +112,7 @@ class Daemon:
                 continue
         return out
 
-    def wait_for(self, check: Callable[[], Any], timeout: float = 20.0) -> Any:
+    def wait_for(self, check: Callable[[], Any], timeout: float = HEALTHY_WAIT) -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             got = check()
@@ -123,7 +123,7 @@ class Daemon:
             time.sleep(0.1)
         raise AssertionError(f"timed out; log:\n{self.log_path.read_text()[-4000:]}")
 
-    def event(self, name: str, after: int = 0, timeout: float = 20.0) -> dict[str, Any]:
+    def event(self, name: str, after: int = 0, timeout: float = HEALTHY_WAIT) -> dict[str, Any]:
         def find() -> dict[str, Any] | None:
             found = [e for e in self.events()[after:] if e.get("event") == name]
             return found[0] if found else None
@@ -186,7 +186,7 @@ def test_endpoint_notifications_and_reload(setup: dict[str, Any], fake: FakeAzur
     sock_path = str(setup["tmp"] / "notify.sock")
     rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     rx.bind(sock_path)
-    rx.settimeout(10)
+    rx.settimeout(HEALTHY_WAIT)
     d = start(setup, "a", NOTIFY_SOCKET=sock_path, WATCHDOG_USEC="1000000")
     try:
         ready = rx.recv(4096).decode()
@@ -382,7 +382,7 @@ def _loop_daemon(tmp: Path, *, deadline: float = 20.0) -> tuple[InProcess, Stuck
     return daemon, blob, wall
 
 
-def _until(check: Callable[[], Any], what: str, timeout: float = 20.0) -> None:
+def _until(check: Callable[[], Any], what: str, timeout: float = HEALTHY_WAIT) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:

@@ -1,7 +1,8 @@
 """Writes the configuration and CLI reference of the docs site from the code itself.
 
 One source of truth: every key comes from the pydantic models (``scaler.config.Config``, walked
-through its nested models, plus each registered policy's and pool kind's own ``Config``), with
+through its nested models, plus each registered policy's and pool kind's own ``Config`` and
+each registered metric source's table), with
 the field's attribute docstring (or ``Field(description=…)``), its type, bounds and default;
 every command comes from the click group ``scaler.cli.main`` with its own help. ``make docs``
 runs this (``python tools/reference.py``) before ``mkdocs build --strict``;
@@ -268,6 +269,48 @@ def _kinds() -> dict[str, Any]:
     return dict(sorted(kinds.discover().items()))
 
 
+def _sources() -> dict[str, Any]:
+    from scaler import sources
+
+    return sources.discover()
+
+
+def source_rows() -> list[str]:
+    """The metric sources of the registry: what each is, and the table it reads its options
+    from (a built-in's is a key of ``[pools.metric]``; a plug-in's own model follows)."""
+    from scaler.config import MetricConfig
+
+    out = [
+        "## Metric sources",
+        "",
+        "`[pools.metric] source` names one of these, and `fallback` one with a table of its own "
+        "(read in the source's stead when the source cannot be read); see "
+        "[Metric sources](../metric-sources.md).",
+        "",
+        "| source | what it reads | its table |",
+        "|---|---|---|",
+    ]
+    plugins: list[tuple[str, Any]] = []
+    for name, source in _sources().items():
+        cls = type(source)
+        own = sys.modules[cls.__module__].__doc__ or cls.__dict__.get("__doc__") or ""
+        section = cls.section
+        if not section:
+            table = "—"
+        elif section in MetricConfig.model_fields:
+            path = f"[pools.metric.{section}]"
+            table = f"[`{path}`](#{slug(path)})"
+        else:
+            table = f"`[pools.metric.{section}]` (below)"
+            plugins.append((name, cls))
+        out.append(f"| `{name}` | {prose(own.split(chr(10) * 2, 1)[0])} | {table} |")
+    out.append("")
+    for name, cls in plugins:
+        out += [f"### `{name}`", ""]
+        out += model_table("", cls.Options, f"pools.metric.{cls.section}", level=3)[2:]
+    return out
+
+
 def kind_options(cls: type[Any]) -> type[BaseModel] | None:
     """A pool kind's own options model, when the kind declares one (``Config``, as policies do)."""
     for attr in ("Config", "Options", "options_model"):
@@ -310,6 +353,7 @@ def config_reference() -> str:
         if options is not None:
             out += [f"### `{name}`", ""]
             out += model_table("", options, "pools", level=3)[2:]
+    out += source_rows()
     out += [
         "## Policies",
         "",

@@ -29,6 +29,7 @@ from scaler.kinds.base import (
 )
 from scaler.kinds.vmss import drain_enabled
 from scaler.ports import PoolStatus, ResizeHandle
+from scaler.sources import source_of
 
 
 def build(ctx: KindContext) -> KindActuator | None:
@@ -118,7 +119,7 @@ class VmssActuator:
     def _recheck(self, pool: PoolConfig, actions: InstanceActions) -> tuple[str, ...]:
         """The instances still safe to delete, by a fresh read of their calls (Pexip only),
         joined to the instances by the same test as the planner's (``unproven_join``)."""
-        if not actions.remove or self._pexip is None or pool.metric.source != "pexip":
+        if not actions.remove or self._pexip is None or not source_of(pool).needs_pexip:
             return actions.remove
         try:
             loads = _fresh_loads(self._pexip, pool)

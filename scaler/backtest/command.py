@@ -54,15 +54,46 @@ def run_command(
     config once per value, with ``KEY`` set on every ``predictive`` policy it has."""
     out = out or sys.stdout
     err = err or sys.stderr
+    try:
+        configs = _load_configs(config_paths, sweep)
+        if pools:
+            configs = _choose_pools(configs, list(dict.fromkeys(pools)))
+        lenient = bool(pools) or len(config_paths) > 1
+        traces = _load_traces(trace_path, configs, lenient=lenient)
+        if lenient:
+            _say_what_is_replayed(configs, traces, err)
+        options = Options(
+            warmup_days=warmup_days,
+            scale_in=scale_in,
+            cpu_idle_percent=cpu_idle_percent,
+            workers=workers,
+        )
+        results = _replay(configs, traces, options, str(trace_path), err)
+        pricings = [Pricing.of(config) for _, config in configs]
+        _print_results(results, pricings, as_json=as_json, out=out)
+        if report_dir is not None:
+            _write_report(results, pricings, report_dir, err)
+    except _Stop as stop:
+        for line in stop.lines:
+            print(f"{stop.kind}: {line}", file=err)
+        return stop.code
+    return EXIT_OK
 
-    def fail(code: int, lines: Sequence[str], kind: str) -> int:
-        for line in lines:
-            print(f"{kind}: {line}", file=err)
-        return code
 
+class _Stop(Exception):
+    """A phase of ``run_command`` ends the command: exit ``code`` after printing each of
+    ``lines`` on stderr as ``kind: line``."""
+
+    def __init__(self, code: int, lines: Sequence[str], kind: str) -> None:
+        super().__init__(*lines)
+        self.code, self.lines, self.kind = code, lines, kind
+
+
+def _load_configs(paths: Sequence[Path], sweep: str | None) -> list[tuple[str, Config]]:
+    """Every config (each once per swept value), named; all their problems at once."""
     configs: list[tuple[str, Config]] = []
     problems: list[str] = []
-    for path in config_paths:
+    for path in paths:
         try:
             if sweep is None:
                 configs.append((str(path), load_config(path, offline=True)))
@@ -71,49 +102,65 @@ def run_command(
         except ConfigError as exc:
             problems += [f"{path}: {p}" for p in exc.problems]
     if problems:
-        return fail(EXIT_USAGE, problems, "config error")
-    if pools:
-        chosen = list(dict.fromkeys(pools))
-        for name, config in configs:
-            names = [p.name for p in config.pools]
-            lacking = [p for p in chosen if p not in names]
-            if lacking:
-                problems.append(
-                    f"--pool: {name} has no pool {', '.join(map(repr, lacking))} "
-                    f"(it has: {', '.join(names)})"
-                )
-        if problems:
-            return fail(EXIT_USAGE, problems, "error")
-        configs = [(name, _only(config, chosen)) for name, config in configs]
-    lenient = bool(pools) or len(config_paths) > 1
+        raise _Stop(EXIT_USAGE, problems, "config error")
+    return configs
+
+
+def _choose_pools(
+    configs: Sequence[tuple[str, Config]], chosen: Sequence[str]
+) -> list[tuple[str, Config]]:
+    """Each config with only the pools ``--pool`` names; every config must have all of them."""
+    problems: list[str] = []
+    for name, config in configs:
+        names = [p.name for p in config.pools]
+        lacking = [p for p in chosen if p not in names]
+        if lacking:
+            problems.append(
+                f"--pool: {name} has no pool {', '.join(map(repr, lacking))} "
+                f"(it has: {', '.join(names)})"
+            )
+    if problems:
+        raise _Stop(EXIT_USAGE, problems, "error")
+    return [(name, _only(config, chosen)) for name, config in configs]
+
+
+def _load_traces(
+    path: Path, configs: Sequence[tuple[str, Config]], *, lenient: bool
+) -> dict[str, Trace]:
+    """The trace each config replays, checked to fit every config before any is replayed.
+    ``lenient``: rows of pools a config lacks are ignored (said later); otherwise (one file, or
+    a sweep whose variants share its pools) every row must name one of its pools."""
     try:
         if lenient:
-            whole = load_trace(trace_path)
+            whole = load_trace(path)
             traces = {name: whole for name, _ in configs}
         else:
-            # one file (a sweep: its variants have the same pools)
             known = [p.name for p in configs[0][1].pools]
-            one = load_trace(trace_path, known_pools=known)
+            one = load_trace(path, known_pools=known)
             traces = {name: one for name, _ in configs}
     except TraceError as exc:
-        return fail(EXIT_USAGE, [str(exc)], "trace error")
+        raise _Stop(EXIT_USAGE, [str(exc)], "trace error") from exc
     except OSError as exc:
-        return fail(EXIT_USAGE, [f"{trace_path}: {exc.strerror}"], "trace error")
-    for name, config in configs:  # every config fits the trace before any is replayed
+        raise _Stop(EXIT_USAGE, [f"{path}: {exc.strerror}"], "trace error") from exc
+    problems: list[str] = []
+    for name, config in configs:
         try:
             check_pools(config, traces[name])
         except BacktestError as exc:
             problems += [f"{name}: {p}" for p in exc.problems]
     if problems:
-        return fail(EXIT_USAGE, problems, "error")
-    if lenient:
-        _say_what_is_replayed(configs, traces, err)
-    options = Options(
-        warmup_days=warmup_days,
-        scale_in=scale_in,
-        cpu_idle_percent=cpu_idle_percent,
-        workers=workers,
-    )
+        raise _Stop(EXIT_USAGE, problems, "error")
+    return traces
+
+
+def _replay(
+    configs: Sequence[tuple[str, Config]],
+    traces: dict[str, Trace],
+    options: Options,
+    trace_name: str,
+    err: TextIO,
+) -> list[BacktestResult]:
+    """Each config's backtest in turn (with a progress bar on a terminal)."""
     results: list[BacktestResult] = []
     for name, config in configs:
         trace = traces[name]
@@ -125,14 +172,24 @@ def run_command(
                         trace,
                         options=options,
                         config_name=name,
-                        trace_name=str(trace_path),
+                        trace_name=trace_name,
                         progress=bar,
                     )
                 )
         except BacktestError as exc:
-            return fail(EXIT_USAGE, [f"{name}: {p}" for p in exc.problems], "error")
+            raise _Stop(EXIT_USAGE, [f"{name}: {p}" for p in exc.problems], "error") from exc
+    return results
 
-    pricings = [Pricing.of(config) for _, config in configs]
+
+def _print_results(
+    results: list[BacktestResult],
+    pricings: list[Pricing | None],
+    *,
+    as_json: bool,
+    out: TextIO,
+) -> None:
+    """The results on stdout: one JSON document (keyed by config when there are several), or
+    the summary table and, where the configs price their VMs, what they cost."""
     if as_json:
         docs = [
             r.to_json() if pricing is None else add_cost_json(r.to_json(), r, pricing)
@@ -150,15 +207,21 @@ def run_command(
         if money:
             print(f"\n{money}", file=out)
 
-    if report_dir is not None:
-        from scaler.backtest.report import ReportError, write_report
 
-        try:
-            written = write_report(results, report_dir, pricings=pricings)
-        except ReportError as exc:
-            return fail(EXIT_FAILURE, [str(exc)], "error")
-        print(f"report: {', '.join(str(p) for p in written)}", file=err)
-    return EXIT_OK
+def _write_report(
+    results: Sequence[BacktestResult],
+    pricings: Sequence[Pricing | None],
+    report_dir: Path,
+    err: TextIO,
+) -> None:
+    """``--report DIR``: the HTML report and its charts; which files, on stderr."""
+    from scaler.backtest.report import ReportError, write_report
+
+    try:
+        written = write_report(results, report_dir, pricings=pricings)
+    except ReportError as exc:
+        raise _Stop(EXIT_FAILURE, [str(exc)], "error") from exc
+    print(f"report: {', '.join(str(p) for p in written)}", file=err)
 
 
 SWEEPABLE = "predictive"

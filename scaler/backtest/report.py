@@ -21,6 +21,7 @@ import html
 import importlib
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from scaler.backtest.cost import Pricing, baseline_cost_rows, cost_rows, cost_te
 from scaler.backtest.results import (
     BacktestResult,
     Metrics,
+    PoolResult,
     baseline_rows,
     ratio_text,
     summary_text,
@@ -225,82 +227,27 @@ def draw(result: BacktestResult, path: Path, pricing: Pricing | None = None) -> 
         gridspec_kw={"width_ratios": [3, 1]} if zoom else None,
         squeeze=False,
     )
-    title = result.config or "backtest"
-    total = result.total
-    money = ""
-    if pricing is not None:
-        money = (
-            f"{pricing.text(pricing.total_cost({n: p.metrics for n, p in result.pools.items()}))}, "
-        )
-    fig.suptitle(
-        f"{title}: {money}{total.vcpu_hours:,.0f} vCPU-h "
-        f"({ratio_text(total, result.clairvoyant)}× clairvoyant, "
-        f"{ratio_text(total, result.oracle)}× oracle), "
-        f"{total.unserved_call_minutes:,.0f} unserved call-minutes, "
-        f"{total.dropped_calls:,.0f} dropped calls",
-        fontsize=13,
-        fontweight="bold",
-    )
+    fig.suptitle(_headline(result, pricing), fontsize=13, fontweight="bold")
     for row, name in enumerate(names):
         pool = result.pools[name]
-        s = pool.run.series
-        cpi = pool.calls_per_instance
-        demand = list(s.demand)
-        ready = [r * cpi for r in s.ready]
-        requested = [r * cpi for r in s.requested]
-        oracle = [r * cpi for r in pool.oracle_sizes]
+        curves = _Curves.of(pool)
         first, last = _worst_day(result, name)
         panels = [(0, len(times)), (first, last)] if zoom else [(0, len(times))]
-        top = max([*demand, *requested, *oracle, 1.0]) * 1.1
+        top = max([*curves.demand, *curves.requested, *curves.oracle, 1.0]) * 1.1
         for col, (a, b) in enumerate(panels):
             ax = axes[row][col]
             t = times[a:b]
-            ax.plot(t, oracle[a:b], color=ORACLE, lw=0.8, ls=":", label="oracle capacity")
-            ax.step(t, requested[a:b], where="post", color=REQUESTED, lw=0.9, label="requested")
-            ax.step(t, ready[a:b], where="post", color=READY, lw=1.1, label="ready capacity")
-            ax.plot(t, demand[a:b], color=DEMAND, lw=0.7 if col == 0 else 1.0, label="demand")
-            unserved = list(s.unserved[a:b])
-            short = [u > 1e-9 for u in unserved]
-            if any(short):
-                ax.fill_between(
-                    t,
-                    [d - u for d, u in zip(demand[a:b], unserved, strict=True)],
-                    demand[a:b],
-                    where=short,
-                    color=SHORT,
-                    alpha=0.55,
-                    step=None,
-                    label="unserved",
-                    interpolate=False,
-                )
-                marks = [tt for tt, flag in zip(t, short, strict=True) if flag]
-                ax.plot(
-                    marks,
-                    [0.0] * len(marks),
-                    "|",
-                    color=SHORT,
-                    markersize=9,
-                    clip_on=False,
-                )
+            _plot_panel(ax, t, curves, a, b, whole=col == 0)
             ax.set_ylim(0, top)
             ax.grid(True, alpha=0.3)
             ax.margins(x=0)
             if col == 0:
-                m = pool.metrics
-                ax.set_title(
-                    f"{name}: {m.vcpu_hours:,.0f} vCPU-h "
-                    f"({ratio_text(m, pool.clairvoyant)}× clairvoyant, "
-                    f"{ratio_text(m, pool.oracle)}× oracle), "
-                    f"unserved {m.unserved_call_minutes:,.0f} call-min, "
-                    f"dropped {m.dropped_calls:,.0f}",
-                    fontsize=11,
-                    loc="left",
-                )
+                ax.set_title(_pool_headline(name, pool), fontsize=11, loc="left")
                 ax.set_ylabel("calls")
                 _date_axis(ax, days, mdates)
             else:
                 day = t[0].strftime("%a %d %b %Y") if t else ""
-                worst = sum(unserved) / 60.0 * result.step_seconds
+                worst = sum(curves.unserved[a:b]) / 60.0 * result.step_seconds
                 label = "worst day" if worst > 0 else "busiest day"
                 ax.set_title(f"{label}: {day} (UTC)", fontsize=11, loc="left")
                 ax.xaxis.set_major_locator(mdates.HourLocator(byhour=range(0, 24, 4), tz=UTC))
@@ -310,6 +257,84 @@ def draw(result: BacktestResult, path: Path, pricing: Pricing | None = None) -> 
         handles.append(plt.Rectangle((0, 0), 1, 1, color=SHORT, alpha=0.55))
         labels.append("unserved")
     return _save(fig, handles, labels, path, ncols=5)
+
+
+def _headline(result: BacktestResult, pricing: Pricing | None) -> str:
+    """The chart's title: the config's cost, its ratios to the floors and its shortfalls."""
+    total = result.total
+    money = ""
+    if pricing is not None:
+        money = (
+            f"{pricing.text(pricing.total_cost({n: p.metrics for n, p in result.pools.items()}))}, "
+        )
+    return (
+        f"{result.config or 'backtest'}: {money}{total.vcpu_hours:,.0f} vCPU-h "
+        f"({ratio_text(total, result.clairvoyant)}× clairvoyant, "
+        f"{ratio_text(total, result.oracle)}× oracle), "
+        f"{total.unserved_call_minutes:,.0f} unserved call-minutes, "
+        f"{total.dropped_calls:,.0f} dropped calls"
+    )
+
+
+def _pool_headline(name: str, pool: PoolResult) -> str:
+    """A pool's row title: its cost, its ratios to the floors and its shortfalls."""
+    m = pool.metrics
+    return (
+        f"{name}: {m.vcpu_hours:,.0f} vCPU-h "
+        f"({ratio_text(m, pool.clairvoyant)}× clairvoyant, "
+        f"{ratio_text(m, pool.oracle)}× oracle), "
+        f"unserved {m.unserved_call_minutes:,.0f} call-min, "
+        f"dropped {m.dropped_calls:,.0f}"
+    )
+
+
+@dataclass(frozen=True)
+class _Curves:
+    """A pool's series over the scored window, all in calls (instances × calls per instance)."""
+
+    demand: list[float]
+    ready: list[float]
+    requested: list[float]
+    oracle: list[float]
+    unserved: list[float]
+
+    @classmethod
+    def of(cls, pool: PoolResult) -> _Curves:
+        s = pool.run.series
+        cpi = pool.calls_per_instance
+        return cls(
+            demand=list(s.demand),
+            ready=[r * cpi for r in s.ready],
+            requested=[r * cpi for r in s.requested],
+            oracle=[r * cpi for r in pool.oracle_sizes],
+            unserved=list(s.unserved),
+        )
+
+
+def _plot_panel(ax: Any, t: list[datetime], c: _Curves, a: int, b: int, *, whole: bool) -> None:
+    """One panel, buckets ``a`` to ``b``: the oracle's, requested and ready capacity, demand,
+    and what went unserved shaded in red with a tick under each short bucket."""
+    demand = c.demand[a:b]
+    ax.plot(t, c.oracle[a:b], color=ORACLE, lw=0.8, ls=":", label="oracle capacity")
+    ax.step(t, c.requested[a:b], where="post", color=REQUESTED, lw=0.9, label="requested")
+    ax.step(t, c.ready[a:b], where="post", color=READY, lw=1.1, label="ready capacity")
+    ax.plot(t, demand, color=DEMAND, lw=0.7 if whole else 1.0, label="demand")
+    unserved = c.unserved[a:b]
+    short = [u > 1e-9 for u in unserved]
+    if any(short):
+        ax.fill_between(
+            t,
+            [d - u for d, u in zip(demand, unserved, strict=True)],
+            demand,
+            where=short,
+            color=SHORT,
+            alpha=0.55,
+            step=None,
+            label="unserved",
+            interpolate=False,
+        )
+        marks = [tt for tt, flag in zip(t, short, strict=True) if flag]
+        ax.plot(marks, [0.0] * len(marks), "|", color=SHORT, markersize=9, clip_on=False)
 
 
 _CSS = """

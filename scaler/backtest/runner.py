@@ -182,54 +182,11 @@ def run_backtest(
         models=pool_models,
     )
 
-    pools: dict[str, PoolResult] = {}
-    oracle_sizes = []
-    for spec, (run, o_totals, o_sizes, s_totals, c_totals, c_sizes, ideal) in zip(
-        specs, scored_pools, strict=True
-    ):
-        lim = spec.limits
-        vcpus = lim.vcpus_per_instance
-        pools[spec.name] = PoolResult(
-            name=spec.name,
-            vcpus_per_instance=vcpus,
-            calls_per_instance=lim.calls_per_instance,
-            metrics=Metrics.of(run.totals, vcpus_per_instance=vcpus),
-            oracle=Metrics.of(o_totals, vcpus_per_instance=vcpus),
-            static_peak=Metrics.of(s_totals, vcpus_per_instance=vcpus),
-            run=run,
-            oracle_sizes=o_sizes,
-            reasons=run.reasons,
-            clairvoyant=Metrics.of(c_totals, vcpus_per_instance=vcpus),
-            clairvoyant_sizes=c_sizes,
-            ideal={
-                q: (Metrics.of(t, vcpus_per_instance=vcpus), req) for q, (t, req) in ideal.items()
-            },
-        )
-        oracle_sizes.append(o_sizes)
-
-    results = list(pools.values())
-    n = grid.scored_steps
-    total = combine(
-        [p.metrics for p in results],
-        requested=[p.run.series.requested for p in results],
-        unserved=[p.run.series.unserved for p in results],
-    )
-    oracle_total = combine([p.oracle for p in results], requested=oracle_sizes)
-    static_total = combine(
-        [p.static_peak for p in results],
-        requested=[_constant(float(p.static_peak.max_instances), n) for p in results],
-    )
-    clairvoyant_total = combine(
-        [p.clairvoyant for p in results if p.clairvoyant is not None],
-        requested=[p.clairvoyant_sizes for p in results],
-    )
-    ideal_total = {}
-    if results and all(p.ideal for p in results):
-        for q in sorted(set.intersection(*(set(p.ideal) for p in results))):
-            ideal_total[q] = combine(
-                [p.ideal[q][0] for p in results],
-                requested=[p.ideal[q][1] for p in results],
-            )
+    pools = {
+        spec.name: _pool_result(spec, scored)
+        for spec, scored in zip(specs, scored_pools, strict=True)
+    }
+    totals = _Totals.of(list(pools.values()), grid.scored_steps)
     return BacktestResult(
         config=config_name,
         trace=trace_name,
@@ -238,13 +195,76 @@ def run_backtest(
         step_seconds=grid.step_seconds,
         warmup_days=options.warmup_days,
         pools=pools,
-        total=total,
-        oracle=oracle_total,
-        static_peak=static_total,
+        total=totals.policy,
+        oracle=totals.oracle,
+        static_peak=totals.static_peak,
         options=options.describe(),
-        clairvoyant=clairvoyant_total,
-        ideal=ideal_total,
+        clairvoyant=totals.clairvoyant,
+        ideal=totals.ideal,
     )
+
+
+def _pool_result(spec: PoolSpec, scored: Scored) -> PoolResult:
+    """One pool's replay and its references, scored as metrics in its vCPUs."""
+    run, o_totals, o_sizes, s_totals, c_totals, c_sizes, ideal = scored
+    lim = spec.limits
+    vcpus = lim.vcpus_per_instance
+    return PoolResult(
+        name=spec.name,
+        vcpus_per_instance=vcpus,
+        calls_per_instance=lim.calls_per_instance,
+        metrics=Metrics.of(run.totals, vcpus_per_instance=vcpus),
+        oracle=Metrics.of(o_totals, vcpus_per_instance=vcpus),
+        static_peak=Metrics.of(s_totals, vcpus_per_instance=vcpus),
+        run=run,
+        oracle_sizes=o_sizes,
+        reasons=run.reasons,
+        clairvoyant=Metrics.of(c_totals, vcpus_per_instance=vcpus),
+        clairvoyant_sizes=c_sizes,
+        ideal={q: (Metrics.of(t, vcpus_per_instance=vcpus), req) for q, (t, req) in ideal.items()},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Totals:
+    """The whole config's figures: the policies' and each reference's, pools combined bucket
+    by bucket (so ``max_instances`` is the fleet's peak, not a sum of peaks)."""
+
+    policy: Metrics
+    oracle: Metrics
+    static_peak: Metrics
+    clairvoyant: Metrics
+    ideal: dict[float, Metrics]
+
+    @classmethod
+    def of(cls, results: list[PoolResult], n: int) -> _Totals:
+        """``n``: scored buckets."""
+        ideal = {}
+        if results and all(p.ideal for p in results):
+            for q in sorted(set.intersection(*(set(p.ideal) for p in results))):
+                ideal[q] = combine(
+                    [p.ideal[q][0] for p in results],
+                    requested=[p.ideal[q][1] for p in results],
+                )
+        return cls(
+            policy=combine(
+                [p.metrics for p in results],
+                requested=[p.run.series.requested for p in results],
+                unserved=[p.run.series.unserved for p in results],
+            ),
+            oracle=combine(
+                [p.oracle for p in results], requested=[p.oracle_sizes for p in results]
+            ),
+            static_peak=combine(
+                [p.static_peak for p in results],
+                requested=[_constant(float(p.static_peak.max_instances), n) for p in results],
+            ),
+            clairvoyant=combine(
+                [p.clairvoyant for p in results if p.clairvoyant is not None],
+                requested=[p.clairvoyant_sizes for p in results],
+            ),
+            ideal=ideal,
+        )
 
 
 def _constant(value: float, length: int) -> Steps[float]:

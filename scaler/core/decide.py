@@ -99,57 +99,89 @@ def decide(
     to the detail of a ``QuotaLimited`` decision.
     """
     current = observation.current
-    metric = observation.metric
     state = _known(state, behavior, current, now)
-    if metric.status is MetricStatus.OK and not (
-        metric.calls is not None and 0.0 <= metric.calls <= ABSURD  # NaN fails both
-    ):
-        # A source that did not screen its values (a plug-in, a bug): fail closed here too.
-        metric = MetricReading.missing(
-            f"invalid value {metric.calls!r} in a reading marked ok (not a number ≥ 0 and ≤ 1e6)"
-        )
+    metric = _screened(observation.metric)
     usable = metric.status is MetricStatus.OK
     calls = metric.calls if usable else None
     steps: list[Step] = []
 
     # 1. policy
-    ctx = PolicyContext(
-        now=now,
-        current=current,
-        calls=calls,
-        pool=pool,
-        metric=metric,
-        state=state,
-        history=history,
-    )
+    ctx = PolicyContext(now, current, calls, pool, metric, state, history)  # its fields' order
     best, winner, ceiling = _strongest(policies, ctx)
-    recommended = best.desired if best is not None else None
-
-    def finish(value: int, reason: Reason, new_state: PoolState, detail: str = "") -> Decision:
-        return Decision(
-            pool=pool.name,
-            current=current,
-            desired=value,
-            reason=reason,
-            recommended=recommended,
-            policy=winner,
-            calls=calls,
-            metric_status=metric.status,
-            steps=tuple(steps),
-            state=new_state,
-            detail=detail,
-        )
 
     if observation.in_flight:
-        steps.append(Step("policy", current, Reason.RESIZE_IN_FLIGHT))
-        return finish(current, Reason.RESIZE_IN_FLIGHT, state)
+        value, reason, detail = current, Reason.RESIZE_IN_FLIGHT, ""
+        steps.append(Step("policy", value, reason))
+    else:
+        # 1.–3. policy, tolerance, stabilisation
+        value, reason, state = _proposed(best, metric.status, state, behavior, current, now, steps)
+        # 4. rate limit
+        if value != current:
+            value, reason = _rate_limited(value, reason, state, behavior, current, now, steps)
+        # 5. min/max
+        value, reason = _bounded(value, reason, pool, ceiling, current, usable, steps)
+        # 6. quota (and capacity)
+        detail = ""
+        if value > current:
+            value, reason, detail = _quota_gated(
+                value,
+                reason,
+                pool,
+                current,
+                steps,
+                headroom_vcpus=headroom_vcpus,
+                quota_note=quota_note,
+                quota_unknown=quota_unknown,
+                unknown_step=unknown_step,
+                capacity_hold=capacity_hold,
+            )
+        if not usable and not detail:
+            detail = metric.detail  # why the metric is unusable (e.g. the node that failed)
+    return Decision(
+        pool=pool.name,
+        current=current,
+        desired=value,
+        reason=reason,
+        recommended=best.desired if best is not None else None,
+        policy=winner,
+        calls=calls,
+        metric_status=metric.status,
+        steps=tuple(steps),
+        state=state,
+        detail=detail,
+    )
 
+
+def _screened(metric: MetricReading) -> MetricReading:
+    """``metric``, or a missing reading when it is marked ok but holds no valid call count: a
+    source that did not screen its values (a plug-in, a bug) fails closed here too."""
+    if metric.status is MetricStatus.OK and not (
+        metric.calls is not None and 0.0 <= metric.calls <= ABSURD  # NaN fails both
+    ):
+        return MetricReading.missing(
+            f"invalid value {metric.calls!r} in a reading marked ok (not a number ≥ 0 and ≤ 1e6)"
+        )
+    return metric
+
+
+def _proposed(
+    best: Recommendation | None,
+    status: MetricStatus,
+    state: PoolState,
+    behavior: Behavior,
+    current: int,
+    now: float,
+    steps: list[Step],
+) -> tuple[int, Reason, PoolState]:
+    """Stages 1–3: the policies' recommendation (held on unusable data), then tolerance and
+    stabilisation. Returns the value, its reason and ``state`` with its windows pruned and
+    this tick's recommendation recorded (the same object when nothing changed)."""
     recs, events = _prune(state, behavior, now)
-    if not usable:
+    if status is not MetricStatus.OK:
         # Rule: missing or stale data never shrinks anything; it holds or rises to a safe floor.
-        stale = metric.status is MetricStatus.STALE
-        reason = Reason.METRICS_STALE if stale else Reason.METRICS_MISSING
-        value = max(current, recommended or 0, behavior.missing_data_floor or 0)
+        reason = Reason.METRICS_STALE if status is MetricStatus.STALE else Reason.METRICS_MISSING
+        recommended = best.desired if best is not None else 0
+        value = max(current, recommended, behavior.missing_data_floor or 0)
         steps.append(Step("policy", value, reason))
     elif best is None:
         reason = Reason.NO_RECOMMENDATION
@@ -177,8 +209,21 @@ def decide(
     if recs is not state.recommendations or events is not state.scale_events:
         # ``replace()`` spelt out: every tick of every pool passes here
         state = PoolState(recs, events, state.last_scale_up, state.last_scale_down, state.since)
+    return value, reason, state
 
-    # 4. rate limit
+
+def _rate_limited(
+    value: int,
+    reason: Reason,
+    state: PoolState,
+    behavior: Behavior,
+    current: int,
+    now: float,
+    steps: list[Step],
+) -> tuple[int, Reason]:
+    """Stage 4: at most the instances or per cent a direction allows per period, counted from
+    the (pruned) scale events of ``state``."""
+    events = state.scale_events
     if value > current:
         limit = _up_limit(events, current, behavior.scale_up, now)
         if value > limit:
@@ -189,9 +234,21 @@ def decide(
         if value < limit:
             value, reason = min(current, limit), Reason.SCALE_DOWN_LIMIT
             steps.append(Step("rate_limit", value, reason))
+    return value, reason
 
-    # 5. min/max (with unusable metrics, max only stops a rise: it never forces a scale-in).
-    # A policy's ceiling (a schedule's max) narrows max while it stands, never below min.
+
+def _bounded(
+    value: int,
+    reason: Reason,
+    pool: PoolLimits,
+    ceiling: int | None,
+    current: int,
+    usable: bool,
+    steps: list[Step],
+) -> tuple[int, Reason]:
+    """Stage 5: the pool's min and max (with unusable metrics, max only stops a rise: it never
+    forces a scale-in). A policy's ceiling (a schedule's max) narrows max while it stands,
+    never below min."""
     top = pool.max if ceiling is None else max(pool.min, min(pool.max, ceiling))
     if value < pool.min:
         value, reason = pool.min, Reason.TOO_FEW_INSTANCES
@@ -201,14 +258,31 @@ def decide(
         if value > cap:
             value, reason = cap, Reason.TOO_MANY_INSTANCES
             steps.append(Step("bounds", value, reason))
+    return value, reason
 
-    # 6. quota (and capacity): a scale-up needs both
+
+def _quota_gated(
+    value: int,
+    reason: Reason,
+    pool: PoolLimits,
+    current: int,
+    steps: list[Step],
+    *,
+    headroom_vcpus: int | None,
+    quota_note: str,
+    quota_unknown: str,
+    unknown_step: int,
+    capacity_hold: str,
+) -> tuple[int, Reason, str]:
+    """Stage 6, for a scale-up (``value > current``): it needs Azure capacity and vCPU quota
+    (see ``decide()`` for the arguments). Returns the value, its reason and the detail that
+    says what held it (empty when nothing did)."""
     detail = ""
-    if value > current and capacity_hold:
+    if capacity_hold:
         detail = capacity_hold
         value, reason = current, Reason.CAPACITY_UNAVAILABLE
         steps.append(Step("quota", value, reason))
-    elif value > current and quota_unknown:
+    elif quota_unknown:
         allowed = current + max(0, unknown_step)
         if headroom_vcpus is not None:  # a line that is known still binds
             allowed = min(allowed, current + max(0, headroom_vcpus) // pool.vcpus_per_instance)
@@ -216,7 +290,7 @@ def decide(
             detail = f"quota unknown: {quota_unknown}; safe step {max(0, unknown_step)}"
             value, reason = allowed, Reason.QUOTA_UNKNOWN
             steps.append(Step("quota", value, reason))
-    elif value > current and headroom_vcpus is not None:
+    elif headroom_vcpus is not None:
         allowed = current + max(0, headroom_vcpus) // max(1, pool.vcpus_per_instance)
         if value > allowed:
             detail = (
@@ -227,10 +301,7 @@ def decide(
                 detail += f" ({quota_note})"
             value, reason = allowed, Reason.QUOTA_LIMITED
             steps.append(Step("quota", value, reason))
-
-    if not usable and not detail:
-        detail = metric.detail  # why the metric is unusable (e.g. the node that failed)
-    return finish(value, reason, state, detail)
+    return value, reason, detail
 
 
 def combine(policies: Sequence[ScalingPolicy], ctx: PolicyContext) -> Recommendation | None:

@@ -17,7 +17,6 @@ entry point naming a ``PoolKind`` subclass whose ``name`` is the entry point's n
 from __future__ import annotations
 
 from functools import cache
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 from scaler.kinds.base import (
@@ -31,6 +30,7 @@ from scaler.kinds.base import (
 from scaler.kinds.pexip_teams import PexipTeams
 from scaler.kinds.vm_set import VmSet
 from scaler.kinds.vmss import Vmss
+from scaler.plugins import with_entry_points
 
 if TYPE_CHECKING:
     from scaler.config_model import PoolConfig
@@ -48,21 +48,9 @@ class KindRegistryError(ValueError):
 @cache
 def discover() -> dict[str, PoolKind]:
     """Every pool kind by name: built-ins plus entry points (one instance each)."""
-    found: dict[str, type[PoolKind]] = dict(BUILTINS)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        cls = ep.load()
-        name = getattr(cls, "name", None)
-        if not (isinstance(cls, type) and issubclass(cls, PoolKind)) or name != ep.name:
-            raise KindRegistryError(
-                f"entry point {ep.name!r} ({ep.value}) must name a PoolKind whose name is "
-                f"{ep.name!r}, got {name!r}"
-            )
-        if name in found and found[name] is not cls:
-            raise KindRegistryError(
-                f"pool kind {name!r} is registered twice: {found[name].__module__} and "
-                f"{cls.__module__}"
-            )
-        found[name] = cls
+    found = with_entry_points(
+        ENTRY_POINT_GROUP, BUILTINS, base=PoolKind, label="pool kind", error=KindRegistryError
+    )
     return {name: cls() for name, cls in found.items()}
 
 

@@ -56,6 +56,7 @@ from scaler.kinds.base import (
     ScaleIn,
     guard,
 )
+from scaler.sources import source_of
 
 if TYPE_CHECKING:
     from scaler.config_model import Config, PoolConfig
@@ -63,10 +64,11 @@ if TYPE_CHECKING:
 
 def drain_enabled(pool: PoolConfig) -> bool:
     """Whether scale-in of this pool removes only idle instances, by id: ``drain`` when set,
-    else on with the ``pexip`` source (per-instance call counts)."""
+    else on with a source of per-instance call counts (``MetricSource.per_instance``: the
+    ``pexip`` source)."""
     if pool.drain is not None:
         return pool.drain
-    return pool.metric.source == "pexip"
+    return source_of(pool).per_instance
 
 
 class Vmss(PoolKind):
@@ -199,70 +201,103 @@ def plan_drain(
         and pending_since is not None
         and now - pending_since >= max_drain_seconds
     ):
-        rest = [
-            i
-            for i in instances
-            if i.allocated
-            and i.id not in victims
-            and not i.maintenance
-            and (not i.protected or i.id in ours)
-        ]
-        # unknown load before known calls: an instance with calls is never removed while one
-        # of unknown (or zero) load remains
-        rest.sort(
-            key=lambda i: (
-                (0, 0.0) if i.calls is None else (1, i.calls),
-                id_key(i.id),
-            )
-        )
-        forced = [i.id for i in rest[:short]]
+        forced = _forced_victims(instances, victims, ours, short)
         victims += forced
         short -= len(forced)
         pending_since = pending_since if short else None
 
     removed = set(victims)
-    busy_ids = [
-        i.id
-        for i in instances
-        if i.allocated and i.id not in removed and not i.idle and not i.protected
-    ]
-    protect = tuple(sorted(busy_ids)) if short else ()
-    still_ours = (ours - removed) | set(protect)
-    unprotect = () if short else tuple(sorted(ours - removed))
-    if not short:
-        still_ours = frozenset()
-    achieved = current - len(victims)
-    out = decision
-    if forced:
-        known = [i for i in instances if i.id in set(forced)]
-        dropped = sum(i.calls or 0.0 for i in known if i.calls is not None)
-        unknown = sum(1 for i in known if i.calls is None)
-        waited = now - (state.pending_since or now)
-        out = amend(
-            decision,
-            achieved,
-            Reason.DRAIN_TIMED_OUT,
-            f"waited {waited:.0f} s for idle instances; removing {', '.join(forced)} "
-            f"({dropped:g} calls" + (f"; {unknown} of unknown load)" if unknown else ")"),
-        )
-    elif short:
-        busy_desc = ", ".join(
-            f"{label(i)}={'?' if i.calls is None else f'{i.calls:g}'}"
-            for i in instances
-            if i.allocated and i.id not in removed and not i.idle
-        )
-        waited = now - (pending_since or now)
-        out = amend(
-            decision,
-            achieved,
-            Reason.WAITING_FOR_IDLE,
-            f"{short} of {need} instances to remove still carry calls ({busy_desc}); "
-            f"waiting {waited:.0f} s so far",
-        )
+    protect, unprotect, still_ours = _protection(instances, removed, ours, waiting=bool(short))
+    waited = now - (state.pending_since or now)
+    out = _drain_reason(
+        decision,
+        instances,
+        removed,
+        forced,
+        achieved=current - len(victims),
+        short=short,
+        waited=waited,
+    )
     actions = InstanceActions(
         protect=protect,
         unprotect=unprotect,
         remove=tuple(sorted(victims, key=id_key)),
         forced=tuple(sorted(forced, key=id_key)),
     )
-    return InstancePlan(out, actions, DrainState(pending_since, frozenset(still_ours)))
+    return InstancePlan(out, actions, DrainState(pending_since, still_ours))
+
+
+def _forced_victims(
+    instances: Sequence[Instance], victims: Sequence[str], ours: frozenset[str], short: int
+) -> list[str]:
+    """After the drain timed out: ``short`` more instances to remove beyond the idle
+    ``victims`` — unknown load before known calls (an instance with calls is never removed
+    while one of unknown or zero load remains), least loaded first, then by id."""
+    rest = [
+        i
+        for i in instances
+        if i.allocated
+        and i.id not in victims
+        and not i.maintenance
+        and (not i.protected or i.id in ours)
+    ]
+    rest.sort(key=lambda i: ((0, 0.0) if i.calls is None else (1, i.calls), id_key(i.id)))
+    return [i.id for i in rest[:short]]
+
+
+def _protection(
+    instances: Sequence[Instance], removed: set[str], ours: frozenset[str], *, waiting: bool
+) -> tuple[tuple[str, ...], tuple[str, ...], frozenset[str]]:
+    """``(protect, unprotect, still ours)``: while a removal waits, the busy instances that
+    stay get ``protectFromScaleIn`` and the daemon remembers them as its own; once nothing
+    waits, every protection it set on an instance that stays is released."""
+    if not waiting:
+        return (), tuple(sorted(ours - removed)), frozenset()
+    busy_ids = [
+        i.id
+        for i in instances
+        if i.allocated and i.id not in removed and not i.idle and not i.protected
+    ]
+    protect = tuple(sorted(busy_ids))
+    return protect, (), frozenset((ours - removed) | set(protect))
+
+
+def _drain_reason(
+    decision: Decision,
+    instances: Sequence[Instance],
+    removed: set[str],
+    forced: Sequence[str],
+    *,
+    achieved: int,
+    short: int,
+    waited: float,
+) -> Decision:
+    """The scale-in's decision as far as it goes now (``achieved`` instances), and
+    why it stops there: ``DrainTimedOut`` naming what is forced out and its calls, or
+    ``WaitingForIdle`` naming the busy instances; unchanged when every removal is idle."""
+    need = decision.current - decision.desired
+    if forced:
+        known = [i for i in instances if i.id in set(forced)]
+        dropped = sum(i.calls or 0.0 for i in known if i.calls is not None)
+        unknown = sum(1 for i in known if i.calls is None)
+        return amend(
+            decision,
+            achieved,
+            Reason.DRAIN_TIMED_OUT,
+            f"waited {waited:.0f} s for idle instances; removing {', '.join(forced)} "
+            f"({dropped:g} calls" + (f"; {unknown} of unknown load)" if unknown else ")"),
+        )
+    if short:
+        busy_desc = ", ".join(
+            f"{label(i)}={'?' if i.calls is None else f'{i.calls:g}'}"
+            for i in instances
+            if i.allocated and i.id not in removed and not i.idle
+        )
+        return amend(
+            decision,
+            achieved,
+            Reason.WAITING_FOR_IDLE,
+            f"{short} of {need} instances to remove still carry calls ({busy_desc}); "
+            f"waiting {waited:.0f} s so far",
+        )
+    return decision
