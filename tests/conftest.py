@@ -162,6 +162,16 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
+# -- the longest tests first ------------------------------------------------------------------
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``long`` run first (otherwise in collection order): pytest-xdist hands the
+    first tests out one per worker, so each long one starts at once beside the short ones
+    rather than being reached late and running alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 # -- the session-wide RBAC check, over every worker -------------------------------------------
 
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.endurance import report, run_fleet  # noqa: E402
 
 
+@pytest.mark.long
 def test_a_simulated_week_of_200_pools_does_not_grow() -> None:
     # The recommended set: schedule floor, predictive and target tracking, so every part the
     # daemon keeps per pool is in it (target tracking alone is the bench's: make endurance)

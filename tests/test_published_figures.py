@@ -52,6 +52,7 @@ docs' table and costs what its fixed size does)."""
 RUNS = [r for r in QUALITY_RUNS if r[0] in HEADLINE]
 
 
+@pytest.mark.long
 @pytest.mark.parametrize(("label", "path", "mode"), RUNS, ids=[r[0] for r in RUNS])
 def test_the_results_are_what_the_shipped_configs_do(
     label: str, path: Path, mode: ScaleIn | None

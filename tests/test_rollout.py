@@ -103,6 +103,7 @@ def business_day(minute_of_day: int, scale: float) -> float:
     return scale * (1.0 + 5.0 * min(1.0, (hour - 7) / 2) * min(1.0, (19 - hour) / 2))
 
 
+@pytest.mark.long
 def test_the_guided_rollout_as_the_docs_write_it(env: AzureEnv, tmp_path: Path) -> None:
     commands = rollout_commands()
     names = [
