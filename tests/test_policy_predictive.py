@@ -676,7 +676,7 @@ def test_a_restart_learns_from_the_history_that_exists() -> None:
     fresh = Eager(kept.config)
     slow = new_style(timezone="Europe/London")
     first = ask(slow, cut, h)
-    assert slow._replay is not None
+    assert slow.forecaster._replay is not None
     assert first.desired >= 1
     differ = 0
     for minute in range(0, 4 * 60, 5):  # the morning: ramp and busy hours
