@@ -90,39 +90,43 @@ _DEV_DECAY = 1.0 - 1.0 / 53.0
 class _Track:
     """The forecaster walking the settled past a bucket at a time.
 
-    Per bucket from ``base`` on (compact arrays): the seasonal value (-1 unknown), the weeks
-    behind it, its error slot, and the forecasts made for it at the near and far leads (-1
-    none); they cover the level window behind the edge and the horizon ahead of it. Plus the
-    level's sums: today's pace (the last ``recent`` buckets), the last whole days and today so
-    far (per local day), and the level and deviation at the edge.
+    Per bucket from ``base`` on (compact arrays): ``seasonal``, its value (-1 unknown);
+    ``planned``, the value a plan reads (the highest of the time bases still in the running);
+    ``weeks``, the earlier weeks behind it; ``slot``, its error slot; ``near``/``far``, the
+    forecasts made for it at the near and far leads (-1 none) with ``near_dev``/``far_dev``, the
+    deviation of the calls in progress they carried; ``per_base``, each time base's value (NaN
+    where they agree; ``differing`` buckets where they do not). They cover the level window
+    behind the edge and the horizon ahead of it. Plus the level's sums: today's pace
+    (``pace_*``: the last ``recent`` buckets), the last whole ``days`` and today so far
+    (``today_*``, per local day), and the ``level`` and deviation (``dev``) at the edge.
     """
 
     __slots__ = (
         "base",
-        "cand",
-        "cnt",
         "day_end",
-        "day_n",
-        "day_s",
-        "day_y",
         "days",
         "days_level",
         "dev",
-        "dl",
-        "ds",
+        "differing",
         "edge",
-        "fl",
-        "fs",
+        "far",
+        "far_dev",
         "level",
         "nbases",
-        "ncand",
-        "sa",
-        "sea",
+        "near",
+        "near_dev",
+        "pace_actual",
+        "pace_count",
+        "pace_seasonal",
+        "per_base",
+        "planned",
+        "seasonal",
         "slot",
-        "sn",
-        "sp",
-        "ss",
         "stop",
+        "today_actual",
+        "today_count",
+        "today_seasonal",
+        "weeks",
     )
 
     def __init__(self, base: int, nbases: int, stop: int | None = None) -> None:
@@ -130,22 +134,22 @@ class _Track:
         self.edge = base
         self.stop = stop
         """A replay stops here (its errors are the live track's past); ``None``: live."""
-        self.sea = array("d")
-        self.sp = array("d")
-        self.cnt = array("b")
+        self.seasonal = array("d")
+        self.planned = array("d")
+        self.weeks = array("b")
         self.slot = array("b")
-        self.fs = array("d")
-        self.fl = array("d")
-        self.ds = array("d")
-        self.dl = array("d")
+        self.near = array("d")
+        self.far = array("d")
+        self.near_dev = array("d")
+        self.far_dev = array("d")
         self.nbases = nbases
-        self.cand = array("d")  # per bucket: each time base's value (NaN: they agree)
-        self.ncand = 0  # buckets whose time bases differ
-        self.sa = self.ss = 0.0
-        self.sn = 0
+        self.per_base = array("d")  # per bucket: each time base's value (NaN: they agree)
+        self.differing = 0  # buckets whose time bases differ
+        self.pace_actual = self.pace_seasonal = 0.0
+        self.pace_count = 0
         self.days: list[tuple[float, float, float]] = []  # (actual, seasonal, buckets) per day
         self.days_level = 1.0
-        self.day_y = self.day_s = self.day_n = 0.0
+        self.today_actual = self.today_seasonal = self.today_count = 0.0
         self.day_end = base
         self.level = 1.0
         self.dev = 0.0
@@ -391,16 +395,16 @@ class Forecaster:
         for b in range(edge - self._recent, edge):
             i = b - boff
             y = buf[i] if 0 <= i < n else _NAN
-            s = t.sea[b - t.base]
+            s = t.seasonal[b - t.base]
             if y == y and s >= 0.0:
-                t.sa += y
-                t.ss += s
-                t.sn += 1
+                t.pace_actual += y
+                t.pace_seasonal += s
+                t.pace_count += 1
         # the last whole days and today so far, from daily totals and their sources
         day, _, _, _ = self._block(edge * self._step)
         t.day_end = self._day_first(day + 1)
         start = self._day_first(day)
-        t.day_y, t.day_s, t.day_n = self._range_level(day, start, edge)
+        t.today_actual, t.today_seasonal, t.today_count = self._range_level(day, start, edge)
         for d in range(day - self._keep_days, day):
             got = self._range_level(d, self._day_first(d), self._day_first(d + 1))
             if got[2] > 0.0:
@@ -409,7 +413,7 @@ class Forecaster:
         t.level = self._level(t)
         i = edge - 1 - boff
         y = buf[i] if 0 <= i < n else _NAN
-        s = t.sea[edge - 1 - t.base]
+        s = t.seasonal[edge - 1 - t.base]
         if y == y and s >= 0.0:
             t.dev = y - t.level * s
         return t
@@ -455,34 +459,34 @@ class Forecaster:
             k = b - t.base
             i = b - boff
             y = buf[i] if 0 <= i < nbuf else _NAN
-            s = t.sea[k]
+            s = t.seasonal[k]
             known = y == y and s >= 0.0
             if recent:  # today's pace: the last ``recent`` buckets
                 if known:
-                    t.sa += y
-                    t.ss += s
-                    t.sn += 1
+                    t.pace_actual += y
+                    t.pace_seasonal += s
+                    t.pace_count += 1
                 o = k - recent
                 if o >= 0:
-                    so = t.sea[o]
+                    so = t.seasonal[o]
                     io = i - recent
                     yo = buf[io] if 0 <= io < nbuf else _NAN
                     if yo == yo and so >= 0.0:
-                        t.sa -= yo
-                        t.ss -= so
-                        t.sn -= 1
+                        t.pace_actual -= yo
+                        t.pace_seasonal -= so
+                        t.pace_count -= 1
             if b >= t.day_end:
                 self._roll_day(t, b)
             if known:
-                t.day_y += y
-                t.day_s += s
-                t.day_n += 1.0
+                t.today_actual += y
+                t.today_seasonal += s
+                t.today_count += 1.0
             if y == y:
-                if t.fs[k] >= 0.0 or t.fl[k] >= 0.0:
+                if t.near[k] >= 0.0 or t.far[k] >= 0.0:
                     self._learn(t, k, b, y)
-                if t.ncand:
+                if t.differing:
                     nb = t.nbases
-                    per_base = t.cand[k * nb : k * nb + nb]
+                    per_base = t.per_base[k * nb : k * nb + nb]
                     if per_base[0] == per_base[0]:
                         self._score(b, t.slot[k] % 24, y, per_base, t.stop is None)
             b += 1
@@ -500,18 +504,18 @@ class Forecaster:
         else:
             t.dev *= _DEV_DECAY
         base = t.base
-        if len(t.sea) <= b + self._far - base:
+        if len(t.seasonal) <= b + self._far - base:
             self._extend(t, b + self._far + 1)
         j = b + self._k_s - base
-        s_near = t.sea[j]
+        s_near = t.seasonal[j]
         if s_near >= 0.0:
-            t.fs[j] = level * s_near
-            t.ds[j] = t.dev
+            t.near[j] = level * s_near
+            t.near_dev[j] = t.dev
         j = b + self._k_l - base
-        s_far = t.sea[j]
+        s_far = t.seasonal[j]
         if s_far >= 0.0:
-            t.fl[j] = level * s_far
-            t.dl[j] = t.dev
+            t.far[j] = level * s_far
+            t.far_dev[j] = t.dev
 
     def _learn(self, t: _Track, k: int, b: int, y: float) -> None:
         """The load ``y`` of bucket ``b`` against the forecasts made for it at the near and far
@@ -527,9 +531,9 @@ class Forecaster:
         j = slot * 6
         stats, pers = self._stats, self._pers
         limit, smooth, norm = self._limit, self._smooth, self._norm
-        near = t.fs[k]
+        near = t.near[k]
         if near >= 0.0:
-            dev = t.ds[k]
+            dev = t.near_dev[k]
             f = max(0.0, near + c_near * dev)
             if y <= limit * (f + smooth):
                 r = (y - f) / math.sqrt(f + norm)
@@ -539,10 +543,10 @@ class Forecaster:
                 pers[0] += w * dev * (y - near)
                 pers[1] += w * dev * dev
                 pers[2] += w
-        far = t.fl[k]
+        far = t.far[k]
         if far < 0.0:
             return
-        dev = t.dl[k]
+        dev = t.far_dev[k]
         f = max(0.0, far + c_far * dev)
         if y > limit * (f + smooth):
             return
@@ -567,12 +571,12 @@ class Forecaster:
 
     def _roll_day(self, t: _Track, b: int) -> None:
         """A local day ended: keep its level sums among the last ``recent_days``."""
-        if t.day_n > 0.0 and self._keep_days:
-            t.days.append((t.day_y, t.day_s, t.day_n))
+        if t.today_count > 0.0 and self._keep_days:
+            t.days.append((t.today_actual, t.today_seasonal, t.today_count))
             if len(t.days) > self._keep_days:
                 del t.days[0]
         t.days_level = self._days_level(t)
-        t.day_y = t.day_s = t.day_n = 0.0
+        t.today_actual = t.today_seasonal = t.today_count = 0.0
         day, _, _, _ = self._block(b * self._step)
         t.day_end = self._day_first(day + 1)
 
@@ -593,23 +597,25 @@ class Forecaster:
         towards 1 by ``level_prior_call_minutes`` of evidence, then today's pace."""
         kappa = self._kappa
         level = t.days_level
-        if self._today and t.day_n:
-            den = level * t.day_s + kappa
+        if self._today and t.today_count:
+            den = level * t.today_seasonal + kappa
             if den > 0.0:
-                level *= (t.day_y + kappa) / den
-        if t.sn:
+                level *= (t.today_actual + kappa) / den
+        if t.pace_count:
             c = self._smooth
-            level *= (t.sa / t.sn + c) / (level * t.ss / t.sn + c)
+            level *= (t.pace_actual / t.pace_count + c) / (
+                level * t.pace_seasonal / t.pace_count + c
+            )
         if level < self._adjust_min:
             return self._adjust_min
         return self._adjust_max if level > self._adjust_max else level
 
     def _extend(self, t: _Track, end: int) -> None:
         """Seasonal values (and slots, weeks) for buckets up to ``end`` (exclusive)."""
-        b = t.base + len(t.sea)
+        b = t.base + len(t.seasonal)
         seasonal = self._seasonal
-        sea, sp, cnt, slots, cand = t.sea, t.sp, t.cnt, t.slot, t.cand
-        fs, fl, ds, dl = t.fs, t.fl, t.ds, t.dl
+        sea, sp, cnt, slots, cand = t.seasonal, t.planned, t.weeks, t.slot, t.per_base
+        fs, fl, ds, dl = t.near, t.far, t.near_dev, t.far_dev
         while b < end:
             value, n, per_base, slot = seasonal(b)
             sea.append(value)
@@ -617,7 +623,7 @@ class Forecaster:
                 keep = self._kept(slot % 24)
                 sp.append(max(v for v, k in zip(per_base, keep, strict=True) if k))
                 cand.extend(per_base)
-                t.ncand += 1
+                t.differing += 1
             else:
                 sp.append(value)
                 cand.extend(self._agree)
@@ -633,13 +639,13 @@ class Forecaster:
         drop = keep_from - t.base
         if drop <= 0:
             return
-        for a in (t.sea, t.sp, t.cnt, t.slot, t.fs, t.fl, t.ds, t.dl):
+        for a in (t.seasonal, t.planned, t.weeks, t.slot, t.near, t.far, t.near_dev, t.far_dev):
             del a[:drop]
         t.base = keep_from
         n = t.nbases
-        if t.ncand:
-            t.ncand -= sum(1 for j in range(0, drop * n, n) if t.cand[j] == t.cand[j])
-        del t.cand[: drop * n]
+        if t.differing:
+            t.differing -= sum(1 for j in range(0, drop * n, n) if t.per_base[j] == t.per_base[j])
+        del t.per_base[: drop * n]
         self._forget()
 
     def _forget(self) -> None:
@@ -1181,20 +1187,20 @@ class Forecaster:
         h = self._h
         if lo < 0 or edge != t.edge:
             return None
-        if len(t.sp) < lo + n:
+        if len(t.planned) < lo + n:
             self._extend(t, first + n)
         level, dev = t.level, t.dev
         self._persist(edge)
         points = [
             level * s + r * dev if s >= 0.0 else -1.0
-            for s, r in zip(t.sp[lo : lo + n], self._rho, strict=True)
+            for s, r in zip(t.planned[lo : lo + n], self._rho, strict=True)
         ]
         peak = max(points) if n == h else max(points[:h])
         if peak < -0.5:
             return None
         peak = peak if peak > 0.0 else 0.0
         cfg = self.config
-        weeks = max(t.cnt[lo : lo + h])
+        weeks = max(t.weeks[lo : lo + h])
         cpi = pool.calls_per_instance
         if cfg.headroom == "utilization":
             per = cpi * cfg.target_utilization
@@ -1252,8 +1258,8 @@ class Forecaster:
         m = math.floor(at / self._step)
         k = m - edge
         lo = m - t.base
-        if 0 <= lo < len(t.sea):
-            s = t.sea[lo]
+        if 0 <= lo < len(t.seasonal):
+            s = t.seasonal[lo]
             slot = t.slot[lo]
         else:
             s, _, _, slot = self._seasonal(m)
