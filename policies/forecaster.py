@@ -233,12 +233,12 @@ class Forecaster:
         cfg = self.config
         self._step = step
         self._boot_b = boot_b
-        self._h = max(1, boot_b + margin_b)
+        self._horizon = max(1, boot_b + margin_b)
         self._lag_b = lag_b
-        self._k_s = lag_b + self._FRESH  # lead of the horizon's first bucket from the edge
-        self._k_l = self._k_s + self._h - 1
-        self._hold = max(self._h, math.ceil(round(cfg.hold_minutes * 60.0 / step, 9)))
-        self._far = self._k_s + self._hold - 1  # the furthest bucket a plan reads
+        self._lead_near = lag_b + self._FRESH  # lead of the horizon's first bucket from the edge
+        self._lead_far = self._lead_near + self._horizon - 1
+        self._hold = max(self._horizon, math.ceil(round(cfg.hold_minutes * 60.0 / step, 9)))
+        self._far = self._lead_near + self._hold - 1  # the furthest bucket a plan reads
         self._recent = max(0, math.ceil(cfg.recent_minutes * 60.0 / step))
         self._keep_days = math.ceil(cfg.recent_days) if cfg.recent_days > 0 else 0
         self._kappa = cfg.level_prior_call_minutes * 60.0 / step  # in calls × buckets
@@ -247,17 +247,17 @@ class Forecaster:
         self._span = self._recent + self._far + 2  # buckets a track keeps
         self._day_b = round(DAY_SECONDS / step)
         minutes = step / 60.0
-        self._rho_s = persistence(self._k_s * minutes)
-        self._rho_l = persistence(self._k_l * minutes)
+        self._rho_near = persistence(self._lead_near * minutes)
+        self._rho_far = persistence(self._lead_far * minutes)
         self._rho = [0.0] * self._hold  # per bucket of the plan: share of the deviation kept
-        self._hl = max(1.0, cfg.error_days / 2.0 * DAY_SECONDS / step)  # half-life, buckets
+        self._error_half_life = max(1.0, cfg.error_days / 2.0 * DAY_SECONDS / step)  # in buckets
         self._ref = 0  # bucket the weights are relative to
         self._stats = array("d", bytes(8 * _SLOTS * 2 * _MOMENTS))
         self._hist = array("d", bytes(8 * TAIL_BINS))
-        self._sig = 0.0  # Σ w·σ (each minute's far-lead spread in calls)
-        self._sig2 = 0.0  # Σ w·σ²
-        self._fsum = 0.0  # Σ w·forecast
-        self._pers = array("d", bytes(8 * 6))  # per lead: Σ w·dev·residual, Σ w·dev², Σ w
+        self._spread_sum = 0.0  # Σ w·σ (each minute's far-lead spread in calls)
+        self._spread_sq_sum = 0.0  # Σ w·σ²
+        self._forecast_sum = 0.0  # Σ w·forecast
+        self._persist_sums = array("d", bytes(8 * 6))  # per lead: Σ w·dev·residual, Σ w·dev², Σ w
         self._coef: tuple[int, tuple[float, float]] | None = None
         self._params = array("d", bytes(8 * _SLOTS * 4))  # per slot: near mean, spread; far
         self._params_at = array("q", [_NEVER] * _SLOTS)  # per slot: bucket of the refit
@@ -364,8 +364,8 @@ class Forecaster:
         self._clear_scores()
         self._stats = array("d", bytes(8 * _SLOTS * 2 * _MOMENTS))
         self._hist = array("d", bytes(8 * TAIL_BINS))
-        self._sig = self._sig2 = self._fsum = 0.0
-        self._pers = array("d", bytes(8 * 6))
+        self._spread_sum = self._spread_sq_sum = self._forecast_sum = 0.0
+        self._persist_sums = array("d", bytes(8 * 6))
         self._coef = None
         self._forget_fits()
         self._z = None
@@ -506,12 +506,12 @@ class Forecaster:
         base = t.base
         if len(t.seasonal) <= b + self._far - base:
             self._extend(t, b + self._far + 1)
-        j = b + self._k_s - base
+        j = b + self._lead_near - base
         s_near = t.seasonal[j]
         if s_near >= 0.0:
             t.near[j] = level * s_near
             t.near_dev[j] = t.dev
-        j = b + self._k_l - base
+        j = b + self._lead_far - base
         s_far = t.seasonal[j]
         if s_far >= 0.0:
             t.far[j] = level * s_far
@@ -521,7 +521,7 @@ class Forecaster:
         """The load ``y`` of bucket ``b`` against the forecasts made for it at the near and far
         leads: each hour's error moments, the persistence of the deviation, and (far lead) the
         standardised error's tail and the spread it carries."""
-        x = (b - self._ref) / self._hl
+        x = (b - self._ref) / self._error_half_life
         w = 2.0**x if x <= 30.0 else self._weight(b)
         coef = self._coef
         c_near, c_far = (
@@ -529,7 +529,7 @@ class Forecaster:
         )
         slot = t.slot[k]
         j = slot * 6
-        stats, pers = self._stats, self._pers
+        stats, pers = self._stats, self._persist_sums
         limit, smooth, norm = self._limit, self._smooth, self._norm
         near = t.near[k]
         if near >= 0.0:
@@ -565,9 +565,9 @@ class Forecaster:
             mean, spread = self._moments(b, slot)[1]
         scale = spread * root  # this minute's spread in calls
         self._hist[tail_bin((r - mean) / spread)] += w * scale
-        self._sig += w * scale
-        self._sig2 += w * scale * scale
-        self._fsum += w * f
+        self._spread_sum += w * scale
+        self._spread_sq_sum += w * scale * scale
+        self._forecast_sum += w * f
 
     def _roll_day(self, t: _Track, b: int) -> None:
         """A local day ended: keep its level sums among the last ``recent_days``."""
@@ -674,15 +674,15 @@ class Forecaster:
 
     def _weight(self, b: int) -> float:
         """Weight of a sample at bucket ``b`` relative to ``_ref`` (rescaled when it grows)."""
-        x = (b - self._ref) / self._hl
+        x = (b - self._ref) / self._error_half_life
         if x > 30.0:  # move the reference: every sum scales down by the same factor
             scale = 2.0 ** (-x)
-            for a in (self._stats, self._hist, self._pers):
+            for a in (self._stats, self._hist, self._persist_sums):
                 for j in range(len(a)):
                     a[j] *= scale
-            self._sig *= scale
-            self._sig2 *= scale
-            self._fsum *= scale
+            self._spread_sum *= scale
+            self._spread_sq_sum *= scale
+            self._forecast_sum *= scale
             self._ref = b
             for j in range(_SLOTS):  # moments are refitted (the sums' scale changed)
                 self._params_at[j] = _NEVER
@@ -699,10 +699,10 @@ class Forecaster:
         refit = self.config.refit_minutes * 60.0 / self._step
         if found is not None and b - found[0] < refit:
             return found[1]
-        pr = self._pers
-        prior_n = self._day_b * 2.0 ** ((b - self._ref) / self._hl)
+        pr = self._persist_sums
+        prior_n = self._day_b * 2.0 ** ((b - self._ref) / self._error_half_life)
         out = []
-        for lead, rho in ((0, self._rho_s), (1, self._rho_l)):
+        for lead, rho in ((0, self._rho_near), (1, self._rho_far)):
             sxy, sxx, sw = pr[lead * 3], pr[lead * 3 + 1], pr[lead * 3 + 2]
             v = sxx / sw if sw > 0.0 else 1.0
             c = (sxy + prior_n * v * rho) / (sxx + prior_n * v) if v > 0.0 else rho
@@ -711,7 +711,7 @@ class Forecaster:
             out = [0.0, 0.0]
         coef = (out[0], out[1])
         self._coef = (b, coef)
-        h = self._h
+        h = self._horizon
         step = (coef[1] - coef[0]) / (h - 1) if h > 1 else 0.0
         near = [coef[0] + step * j for j in range(h - 1)]
         self._rho = near + [coef[1]] * (self._hold - h + 1)
@@ -757,7 +757,7 @@ class Forecaster:
         cfg = self.config
         st = self._stats
         hour, off = slot % 24, slot // 24
-        now_w = 2.0 ** ((b - self._ref) / self._hl)
+        now_w = 2.0 ** ((b - self._ref) / self._error_half_life)
         prior = cfg.min_error_days * 3600.0 / self._step * now_w
         for lead in (0, 1):
             w = m1 = m2 = 0.0
@@ -785,18 +785,20 @@ class Forecaster:
         if found is not None and b - found[0] < refit:
             return found[1], found[2]
         cfg = self.config
-        now_w = 2.0 ** ((b - self._ref) / self._hl)
-        measured = self._pers[5]  # Σ w of the far lead's errors
-        typical = self._sig / measured if measured > 0.0 else 1.0  # mean spread in calls
+        now_w = 2.0 ** ((b - self._ref) / self._error_half_life)
+        measured = self._persist_sums[5]  # Σ w of the far lead's errors
+        typical = self._spread_sum / measured if measured > 0.0 else 1.0  # mean spread in calls
         prior = cfg.min_error_days * 24 * 3600.0 / self._step * now_w * typical
         tail = Tail(self._hist, prior)
         if cfg.error_quantile is not None:
             q = cfg.error_quantile
             z = tail.quantile(q)
         else:
-            if self._fsum > 0.0 and self._sig > 0.0:
-                scale = self._sig / self._fsum
-                spread = self._sig2 / self._sig  # the spread that carries the shortfall
+            if self._forecast_sum > 0.0 and self._spread_sum > 0.0:
+                scale = self._spread_sum / self._forecast_sum
+                spread = (
+                    self._spread_sq_sum / self._spread_sum
+                )  # the spread that carries the shortfall
             else:  # nothing measured yet: the prior spread at a typical 50 calls
                 spread = cfg.prior_error * math.sqrt(50.0 + self._norm)
                 scale = spread / 50.0
@@ -831,7 +833,7 @@ class Forecaster:
         if other is not None and other[0] == a0 and other[1] == a1:
             self._row, self._row2 = other, last
             return other[2]
-        h = self._h
+        h = self._horizon
         step = (a1 - a0) / (h - 1) if h > 1 else 0.0
         row = [a0 + step * j for j in range(h - 1)] + [a1] * (self._hold - h + 1)
         self._row, self._row2 = (a0, a1, row), last
@@ -1184,7 +1186,7 @@ class Forecaster:
             return None
         lo = first - t.base
         n = self._hold
-        h = self._h
+        h = self._horizon
         if lo < 0 or edge != t.edge:
             return None
         if len(t.planned) < lo + n:
@@ -1266,7 +1268,7 @@ class Forecaster:
         if s < 0.0:
             return None
         self._persist(edge)
-        rho = self._rho[min(max(k - self._k_s, 0), len(self._rho) - 1)]
+        rho = self._rho[min(max(k - self._lead_near, 0), len(self._rho) - 1)]
         f = max(0.0, t.level * s + rho * t.dev)
         cfg = self.config
         cpi = limits.calls_per_instance
@@ -1276,7 +1278,7 @@ class Forecaster:
         else:
             z, q = self._quantile_z(edge)
             heads = self._head_row(edge, slot, z)
-            j = min(max(k - self._k_s, 0), len(heads) - 1)
+            j = min(max(k - self._lead_near, 0), len(heads) - 1)
             upper = f + max(0.0, heads[j]) * math.sqrt(f + self._norm)
             per = cpi * cfg.plan_utilization
         return Outlook(f, upper, q, math.ceil(round(upper / per, 9)))
