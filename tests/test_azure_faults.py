@@ -40,7 +40,13 @@ PROMPT = 30.0
 """A generous bound on how long one failing call may take here (the deadline is 4 s); the point
 is that nothing sleeps a ``Retry-After`` of an hour or hangs on a stalled connection."""
 HTML = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
-NOW_MINUTE = datetime.now(UTC).replace(second=0, microsecond=0)
+
+
+def now_minute() -> datetime:
+    """The current minute, read when a test writes its metrics (not when the module was
+    imported: under xdist a module's tests may start minutes after collection, and metrics
+    dated then are outside the read window)."""
+    return datetime.now(UTC).replace(second=0, microsecond=0)
 
 
 @pytest.fixture
@@ -111,10 +117,9 @@ def per_vm(
     name: str = "ActiveCalls",
 ) -> None:
     """Per-VM values for the last minutes, the list ending at the current minute."""
+    now = now_minute()
     for vm, series in values.items():
-        points = [
-            (NOW_MINUTE - timedelta(minutes=len(series) - 1 - i), v) for i, v in enumerate(series)
-        ]
+        points = [(now - timedelta(minutes=len(series) - 1 - i), v) for i, v in enumerate(series)]
         fake.set_metric(rid, namespace, name, points, dimension=("VMName", vm), unit=unit)
 
 
@@ -349,7 +354,8 @@ def test_an_html_error_page_on_metrics_holds_only_the_pools_it_answered_for(
     a = fake.add_vmss("cvi", "a", capacity=2)
     b = fake.add_vmss("cvi", "b", capacity=2)
     per_vm(fake, a, {"a_0": [20.0] * 8})
-    moments = [NOW_MINUTE - timedelta(minutes=7 - i) for i in range(8)]
+    now = now_minute()
+    moments = [now - timedelta(minutes=7 - i) for i in range(8)]
     fake.set_metric(
         b,
         "Microsoft.Compute/virtualMachineScaleSets",
@@ -402,7 +408,7 @@ def test_an_html_error_page_on_metrics_holds_only_the_pools_it_answered_for(
     ids=["timeseries-not-a-list", "no-timestamp", "value-not-a-number"],
 )
 def test_metrics_json_of_another_shape_is_a_missing_reading(azure: Adapters, body: bytes) -> None:
-    in_window = (NOW_MINUTE - timedelta(minutes=4)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    in_window = (now_minute() - timedelta(minutes=4)).strftime("%Y-%m-%dT%H:%M:%SZ")
     body = body.replace(b"{t}", in_window.encode())
     azure.fake.inject_transport_fault(
         "POST", r"metrics:getBatch", "raw", body=body, content_type="application/json"
