@@ -8,8 +8,9 @@ operator sets: ``target_unserved``, the share of call-minutes they accept to lea
 
 **The point forecast** (Hyndman & Athanasopoulos, *Forecasting: Principles and Practice*, §5.2
 "seasonal naïve", §8.3 Holt–Winters' multiplicative level; the pure pieces are in
-:mod:`policies.forecasting`) for minute *m*, made with the load known up to the settled edge
-*e* (``lead = m − e``)::
+:mod:`policies.forecasting`, the pool's state and its arithmetic in :mod:`policies.forecaster`,
+the settings in :mod:`policies.predictive_config`) for minute *m*, made with the load known up
+to the settled edge *e* (``lead = m − e``)::
 
     forecast(m) = level × seasonal(m) + persistence(lead) × (load(e−1) − level × seasonal(e−1))
 
