@@ -770,15 +770,23 @@ class PexipClient:
                     operation=f"GET {path}",
                 )
             remaining = deadline - time.monotonic()
+            late = TransientError(
+                f"pexip {path}: not read within {budget:g} s "
+                f"(pexip.read_deadline_seconds) after {pages} pages",
+                operation=f"GET {path}",
+            )
             if remaining <= 0:
-                raise TransientError(
-                    f"pexip {path}: not read within {budget:g} s "
-                    f"(pexip.read_deadline_seconds) after {pages} pages",
-                    operation=f"GET {path}",
-                )
+                raise late
             seen.add(url)
             timeout = min(self._cfg.timeout_seconds, remaining)
-            body = self._request("GET", url, path, params=params, timeout=timeout)
+            try:
+                body = self._request("GET", url, path, params=params, timeout=timeout)
+            except TransientError as err:
+                # a request cut short by what was left of the read's deadline: the deadline is
+                # what ended the read, and what the operator can change
+                if time.monotonic() < deadline:
+                    raise
+                raise late from err
             pages += 1
             params = None  # meta.next carries its own query
             if not isinstance(body, dict) or not isinstance(body.get("objects"), list):
