@@ -59,6 +59,10 @@ CMD ["run", "--config", "/etc/cvi-autoscaler/cvi-autoscaler.toml"]
 # Last, so that a new commit or build time rebuilds no other layer. Filled in by make image:
 # the package version, the git commit, the repository URL (when git knows one), the build time.
 ARG VERSION="" REVISION="" SOURCE="" CREATED=""
+# Podman's build cache keys a LABEL on its text, not on the arguments it expands (buildah keeps
+# ARG values out of the history and only a RUN's history carries them: containers/buildah#3609,
+# #5501); without this step a new commit or build time got the previous build's labels.
+RUN : "$VERSION $REVISION $SOURCE $CREATED"
 LABEL org.opencontainers.image.title="cvi-autoscaler" \
       org.opencontainers.image.description="Keeps a Pexip CVI for Microsoft Teams deployment in Azure sized to its call load" \
       org.opencontainers.image.licenses="MIT" \

@@ -4,7 +4,8 @@
 #
 #   tools/image/build.sh                    (what `make image` runs)
 #
-# Environment: IMAGE (tag, default cvi-autoscaler:<version>), ENGINE (e.g. "docker" or
+# Environment: IMAGE (tag, default cvi-autoscaler:<version>), REVISION and SOURCE (labels; default
+# the clone's HEAD and remote.origin.url), ENGINE (e.g. "docker" or
 # "podman --storage-driver vfs"; default: podman if installed, else docker if its daemon answers),
 # BASE_IMAGE (default: the Dockerfile's public one), WHEELHOUSE (non-empty: install only from
 # build/wheelhouse/, no package index).
@@ -27,7 +28,7 @@ read -r -a engine <<<"$ENGINE"
 
 args=(build --file Dockerfile --tag "$IMAGE"
     --build-arg "VERSION=$version"
-    --build-arg "REVISION=$(git rev-parse HEAD 2>/dev/null || echo unknown)"
+    --build-arg "REVISION=${REVISION:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}"
     --build-arg "SOURCE=${SOURCE:-$(git config --get remote.origin.url 2>/dev/null || true)}"
     --build-arg "CREATED=$(date -u +%Y-%m-%dT%H:%M:%SZ)")
 [ -z "${BASE_IMAGE:-}" ] || args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
