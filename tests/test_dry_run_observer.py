@@ -221,6 +221,7 @@ def setup(
             ),
             daemon={
                 "interval_seconds": 1,
+                "tick_deadline_seconds": HEALTHY_WAIT,  # a healthy read's budget, not 0.8 s
                 "shutdown_deadline_seconds": 5,
                 "dry_run": dry_run,
                 "state_dir": str(tmp_path / f"state-{identity}"),

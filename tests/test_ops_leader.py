@@ -108,7 +108,12 @@ def pair(
                 "lag_minutes": 1,
             },
         ),
-        daemon={"interval_seconds": 1, "shutdown_deadline_seconds": 5},
+        # a healthy read's budget, not the default 80 % of the one-second interval
+        daemon={
+            "interval_seconds": 1,
+            "tick_deadline_seconds": HEALTHY_WAIT,
+            "shutdown_deadline_seconds": 5,
+        },
     )
     doc["azure"].update(
         resource_manager_url=fake.url,

@@ -51,6 +51,9 @@ def write_config(path: Path, fake: FakeAzure, state: Path, port: int, *, max_: i
         f"""
 [daemon]
 interval_seconds = 1
+# a healthy read's budget, not the default 80 % of the one-second interval: load must not
+# turn a healthy read into ObserveTimedOut
+tick_deadline_seconds = {HEALTHY_WAIT}
 shutdown_deadline_seconds = 5
 state_dir = "{state}"
 log_format = "json"
