@@ -141,17 +141,16 @@ def _source_sections(
 
 
 def _option_owners(kinds: KindTable) -> dict[str, list[str]]:
-    """Each key of ``[[pools]]`` that belongs to a kind (a field of its ``Options``, not a
-    shared ``PoolConfig`` key), with the kinds that take it."""
+    """Each key of ``[[pools]]`` that belongs to a kind (a field of its ``Options``), with the
+    kinds that take it."""
     owners: dict[str, list[str]] = {}
     if isinstance(kinds, str):
         return owners
     for name, kind in kinds.items():
         model = kind.Options
         for key, field in (model.model_fields if model is not None else {}).items():
-            key = field.alias or key
-            if key not in PoolConfig.model_fields:
-                owners.setdefault(key, []).append(name)
+            # the registry refuses a kind whose keys clash with the shared ones
+            owners.setdefault(field.alias or key, []).append(name)
     return owners
 
 
