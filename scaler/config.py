@@ -70,6 +70,7 @@ from scaler.config_model import (
     cost_problems,
     looks_secret,
     metric_problems,
+    unknown_kind,
 )
 from scaler.core.types import ScalingPolicy
 from scaler.errors import ConfigError
@@ -161,7 +162,8 @@ def _kind_options(
     validated against its kind's model; a key that only other kinds take is refused naming
     them and the pool's kind. Returns the options by pool index (``None``: refused, so the
     kind does not check that pool further), with the problems (key paths under ``pools[i]``).
-    A pool of an unknown kind is left to the model (its ``kind`` is reported)."""
+    A pool of an unknown kind has its ``kind`` reported, and its keys of other kinds are left
+    at that."""
     pools = data.get("pools") if isinstance(data, dict) else None
     owners = _option_owners(kinds)
     if not isinstance(pools, list) or isinstance(kinds, str):
@@ -177,6 +179,9 @@ def _kind_options(
         name = pool.get("kind", default)
         kind = kinds.get(name) if isinstance(name, str) else None
         if kind is None:
+            # said here too: an unknown key of the pool would keep the model's check from it
+            if isinstance(name, str):
+                problems.append(unknown_kind(f"pools[{i}]", name, kinds))
             continue
         model = kind.Options
         where = f"pools[{i}]"

@@ -1195,6 +1195,11 @@ class Config(_Strict):
 _NO_REGISTRY = "no {} registry given (load the file with scaler.config.parse_config)"
 
 
+def unknown_kind(at: str, name: str, kinds: Mapping[str, KindRules]) -> str:
+    """The problem of a pool (key path ``at``) whose ``kind`` names no registered kind."""
+    return f"{at}.kind: must be one of {', '.join(sorted(kinds))}, got {name!r}"
+
+
 def _kind_problems(
     i: int,
     pool: PoolConfig,
@@ -1213,7 +1218,7 @@ def _kind_problems(
         return [f"{at}.kind: {kinds}"]
     kind = kinds.get(pool.kind)
     if kind is None:
-        return [f"{at}.kind: must be one of {', '.join(sorted(kinds))}, got {pool.kind!r}"]
+        return [unknown_kind(at, pool.kind, kinds)]
     out = list(kind.problems(at, pool, config)) if checked else []
     if not kind.node_metric and pool.metric.locations:
         out.append(
