@@ -92,6 +92,19 @@ def _kinds() -> KindTable:
         return str(exc)
 
 
+def _policies() -> dict[str, type[Any]]:
+    """The policy registry the pools' policy tables are built with (``ConfigError`` when it
+    does not load: no pool could be checked)."""
+    try:
+        return discover()
+    except RegistryError as exc:
+        raise ConfigError(f"policies: {exc}") from exc
+    except Exception as exc:  # a third-party entry point that fails to import
+        raise ConfigError(
+            f"policies: a policy entry point failed to load ({type(exc).__name__})"
+        ) from exc
+
+
 def _sources() -> SourceTable:
     """The metric source registry each pool's metric is checked by, or why it did not load."""
     try:
@@ -321,14 +334,7 @@ def parse_config(
     def finish(found: list[str]) -> list[str]:
         return _finish(attribute(found, origins, pool_names), sources)
 
-    try:
-        registry = discover()
-    except RegistryError as exc:
-        raise ConfigError(f"policies: {exc}") from exc
-    except Exception as exc:  # a third-party entry point that fails to import
-        raise ConfigError(
-            f"policies: a policy entry point failed to load ({type(exc).__name__})"
-        ) from exc
+    registry = _policies()
     source_table = _sources()
     sections, problems = _source_sections(data, source_table, registry)
     own_keys, kind_problems = _kind_options(data, kind_table, registry)
