@@ -44,6 +44,26 @@ _NAN = math.nan
 
 
 @dataclass(frozen=True, slots=True)
+class HorizonPlan:
+    """What the forecaster plans over the horizon (``Forecaster.plan``), read by name."""
+
+    peak: float
+    """The peak point forecast over the horizon (calls, at least 0)."""
+    upper: float
+    """The planned calls: the peak of the planned quantile of the load over the horizon (the
+    peak point forecast under ``headroom = "utilization"``)."""
+    instances: int
+    """Whole instances the plan asks for now."""
+    weeks: int
+    """Weeks of history behind the horizon's buckets (the most any of them has)."""
+    quantile: float
+    """The quantile ``upper`` promises (1.0 under ``headroom = "utilization"``)."""
+    hold: int
+    """Instances the plan needs again within the hold look-ahead (``hold_minutes``); above
+    ``instances`` they are kept, never added."""
+
+
+@dataclass(frozen=True, slots=True)
 class Outlook:
     """The predictive distribution of one minute as the policy plans it (``forecast`` command)."""
 
@@ -1173,11 +1193,10 @@ class Forecaster:
 
     # -- the plan -------------------------------------------------------------------------------
 
-    def plan(
-        self, now: float, history: LoadHistory, pool: PoolLimits
-    ) -> tuple[float, float, int, int, float, int] | None:
-        """(peak point forecast, planned calls, instances, weeks, quantile, instances to keep)
-        over the horizon (see the module docstring); ``None`` without a forecast. The plan's
+    def plan(self, now: float, history: LoadHistory, pool: PoolLimits) -> HorizonPlan | None:
+        """The plan over the horizon (see the module docstring): the peak forecast, the
+        planned calls, the instances, the weeks behind it, its quantile and the instances to
+        keep; ``None`` without a forecast. The plan's
         seasonal values are fixed as buckets enter the horizon, so a call costs one pass over
         the horizon."""
         first, edge = self._bind(history, now, pool)
@@ -1209,7 +1228,7 @@ class Forecaster:
             if cfg.single_week_utilization is not None and weeks <= 1:
                 per = cpi * cfg.single_week_utilization
             hold = math.ceil(round(max(points) / per, 9))
-            return peak, peak, math.ceil(round(peak / per, 9)), weeks, 1.0, hold
+            return HorizonPlan(peak, peak, math.ceil(round(peak / per, 9)), weeks, 1.0, hold)
         z, q = self._quantile_z(edge)
         slots = t.slot
         s0, s1 = slots[lo], slots[lo + n - 1]
@@ -1246,7 +1265,7 @@ class Forecaster:
             kept = max(uppers[h:])
             if kept > upper:
                 hold = math.ceil(kept / per - 1e-9)
-        return peak, upper, instances, weeks, q, hold
+        return HorizonPlan(peak, upper, instances, weeks, q, hold)
 
     def outlook(
         self, *, history: LoadHistory, at: float, now: float, pool: PoolLimits | None = None

@@ -130,9 +130,11 @@ class Predictive:
         planned = None
         if ctx.history is not None:
             planned = self.forecaster.plan(ctx.now, ctx.history, ctx.pool)
-        weeks = planned[3] if planned is not None else 0
+        weeks = planned.weeks if planned is not None else 0
         usable = planned is not None and weeks >= cfg.min_history_weeks
-        if not usable or (reactive is not None and planned is not None and reactive >= planned[2]):
+        if not usable or (
+            reactive is not None and planned is not None and reactive >= planned.instances
+        ):
             if reactive is None or ctx.calls is None:
                 return None
             ratio = None
@@ -141,14 +143,18 @@ class Predictive:
             why = "reactive" if usable else f"reactive (history: {weeks} weeks)"
             return Recommendation(desired=reactive, utilization_ratio=ratio, note=why)
         assert planned is not None
-        peak, upper, instances, _, q, hold = planned
-        if hold > instances:  # needed again within the hold look-ahead: keep, never add
-            instances = max(instances, min(ctx.current, hold))
-        ratio = upper / (ctx.current * cpi) if ctx.current > 0 else None
+        instances = planned.instances
+        if planned.hold > instances:  # needed again within the hold look-ahead: keep, never add
+            instances = max(instances, min(ctx.current, planned.hold))
+        ratio = planned.upper / (ctx.current * cpi) if ctx.current > 0 else None
         if cfg.headroom == "error-quantile":
-            note = "forecast %.0f calls, q%.4g plan %.0f" % (peak, q, upper)  # noqa: UP031
+            note = "forecast %.0f calls, q%.4g plan %.0f" % (  # noqa: UP031
+                planned.peak,
+                planned.quantile,
+                planned.upper,
+            )
         else:
-            note = "forecast %.0f calls" % peak  # noqa: UP031
+            note = "forecast %.0f calls" % planned.peak  # noqa: UP031
         return Recommendation(desired=instances, utilization_ratio=ratio, note=note)
 
     # -- what the forecast command reads --------------------------------------------------------

@@ -9,8 +9,8 @@ literals when they parse as one (``12``, ``true``, ``"x"``) and as plain strings
 The models live in ``scaler.config_model`` (re-exported here); this loader asks each registry to
 validate its own part: the policies build their options, the pool kinds check their pools and
 the metric sources their pools' metrics (both handed to the model's validation context, with
-the plug-in sources' own tables validated here against their models), so the model imports
-none of them.
+the plug-in sources' own tables and each pool's kind's own keys validated here against their
+models), so the model imports none of them.
 """
 
 from __future__ import annotations
@@ -66,16 +66,17 @@ from scaler.config_model import (
     PoolConfig,
     SkuPriceConfig,
     SourceTable,
-    VmSetConfig,
     _show,
     cost_problems,
     looks_secret,
     metric_problems,
+    unknown_kind,
 )
 from scaler.core.types import ScalingPolicy
 from scaler.errors import ConfigError
 from scaler.kinds import KindRegistryError
 from scaler.kinds import discover as discover_kinds
+from scaler.kinds.vm_set import VmSetConfig
 from scaler.redact import show_url
 from scaler.regions import problem as region_problem
 from scaler.sources import SourceRegistryError
@@ -89,6 +90,19 @@ def _kinds() -> KindTable:
         return discover_kinds()
     except KindRegistryError as exc:
         return str(exc)
+
+
+def _policies() -> dict[str, type[Any]]:
+    """The policy registry the pools' policy tables are built with (``ConfigError`` when it
+    does not load: no pool could be checked)."""
+    try:
+        return discover()
+    except RegistryError as exc:
+        raise ConfigError(f"policies: {exc}") from exc
+    except Exception as exc:  # a third-party entry point that fails to import
+        raise ConfigError(
+            f"policies: a policy entry point failed to load ({type(exc).__name__})"
+        ) from exc
 
 
 def _sources() -> SourceTable:
@@ -137,6 +151,68 @@ def _source_sections(
                 )
             except ValidationError as exc:
                 problems += format_validation_error(exc, prefix=where, model=source.Options)
+    return found, problems
+
+
+def _option_owners(kinds: KindTable) -> dict[str, list[str]]:
+    """Each key of ``[[pools]]`` that belongs to a kind (a field of its ``Options``), with the
+    kinds that take it."""
+    owners: dict[str, list[str]] = {}
+    if isinstance(kinds, str):
+        return owners
+    for name, kind in kinds.items():
+        model = kind.Options
+        for key, field in (model.model_fields if model is not None else {}).items():
+            # the registry refuses a kind whose keys clash with the shared ones
+            owners.setdefault(field.alias or key, []).append(name)
+    return owners
+
+
+def _kind_options(
+    data: Any, kinds: KindTable, registry: Mapping[str, Any]
+) -> tuple[dict[int, BaseModel | None], list[str]]:
+    """Each pool's kind's own keys (``PoolKind.Options``), taken out of the raw document and
+    validated against its kind's model; a key that only other kinds take is refused naming
+    them and the pool's kind. Returns the options by pool index (``None``: refused, so the
+    kind does not check that pool further), with the problems (key paths under ``pools[i]``).
+    A pool of an unknown kind has its ``kind`` reported, and its keys of other kinds are left
+    at that."""
+    pools = data.get("pools") if isinstance(data, dict) else None
+    owners = _option_owners(kinds)
+    if not isinstance(pools, list) or isinstance(kinds, str):
+        return {}, []
+    default = PoolConfig.model_fields["kind"].default
+    found: dict[int, BaseModel | None] = {}
+    problems: list[str] = []
+    for i, pool in enumerate(pools):
+        if not isinstance(pool, dict):
+            continue
+        pool = pools[i] = dict(pool)
+        taken = {key: pool.pop(key) for key in list(pool) if key in owners}
+        name = pool.get("kind", default)
+        kind = kinds.get(name) if isinstance(name, str) else None
+        if kind is None:
+            # said here too: an unknown key of the pool would keep the model's check from it
+            if isinstance(name, str):
+                problems.append(unknown_kind(f"pools[{i}]", name, kinds))
+            continue
+        model = kind.Options
+        where = f"pools[{i}]"
+        for key, value in taken.items():
+            if name not in owners[key]:
+                only = ", ".join(repr(k) for k in owners[key])
+                problems.append(
+                    f"{where}.{key}: only for kind {only}, not {name!r}, got {_show(value, key)}"
+                )
+        if model is None:
+            continue
+        mine = {k: v for k, v in taken.items() if name in owners[k]}
+        problems += _number_problems(model, mine, where, registry)
+        try:
+            found[i] = model.model_validate(mine)
+        except ValidationError as exc:
+            problems += format_validation_error(exc, prefix=where, model=model)
+            found[i] = None  # said: the kind does not check the pool on what it refused
     return found, problems
 
 
@@ -246,8 +322,9 @@ def parse_config(
         data.setdefault("daemon", {})
         if isinstance(data["daemon"], dict):
             data["daemon"]["dry_run"] = True
+    kind_table = _kinds()
     pool_keys = [f.alias or name for name, f in PoolConfig.model_fields.items()]
-    data, origins, shared = expand_pools(data, pool_keys)
+    data, origins, shared = expand_pools(data, [*pool_keys, *_option_owners(kind_table)])
     pool_names = {
         i: str(p.get("name", "?"))[:63]
         for i, p in enumerate(data.get("pools") or [])
@@ -257,24 +334,22 @@ def parse_config(
     def finish(found: list[str]) -> list[str]:
         return _finish(attribute(found, origins, pool_names), sources)
 
-    try:
-        registry = discover()
-    except RegistryError as exc:
-        raise ConfigError(f"policies: {exc}") from exc
-    except Exception as exc:  # a third-party entry point that fails to import
-        raise ConfigError(
-            f"policies: a policy entry point failed to load ({type(exc).__name__})"
-        ) from exc
+    registry = _policies()
     source_table = _sources()
     sections, problems = _source_sections(data, source_table, registry)
-    problems = shared + _number_problems(Config, data, "", registry) + problems
+    own_keys, kind_problems = _kind_options(data, kind_table, registry)
+    problems = shared + _number_problems(Config, data, "", registry) + problems + kind_problems
     problems += _place_problems(data)
-    context: dict[str, Any] = {"offline": offline, "kinds": _kinds(), "sources": source_table}
+    context: dict[str, Any] = {"offline": offline, "kinds": kind_table, "sources": source_table}
     context["sections"] = sections
+    context["options"] = own_keys
     try:
         config = Config.model_validate(data, context=context)
     except ValidationError as exc:
-        problems.extend(format_validation_error(exc, model=Config))
+        kind_keys: dict[type[BaseModel], Sequence[str]] = {
+            PoolConfig: list(_option_owners(kind_table))
+        }
+        problems.extend(format_validation_error(exc, model=Config, also=kind_keys))
         problems += _raw_policy_problems(data, registry, problems)
         raise ConfigError(finish(problems)) from exc
     except ConfigError as exc:
@@ -544,13 +619,18 @@ def _env_value(text: str) -> Any:
 
 
 def format_validation_error(
-    exc: ValidationError, *, prefix: str = "", model: type[BaseModel] | None = None
+    exc: ValidationError,
+    *,
+    prefix: str = "",
+    model: type[BaseModel] | None = None,
+    also: Mapping[type[BaseModel], Sequence[str]] | None = None,
 ) -> list[str]:
     """pydantic's errors as ``key.path[i].name: message, got value`` lines.
 
     The value is left out for unknown keys (a misspelt secret key must not echo its secret) and
     for keys that look secret; an unknown key gets the nearest known key of ``model`` (the model
-    validated) as a suggestion."""
+    validated) as a suggestion, or of the keys ``also`` adds to a nested model's (``[[pools]]``:
+    the kinds' own)."""
     lines = []
     for err in exc.errors():
         path = prefix
@@ -565,7 +645,7 @@ def format_validation_error(
             if msg.startswith(lead):
                 msg = msg[len(lead) :]
         if err["type"] == "extra_forbidden":
-            lines.append(f"{where}: unknown key{_suggest(model, err['loc'])}")
+            lines.append(f"{where}: unknown key{_suggest(model, err['loc'], also or {})}")
             continue
         if err["type"] == "missing":
             lines.append(f"{where}: required key is missing")
@@ -615,7 +695,11 @@ def _describe(value: Any) -> str:
     return f"a value of type {type(value).__name__} (not shown)"
 
 
-def _suggest(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> str:
+def _suggest(
+    model: type[BaseModel] | None,
+    loc: tuple[int | str, ...],
+    also: Mapping[type[BaseModel], Sequence[str]],
+) -> str:
     """`` (did you mean 'x'?)`` for an unknown key at ``loc`` of ``model``, or nothing."""
     for part in loc[:-1]:
         if model is None:
@@ -630,6 +714,7 @@ def _suggest(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> str:
     if model is None or not isinstance(loc[-1], str):
         return ""
     known = [f.alias or name for name, f in model.model_fields.items()]
+    known += also.get(model, ())
     close = difflib.get_close_matches(loc[-1].lower(), known, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

@@ -3,9 +3,10 @@
 Pure (no registry, no adapter): the loader (``scaler.config``) reads the file, applies the
 environment, and hands the model the registries it validates against — the pool kinds and the
 metric sources through the validation context (``{"kinds": ..., "sources": ...}``, with the
-plug-in sources' own tables as ``"sections"``), so the model itself never imports a kind or a
-source. Kinds, sources, ports and adapters import their config types from here; everything
-above them may keep importing them from ``scaler.config``.
+plug-in sources' own tables as ``"sections"`` and each pool's kind's own keys, validated against
+its kind's ``Options``, as ``"options"``), so the model itself never imports a kind or a source,
+and ``PoolConfig`` names no key of one kind. Kinds, sources, ports and adapters import their
+config types from here; everything above them may keep importing them from ``scaler.config``.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ starting with a digit)."""
 
 class KindRules(Protocol):
     """What the model asks of a pool kind (``scaler.kinds.base.PoolKind``)."""
+
+    @property
+    def Options(self) -> type[BaseModel] | None: ...  # the model of the kind's own keys
 
     @property
     def needs_pexip(self) -> bool: ...
@@ -792,29 +796,6 @@ class BehaviorConfig(_Strict):
         )
 
 
-class VmSetConfig(_Strict):
-    """``[pools.vm_set]``: the pre-provisioned VMs of a ``vm-set`` (burst node) pool."""
-
-    resource_group: str = ""
-    """``vm-set``: the VMs of this resource group carrying tag ``key=value``."""
-    tag: str = ""
-    """``key=value``: VMs of ``resource_group`` carrying this tag belong to the pool."""
-    min_lifetime_minutes: float = Field(default=50.0, ge=0.0, le=1440.0)
-    """A started node is kept at least this long (hourly billing)."""
-
-    @field_validator("tag")
-    @classmethod
-    def _tag(cls, v: str) -> str:
-        if v and ("=" not in v or not v.split("=", 1)[0].strip()):
-            raise ValueError("must be key=value")
-        return v
-
-    @property
-    def tag_pair(self) -> tuple[str, str]:
-        key, _, value = self.tag.partition("=")
-        return key.strip(), value.strip()
-
-
 _VM_SIZE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{1,63}$")
 _PRICE = Field(default=None, ge=0.0, le=100000.0)
 
@@ -934,7 +915,9 @@ def cost_problems(i: int, pool: PoolConfig, cost: CostConfig | None) -> list[str
 
 
 class PoolConfig(_Strict):
-    """``[[pools]]``: one pool the daemon sizes (see ``kind``)."""
+    """``[[pools]]``: one pool the daemon sizes (see ``kind``). Besides these shared keys, a
+    pool takes the keys of its kind (``drain`` of ``vmss``, ``teams_proxy`` of ``pexip-teams``,
+    ``[pools.vm_set]`` of ``vm-set``): each kind's own are listed under Pool kinds below."""
 
     name: str
     """Unique name (letters, digits, ``-_.``)."""
@@ -972,19 +955,9 @@ class PoolConfig(_Strict):
     semantics)."""
     policies: list[dict[str, Any]] = Field(min_length=1)
     """``[[pools.policies]]``: one table per policy, ``type`` naming it (see Policies below)."""
-    drain: bool | None = None
-    """``vmss``: scale in only idle instances, deleted by id. Empty: on with the ``pexip``
-    source (per-instance call counts); set it for an Azure Monitor metric split by ``VMName``."""
-    max_drain_minutes: float | None = Field(default=None, gt=0.0)
-    """``vmss`` with drain: how long a scale-in waits for busy instances before dropping their
-    calls; empty: for ever (never drop calls)."""
-    teams_proxy: str = ""
-    """``pexip-teams``: the Teams Connector's name or id in Pexip's configuration."""
     template: str = ""
     """The ``[templates.NAME]`` whose keys this pool takes where it sets none
     (``scaler.templates``)."""
-    vm_set: VmSetConfig = VmSetConfig()
-    """``[pools.vm_set]``: the VMs of a ``vm-set`` pool."""
     vm_size: str = ""
     """The instances' VM size (``Standard_F4s_v2``), for pricing with ``[cost.sku]``; empty:
     priced by ``vcpus_per_instance × [cost] per_vcpu_hour``."""
@@ -993,6 +966,9 @@ class PoolConfig(_Strict):
 
     _quota_subscription: str = PrivateAttr(default="")
     """The pool's subscription when it is not the config's default one (set by ``Config``)."""
+    _kind_options: BaseModel | None = PrivateAttr(default=None)
+    """The keys only the pool's kind takes, validated by the loader against the kind's
+    ``Options`` (set by ``Config`` from the validation context's ``"options"``)."""
 
     @field_validator("name")
     @classmethod
@@ -1051,10 +1027,17 @@ class PoolConfig(_Strict):
         return m.group("sub") if m else ""
 
     @property
+    def kind_options(self) -> BaseModel | None:
+        """The keys of ``[[pools]]`` that belong to the pool's kind (``PoolKind.Options``), as
+        the loader validated them; ``None`` when its kind takes none or the pool was built
+        without the loader. Only the kind reads them (``scaler.kinds.base.options_of``)."""
+        return self._kind_options
+
+    @property
     def resource_group(self) -> str:
-        """The scale set's resource group, else ``vm_set.resource_group``."""
+        """The scale set's resource group (empty without ``resource_id``)."""
         m = _VMSS_ID.match(self.resource_id)
-        return m.group("rg") if m else self.vm_set.resource_group
+        return m.group("rg") if m else ""
 
     @property
     def calls_per_instance_set(self) -> bool:
@@ -1123,8 +1106,10 @@ class Config(_Strict):
         kinds: KindTable = context.get("kinds", _NO_REGISTRY.format("kind"))
         sources: SourceTable = context.get("sources", _NO_REGISTRY.format("metric source"))
         sections: Mapping[int, dict[str, BaseModel]] = context.get("sections", {})
+        options: Mapping[int, BaseModel | None] = context.get("options", {})
         for i, pool in enumerate(self.pools):
             pool.metric._sections = dict(sections.get(i, {}))
+            pool._kind_options = options.get(i)
         published = published_resources(self, sources)
         for i, pool in enumerate(self.pools):
             if pool.name in seen:
@@ -1149,7 +1134,9 @@ class Config(_Strict):
                 )
             if not (pool.location or self.azure.location):
                 problems.append(f"pools[{i}].location: required when azure.location is empty")
-            problems.extend(_kind_problems(i, pool, self, kinds, sources))
+            # a pool whose kind's own keys were refused (``None``) is not checked on them
+            checked = i not in options or options[i] is not None
+            problems.extend(_kind_problems(i, pool, self, kinds, sources, checked=checked))
             problems.extend(metric_problems(i, pool, self, kinds, sources, published))
             problems.extend(cost_problems(i, pool, self.cost))
             # A pool's scale set names its own subscription; azure.subscription_id is the
@@ -1208,19 +1195,31 @@ class Config(_Strict):
 _NO_REGISTRY = "no {} registry given (load the file with scaler.config.parse_config)"
 
 
+def unknown_kind(at: str, name: str, kinds: Mapping[str, KindRules]) -> str:
+    """The problem of a pool (key path ``at``) whose ``kind`` names no registered kind."""
+    return f"{at}.kind: must be one of {', '.join(sorted(kinds))}, got {name!r}"
+
+
 def _kind_problems(
-    i: int, pool: PoolConfig, config: Config, kinds: KindTable, sources: SourceTable = ""
+    i: int,
+    pool: PoolConfig,
+    config: Config,
+    kinds: KindTable,
+    sources: SourceTable = "",
+    *,
+    checked: bool = True,
 ) -> list[str]:
     """What the pool's kind needs (``kinds``: the registry ``scaler.kinds.discover`` as the
     loader hands it over, or why it failed to load), plus what every kind shares, with the key
-    path of what is missing or wrong."""
+    path of what is missing or wrong; ``checked``: false when the kind's own keys were refused
+    already (its checks would read their defaults)."""
     at = f"pools[{i}]"
     if isinstance(kinds, str):
         return [f"{at}.kind: {kinds}"]
     kind = kinds.get(pool.kind)
     if kind is None:
-        return [f"{at}.kind: must be one of {', '.join(sorted(kinds))}, got {pool.kind!r}"]
-    out = list(kind.problems(at, pool, config))
+        return [unknown_kind(at, pool.kind, kinds)]
+    out = list(kind.problems(at, pool, config)) if checked else []
     if not kind.node_metric and pool.metric.locations:
         out.append(
             f"{at}.metric.locations: only for kinds of Conferencing Nodes "

@@ -275,6 +275,7 @@ class Adapters:
             observer=observer,
             members=router.member_names,
             node_metric=node_metric,
+            teams_connector=teams_connector,
         )
         self._opened = readers.opened
         self.metrics = MetricsRouter(
@@ -327,6 +328,11 @@ def fallback_name(pool: PoolConfig) -> str:
 def node_metric(pool: PoolConfig) -> bool:
     """Whether the pool's kind reads Conferencing Node load (``PoolKind.node_metric``)."""
     return kind_of(pool).node_metric
+
+
+def teams_connector(pool: PoolConfig) -> str:
+    """The Teams Connector the pool's kind names (``PoolKind.teams_connector``)."""
+    return kind_of(pool).teams_connector(pool)
 
 
 def metric_readers(ctx: ReaderContext) -> dict[str, MetricsSource | str]:

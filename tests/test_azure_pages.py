@@ -34,8 +34,9 @@ from scaler.adapters.azure import (
 from scaler.adapters.azure_autoscale import API_VERSION as AUTOSCALE_API_VERSION
 from scaler.adapters.azure_autoscale import AutoscaleSettings
 from scaler.adapters.azure_instances import AzureScaleSetInstances, AzureVmSet
-from scaler.config import Config, parse_config
+from scaler.config import Config, PoolConfig, parse_config
 from scaler.errors import AdapterError, PermanentError, TransientError
+from scaler.kinds.vm_set import vm_set_of
 from tests.fakeazure import FakeAzure
 from tests.tls import QuietHandler, serve_tls
 
@@ -183,15 +184,21 @@ LISTS = {
     ),
     "vm.list": Lister(
         r"/resourceGroups/rg-vms/providers/Microsoft\.Compute/virtualMachines$",
-        lambda c, cfg: AzureVmSet(c).list(cfg.pools[-1]),
+        lambda c, cfg: AzureVmSet(c).list(*_group(cfg.pools[-1])),
     ),
     "vm.list_status": Lister(
         r"^/subscriptions/[^/]+/providers/Microsoft\.Compute/virtualMachines$",
-        lambda c, cfg: AzureVmSet(c).list(cfg.pools[-1]),
+        lambda c, cfg: AzureVmSet(c).list(*_group(cfg.pools[-1])),
     ),
     "resource_skus.list": Lister(r"/skus$", lambda c, _: c.vm_sizes("westeurope")),
     "autoscale_settings.list": Lister(r"/autoscalesettings$", lambda c, cfg: _settings(cfg)),
 }
+
+
+def _group(pool: PoolConfig) -> tuple[str, tuple[str, str]]:
+    """A vm-set pool's resource group and tag, as the adapter takes them."""
+    group = vm_set_of(pool)
+    return group.resource_group, group.tag_pair
 
 
 def _settings(config: Config) -> object:

@@ -26,7 +26,7 @@ from scaler.config import Config, MetricConfig, PoolConfig, parse_config
 from scaler.core.types import Reason
 from scaler.daemon import Daemon
 from scaler.errors import ConfigError
-from scaler.wiring import MetricsRouter, build_adapters, node_metric
+from scaler.wiring import MetricsRouter, build_adapters, node_metric, teams_connector
 from tests.conftest import config_doc, pool_table, vmss_id
 from tests.fakeazure import FakeAzure
 from tests.fakepexip import FakePexip
@@ -301,6 +301,7 @@ def _tick(env: Env, config: Config, now: datetime, *, sized: bool) -> Any:
                 adapters.pexip,
                 members=adapters.compute.member_names,
                 node_metric=node_metric,
+                teams_connector=teams_connector,
             ),
             sizes=(lambda pool: compute.observe(pool).capacity) if sized else None,
         )

@@ -294,7 +294,8 @@ class Vms:
     def __init__(self, vms: Sequence[VmInfo]) -> None:
         self.vms = list(vms)
 
-    def list(self, pool: PoolConfig) -> list[VmInfo]:
+    def list(self, rg: str, tag: tuple[str, str]) -> list[VmInfo]:
+        assert (rg, tag) == ("cvi", ("pexip-role", "burst"))  # the pool's [pools.vm_set]
         return list(self.vms)
 
 

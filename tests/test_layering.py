@@ -149,6 +149,37 @@ def test_no_kind_name_is_switched_on_outside_the_kinds() -> None:
     assert offenders == []
 
 
+def test_each_kind_owns_its_keys_and_the_shared_pool_model_names_none() -> None:
+    """A kind's keys of ``[[pools]]`` are its own ``Options`` model, validated by the loader:
+    ``PoolConfig`` (and so ``scaler/config_model.py``) names none of them, and nothing outside
+    the kinds and their actuators reads one by name."""
+    from scaler import kinds
+    from scaler.config_model import PoolConfig
+
+    owned = {
+        key
+        for kind in kinds.discover().values()
+        if kind.Options is not None
+        for key in kind.Options.model_fields
+    }
+    assert owned >= {"drain", "max_drain_minutes", "teams_proxy", "vm_set"}
+    assert not owned & set(PoolConfig.model_fields)
+    readers = []
+    for path in sorted((ROOT / "scaler").rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel.startswith(("scaler/kinds/", "scaler/actuators/")):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in owned
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "pool"
+            ):
+                readers.append((rel, node.lineno, node.attr))
+    assert readers == []
+
+
 def test_the_daemon_asks_its_ports_instead_of_probing_them() -> None:
     probes = [
         (name, node.lineno)

@@ -10,6 +10,7 @@ import pytest
 from scaler.backtest.runner import scale_in_mode
 from scaler.config import load_config, parse_config
 from scaler.errors import ConfigError
+from scaler.kinds.vm_set import vm_set_of
 from scaler.kinds.vmss import drain_enabled
 from tests.conftest import config_doc, pool_table
 
@@ -78,4 +79,4 @@ def test_vm_set_capacity_comes_from_nodes_unless_configured() -> None:
     config = parse_config(doc, environ={})
     assert not config.pools[0].calls_per_instance_set
     assert scale_in_mode(config.pools[0]) == "drain"
-    assert config.pools[0].resource_group == "rg"
+    assert vm_set_of(config.pools[0]).resource_group == "rg"

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from scaler.adapters.pexip import PexipClient, PexipMetrics
 from scaler.config import Config, PoolConfig, parse_config
 from scaler.core.types import MetricReading, MetricStatus
-from scaler.wiring import node_metric
+from scaler.wiring import node_metric, teams_connector
 from tests.conftest import config_doc, examples, pool_table, vmss_id
 from tests.fakepexip import FakePexip
 
@@ -81,9 +81,13 @@ def read(
 
     try:
         return dict(
-            PexipMetrics(cfg, client, members=member_names, node_metric=node_metric).read(
-                cfg.pools, NOW
-            )
+            PexipMetrics(
+                cfg,
+                client,
+                members=member_names,
+                node_metric=node_metric,
+                teams_connector=teams_connector,
+            ).read(cfg.pools, NOW)
         )
     finally:
         client.close()

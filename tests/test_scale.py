@@ -25,11 +25,12 @@ from scaler.adapters.azure import (
     AzureMonitorMetrics,
     make_credential,
 )
-from scaler.config import Config, parse_config
+from scaler.config import Config, PoolConfig, parse_config
 from scaler.core.quota import QuotaMemory, QuotaRules, allowance
 from scaler.core.types import MetricStatus
 from scaler.errors import ConfigError, PermanentError, TransientError
 from scaler.health import CallMetrics
+from scaler.kinds.vm_set import vm_set_of
 from scaler.ports import PoolStatus
 from tests.fakeazure import FakeAzure
 
@@ -338,6 +339,12 @@ def vm_fleet(fake: FakeAzure) -> None:
     fake.add_vm("elsewhere", "node-z", power_state="running", tags={"pexip-role": "burst"})
 
 
+def _group(pool: PoolConfig) -> tuple[str, tuple[str, str]]:
+    """A vm-set pool's resource group and tag, as the adapter takes them."""
+    group = vm_set_of(pool)
+    return group.resource_group, group.tag_pair
+
+
 def test_the_status_list_gives_what_an_instance_view_per_vm_gives(fake: FakeAzure) -> None:
     """Contract: the two-list read of a vm-set (``list(rg)`` joined with the subscription's
     ``statusOnly`` list) gives exactly the ``VmInfo`` of the per-VM instanceView read, for
@@ -350,10 +357,10 @@ def test_the_status_list_gives_what_an_instance_view_per_vm_gives(fake: FakeAzur
     vms = AzureVmSet(compute)
     try:
         fake.clear_requests()
-        each = vms.list_each(cfg.pools[0])
+        each = vms.list_each(*_group(cfg.pools[0]))
         per_vm = len(fake.requests)
         fake.clear_requests()
-        bulk = vms.list(cfg.pools[0])
+        bulk = vms.list(*_group(cfg.pools[0]))
         requests = [(r.path, r.query) for r in fake.requests]
     finally:
         compute.close()
@@ -385,10 +392,10 @@ def test_a_refused_status_list_falls_back_to_each_vm_and_is_not_asked_again_at_o
         content_regex=r"statusOnly=true",
     )
     try:
-        expected = vms.list_each(cfg.pools[0])
-        first = vms.list(cfg.pools[0])
+        expected = vms.list_each(*_group(cfg.pools[0]))
+        first = vms.list(*_group(cfg.pools[0]))
         fake.clear_requests()
-        second = vms.list(cfg.pools[0])
+        second = vms.list(*_group(cfg.pools[0]))
         asked_again = [r for r in fake.requests if r.query.get("statusOnly")]
     finally:
         compute.close()

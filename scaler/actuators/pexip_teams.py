@@ -25,6 +25,7 @@ from scaler.kinds.base import (
     KindContext,
     Preflight,
 )
+from scaler.kinds.pexip_teams import connector_of
 from scaler.ports import Clock, PoolStatus, ResizeHandle
 
 DRAINING_STATUSES = frozenset({"waiting for termination", "terminating"})
@@ -60,7 +61,7 @@ class PexipTeamsActuator:
 
     def preflight(self, pool: PoolConfig) -> Preflight:
         try:
-            proxy = self._pexip.teams_proxy(pool.teams_proxy)
+            proxy = self._pexip.teams_proxy(connector_of(pool))
         except AdapterError as err:
             return Preflight(
                 warnings=(f"pool {pool.name}: cannot check the Teams Connector: {err}",)
@@ -86,7 +87,7 @@ class PexipTeamsActuator:
         """The connector as Pexip and Azure report it. Only the connector itself (where to
         write) and the pool's size are needed; every other read that fails is warned about
         (once a minute), noted, and replaced by its safe assumption (module docstring)."""
-        proxy = self._pexip.teams_proxy(pool.teams_proxy)
+        proxy = self._pexip.teams_proxy(connector_of(pool))
         if proxy.notifications_enabled is False:
             raise PermanentError(
                 f"pool {pool.name}: the Teams Connector {proxy.name!r} has no Event Hub "
@@ -162,7 +163,7 @@ class PexipTeamsActuator:
     def apply(self, pool: PoolConfig, actions: InstanceActions) -> ResizeHandle:
         if actions.capacity is None:
             return Done(changed=False)
-        proxy = self._pexip.teams_proxy(pool.teams_proxy)
+        proxy = self._pexip.teams_proxy(connector_of(pool))
         if proxy.min_number_of_instances == actions.capacity:
             return Done(changed=False)
         self._pexip.set_min_instances(proxy.id, actions.capacity)

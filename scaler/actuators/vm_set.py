@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from scaler.adapters.azure_instances import AzureVmSet
+from scaler.adapters.azure_instances import AzureVmSet, VmInfo
 from scaler.adapters.handles import AllOf
 from scaler.adapters.pexip import MAINTENANCE_REASON, PexipClient, WorkerVmConfig
 from scaler.config_model import PoolConfig
@@ -23,6 +23,7 @@ from scaler.kinds.base import (
     KindContext,
     Preflight,
 )
+from scaler.kinds.vm_set import vm_set_of
 from scaler.ports import Clock, PoolStatus, ResizeHandle
 
 
@@ -58,7 +59,7 @@ class VmSetActuator:
 
     def observe(self, pool: PoolConfig) -> PoolStatus:
         now = self._clock.now()
-        vms = self._vms.list(pool)
+        vms = _listed(self._vms, pool)
         self.members[pool.name] = tuple(v.name for v in vms)
         workers = {w.name.lower(): w for w in self._pexip.worker_vms()}
         instances = []
@@ -126,7 +127,7 @@ class VmSetActuator:
         try:
             bursting = self._pexip.bursting()
             configs = self._pexip.worker_vm_configs()
-            names = {v.name.lower() for v in self._vms.list(pool)}
+            names = {v.name.lower() for v in _listed(self._vms, pool)}
         except AdapterError as err:
             return Preflight(warnings=(f"cannot check Pexip's dynamic bursting: {err}",))
         clash = bursting_clash(configs, names)
@@ -174,12 +175,18 @@ class VmSetActuator:
             ours = node is not None and node.maintenance_mode_reason == MAINTENANCE_REASON
             if node is not None and node.maintenance_mode and ours:
                 self._pexip.set_maintenance(node.id, False)
-            handles.append(self._vms.start(pool, name))
+            handles.append(self._vms.start(vm_set_of(pool).resource_group, name))
             self._started[name] = self._clock.now()
         for name in actions.deallocate:
-            handles.append(self._vms.deallocate(pool, name))
+            handles.append(self._vms.deallocate(vm_set_of(pool).resource_group, name))
             self._started.pop(name, None)
         return AllOf(handles)
+
+
+def _listed(vms: AzureVmSet, pool: PoolConfig) -> list[VmInfo]:
+    """The VMs of the pool's ``[pools.vm_set]``: its resource group's VMs carrying its tag."""
+    group = vm_set_of(pool)
+    return vms.list(group.resource_group, group.tag_pair)
 
 
 def bursting_clash(configs: Sequence[WorkerVmConfig], members: set[str]) -> str:

@@ -170,12 +170,13 @@ class AzureVmSet:
     def _client(self) -> ComputeManagementClient:
         return self._compute.client
 
-    def list(self, pool: PoolConfig) -> list[VmInfo]:
-        listed = self._tagged(pool)
+    def list(self, rg: str, tag: tuple[str, str]) -> list[VmInfo]:
+        """The VMs of resource group ``rg`` carrying tag ``tag`` (key, value), with their
+        power states."""
+        listed = self._tagged(rg, tag)
         if not listed:
             return []
         states = self._statuses()
-        rg = pool.vm_set.resource_group
         out = []
         for vm in listed:
             state = states.get(str(vm.id or "").lower())
@@ -184,19 +185,18 @@ class AzureVmSet:
             out.append(_vm_info(vm, state))
         return out
 
-    def list_each(self, pool: PoolConfig) -> builtins.list[VmInfo]:
+    def list_each(self, rg: str, tag: tuple[str, str]) -> builtins.list[VmInfo]:
         """``list`` with one ``instanceView`` GET per VM (no status list)."""
-        rg = pool.vm_set.resource_group
-        return [_vm_info(vm, self._instance_view(rg, str(vm.name))) for vm in self._tagged(pool)]
+        return [_vm_info(vm, self._instance_view(rg, str(vm.name))) for vm in self._tagged(rg, tag)]
 
-    def _tagged(self, pool: PoolConfig) -> builtins.list[Any]:
-        """The resource group's VMs carrying the pool's tag (``GET …/resourceGroups/{rg}
+    def _tagged(self, rg: str, tag: tuple[str, str]) -> builtins.list[Any]:
+        """The resource group's VMs carrying the tag (``GET …/resourceGroups/{rg}
         /providers/Microsoft.Compute/virtualMachines`` through the guarded pager); a VM
         name that is not one fails the read."""
-        key, value = pool.vm_set.tag_pair
+        key, value = tag
         path = (
             f"/subscriptions/{segment(self._compute.subscription)}/resourceGroups/"
-            f"{segment(pool.vm_set.resource_group)}/providers/Microsoft.Compute/virtualMachines"
+            f"{segment(rg)}/providers/Microsoft.Compute/virtualMachines"
         )
         with self._compute.calls.call("vm.list"):
             items = self._compute.pages.items(
@@ -244,16 +244,14 @@ class AzureVmSet:
             raise
         return out
 
-    def start(self, pool: PoolConfig, name: str) -> AzureResize:
+    def start(self, rg: str, name: str) -> AzureResize:
         with self._compute.calls.call("vm.begin_start"):
-            poller = self._client.virtual_machines.begin_start(pool.vm_set.resource_group, name)
+            poller = self._client.virtual_machines.begin_start(rg, name)
         return AzureResize(poller, "vm.start", self._compute.calls)
 
-    def deallocate(self, pool: PoolConfig, name: str) -> AzureResize:
+    def deallocate(self, rg: str, name: str) -> AzureResize:
         with self._compute.calls.call("vm.begin_deallocate"):
-            poller = self._client.virtual_machines.begin_deallocate(
-                pool.vm_set.resource_group, name
-            )
+            poller = self._client.virtual_machines.begin_deallocate(rg, name)
         return AzureResize(poller, "vm.deallocate", self._compute.calls)
 
 

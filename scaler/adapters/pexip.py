@@ -1326,8 +1326,9 @@ class _TeamsRead:
 class PexipMetrics:
     """``MetricsSource`` over the status API: calls now, per pool and per instance.
 
-    Which pools read Conferencing Node load is the pool's kind's to say (``node_metric``, handed
-    over by the wiring: ``PoolKind.node_metric``); this adapter names no kind.
+    Which pools read Conferencing Node load, and which Teams Connector a pool names, are the
+    pool's kind's to say (``node_metric`` and ``teams_connector``, handed over by the wiring:
+    ``PoolKind.node_metric``, ``PoolKind.teams_connector``); this adapter names no kind.
 
     * Teams Connector pools (``vmss``, ``pexip-teams``): Σ ``call_count`` of the pool's Teams
       Connector instances, with each instance's count. An instance belongs to a pool by its
@@ -1358,11 +1359,13 @@ class PexipMetrics:
         *,
         members: Members,
         node_metric: Callable[[PoolConfig], bool],
+        teams_connector: Callable[[PoolConfig], str],
     ) -> None:
         self._config = config
         self._client = client
         self._members = members
         self._node_metric = node_metric
+        self._connector = teams_connector
 
     def read(self, pools: Sequence[PoolConfig], now: float) -> Mapping[str, MetricReading]:
         out: dict[str, MetricReading] = {}
@@ -1386,7 +1389,7 @@ class PexipMetrics:
         if isinstance(nodes, AdapterError):
             return {p.name: MetricReading.missing(str(nodes)) for p in pools}
         proxies = _attempt(self._client.teams_proxies)
-        proxy_of = {p.name: _proxy_for(p, proxies) for p in pools}
+        proxy_of = {p.name: _proxy_for(self._connector(p), proxies) for p in pools}
         split = _attribute(nodes, pools, proxy_of)
         out: dict[str, MetricReading] = {}
         for pool in pools:
@@ -1414,7 +1417,7 @@ class PexipMetrics:
         if hub is None and proxy is not None:
             hub = proxy.notifications_enabled
         if not mine:
-            where = pool.scale_set_name or pool.teams_proxy or pool.name
+            where = pool.scale_set_name or self._connector(pool) or pool.name
             if split.foreign:
                 ids = sorted({n.scaleset_id or n.eventhub_id for n in split.foreign})
                 return MetricReading.missing(
@@ -1473,12 +1476,12 @@ class PexipMetrics:
         )
 
 
-def _proxy_for(pool: PoolConfig, proxies: list[TeamsProxy] | AdapterError) -> TeamsProxy | None:
-    """The pool's Teams Connector: the one it names, else the only one Pexip has."""
+def _proxy_for(named: str, proxies: list[TeamsProxy] | AdapterError) -> TeamsProxy | None:
+    """A pool's Teams Connector: the one it names (``named``), else the only one Pexip has."""
     if isinstance(proxies, AdapterError):
         return None
-    if pool.teams_proxy:
-        return find_proxy(proxies, pool.teams_proxy)
+    if named:
+        return find_proxy(proxies, named)
     return proxies[0] if len(proxies) == 1 else None
 
 

@@ -76,8 +76,8 @@ def scale_in_mode(pool: PoolConfig) -> ScaleIn:
 
 
 def _max_drain_seconds(pool: PoolConfig) -> float | None:
-    minutes = pool.max_drain_minutes
-    return None if minutes is None else float(minutes) * 60.0
+    """How long the pool's idle-only scale-in waits for busy instances, as its kind says."""
+    return kind_of(pool).max_drain_seconds(pool)
 
 
 def grid_for(config: Config, trace: Trace, warmup_days: float) -> Grid:

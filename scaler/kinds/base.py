@@ -3,6 +3,11 @@ acted on and replayed.
 
 A kind is a small class registered by name (``scaler.kinds.discover``), like a policy:
 
+* ``Options`` — the model of the kind's own keys of ``[[pools]]`` (``drain`` of ``vmss``,
+  ``teams_proxy`` of ``pexip-teams``, the ``[pools.vm_set]`` table of ``vm-set``): the loader
+  takes them out of each pool's table, validates them against the pool's kind's model and hands
+  the result to the pool (``PoolConfig.kind_options``; the kind reads it with ``options_of``).
+  A key of another kind's model is refused naming both kinds; ``PoolConfig`` names none;
 * ``problems(at, pool, config)`` — what the kind needs of its config (key paths and values);
 * ``plan(...)`` — the **pure** planner that turns the core's ``Decision`` into what will really
   happen and the writes that make it happen (``InstancePlan``); the daemon, the simulator/demo
@@ -13,7 +18,10 @@ A kind is a small class registered by name (``scaler.kinds.discover``), like a p
   third-party kind brings its own;
 * ``replay_mode(pool)`` — how the backtest's minute model treats its scale-in (``drop``,
   ``drain`` or ``idle``; see ``scaler.backtest.engine``);
-* ``limits(pool, limits)`` — kind-specific adjustments of what the core is told.
+* ``limits(pool, limits)`` — kind-specific adjustments of what the core is told;
+* capabilities the rest of the daemon asks instead of reading a kind's options:
+  ``max_drain_seconds(pool)`` (the backtest's idle-only scale-in), ``teams_connector(pool)``
+  (the Teams Connector a ``pexip`` reading attributes the pool's instances to).
 
 Adding a kind is its module and its registration (the ``cvi_autoscaler.kinds`` entry-point
 group, or ``scaler.kinds.BUILTINS`` and its actuator's factory in ``scaler.actuators``); nothing
@@ -36,7 +44,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict
 
 from scaler.core.types import Decision, MetricReading, PoolLimits, Reason
 from scaler.core.victims import DrainState, InstanceActions, InstancePlan, amend, noted
@@ -48,6 +58,24 @@ if TYPE_CHECKING:
 
 ScaleIn = Literal["drop", "drain", "idle"]
 """How a kind's scale-in treats busy instances in the backtest (see ``scaler.backtest.engine``)."""
+
+
+class KindOptions(BaseModel):
+    """Base of a kind's ``Options``: frozen, and strict about its own keys (a key of no kind
+    never reaches it: ``[[pools]]`` refuses it as unknown)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+OptionsT = TypeVar("OptionsT", bound=BaseModel)
+
+
+def options_of(pool: PoolConfig, model: type[OptionsT]) -> OptionsT:
+    """The pool's kind's options as ``model`` (its ``Options``): what the loader validated, or
+    the model's defaults for a pool that set none of its keys (or was built without the
+    loader)."""
+    got = pool.kind_options
+    return got if isinstance(got, model) else model()
 
 
 class KindActuator(Protocol):
@@ -98,6 +126,10 @@ class PoolKind:
     """Base of the pool kinds: a whole-pool resize unless a kind says otherwise."""
 
     name: ClassVar[str] = ""
+    Options: ClassVar[type[BaseModel] | None] = None
+    """The model of the kind's own keys of ``[[pools]]`` (its fields are keys beside the shared
+    ones; a table is a field of a model type, as ``[pools.vm_set]``); ``None``: the kind takes
+    none. A field may not share a name with a ``PoolConfig`` key."""
     needs_pexip: ClassVar[bool] = False
     """Whether pools of this kind need ``[pexip] url`` (the Management Node)."""
     node_metric: ClassVar[bool] = False
@@ -121,6 +153,17 @@ class PoolKind:
 
     def replay_mode(self, pool: PoolConfig) -> ScaleIn:
         return "drop"
+
+    def max_drain_seconds(self, pool: PoolConfig) -> float | None:
+        """How long an idle-only scale-in (``replay_mode`` ``idle``) waits for busy instances
+        before it removes them anyway; ``None``: for ever."""
+        return None
+
+    def teams_connector(self, pool: PoolConfig) -> str:
+        """The Teams Connector (name or id in Pexip's configuration) the pool's instances
+        belong to, for a reading that attributes Pexip's records to pools; empty: not said
+        (the only one Pexip has)."""
+        return ""
 
     def actuator(self, ctx: KindContext) -> KindActuator | None:
         """The adapter for this kind, or ``None`` when its dependencies are not configured."""

@@ -36,32 +36,42 @@ from typing import TYPE_CHECKING
 from scaler.core.types import Reason
 from scaler.core.victims import DrainState, InstanceActions, InstancePlan, amend, noted
 from scaler.kinds.base import (
+    KindOptions,
     PlanInput,
     PoolKind,
     ScaleIn,
     guard,
+    options_of,
 )
 
 if TYPE_CHECKING:
     from scaler.config_model import Config, PoolConfig
 
 
+class PexipTeamsOptions(KindOptions):
+    """The keys of ``[[pools]]`` only a ``pexip-teams`` pool takes."""
+
+    teams_proxy: str = ""
+    """``pexip-teams``: the Teams Connector's name or id in Pexip's configuration."""
+
+
+def connector_of(pool: PoolConfig) -> str:
+    """The pool's ``teams_proxy``: its Teams Connector's name or id in Pexip's configuration."""
+    return options_of(pool, PexipTeamsOptions).teams_proxy
+
+
 class PexipTeams(PoolKind):
     name = "pexip-teams"
+    Options = PexipTeamsOptions
     needs_pexip = True
 
     def problems(self, at: str, pool: PoolConfig, config: Config) -> list[str]:
-        out = []
-        if not pool.teams_proxy:
-            out.append(f"{at}.teams_proxy: required for kind 'pexip-teams', got ''")
-        if pool.drain is not None:
-            out.append(f"{at}.drain: only for kind 'vmss' (Pexip drains itself), got true")
-        if pool.max_drain_minutes is not None:
-            out.append(
-                f"{at}.max_drain_minutes: only for kind 'vmss' (Pexip drains itself), got "
-                f"{pool.max_drain_minutes:g}"
-            )
-        return out
+        if not self.teams_connector(pool):
+            return [f"{at}.teams_proxy: required for kind 'pexip-teams', got ''"]
+        return []
+
+    def teams_connector(self, pool: PoolConfig) -> str:
+        return connector_of(pool)
 
     def plan(self, given: PlanInput) -> InstancePlan:
         """The minimum to write: desired less what Pexip's schedule adds now, plus the

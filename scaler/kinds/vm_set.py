@@ -25,6 +25,8 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from pydantic import Field, field_validator
+
 from scaler.core.types import Decision, PoolLimits, Reason
 from scaler.core.victims import (
     DEALLOCATED,
@@ -37,18 +39,56 @@ from scaler.core.victims import (
     with_loads,
 )
 from scaler.kinds.base import (
+    KindOptions,
     PlanInput,
     PoolKind,
     ScaleIn,
     guard,
+    options_of,
 )
 
 if TYPE_CHECKING:
     from scaler.config_model import Config, PoolConfig
 
 
+class VmSetConfig(KindOptions):
+    """``[pools.vm_set]``: the pre-provisioned VMs of a ``vm-set`` (burst node) pool."""
+
+    resource_group: str = ""
+    """``vm-set``: the VMs of this resource group carrying tag ``key=value``."""
+    tag: str = ""
+    """``key=value``: VMs of ``resource_group`` carrying this tag belong to the pool."""
+    min_lifetime_minutes: float = Field(default=50.0, ge=0.0, le=1440.0)
+    """A started node is kept at least this long (hourly billing)."""
+
+    @field_validator("tag")
+    @classmethod
+    def _tag(cls, v: str) -> str:
+        if v and ("=" not in v or not v.split("=", 1)[0].strip()):
+            raise ValueError("must be key=value")
+        return v
+
+    @property
+    def tag_pair(self) -> tuple[str, str]:
+        key, _, value = self.tag.partition("=")
+        return key.strip(), value.strip()
+
+
+class VmSetOptions(KindOptions):
+    """The keys of ``[[pools]]`` only a ``vm-set`` pool takes."""
+
+    vm_set: VmSetConfig = VmSetConfig()
+    """``[pools.vm_set]``: the VMs of a ``vm-set`` pool."""
+
+
+def vm_set_of(pool: PoolConfig) -> VmSetConfig:
+    """The pool's ``[pools.vm_set]`` table (its defaults when the pool sets none)."""
+    return options_of(pool, VmSetOptions).vm_set
+
+
 class VmSet(PoolKind):
     name = "vm-set"
+    Options = VmSetOptions
     needs_pexip = True
     node_metric = True
 
@@ -59,20 +99,12 @@ class VmSet(PoolKind):
                 f"{at}.resource_id: not used by kind 'vm-set' (set vm_set.resource_group and "
                 f"vm_set.tag), got {pool.resource_id!r}"
             )
+        vm_set = vm_set_of(pool)
         for key in ("resource_group", "tag"):
-            if not getattr(pool.vm_set, key):
+            if not getattr(vm_set, key):
                 out.append(f"{at}.vm_set.{key}: required for kind 'vm-set', got ''")
         if not config.azure.subscription_id:
             out.append("azure.subscription_id: required with a 'vm-set' pool, got ''")
-        if pool.teams_proxy:
-            out.append(f"{at}.teams_proxy: only for kind 'pexip-teams', got {pool.teams_proxy!r}")
-        if pool.drain is not None:
-            out.append(f"{at}.drain: only for kind 'vmss' (vm-set always drains), got true")
-        if pool.max_drain_minutes is not None:
-            out.append(
-                f"{at}.max_drain_minutes: only for kind 'vmss' (a vm-set node is stopped only "
-                f"once empty), got {pool.max_drain_minutes:g}"
-            )
         return out
 
     def limits(self, pool: PoolConfig, limits: PoolLimits) -> PoolLimits:
@@ -84,7 +116,7 @@ class VmSet(PoolKind):
         reading = given.reading
         loads = dict(reading.by_instance) if reading is not None else {}
         instances = with_loads(given.status.instances, loads)
-        lifetime = given.pool.vm_set.min_lifetime_minutes * 60.0
+        lifetime = vm_set_of(given.pool).min_lifetime_minutes * 60.0
         plan = plan_vm_set(
             decision=guard(given),
             instances=instances,

@@ -36,6 +36,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from pydantic import Field
+
 from scaler.core.types import Decision, MetricStatus, Reason
 from scaler.core.victims import (
     DrainState,
@@ -51,10 +53,12 @@ from scaler.core.victims import (
     with_loads,
 )
 from scaler.kinds.base import (
+    KindOptions,
     PlanInput,
     PoolKind,
     ScaleIn,
     guard,
+    options_of,
 )
 from scaler.sources import source_of
 
@@ -62,31 +66,40 @@ if TYPE_CHECKING:
     from scaler.config_model import Config, PoolConfig
 
 
+class VmssOptions(KindOptions):
+    """The keys of ``[[pools]]`` only a ``vmss`` pool takes."""
+
+    drain: bool | None = None
+    """``vmss``: scale in only idle instances, deleted by id. Empty: on with the ``pexip``
+    source (per-instance call counts); set it for an Azure Monitor metric split by ``VMName``."""
+    max_drain_minutes: float | None = Field(default=None, gt=0.0)
+    """``vmss`` with drain: how long a scale-in waits for busy instances before dropping their
+    calls; empty: for ever (never drop calls)."""
+
+
 def drain_enabled(pool: PoolConfig) -> bool:
     """Whether scale-in of this pool removes only idle instances, by id: ``drain`` when set,
     else on with a source of per-instance call counts (``MetricSource.per_instance``: the
     ``pexip`` source)."""
-    if pool.drain is not None:
-        return pool.drain
+    drain = options_of(pool, VmssOptions).drain
+    if drain is not None:
+        return drain
     return source_of(pool).per_instance
 
 
 class Vmss(PoolKind):
     name = "vmss"
+    Options = VmssOptions
 
     def problems(self, at: str, pool: PoolConfig, config: Config) -> list[str]:
         out = []
         if not pool.resource_id:
             out.append(f"{at}.resource_id: required for kind 'vmss', got ''")
-        if pool.teams_proxy:
-            out.append(
-                f"{at}.teams_proxy: only for kind 'pexip-teams' (a vmss pool is resized "
-                f"through the scale set), got {pool.teams_proxy!r}"
-            )
-        if pool.max_drain_minutes is not None and not drain_enabled(pool):
+        max_drain = options_of(pool, VmssOptions).max_drain_minutes
+        if max_drain is not None and not drain_enabled(pool):
             out.append(
                 f"{at}.max_drain_minutes: only with drain (a plain vmss pool does not wait "
-                f"for calls), got {pool.max_drain_minutes:g}"
+                f"for calls), got {max_drain:g}"
             )
         return out
 
@@ -115,18 +128,21 @@ class Vmss(PoolKind):
                 ),
             )
         instances = with_loads(given.status.instances, loads, unlisted_idle=unlisted_idle)
-        max_drain = given.pool.max_drain_minutes
         return plan_drain(
             decision=d,
             instances=instances,
             state=given.state,
             now=given.now,
-            max_drain_seconds=max_drain * 60.0 if max_drain else None,
+            max_drain_seconds=self.max_drain_seconds(given.pool),
             unserving=given.status.unserving,
         )
 
     def replay_mode(self, pool: PoolConfig) -> ScaleIn:
         return "idle" if drain_enabled(pool) else "drop"
+
+    def max_drain_seconds(self, pool: PoolConfig) -> float | None:
+        minutes = options_of(pool, VmssOptions).max_drain_minutes
+        return float(minutes) * 60.0 if minutes else None
 
 
 def choose_victims(

@@ -30,7 +30,17 @@ def build(ctx: ReaderContext) -> MetricsSource | str:
 
     if ctx.pexip is None or ctx.members is None or ctx.node_metric is None:
         return "pexip source needs [pexip] settings"
-    return PexipMetrics(ctx.config, ctx.pexip, members=ctx.members, node_metric=ctx.node_metric)
+    return PexipMetrics(
+        ctx.config,
+        ctx.pexip,
+        members=ctx.members,
+        node_metric=ctx.node_metric,
+        teams_connector=ctx.teams_connector or _no_connector,
+    )
+
+
+def _no_connector(pool: PoolConfig) -> str:
+    return ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,6 +57,8 @@ class ReaderContext:
     """The names of a pool's members as last observed (``KindActuator.member_names``)."""
     node_metric: Callable[[PoolConfig], bool] | None = None
     """Whether the pool's kind reads Conferencing Node load (``PoolKind.node_metric``)."""
+    teams_connector: Callable[[PoolConfig], str] | None = None
+    """The Teams Connector the pool's kind names (``PoolKind.teams_connector``)."""
     opened: list[Any] = field(default_factory=list)
 
 
