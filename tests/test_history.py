@@ -165,3 +165,46 @@ def test_the_predictive_policy_decides_the_same_on_the_compact_store() -> None:
             assert answers[0] == answers[1], minute
     assert compact.bytes_per_bucket == 4 and doubles.bytes_per_bucket == 8
     assert len(compact) < 16 * 1440  # old buckets were dropped along the way
+
+
+def test_a_five_week_store_costs_what_the_docs_say() -> None:
+    """``docs/benchmarks.md`` ("Memory per pool", pasted by ``bench/memory.py``): a pool of the
+    recommended set keeps five weeks of minutes at 4 bytes each; refilled here as the bench
+    fills it, one store allocates exactly the bytes the page gives, and traces what it says."""
+    import re
+    import sys
+    import tracemalloc
+
+    from bench import figures
+    from bench.memory import filled, largest_allocation, loads, recommended
+    from scaler.policyset import build_policies
+    from scaler.tick import HISTORY_MINUTES, history_minutes
+
+    block = figures.output_blocks(figures.BENCHMARKS.read_text(encoding="utf-8"))["memory-per-pool"]
+    command = block.splitlines()[1]
+    days = int(re.search(r"--days (\d+)", command)[1])  # type: ignore[index]
+    rows = re.findall(
+        r"^float32 \| (\d+) \| ([\d,]+) \| (\d) \| ([\d,]+) \| ([\d,]+) \|", block, re.M
+    )
+    assert {int(r[0]) for r in rows} == {200, 1000}, block
+    (peak,) = re.findall(r"largest allocation ([\d,]+) B", block)
+
+    pool, _ = recommended()
+    capacity = history_minutes(build_policies(pool))  # type: ignore[arg-type]
+    assert capacity == HISTORY_MINUTES == days * 1440  # five weeks
+    series = loads(1, days + 7)[0]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        store = filled(series[: days * 1440], capacity)
+        traced = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    allocated = sys.getsizeof(store.buffer()[1])
+    for _, buckets, width, per_pool, traced_per_pool in rows:
+        assert (len(store), store.bytes_per_bucket) == (int(buckets.replace(",", "")), int(width))
+        assert allocated == int(per_pool.replace(",", ""))
+        assert abs(traced - int(traced_per_pool.replace(",", ""))) <= 0.01 * traced
+    assert store.bytes_per_bucket == 4 and allocated <= 1.05 * 4 * capacity
+    largest = largest_allocation(series, capacity, days + 7)
+    assert largest == int(peak.replace(",", "")) and largest <= 1.11 * 4 * capacity
