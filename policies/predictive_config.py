@@ -8,18 +8,11 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from policies.forecasting import Blend, check_country
-
-
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {name!r}") from exc
+from policies.zones import TimeZoneName
 
 
 class HolidayConfig(BaseModel):
@@ -113,10 +106,15 @@ class PredictiveConfig(BaseModel):
     """Highest level factor."""
     persistence: bool = True
     """Carry the deviation of the calls in progress into the forecast as meetings end."""
-    timezone: str | None = None
+    timezone: TimeZoneName | None = None
     """IANA zone of the pool's users as the operator believes: the local day for holidays, fits
     and error slots, and one candidate time base; empty: UTC."""
-    time_bases: tuple[str, ...] = ("UTC", "Europe/London", "America/New_York", "Australia/Sydney")
+    time_bases: tuple[TimeZoneName, ...] = (
+        "UTC",
+        "Europe/London",
+        "America/New_York",
+        "Australia/Sydney",
+    )
     """Candidate time bases besides ``timezone`` (one per daylight-saving rule is enough);
     empty: ``timezone`` alone."""
     headroom: Literal["error-quantile", "utilization"] = "error-quantile"
@@ -137,20 +135,6 @@ class PredictiveConfig(BaseModel):
     holidays: HolidayConfig | None = None
     """``{country, subdivision, dates, half_days, half_day_from = 12}``: public holidays from the
     ``holidays`` package plus your own days."""
-
-    @field_validator("timezone")
-    @classmethod
-    def _timezone(cls, v: str | None) -> str | None:
-        if v is not None:
-            _zone(v)
-        return v
-
-    @field_validator("time_bases")
-    @classmethod
-    def _time_bases(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        for name in v:
-            _zone(name)
-        return v
 
     @model_validator(mode="after")
     def _weeks(self) -> PredictiveConfig:

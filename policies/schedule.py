@@ -49,11 +49,12 @@ import datetime as dt
 import math
 import re
 from typing import Any, ClassVar, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from policies.zones import TimeZoneName, zone
 from scaler.core.types import PolicyContext, Recommendation
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -68,13 +69,6 @@ FIXED, RECURRING, DEFAULT = 2, 1, 0
 """Precedence levels: higher wins."""
 
 _DAY_SECONDS = 86400.0
-
-
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {name!r}") from exc
 
 
 def _minutes(value: Any, *, allow_24: bool) -> int:
@@ -223,7 +217,7 @@ class Profile(BaseModel):
     to_minute: int | None = Field(default=None, alias="to")
     """Local end time (exclusive), written as ``from``; ``24:00`` is allowed, and earlier than
     ``from`` means the window ends the next day."""
-    timezone: str | None = None
+    timezone: TimeZoneName | None = None
     """IANA time zone; empty: the schedule's ``timezone``."""
     min: int | None = Field(default=None, ge=0, le=10000)
     """Floor while the profile is active (at least one of ``min``, ``max``); any other policy may go
@@ -258,13 +252,6 @@ class Profile(BaseModel):
     @classmethod
     def _to(cls, v: Any) -> int | None:
         return None if v is None else _minutes(v, allow_24=True)
-
-    @field_validator("timezone")
-    @classmethod
-    def _timezone(cls, v: str | None) -> str | None:
-        if v is not None:
-            _zone(v)
-        return v
 
     @model_validator(mode="after")
     def _shape(self) -> Profile:
@@ -324,7 +311,7 @@ class ScheduleConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    timezone: str = "UTC"
+    timezone: TimeZoneName = "UTC"
     """IANA time zone of profiles that name none."""
     default_min: int = Field(default=0, ge=0, le=10000)
     """Floor when no profile is active (and for active profiles without ``min``)."""
@@ -335,12 +322,6 @@ class ScheduleConfig(BaseModel):
     ``capacity.default``)."""
     profiles: tuple[Profile, ...] = ()
     """The profiles, one ``[[pools.policies.profiles]]`` table each."""
-
-    @field_validator("timezone")
-    @classmethod
-    def _timezone(cls, v: str) -> str:
-        _zone(v)
-        return v
 
     @model_validator(mode="after")
     def _defaults(self) -> ScheduleConfig:
@@ -369,7 +350,7 @@ class Schedule:
     def __init__(self, config: ScheduleConfig | None = None) -> None:
         self.config = config or ScheduleConfig()
         self._zones: list[ZoneInfo] = [
-            _zone(p.timezone or self.config.timezone) for p in self.config.profiles
+            zone(p.timezone or self.config.timezone) for p in self.config.profiles
         ]
         self._names = [p.name or f"profiles[{i}]" for i, p in enumerate(self.config.profiles)]
         self._fixed: list[_Interval] = []
@@ -382,8 +363,8 @@ class Schedule:
                     (start - lead, end, FIXED, p.min, p.max, self._names[i], p.missing_data_floor)
                 )
             elif p.cron is not None:
-                zone = self._zones[i]
-                self._crons[i] = (cron_trigger(p.cron.start, zone), cron_trigger(p.cron.end, zone))
+                tz = self._zones[i]
+                self._crons[i] = (cron_trigger(p.cron.start, tz), cron_trigger(p.cron.end, tz))
         # Intervals touching each UTC day, computed once per day: a month-long backtest calls
         # recommend() every tick, and building zone-aware datetimes each time would dominate.
         self._by_day: dict[int, list[_Interval]] = {}

@@ -74,6 +74,15 @@ load, never serving capacity (https://docs.pexip.com/admin/teams_status.htm)."""
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
+def _late(path: str, budget: float, pages: int) -> TransientError:
+    """A list read that ran out of its deadline (``pexip.read_deadline_seconds``)."""
+    return TransientError(
+        f"pexip {path}: not read within {budget:g} s "
+        f"(pexip.read_deadline_seconds) after {pages} pages",
+        operation=f"GET {path}",
+    )
+
+
 # -- records ---------------------------------------------------------------------------------
 
 
@@ -770,13 +779,8 @@ class PexipClient:
                     operation=f"GET {path}",
                 )
             remaining = deadline - time.monotonic()
-            late = TransientError(
-                f"pexip {path}: not read within {budget:g} s "
-                f"(pexip.read_deadline_seconds) after {pages} pages",
-                operation=f"GET {path}",
-            )
             if remaining <= 0:
-                raise late
+                raise _late(path, budget, pages)
             seen.add(url)
             timeout = min(self._cfg.timeout_seconds, remaining)
             try:
@@ -786,7 +790,7 @@ class PexipClient:
                 # what ended the read, and what the operator can change
                 if time.monotonic() < deadline:
                     raise
-                raise late from err
+                raise _late(path, budget, pages) from err
             pages += 1
             params = None  # meta.next carries its own query
             if not isinstance(body, dict) or not isinstance(body.get("objects"), list):
