@@ -8,7 +8,7 @@ LINTED := scaler policies tests $(wildcard tools bench)
 
 NODE_STAMP := node_modules/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit docs bench bench-scale soak endurance clean ops-tools systemd-tools
+.PHONY: install demo test lint typecheck unit docs bench bench-scale bench-memory soak endurance clean ops-tools systemd-tools
 
 # uv (from PyPI, into the venv) fetches and installs the packages in parallel: ~15 s where pip
 # takes over a minute on a fresh machine; compiled to bytecode as pip does (a process that
@@ -95,6 +95,12 @@ soak: install
 endurance: install
 	$(BIN)/python bench/endurance.py --pools 200,1000 --days 42 --one-core --check \
 		--write-docs endurance-recommended
+
+# Bytes per pool at five weeks (load history and forecaster) at 200 and 1,000 pools, in process
+# (minutes; not in test, which checks the per-pool figure: tests/test_history.py).
+bench-memory: install
+	$(BIN)/python bench/memory.py --pools 200,1000 --days 35 --forecaster-pools 6 \
+		--write-docs memory-per-pool
 
 # What one tick costs Azure and the daemon at 20, 200 and 1,000 pools (issue 13's targets).
 bench-scale: install

@@ -331,6 +331,16 @@ class Tee:
         return "".join(self.parts)
 
 
+def write_docs_option(parser: Any) -> None:
+    """A bench's ``--write-docs NAME`` (an ``argparse`` parser's), for ``run_pasted``."""
+    parser.add_argument(
+        "--write-docs",
+        metavar="NAME",
+        help="paste this command and its output into docs/benchmarks.md's "
+        "<!-- output:NAME --> region",
+    )
+
+
 def run_pasted(name: str, script: str, argv: Sequence[str] | None, run: Callable[[], int]) -> int:
     """``run()`` (a bench's ``main``), its standard output also pasted into
     ``docs/benchmarks.md`` under ``<!-- output:NAME -->`` headed by the command line (``script``

@@ -64,14 +64,15 @@ CAPACITY_BACKOFF_CAP = 20
 """A pool whose VM size Azure has no capacity for retries at most this many intervals apart."""
 
 HISTORY_MINUTES = 5 * 7 * 24 * 60
-"""Most minutes of load kept per pool, for policies that look back weeks (five weeks, ~400 kB a
-pool); a pool whose policies read less keeps less (``history_minutes``)."""
+"""Most minutes of load kept per pool, for policies that look back weeks (five weeks, ~200 kB a
+pool of whole call counts, ``scaler.core.history``); a pool whose policies read less keeps less
+(``history_minutes``)."""
 
 
 def history_minutes(policies: Sequence[ScalingPolicy]) -> int:
     """Minutes of load history a pool keeps: what its policies read (their declared
     ``lookback_minutes``; five weeks for one that does not say), plus an hour, at most five
-    weeks. A fleet of target-tracking pools keeps an hour each, not 400 kB each."""
+    weeks. A fleet of target-tracking pools keeps an hour each, not 200 kB each."""
     need = max((lookback_of(p) for p in policies), default=0)
     return min(HISTORY_MINUTES, need + 60)
 

@@ -369,7 +369,7 @@ def test_property_an_unattributable_read_never_lowers_the_pool(
 
 
 def test_a_pool_keeps_only_the_history_its_policies_read() -> None:
-    """Five weeks of minutes per pool is 400 kB: a target-tracking pool keeps an hour of it, a
+    """Five weeks of minutes per pool is 200 kB: a target-tracking pool keeps an hour of it, a
     step pool its longest rule window plus an hour, a predictive pool the five weeks."""
     from scaler.policyset import build_policies
     from scaler.tick import HISTORY_MINUTES, history_minutes

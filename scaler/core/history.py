@@ -4,6 +4,15 @@
 view a policy gets; ``ArrayHistory`` is the one implementation, used by the daemon (a rolling
 store fed by each tick's readings) and by backtests (a trace, cut at what would be visible).
 Unknown buckets are ``None``, never zero.
+
+**Memory.** The daemon keeps up to five weeks of minutes per pool for the predictive policy
+(``scaler.tick.HISTORY_MINUTES``), so the bytes a bucket costs are the fleet's memory: a rolling
+store holds float32 (``array('f')``, 4 bytes a bucket, NaN for unknown) as long as every value
+put is exactly a float32 — every whole call count below 2**24, and halves, quarters and the
+like — and widens itself to doubles (``array('d')``, 8 bytes) the first time one is not (a
+fractional average, a CPU proxy), once and for good. Either way a policy reads back exactly the
+value put; ``docs/benchmarks.md`` ("Memory per pool", ``bench/memory.py``) has the bytes a pool
+costs at five weeks.
 """
 
 from __future__ import annotations
@@ -37,11 +46,22 @@ class LoadHistory(Protocol):
         ...
 
 
+def _compact(values: Sequence[float | None]) -> array[float]:
+    """``values`` as float32 when each is exactly one (NaN for ``None``), else as doubles."""
+    doubles = array("d", (_NAN if v is None else float(v) for v in values))
+    floats = array("f", doubles)
+    if all(a == b or a != a for a, b in zip(doubles, floats, strict=True)):
+        return floats
+    return doubles
+
+
 class ArrayHistory:
-    """A fixed-step series in a compact ``array('d')`` (NaN = unknown).
+    """A fixed-step series in a compact ``array('f')`` or ``array('d')`` (NaN = unknown).
 
     ``capacity`` buckets are kept; appending beyond drops the oldest (a rolling store). A
-    backtest wraps a whole trace and moves ``visible_until`` forward instead of copying.
+    backtest wraps a whole trace and moves ``visible_until`` forward instead of copying. Values
+    are float32 while each is exactly one and doubles from the first that is not (module
+    docstring): what is read back is what was put.
     """
 
     __slots__ = ("_capacity", "_start", "_step", "_values", "visible_until")
@@ -57,12 +77,12 @@ class ArrayHistory:
     ) -> None:
         self._step = float(step_seconds)
         self._start = float(start)
-        # A buffer of doubles (a trace column's: NaN for a gap) is adopted, not copied, so a
-        # backtest reads its trace in place; anything else is converted once.
-        self._values = (
+        # A buffer of doubles or floats (a trace column's: NaN for a gap) is adopted, not
+        # copied, so a backtest reads its trace in place; anything else is converted once.
+        self._values: array[float] = (
             values
-            if isinstance(values, array) and values.typecode == "d"
-            else array("d", (_NAN if v is None else float(v) for v in values))
+            if isinstance(values, array) and values.typecode in ("d", "f")
+            else _compact(values)
         )
         self._capacity = capacity
         self.visible_until = (
@@ -109,6 +129,11 @@ class ArrayHistory:
         return self._start, self._values
 
     @property
+    def bytes_per_bucket(self) -> int:
+        """4 while every value is a float32 (``array('f')``), 8 once one was not."""
+        return self._values.itemsize
+
+    @property
     def capacity(self) -> int | None:
         """Buckets kept (``None``: all)."""
         return self._capacity
@@ -138,6 +163,9 @@ class ArrayHistory:
                 values.extend([_NAN] * (i - n))
             values.append(v)
             n = i + 1
+        if values[i] != v and v == v:  # not exactly a float32: doubles from now on
+            values = self._values = array("d", values)
+            values[i] = v
         # Old buckets go a chunk at a time (1/16 of the capacity, at least an hour's worth):
         # dropping one a minute moved the whole array every tick (30 ms at 1,000 full pools).
         cap = self._capacity
