@@ -169,16 +169,16 @@ def _option_owners(kinds: KindTable) -> dict[str, list[str]]:
 
 
 def _kind_options(
-    data: Any, kinds: KindTable, registry: Mapping[str, Any]
+    data: Any, kinds: KindTable, owners: Mapping[str, list[str]], registry: Mapping[str, Any]
 ) -> tuple[dict[int, BaseModel | None], list[str]]:
     """Each pool's kind's own keys (``PoolKind.Options``), taken out of the raw document and
     validated against its kind's model; a key that only other kinds take is refused naming
-    them and the pool's kind. Returns the options by pool index (``None``: refused, so the
-    kind does not check that pool further), with the problems (key paths under ``pools[i]``).
+    them and the pool's kind (``owners``: ``_option_owners(kinds)``, read once per load).
+    Returns the options by pool index (``None``: refused, so the kind does not check that
+    pool further), with the problems (key paths under ``pools[i]``).
     A pool of an unknown kind has its ``kind`` reported, and its keys of other kinds are left
     at that."""
     pools = data.get("pools") if isinstance(data, dict) else None
-    owners = _option_owners(kinds)
     if not isinstance(pools, list) or isinstance(kinds, str):
         return {}, []
     default = PoolConfig.model_fields["kind"].default
@@ -323,8 +323,9 @@ def parse_config(
         if isinstance(data["daemon"], dict):
             data["daemon"]["dry_run"] = True
     kind_table = _kinds()
+    owners = _option_owners(kind_table)
     pool_keys = [f.alias or name for name, f in PoolConfig.model_fields.items()]
-    data, origins, shared = expand_pools(data, [*pool_keys, *_option_owners(kind_table)])
+    data, origins, shared = expand_pools(data, [*pool_keys, *owners])
     pool_names = {
         i: str(p.get("name", "?"))[:63]
         for i, p in enumerate(data.get("pools") or [])
@@ -337,7 +338,7 @@ def parse_config(
     registry = _policies()
     source_table = _sources()
     sections, problems = _source_sections(data, source_table, registry)
-    own_keys, kind_problems = _kind_options(data, kind_table, registry)
+    own_keys, kind_problems = _kind_options(data, kind_table, owners, registry)
     problems = shared + _number_problems(Config, data, "", registry) + problems + kind_problems
     problems += _place_problems(data)
     context: dict[str, Any] = {"offline": offline, "kinds": kind_table, "sources": source_table}
@@ -346,9 +347,7 @@ def parse_config(
     try:
         config = Config.model_validate(data, context=context)
     except ValidationError as exc:
-        kind_keys: dict[type[BaseModel], Sequence[str]] = {
-            PoolConfig: list(_option_owners(kind_table))
-        }
+        kind_keys: dict[type[BaseModel], Sequence[str]] = {PoolConfig: list(owners)}
         problems.extend(format_validation_error(exc, model=Config, also=kind_keys))
         problems += _raw_policy_problems(data, registry, problems)
         raise ConfigError(finish(problems)) from exc
